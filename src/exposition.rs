@@ -1,0 +1,395 @@
+//! Exposition: the metric model collectors fill, and its encodings (Prometheus text 0.0.4,
+//! OpenMetrics 1.0), content negotiation and gzip.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+/// A metric family's type, as both text formats name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Untyped,
+}
+
+/// One sample: its label pairs (name, value) and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Vec<(Cow<'static, str>, String)>,
+    pub value: f64,
+}
+
+/// A metric family: one name, one HELP text, one type, any number of samples.
+///
+/// `name` is the name of the samples in the Prometheus text format (so a counter carries its
+/// `_total` suffix, as node_exporter's do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    pub name: Cow<'static, str>,
+    pub help: Cow<'static, str>,
+    pub kind: MetricType,
+    pub samples: Vec<Sample>,
+}
+
+impl MetricFamily {
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        kind: MetricType,
+    ) -> Self {
+        MetricFamily {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            samples: Vec::new(),
+        }
+    }
+
+    pub fn counter(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(name, help, MetricType::Counter)
+    }
+
+    pub fn gauge(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(name, help, MetricType::Gauge)
+    }
+
+    pub fn untyped(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(name, help, MetricType::Untyped)
+    }
+
+    /// Adds a sample with the given static label names.
+    pub fn push(&mut self, labels: &[(&'static str, &str)], value: f64) {
+        self.samples.push(Sample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
+                .collect(),
+            value,
+        });
+    }
+
+    /// Builder form of [`MetricFamily::push`].
+    pub fn with(mut self, labels: &[(&'static str, &str)], value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
+}
+
+/// The encodings we serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics text 1.0.0.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format from an `Accept` header: OpenMetrics when the client prefers it (by
+    /// q-value, ties going to the first listed), the text format otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let mut best: Option<(f32, Format)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0f32;
+            let mut version: Option<String> = None;
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "q" => q = v.trim().parse().unwrap_or(0.0),
+                        "version" => version = Some(v.trim().to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            let format = match media.as_str() {
+                // OpenMetrics 0.0.1 and 1.0.0 share the wire format we write.
+                "application/openmetrics-text"
+                    if version
+                        .as_deref()
+                        .is_none_or(|v| v == "1.0.0" || v == "0.0.1") =>
+                {
+                    Format::OpenMetrics
+                }
+                "text/plain" | "*/*" | "text/*" => Format::Text,
+                _ => continue,
+            };
+            if q <= 0.0 {
+                continue;
+            }
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, format));
+            }
+        }
+        best.map(|(_, f)| f).unwrap_or(Format::Text)
+    }
+}
+
+/// Whether an `Accept-Encoding` header allows gzip (q > 0).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(header) = accept_encoding else {
+        return false;
+    };
+    header.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        if !(name.eq_ignore_ascii_case("gzip") || name == "*") {
+            return false;
+        }
+        parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map(|(_, v)| v.trim().parse::<f32>().unwrap_or(0.0) > 0.0)
+            .unwrap_or(true)
+    })
+}
+
+/// Gzips an encoded body (fast level: the body is small and scrapes are frequent).
+pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+/// Encodes families in the given format. Families are written in the order given; samples of a
+/// family stay together, as both formats require.
+pub fn encode(families: &[MetricFamily], format: Format) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    for fam in families {
+        if fam.samples.is_empty() {
+            continue;
+        }
+        encode_family(&mut out, fam, format);
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+fn encode_family(out: &mut String, fam: &MetricFamily, format: Format) {
+    let (family_name, sample_name): (&str, Cow<'_, str>) = match (format, fam.kind) {
+        (Format::OpenMetrics, MetricType::Counter) => match fam.name.strip_suffix("_total") {
+            Some(base) => (base, Cow::Borrowed(&*fam.name)),
+            None => (&fam.name, Cow::Owned(format!("{}_total", fam.name))),
+        },
+        _ => (&fam.name, Cow::Borrowed(&*fam.name)),
+    };
+    let type_name = match (fam.kind, format) {
+        (MetricType::Counter, _) => "counter",
+        (MetricType::Gauge, _) => "gauge",
+        (MetricType::Untyped, Format::Text) => "untyped",
+        (MetricType::Untyped, Format::OpenMetrics) => "unknown",
+    };
+    out.push_str("# HELP ");
+    out.push_str(family_name);
+    out.push(' ');
+    escape_help(out, &fam.help, format);
+    out.push_str("\n# TYPE ");
+    out.push_str(family_name);
+    out.push(' ');
+    out.push_str(type_name);
+    out.push('\n');
+    for s in &fam.samples {
+        out.push_str(&sample_name);
+        if !s.labels.is_empty() {
+            out.push('{');
+            for (i, (k, v)) in s.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(k);
+                out.push_str("=\"");
+                escape_label_value(out, v);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        write_value(out, s.value);
+        out.push('\n');
+    }
+}
+
+fn escape_help(out: &mut String, help: &str, format: Format) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes a value the way Go's `strconv.FormatFloat(v, 'g', -1, 64)` does (what node_exporter's
+/// client library uses): shortest round-trip digits, exponent form when the decimal exponent is
+/// below -4 or at least 6 (`2.5055301632e+10`, `1e-07`), plain form otherwise.
+pub(crate) fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        let _ = write!(out, "{mantissa}e{sign}{:02}", exp.unsigned_abs());
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fams() -> Vec<MetricFamily> {
+        vec![
+            MetricFamily::counter("node_forks_total", "Total number of forks.").with(&[], 1234.0),
+            MetricFamily::gauge("node_load1", "1m load average.").with(&[], 0.25),
+            MetricFamily::gauge("node_uname_info", "Labeled \"system\" info.\\")
+                .with(&[("release", "6.1\n\"x\"\\")], 1.0),
+            MetricFamily::untyped("node_vmstat_pgfault", "/proc/vmstat information field pgfault.")
+                .with(&[], 7.0),
+            MetricFamily::counter("node_odd", "A counter without suffix.").with(&[], 2.5),
+            MetricFamily::gauge("node_empty", "Never written."),
+        ]
+    }
+
+    #[test]
+    fn text_format_exact() {
+        let text = encode(&fams(), Format::Text);
+        assert_eq!(
+            text,
+            "# HELP node_forks_total Total number of forks.\n\
+             # TYPE node_forks_total counter\n\
+             node_forks_total 1234\n\
+             # HELP node_load1 1m load average.\n\
+             # TYPE node_load1 gauge\n\
+             node_load1 0.25\n\
+             # HELP node_uname_info Labeled \"system\" info.\\\\\n\
+             # TYPE node_uname_info gauge\n\
+             node_uname_info{release=\"6.1\\n\\\"x\\\"\\\\\"} 1\n\
+             # HELP node_vmstat_pgfault /proc/vmstat information field pgfault.\n\
+             # TYPE node_vmstat_pgfault untyped\n\
+             node_vmstat_pgfault 7\n\
+             # HELP node_odd A counter without suffix.\n\
+             # TYPE node_odd counter\n\
+             node_odd 2.5\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_exact() {
+        let text = encode(&fams(), Format::OpenMetrics);
+        assert_eq!(
+            text,
+            "# HELP node_forks Total number of forks.\n\
+             # TYPE node_forks counter\n\
+             node_forks_total 1234\n\
+             # HELP node_load1 1m load average.\n\
+             # TYPE node_load1 gauge\n\
+             node_load1 0.25\n\
+             # HELP node_uname_info Labeled \\\"system\\\" info.\\\\\n\
+             # TYPE node_uname_info gauge\n\
+             node_uname_info{release=\"6.1\\n\\\"x\\\"\\\\\"} 1\n\
+             # HELP node_vmstat_pgfault /proc/vmstat information field pgfault.\n\
+             # TYPE node_vmstat_pgfault unknown\n\
+             node_vmstat_pgfault 7\n\
+             # HELP node_odd A counter without suffix.\n\
+             # TYPE node_odd counter\n\
+             node_odd_total 2.5\n\
+             # EOF\n"
+        );
+    }
+
+    #[test]
+    fn special_values() {
+        let mut s = String::new();
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -3.0,
+            1e-7,
+            1.5e300,
+            25055301632.0,
+            123456.0,
+            1234567.0,
+            0.0001,
+            0.25,
+            0.0,
+        ] {
+            write_value(&mut s, v);
+            s.push(' ');
+        }
+        // The same strings Go's strconv.FormatFloat(v, 'g', -1, 64) gives.
+        assert_eq!(
+            s,
+            "NaN +Inf -Inf -3 1e-07 1.5e+300 2.5055301632e+10 123456 1.234567e+06 0.0001 0.25 0 "
+        );
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        // What Prometheus 2.42 sends.
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text; version=2.0.0")),
+            Format::Text
+        );
+        assert_eq!(Format::negotiate(Some("garbage;;;q=x")), Format::Text);
+        assert!(accepts_gzip(Some("gzip, deflate")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+}

@@ -1,0 +1,3 @@
+//! Sandbox (placeholder).
+pub mod landlock;
+pub mod seccomp;
