@@ -285,8 +285,11 @@ mod tests {
             MetricFamily::gauge("node_load1", "1m load average.").with(&[], 0.25),
             MetricFamily::gauge("node_uname_info", "Labeled \"system\" info.\\")
                 .with(&[("release", "6.1\n\"x\"\\")], 1.0),
-            MetricFamily::untyped("node_vmstat_pgfault", "/proc/vmstat information field pgfault.")
-                .with(&[], 7.0),
+            MetricFamily::untyped(
+                "node_vmstat_pgfault",
+                "/proc/vmstat information field pgfault.",
+            )
+            .with(&[], 7.0),
             MetricFamily::counter("node_odd", "A counter without suffix.").with(&[], 2.5),
             MetricFamily::gauge("node_empty", "Never written."),
         ]

@@ -1,5 +1,281 @@
-//! monitoring-agent: a Prometheus host-metrics agent for Linux.
+//! monitoring-agent: a Prometheus host-metrics agent for Linux that runs as a hardened,
+//! privilege-separated daemon.
+//!
+//! One path for data, one module per step, all on the main thread before any other thread
+//! exists (see `run`):
+//!
+//! 1. [`cli`] and [`config`]: parse, load, validate; resolve the user ([`privilege::resolve`]).
+//! 2. [`daemon`]: detach (daemon mode only).
+//! 3. [`daemon::logging`]: connect syslog, open the log file.
+//! 4. [`daemon::pidfile`]: create and lock the PID file.
+//! 5. [`server::bind`]: bind the listening sockets.
+//! 6. [`privilege`]: drop to the agent's user, keeping only `CAP_NET_BIND_SERVICE`.
+//! 7. [`sandbox::landlock`]: filesystem, network and scope rules.
+//! 8. [`sandbox::seccomp`]: the syscall filter compiled from `policy/`.
+//! 9. [`runtime`]: the tokio runtime, the [`server`], [`collectors`] and [`exposition`].
+
+pub mod cli;
 pub mod collectors;
+pub mod config;
+pub mod daemon;
 pub mod exposition;
 pub mod privilege;
+pub mod runtime;
 pub mod sandbox;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+
+use cli::Cli;
+use config::{ConfigError, Settings};
+use daemon::logging::LogError;
+use daemon::pidfile::{PidFile, PidFileError};
+use daemon::{DaemonError, Readiness};
+
+/// Exit statuses, documented in the README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Start-up or runtime failure (a socket, a file, the runtime).
+    pub const FAILURE: i32 = 1;
+    /// Bad command line or configuration.
+    pub const CONFIG: i32 = 2;
+    /// Another instance holds the PID file.
+    pub const ALREADY_RUNNING: i32 = 3;
+    /// The privilege drop or a sandbox layer could not be enforced.
+    pub const SANDBOX: i32 = 4;
+}
+
+/// Everything that can stop the agent from starting, each with the step it failed in.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    PidFile(#[from] PidFileError),
+    #[error(transparent)]
+    Bind(#[from] server::BindError),
+    #[error(transparent)]
+    Privilege(#[from] privilege::PrivilegeError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Config(_) | StartError::Invalid(_) => exit::CONFIG,
+            StartError::PidFile(PidFileError::AlreadyRunning { .. }) => exit::ALREADY_RUNNING,
+            StartError::Privilege(_) | StartError::Sandbox(_) => exit::SANDBOX,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// Runs the agent with the given arguments; returns the process exit status.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    // Step 1: parse, load, validate, resolve. Nothing is touched before this succeeds.
+    let cli = match Cli::parse_args(args) {
+        Ok(c) => c,
+        Err((0, text)) => {
+            print!("{text}");
+            return exit::OK;
+        }
+        Err((code, line)) => {
+            eprintln!("monitoring-agent: {line}");
+            return code;
+        }
+    };
+    let prepared = match prepare(&cli) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("monitoring-agent: {e}");
+            return e.exit_code();
+        }
+    };
+    if cli.check_config {
+        println!(
+            "monitoring-agent: configuration OK ({})",
+            prepared
+                .settings
+                .config_file
+                .as_deref()
+                .map_or("built-in defaults and flags".into(), |p| p
+                    .display()
+                    .to_string())
+        );
+        return exit::OK;
+    }
+    ignore_signals_until_runtime();
+
+    // Step 2: daemon mode detaches here; the launching command waits for our report.
+    let mut readiness = if prepared.settings.daemon {
+        match daemon::daemonize() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("monitoring-agent: {e}");
+                return exit::FAILURE;
+            }
+        }
+    } else {
+        Readiness::none()
+    };
+    let mut logging_ready = false;
+    match start(cli, prepared, &mut readiness, &mut logging_ready) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            let code = e.exit_code();
+            if logging_ready {
+                log::error!("{e}");
+            } else if !readiness.is_waiting() {
+                eprintln!("monitoring-agent: {e}");
+            }
+            readiness.failed(code, &e.to_string());
+            code
+        }
+    }
+}
+
+/// What step 1 produces.
+struct Prepared {
+    settings: Settings,
+    target: Option<privilege::Target>,
+    mode: sandbox::Mode,
+}
+
+fn prepare(cli: &Cli) -> Result<Prepared, StartError> {
+    let settings = Settings::load(cli)?;
+    let user: privilege::UserSpec = settings
+        .user
+        .parse()
+        .map_err(|e| StartError::Invalid(format!("--user: {e}")))?;
+    let mode: sandbox::Mode = settings
+        .sandbox
+        .parse()
+        .map_err(|e| StartError::Invalid(format!("--sandbox: {e}")))?;
+    let target = privilege::resolve(&user).map_err(|e| StartError::Invalid(e.to_string()))?;
+    Ok(Prepared {
+        settings,
+        target,
+        mode,
+    })
+}
+
+/// A SIGHUP, SIGUSR1 or SIGUSR2 during start-up must not kill the agent with the default
+/// action; the runtime installs the real handlers (step 9).
+fn ignore_signals_until_runtime() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for s in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: SIG_IGN is no Rust handler; nothing can run in signal context.
+        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+    }
+}
+
+/// Steps 3 to 9.
+fn start(
+    cli: Cli,
+    prepared: Prepared,
+    readiness: &mut Readiness,
+    logging_ready: &mut bool,
+) -> Result<(), StartError> {
+    let Prepared {
+        settings,
+        target,
+        mode,
+    } = prepared;
+
+    // Step 3: log destinations, connected now: the sandbox forbids new sockets and paths.
+    daemon::logging::init(
+        settings.log_level,
+        !settings.daemon,
+        settings.log_file.as_deref(),
+    )?;
+    *logging_ready = true;
+    log::info!(
+        "monitoring-agent {} starting (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+
+    // Step 4: the PID file. Its default directory is ours: created and handed to the agent's
+    // user so that it can remove the file at exit.
+    let mut remove_dirs = Vec::new();
+    let pid_file = match &settings.pid_file {
+        Some(path) => {
+            if let (Some(dir), Some(t)) = (owned_runtime_dir(path), &target) {
+                privilege::prepare_owned_dir(dir, t)?;
+            }
+            // The agent may remove its PID file at exit only from a directory its user owns
+            // (chrony's way); Landlock then grants remove-file on that directory alone.
+            if let Some(dir) = path.parent() {
+                let owner = target
+                    .as_ref()
+                    .map_or_else(|| nix::unistd::geteuid().as_raw(), |t| t.uid);
+                if std::fs::metadata(dir)
+                    .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == owner)
+                {
+                    remove_dirs.push(dir.to_path_buf());
+                }
+            }
+            Some(PidFile::acquire(path)?)
+        }
+        None => None,
+    };
+
+    // Step 5: listening sockets.
+    let mut listeners = Vec::new();
+    for addr in &settings.web.listen {
+        listeners.push((*addr, server::bind(addr)?));
+    }
+
+    // Step 6: drop privileges.
+    let privileges = privilege::drop_privileges(target.as_ref())?;
+
+    // Steps 7 and 8: Landlock, then seccomp.
+    let spec = sandbox::Spec {
+        read_only: readable_paths(&settings),
+        remove_file_dirs: remove_dirs,
+        bind_ports: settings.web.listen.iter().map(|a| a.port()).collect(),
+    };
+    let enforcement = sandbox::apply(&spec, mode, &privileges)?;
+
+    // Step 9: the runtime.
+    let mut static_families = enforcement.families();
+    static_families.push(runtime::build_info());
+    let agent = runtime::Agent::new(settings, static_families);
+    runtime::run(agent, cli, listeners, readiness, pid_file)?;
+    Ok(())
+}
+
+/// The PID file's directory when it is the agent's own runtime directory (the default one),
+/// which the agent may create and hand to its user. Other directories are the operator's.
+fn owned_runtime_dir(pid_file: &Path) -> Option<&Path> {
+    let default = Path::new(config::DEFAULT_PID_FILE);
+    (pid_file == default).then(|| default.parent()).flatten()
+}
+
+/// What the sandbox leaves readable: the collectors' roots and the configuration re-read on
+/// SIGHUP (its dedicated directory when it lives in the default one, so a file replaced by
+/// rename is still readable; the file alone otherwise).
+fn readable_paths(settings: &Settings) -> Vec<PathBuf> {
+    let mut v = vec![settings.paths.procfs.clone(), settings.paths.sysfs.clone()];
+    if let Some(cfg) = &settings.config_file {
+        let default_dir = Path::new(cli::DEFAULT_CONFIG).parent();
+        match cfg.parent() {
+            Some(dir) if Some(dir) == default_dir => v.push(dir.to_path_buf()),
+            _ => v.push(cfg.clone()),
+        }
+    }
+    v
+}

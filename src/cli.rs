@@ -1,0 +1,169 @@
+//! Command line: flags named as node_exporter's where one exists, plus the classic daemon
+//! options. Every flag overrides the configuration file's value.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::{ListenAddr, LogLevel, TelemetryPath};
+
+/// Default configuration file; a missing one is fine, a missing explicitly named one is not.
+pub const DEFAULT_CONFIG: &str = "/etc/monitoring-agent/config.toml";
+
+/// Prometheus host-metrics agent for Linux: node_exporter's metrics from a hardened,
+/// privilege-separated daemon.
+///
+/// Listens on port 9100 on all addresses by default (`:9100`), serves metrics on /metrics.
+/// Started as root it binds its port, opens its files, then drops to an unprivileged user
+/// keeping only CAP_NET_BIND_SERVICE.
+#[derive(Debug, Parser, Default)]
+#[command(name = "monitoring-agent", version, about, long_about)]
+pub struct Cli {
+    /// Run as a background daemon (double fork, setsid, chdir /, stdio on /dev/null); the
+    /// command returns once the daemon serves, or fails with the daemon's error.
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+
+    /// Port to listen on, on every listen address [default: 9100].
+    #[arg(short = 'p', long = "port", value_name = "PORT", value_parser = parse_port)]
+    pub port: Option<u16>,
+
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT or :PORT (all addresses). Repeatable
+    /// [default: :9100].
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    pub listen_addresses: Vec<ListenAddr>,
+
+    /// Path under which to expose metrics [default: /metrics].
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<TelemetryPath>,
+
+    /// Maximum number of parallel scrape requests; more get 503 [default: 40].
+    #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests: Option<u32>,
+
+    /// Configuration file (TOML) [default: /etc/monitoring-agent/config.toml, if present].
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// User to run as after start-up, as NAME or UID[:GID] [default: monitoring-agent].
+    #[arg(long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// PID file, created and locked at start-up, removed at exit
+    /// [default as root: /run/monitoring-agent/monitoring-agent.pid; otherwise none].
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Log file, appended to (in addition to syslog).
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error
+    /// [default: info].
+    #[arg(long = "log.level", value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// procfs mountpoint [default: /proc].
+    #[arg(long = "path.procfs", value_name = "PATH")]
+    pub procfs: Option<PathBuf>,
+
+    /// sysfs mountpoint [default: /sys].
+    #[arg(long = "path.sysfs", value_name = "PATH")]
+    pub sysfs: Option<PathBuf>,
+
+    /// rootfs mountpoint [default: /].
+    #[arg(long = "path.rootfs", value_name = "PATH")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Sandbox mode: enforce (refuse to start unless every layer holds), best-effort (old
+    /// kernels; warns) or off (debugging; warns) [default: enforce].
+    #[arg(long = "sandbox", value_name = "MODE")]
+    pub sandbox: Option<String>,
+
+    /// Validate the configuration and exit (0 when valid, 2 when not).
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        Ok(_) => Err("must be between 1 and 65535".into()),
+        Err(_) => Err("not a port number".into()),
+    }
+}
+
+impl Cli {
+    /// Parses the process arguments. `Err` carries the exit code and the text to print:
+    /// help and version on stdout with 0, a usage error as one line on stderr with 2.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, (i32, String)>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => Ok(cli),
+            Err(e) => {
+                use clap::error::ErrorKind;
+                match e.kind() {
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                        Err((0, e.render().to_string()))
+                    }
+                    _ => {
+                        // clap's error names the flag and the value on its first line; the
+                        // usage lines after it are noise for an operator reading a log.
+                        let rendered = e.render().to_string();
+                        let line = rendered
+                            .lines()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("error: invalid command line")
+                            .to_string();
+                        Err((2, format!("{line} (see --help)")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(args: &[&str]) -> (i32, String) {
+        let mut v = vec!["monitoring-agent"];
+        v.extend_from_slice(args);
+        Cli::parse_args(v).expect_err("should fail")
+    }
+
+    #[test]
+    fn bad_flags_name_flag_and_value() {
+        for (args, flag, value) in [
+            (&["-p", "0"][..], "--port", "0"),
+            (&["-p", "70000"][..], "--port", "70000"),
+            (&["-p", "abc"][..], "--port", "abc"),
+            (
+                &["--web.listen-address", "1.2.3:80"][..],
+                "--web.listen-address",
+                "1.2.3:80",
+            ),
+            (&["--log.level", "loud"][..], "--log.level", "loud"),
+        ] {
+            let (code, line) = err(args);
+            assert_eq!(code, 2);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.contains(flag), "{line}");
+            assert!(line.contains(value), "{line}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_exit_zero() {
+        let (code, text) = err(&["--help"]);
+        assert_eq!(code, 0);
+        assert!(text.contains("9100"));
+        let (code, text) = err(&["-V"]);
+        assert_eq!(code, 0);
+        assert!(text.contains(env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -1,0 +1,556 @@
+//! Configuration: defaults, then the TOML file, then command-line flags, validated into one
+//! immutable [`Settings`]. Errors name the file, line and column.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{Cli, DEFAULT_CONFIG};
+use crate::collectors::Paths;
+
+/// The port node_exporter uses, so we are a drop-in.
+pub const DEFAULT_PORT: u16 = 9100;
+pub const DEFAULT_USER: &str = "monitoring-agent";
+pub const DEFAULT_PID_FILE: &str = "/run/monitoring-agent/monitoring-agent.pid";
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}, line {line}, column {column}: {msg}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("config file {path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+/// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// `:PORT`: all addresses (IPv6 dual-stack, IPv4 where IPv6 is unavailable).
+    Any(u16),
+    Addr(SocketAddr),
+}
+
+impl ListenAddr {
+    pub fn port(&self) -> u16 {
+        match self {
+            ListenAddr::Any(p) => *p,
+            ListenAddr::Addr(a) => a.port(),
+        }
+    }
+    pub fn with_port(&self, port: u16) -> ListenAddr {
+        match self {
+            ListenAddr::Any(_) => ListenAddr::Any(port),
+            ListenAddr::Addr(a) => ListenAddr::Addr(SocketAddr::new(a.ip(), port)),
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let port_of = |p: &str| -> Result<u16, String> {
+            match p.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+                _ => Err(format!(
+                    "invalid listen address '{s}': port must be 1 to 65535"
+                )),
+            }
+        };
+        if let Some(port) = s.strip_prefix(':') {
+            return Ok(ListenAddr::Any(port_of(port)?));
+        }
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("invalid listen address '{s}': expected [IPV6]:PORT"))?;
+            (h, p)
+        } else {
+            s.rsplit_once(':')
+                .ok_or_else(|| format!("invalid listen address '{s}': expected HOST:PORT"))?
+        };
+        let port = port_of(port)?;
+        let ip = match host {
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            h => h
+                .parse::<IpAddr>()
+                .map_err(|_| format!("invalid listen address '{s}': '{h}' is not an IP address"))?,
+        };
+        if s.starts_with('[') != ip.is_ipv6() {
+            return Err(format!(
+                "invalid listen address '{s}': IPv6 addresses go in brackets, IPv4 ones do not"
+            ));
+        }
+        Ok(ListenAddr::Addr(SocketAddr::new(ip, port)))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Any(p) => write!(f, ":{p}"),
+            ListenAddr::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Log severity threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "invalid log level '{s}': expected debug, info, warn or error"
+            )),
+        }
+    }
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+        }
+    }
+}
+
+/// The HTTP path metrics are served under: absolute, not `/`, printable ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryPath(pub String);
+
+impl FromStr for TelemetryPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.starts_with('/') || s == "/" {
+            return Err(format!(
+                "invalid telemetry path '{s}': must start with '/' and not be '/' (the landing page)"
+            ));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) || s.contains(['?', '#']) {
+            return Err(format!(
+                "invalid telemetry path '{s}': only printable ASCII without '?' or '#'"
+            ));
+        }
+        Ok(TelemetryPath(s.to_string()))
+    }
+}
+
+macro_rules! deserialize_from_str {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+deserialize_from_str!(ListenAddr);
+deserialize_from_str!(LogLevel);
+deserialize_from_str!(TelemetryPath);
+
+/// The file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    daemon: Option<bool>,
+    user: Option<toml::Spanned<String>>,
+    pid_file: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    log_level: Option<LogLevel>,
+    sandbox: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    web: FileWeb,
+    #[serde(default)]
+    paths: FilePaths,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    listen_addresses: Option<Vec<ListenAddr>>,
+    telemetry_path: Option<TelemetryPath>,
+    max_requests: Option<Positive>,
+    max_connections: Option<Positive>,
+    header_read_timeout_seconds: Option<Positive>,
+    idle_timeout_seconds: Option<Positive>,
+    shutdown_timeout_seconds: Option<Positive>,
+    max_header_bytes: Option<Positive>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePaths {
+    procfs: Option<PathBuf>,
+    sysfs: Option<PathBuf>,
+    rootfs: Option<PathBuf>,
+}
+
+/// A whole number of at least 1.
+#[derive(Debug, Clone, Copy)]
+struct Positive(u32);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u32::try_from(n) {
+            Ok(v) if v >= 1 => Ok(Positive(v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid value {n}: expected a whole number from 1 to {}",
+                u32::MAX
+            ))),
+        }
+    }
+}
+
+/// HTTP server settings; all of them take effect on a SIGHUP reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    pub listen: Vec<ListenAddr>,
+    pub telemetry_path: TelemetryPath,
+    /// Parallel scrapes; more are answered 503 (node_exporter's `--web.max-requests`).
+    pub max_requests: u32,
+    /// Open connections; more wait in the kernel's accept queue.
+    pub max_connections: u32,
+    /// Time allowed for a request's headers, counted from when the server starts waiting
+    /// for them (so it also closes keep-alive connections idle that long).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed (a client that stopped
+    /// reading its response).
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Largest request head accepted (hyper's read buffer; at least 8192).
+    pub max_header_bytes: usize,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The configuration file in use, if any (re-read on SIGHUP).
+    pub config_file: Option<PathBuf>,
+    pub daemon: bool,
+    pub user: String,
+    pub pid_file: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+    pub log_level: LogLevel,
+    pub sandbox: String,
+    pub paths: Paths,
+    pub web: WebSettings,
+}
+
+impl Settings {
+    /// Defaults, then the configuration file (the named one, or the default one if present),
+    /// then the command line.
+    pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+        let source = match &cli.config {
+            Some(p) => Some((p.clone(), read_text(p)?)),
+            None => {
+                let p = Path::new(DEFAULT_CONFIG);
+                match std::fs::read_to_string(p) {
+                    Ok(text) => Some((p.to_path_buf(), text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        return Err(ConfigError::Read {
+                            path: p.to_path_buf(),
+                            source: e,
+                        })
+                    }
+                }
+            }
+        };
+        let (path, text) = match source {
+            Some((p, t)) => (Some(p), t),
+            None => (None, String::new()),
+        };
+        let file_path = path.clone().unwrap_or_default();
+        let f = parse_file(&file_path, &text)?;
+        // Values checked after parsing keep their span, so errors still carry line and column.
+        let spanned_err = |span: std::ops::Range<usize>, msg: String| {
+            let (line, column) = line_col(&text, span.start);
+            ConfigError::Parse {
+                path: file_path.clone(),
+                line,
+                column,
+                msg,
+            }
+        };
+
+        let user = match (&cli.user, &f.user) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => {
+                if u.get_ref().trim().is_empty() {
+                    return Err(spanned_err(u.span(), "user must not be empty".into()));
+                }
+                u.get_ref().clone()
+            }
+            (None, None) => DEFAULT_USER.to_string(),
+        };
+        let sandbox = match (&cli.sandbox, &f.sandbox) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) => {
+                if !matches!(s.get_ref().as_str(), "enforce" | "best-effort" | "off") {
+                    return Err(spanned_err(
+                        s.span(),
+                        format!(
+                            "invalid sandbox mode '{}': expected enforce, best-effort or off",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+                s.get_ref().clone()
+            }
+            (None, None) => "enforce".to_string(),
+        };
+
+        let mut listen = if !cli.listen_addresses.is_empty() {
+            cli.listen_addresses.clone()
+        } else {
+            f.web
+                .listen_addresses
+                .unwrap_or_else(|| vec![ListenAddr::Any(DEFAULT_PORT)])
+        };
+        if listen.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: file_path,
+                msg: "web.listen_addresses must name at least one address".into(),
+            });
+        }
+        if let Some(port) = cli.port {
+            listen = listen.iter().map(|a| a.with_port(port)).collect();
+        }
+        let mut seen = std::collections::HashSet::new();
+        listen.retain(|a| seen.insert(*a));
+
+        let pid_file = cli
+            .pid_file
+            .clone()
+            .or(f.pid_file)
+            .or_else(|| {
+                nix::unistd::geteuid()
+                    .is_root()
+                    .then(|| DEFAULT_PID_FILE.into())
+            })
+            .filter(|p| !p.as_os_str().is_empty());
+        let log_file = cli
+            .log_file
+            .clone()
+            .or(f.log_file)
+            .filter(|p| !p.as_os_str().is_empty());
+
+        let secs = |v: Option<Positive>, d: u64| Duration::from_secs(v.map_or(d, |p| p.0 as u64));
+        let web = WebSettings {
+            listen,
+            telemetry_path: cli
+                .telemetry_path
+                .clone()
+                .or(f.web.telemetry_path)
+                .unwrap_or(TelemetryPath("/metrics".into())),
+            max_requests: cli
+                .max_requests
+                .or(f.web.max_requests.map(|p| p.0))
+                .unwrap_or(40),
+            max_connections: f.web.max_connections.map_or(64, |p| p.0),
+            header_read_timeout: secs(f.web.header_read_timeout_seconds, 10),
+            idle_timeout: secs(f.web.idle_timeout_seconds, 60),
+            shutdown_timeout: secs(f.web.shutdown_timeout_seconds, 10),
+            max_header_bytes: f
+                .web
+                .max_header_bytes
+                .map_or(16 * 1024, |p| p.0 as usize)
+                .max(8192),
+        };
+        let paths = Paths {
+            procfs: cli
+                .procfs
+                .clone()
+                .or(f.paths.procfs)
+                .unwrap_or("/proc".into()),
+            sysfs: cli.sysfs.clone().or(f.paths.sysfs).unwrap_or("/sys".into()),
+            rootfs: cli.rootfs.clone().or(f.paths.rootfs).unwrap_or("/".into()),
+        };
+        Ok(Settings {
+            config_file: path,
+            daemon: cli.daemon || f.daemon.unwrap_or(false),
+            user,
+            pid_file,
+            log_file,
+            log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),
+            sandbox,
+            paths,
+            web,
+        })
+    }
+
+    /// Names the settings that differ from `self` in `new` but only take effect at restart.
+    pub fn restart_only_changes(&self, new: &Settings) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.daemon != new.daemon {
+            v.push("daemon");
+        }
+        if self.user != new.user {
+            v.push("user");
+        }
+        if self.pid_file != new.pid_file {
+            v.push("pid_file");
+        }
+        if self.log_file != new.log_file {
+            v.push("log_file");
+        }
+        if self.sandbox != new.sandbox {
+            v.push("sandbox");
+        }
+        if self.paths != new.paths {
+            v.push("paths");
+        }
+        v
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            msg: e.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut v = vec!["monitoring-agent"];
+        v.extend_from_slice(args);
+        Cli::parse_args(v).expect("cli")
+    }
+
+    fn with_file(text: &str, args: &[&str]) -> Result<Settings, ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        f.write_all(text.as_bytes()).expect("write");
+        let p = f.path().to_str().expect("utf8").to_string();
+        let mut a = vec!["-c", &p];
+        a.extend_from_slice(args);
+        Settings::load(&cli(&a))
+    }
+
+    #[test]
+    fn listen_addresses_parse() {
+        assert_eq!(":9100".parse(), Ok(ListenAddr::Any(9100)));
+        assert_eq!(
+            "127.0.0.1:80".parse::<ListenAddr>().map(|a| a.to_string()),
+            Ok("127.0.0.1:80".into())
+        );
+        assert_eq!(
+            "[::1]:9100".parse::<ListenAddr>().map(|a| a.to_string()),
+            Ok("[::1]:9100".into())
+        );
+        for bad in [
+            "",
+            "9100",
+            "1.2.3:80",
+            "::1:80",
+            "[127.0.0.1]:80",
+            "host:0",
+            ":70000",
+            "[::1]",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let s = with_file(
+            "log_level = \"debug\"\n[web]\nlisten_addresses = [\"127.0.0.1:9200\", \"[::1]:9200\"]\ntelemetry_path = \"/m\"\n",
+            &["-p", "9300", "--log.level", "warn"],
+        )
+        .expect("valid");
+        assert_eq!(s.log_level, LogLevel::Warn);
+        assert_eq!(s.web.telemetry_path.0, "/m");
+        assert_eq!(
+            s.web
+                .listen
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            vec!["127.0.0.1:9300", "[::1]:9300"]
+        );
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let e = with_file("log_level = \"info\"\nbogus = 1\n", &[]).expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("line 2, column 1"), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+
+        let e = with_file("[web]\nmax_requests = \"many\"\n", &[]).expect_err("wrong type");
+        assert!(e.to_string().contains("line 2, column 16"), "{e}");
+
+        let e = with_file("[web]\nlisten_addresses = [\":0\"]\n", &[]).expect_err("bad value");
+        assert!(e.to_string().contains("line 2, column 21"), "{e}");
+        assert!(e.to_string().contains(":0"), "{e}");
+
+        let e = with_file("sandbox = \"maybe\"\n", &[]).expect_err("bad sandbox");
+        assert!(e.to_string().contains("line 1, column 11"), "{e}");
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        let e = Settings::load(&cli(&["-c", "/nonexistent/agent.toml"])).expect_err("missing");
+        assert!(matches!(e, ConfigError::Read { .. }));
+        assert!(e.to_string().contains("/nonexistent/agent.toml"));
+    }
+}

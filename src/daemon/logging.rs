@@ -1,0 +1,295 @@
+//! Logging: syslog (`LOG_DAEMON`, with the pid), an optional log file, and stderr in the
+//! foreground (with `<N>` priority prefixes when stderr is the journal). Every destination is
+//! opened at start-up, before the sandbox forbids new sockets and paths.
+//!
+//! Messages are stripped of control characters; messages a client can trigger go through
+//! [`client_event`], which is rate-limited.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::config::LogLevel;
+
+/// Why a log destination could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot open log file {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a logger is already installed")]
+    AlreadyInstalled,
+}
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+struct AgentLogger {
+    /// `Some(journal)` in the foreground: whether stderr is the systemd journal.
+    stderr: Option<bool>,
+    syslog: Option<Mutex<Syslog>>,
+    file: Option<Mutex<File>>,
+}
+
+static CONFIGURED: AtomicU8 = AtomicU8::new(2);
+static DEBUG_TOGGLED: AtomicBool = AtomicBool::new(false);
+
+/// Opens every destination and installs the logger. Syslog being unavailable (no `/dev/log`
+/// in a container) is reported but not fatal; a configured log file that cannot be opened is.
+pub fn init(level: LogLevel, foreground: bool, log_file: Option<&Path>) -> Result<(), LogError> {
+    let file = match log_file {
+        Some(path) => Some(Mutex::new(open_log_file(path)?)),
+        None => None,
+    };
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_DAEMON,
+        hostname: None,
+        process: "monitoring-agent".into(),
+        pid: std::process::id(),
+    };
+    let (syslog, syslog_err) = match syslog::unix(formatter) {
+        Ok(l) => (Some(Mutex::new(l)), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let logger = AgentLogger {
+        stderr: foreground.then(stderr_is_journal),
+        syslog,
+        file,
+    };
+    log::set_boxed_logger(Box::new(logger)).map_err(|_| LogError::AlreadyInstalled)?;
+    set_level(level);
+    if let Some(e) = syslog_err {
+        log::warn!("syslog unavailable ({e}); logging to the other destinations only");
+    }
+    Ok(())
+}
+
+fn open_log_file(path: &Path) -> Result<File, LogError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| LogError::File {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// systemd sets `JOURNAL_STREAM=DEV:INO` for the stream it connected to stderr.
+fn stderr_is_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// Sets the configured threshold (start-up and reload); cancels a SIGUSR1 debug toggle.
+pub fn set_level(level: LogLevel) {
+    CONFIGURED.store(level as u8, Ordering::Relaxed);
+    DEBUG_TOGGLED.store(false, Ordering::Relaxed);
+    log::set_max_level(level.filter());
+}
+
+/// SIGUSR1: switches debug logging on, or back to the configured level. Returns whether debug
+/// is now on.
+pub fn toggle_debug() -> bool {
+    let on = !DEBUG_TOGGLED.fetch_xor(true, Ordering::Relaxed);
+    let configured = match CONFIGURED.load(Ordering::Relaxed) {
+        0 => LogLevel::Error,
+        1 => LogLevel::Warn,
+        2 => LogLevel::Info,
+        _ => LogLevel::Debug,
+    };
+    log::set_max_level(if on {
+        LevelFilter::Debug
+    } else {
+        configured.filter()
+    });
+    on
+}
+
+/// Replaces control characters (terminal escapes, newlines from a client) with visible
+/// escapes, so a log line is one line and cannot drive a terminal.
+pub fn sanitize(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    for c in msg.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Allows `burst` client-triggered messages per window, then counts what it drops and says
+/// so once the window turns.
+struct RateLimit {
+    window_start: Option<Instant>,
+    sent: u32,
+    dropped: u64,
+}
+
+static CLIENT_LIMIT: Mutex<RateLimit> = Mutex::new(RateLimit {
+    window_start: None,
+    sent: 0,
+    dropped: 0,
+});
+const CLIENT_BURST: u32 = 10;
+const CLIENT_WINDOW_SECS: u64 = 60;
+
+/// Logs a message a client can trigger (bad request, refused connection), at most
+/// `CLIENT_BURST` a minute.
+pub fn client_event(level: Level, args: std::fmt::Arguments<'_>) {
+    if !log::log_enabled!(level) {
+        return;
+    }
+    let now = Instant::now();
+    let mut dropped_before = 0;
+    {
+        let Ok(mut rl) = CLIENT_LIMIT.lock() else {
+            return;
+        };
+        let expired = rl
+            .window_start
+            .is_none_or(|s| now.duration_since(s).as_secs() >= CLIENT_WINDOW_SECS);
+        if expired {
+            dropped_before = rl.dropped;
+            rl.window_start = Some(now);
+            rl.sent = 0;
+            rl.dropped = 0;
+        }
+        if rl.sent >= CLIENT_BURST {
+            rl.dropped += 1;
+            return;
+        }
+        rl.sent += 1;
+    }
+    if dropped_before > 0 {
+        log::warn!("{dropped_before} client-triggered log messages suppressed in the last minute");
+    }
+    log::log!(level, "{args}");
+}
+
+impl Log for AgentLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let raw = record.args().to_string();
+        let msg = sanitize(&raw);
+        let level = record.level();
+        if let Some(journal) = self.stderr {
+            let line = if journal {
+                format!("<{}>{msg}\n", priority(level))
+            } else {
+                format!("{} {:<5} {msg}\n", timestamp(), level)
+            };
+            // stderr may be gone (closed terminal): nothing more to do then.
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+        if let Some(file) = &self.file {
+            if let Ok(mut f) = file.lock() {
+                let _ = f.write_all(format!("{} {:<5} {msg}\n", timestamp(), level).as_bytes());
+            }
+        }
+        if let Some(syslog) = &self.syslog {
+            if let Ok(mut s) = syslog.lock() {
+                let m: &str = &msg;
+                let _ = match level {
+                    Level::Error => s.err(m),
+                    Level::Warn => s.warning(m),
+                    Level::Info => s.info(m),
+                    Level::Debug | Level::Trace => s.debug(m),
+                };
+            }
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(file) = &self.file {
+            if let Ok(mut f) = file.lock() {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+/// syslog priority of a level, for the journal's `<N>` prefix.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, computed without reading the time zone database
+/// (which the sandbox does not allow).
+pub fn timestamp() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_controls() {
+        assert_eq!(sanitize("plain text"), "plain text");
+        assert_eq!(sanitize("a\x1b[31mred\nb\r"), "a\\u{1b}[31mred\\nb\\r");
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let t = timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(t.starts_with("20"), "{t}");
+    }
+}

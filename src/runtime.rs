@@ -1,0 +1,461 @@
+//! The runtime (step 9): the tokio runtime, built only after the process is sandboxed, the
+//! agent's shared state, the scrape, and the signal loop (stop, reload, debug toggle,
+//! summary).
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener as StdListener;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::cli::Cli;
+use crate::collectors::{self, Collector};
+use crate::config::{ListenAddr, Settings, WebSettings};
+use crate::daemon::logging;
+use crate::daemon::pidfile::PidFile;
+use crate::daemon::Readiness;
+use crate::exposition::{self, Format, MetricFamily};
+use crate::server::{self, ConnLimits, ScrapeSlot};
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("building the tokio runtime: {0}")]
+    Build(#[source] std::io::Error),
+    #[error("listening socket {addr}: {source}")]
+    Listener {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("installing the {name} handler: {source}")]
+    Signal {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// State shared by every request and the signal loop.
+pub struct Agent {
+    settings: RwLock<Arc<Settings>>,
+    collectors: Vec<Box<dyn Collector>>,
+    /// Families fixed at start-up (sandbox self-report, build info).
+    static_families: Vec<MetricFamily>,
+    scrapes: AtomicU64,
+    collector_failures: AtomicU64,
+    reload_failures: AtomicU64,
+    reload_ok: AtomicBool,
+    reload_time: AtomicU64,
+    in_flight: AtomicU32,
+    started: Instant,
+}
+
+impl Agent {
+    pub fn new(settings: Settings, static_families: Vec<MetricFamily>) -> Agent {
+        let collectors = collectors::registry()
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(c, _)| c)
+            .collect();
+        Agent {
+            settings: RwLock::new(Arc::new(settings)),
+            collectors,
+            static_families,
+            scrapes: AtomicU64::new(0),
+            collector_failures: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            reload_ok: AtomicBool::new(true),
+            reload_time: AtomicU64::new(unix_now() as u64),
+            in_flight: AtomicU32::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store_settings(&self, s: Settings) {
+        match self.settings.write() {
+            Ok(mut g) => *g = Arc::new(s),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(s),
+        }
+    }
+
+    pub fn web(&self) -> WebSettings {
+        self.settings().web.clone()
+    }
+
+    pub fn try_scrape_slot(&self, max: u32) -> Option<ScrapeSlot<'_>> {
+        ScrapeSlot::try_take(&self.in_flight, max)
+    }
+
+    /// One scrape: every enabled collector, the meta metrics, the agent's own metrics,
+    /// sorted by family name (as node_exporter's registry does) and encoded.
+    pub fn scrape(&self, format: Format) -> String {
+        let settings = self.settings();
+        let mut outcomes = Vec::with_capacity(self.collectors.len());
+        for c in &self.collectors {
+            let o = collectors::run(c.as_ref(), &settings.paths);
+            if let Some(e) = &o.error {
+                self.collector_failures.fetch_add(1, Ordering::Relaxed);
+                log::debug!("collector {} failed: {e}", o.name);
+            }
+            outcomes.push(o);
+        }
+        let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut families: Vec<MetricFamily> = Vec::with_capacity(64);
+        families.extend(collectors::meta_families(&outcomes));
+        for o in outcomes {
+            families.extend(o.families);
+        }
+        families.extend(collectors::process::families());
+        families.extend(self.static_families.iter().cloned());
+        families.extend(self.own_families(scrapes));
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        // Two sources of one family (never expected) are merged rather than emitted twice,
+        // which would make the exposition invalid.
+        families.dedup_by(|next, kept| {
+            if next.name == kept.name {
+                kept.samples.append(&mut next.samples);
+                true
+            } else {
+                false
+            }
+        });
+        exposition::encode(&families, format)
+    }
+
+    fn own_families(&self, scrapes: u64) -> Vec<MetricFamily> {
+        vec![
+            MetricFamily::counter(
+                "monitoring_agent_scrapes_total",
+                "Scrapes served since the agent started.",
+            )
+            .with(&[], scrapes as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_failures_total",
+                "Collector runs that failed since the agent started.",
+            )
+            .with(&[], self.collector_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::gauge(
+                "monitoring_agent_config_last_reload_successful",
+                "Whether the last configuration reload attempt was successful.",
+            )
+            .with(
+                &[],
+                if self.reload_ok.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+            MetricFamily::gauge(
+                "monitoring_agent_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last successful configuration load.",
+            )
+            .with(&[], self.reload_time.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_config_reload_failures_total",
+                "Configuration reloads that failed and left the running configuration in place.",
+            )
+            .with(&[], self.reload_failures.load(Ordering::Relaxed) as f64),
+        ]
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "uptime {}s, scrapes served {}, collector failures {}, config reload failures {}",
+            self.started.elapsed().as_secs(),
+            self.scrapes.load(Ordering::Relaxed),
+            self.collector_failures.load(Ordering::Relaxed),
+            self.reload_failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// `monitoring_agent_build_info`.
+pub fn build_info() -> MetricFamily {
+    MetricFamily::gauge(
+        "monitoring_agent_build_info",
+        "A metric with a constant '1' value labeled by version and target architecture.",
+    )
+    .with(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("arch", std::env::consts::ARCH),
+        ],
+        1.0,
+    )
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Listeners by configured address, each with the switch that stops its accept loop.
+struct Listeners {
+    running: HashMap<ListenAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    /// Ports bound at start-up: the only ones a reload may use (the sandbox allows binding
+    /// those alone).
+    ports: HashSet<u16>,
+}
+
+/// Runs the server until SIGTERM/SIGINT. Builds the tokio runtime: call only once the
+/// process is sandboxed.
+pub fn run(
+    agent: Agent,
+    cli: Cli,
+    listeners: Vec<(ListenAddr, StdListener)>,
+    readiness: &mut Readiness,
+    pid_file: Option<PidFile>,
+) -> Result<(), RuntimeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_name("agent-worker")
+        .enable_all()
+        .build()
+        .map_err(RuntimeError::Build)?;
+    let agent = Arc::new(agent);
+    let result = rt.block_on(async {
+        let sig = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|source| RuntimeError::Signal { name, source })
+        };
+        let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+        let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+        let mut usr1 = sig(SignalKind::user_defined1(), "SIGUSR1")?;
+        let mut usr2 = sig(SignalKind::user_defined2(), "SIGUSR2")?;
+
+        let web = agent.web();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (tracker, mut all_closed) = mpsc::channel::<()>(1);
+        let limits = Arc::new(ConnLimits {
+            slots: Arc::new(Semaphore::new(web.max_connections as usize)),
+            tracker,
+            shutdown: shutdown_rx,
+        });
+        let mut current_max_conns = web.max_connections;
+        let mut set = Listeners {
+            running: HashMap::new(),
+            ports: listeners.iter().map(|(a, _)| a.port()).collect(),
+        };
+        for (addr, l) in listeners {
+            start_listener(&agent, &limits, &mut set, addr, l)?;
+        }
+        let names: Vec<String> = set.running.keys().map(|a| a.to_string()).collect();
+        log::info!(
+            "serving metrics on {} at {}",
+            names.join(", "),
+            web.telemetry_path.0
+        );
+        readiness.ready();
+
+        loop {
+            tokio::select! {
+                _ = term.recv() => { log::info!("SIGTERM received, shutting down"); break; }
+                _ = int.recv() => { log::info!("SIGINT received, shutting down"); break; }
+                _ = hup.recv() => {
+                    reload(&agent, &cli, &limits, &mut set, &mut current_max_conns).await;
+                }
+                _ = usr1.recv() => {
+                    let on = logging::toggle_debug();
+                    log::warn!("SIGUSR1: debug logging {}", if on { "on" } else { "off" });
+                }
+                _ = usr2.recv() => log::info!("SIGUSR2: {}", agent.summary()),
+            }
+        }
+
+        // Stop accepting, let in-flight requests finish (bounded), then leave.
+        let grace = agent.web().shutdown_timeout;
+        for (stop, _) in set.running.values() {
+            let _ = stop.send(true);
+        }
+        let _ = shutdown_tx.send(true);
+        drop(limits);
+        if tokio::time::timeout(grace, all_closed.recv())
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "connections still open after {}s; closing them",
+                grace.as_secs()
+            );
+        }
+        Ok(())
+    });
+    // Blocking scrape threads may still be running: do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    if let Some(p) = pid_file {
+        p.remove();
+    }
+    if result.is_ok() {
+        log::info!("stopped");
+    }
+    result
+}
+
+fn start_listener(
+    agent: &Arc<Agent>,
+    limits: &Arc<ConnLimits>,
+    set: &mut Listeners,
+    addr: ListenAddr,
+    listener: StdListener,
+) -> Result<(), RuntimeError> {
+    let l =
+        tokio::net::TcpListener::from_std(listener).map_err(|source| RuntimeError::Listener {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(server::accept_loop(
+        agent.clone(),
+        l,
+        limits.clone(),
+        stop_rx,
+    ));
+    set.running.insert(addr, (stop_tx, task));
+    Ok(())
+}
+
+/// SIGHUP: re-reads the configuration file (command-line flags still override it). An
+/// invalid file keeps the running configuration and counts the failure.
+async fn reload(
+    agent: &Arc<Agent>,
+    cli: &Cli,
+    limits: &Arc<ConnLimits>,
+    set: &mut Listeners,
+    current_max_conns: &mut u32,
+) {
+    let old = agent.settings();
+    let mut new = match Settings::load(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            agent.reload_failures.fetch_add(1, Ordering::Relaxed);
+            agent.reload_ok.store(false, Ordering::Relaxed);
+            log::error!("SIGHUP: configuration not reloaded, keeping the running one: {e}");
+            return;
+        }
+    };
+    for name in old.restart_only_changes(&new) {
+        log::warn!("SIGHUP: the change to {name} takes effect only after a restart");
+    }
+    new.daemon = old.daemon;
+    new.user = old.user.clone();
+    new.pid_file = old.pid_file.clone();
+    new.log_file = old.log_file.clone();
+    new.sandbox = old.sandbox.clone();
+    new.paths = old.paths.clone();
+    new.config_file = old.config_file.clone();
+
+    if new.web.listen != old.web.listen {
+        if let Err(msg) = move_listeners(agent, limits, set, &new.web.listen).await {
+            log::warn!("SIGHUP: {msg}; keeping the current listeners");
+            new.web.listen = old.web.listen.clone();
+        }
+    }
+    if new.web.max_connections != *current_max_conns {
+        let (from, to) = (*current_max_conns, new.web.max_connections);
+        if to > from {
+            limits.slots.add_permits((to - from) as usize);
+        } else {
+            limits.slots.forget_permits((from - to) as usize);
+        }
+        *current_max_conns = to;
+    }
+    logging::set_level(new.log_level);
+    let summary = format!(
+        "listening on {}, metrics at {}",
+        new.web
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        new.web.telemetry_path.0
+    );
+    agent.store_settings(new);
+    agent.reload_ok.store(true, Ordering::Relaxed);
+    agent
+        .reload_time
+        .store(unix_now() as u64, Ordering::Relaxed);
+    log::info!("SIGHUP: configuration reloaded; {summary}");
+}
+
+/// Binds the addresses that are new, stops the ones that are gone. A port not bound at
+/// start-up is refused: the sandbox only lets us bind those, so it needs a restart. When a
+/// new address overlaps one that goes away (`:9100` → `127.0.0.1:9100`), the old listener is
+/// closed first; if the new one still cannot be bound, the old one is bound again.
+async fn move_listeners(
+    agent: &Arc<Agent>,
+    limits: &Arc<ConnLimits>,
+    set: &mut Listeners,
+    wanted: &[ListenAddr],
+) -> Result<(), String> {
+    if let Some(a) = wanted.iter().find(|a| !set.ports.contains(&a.port())) {
+        let mut ports: Vec<_> = set.ports.iter().collect();
+        ports.sort();
+        return Err(format!(
+            "listen address {a} uses a port other than the one(s) bound at start-up ({ports:?}): a port change needs a restart"
+        ));
+    }
+    let added: Vec<ListenAddr> = wanted
+        .iter()
+        .filter(|a| !set.running.contains_key(a))
+        .copied()
+        .collect();
+    let gone: Vec<ListenAddr> = set
+        .running
+        .keys()
+        .filter(|a| !wanted.contains(a))
+        .copied()
+        .collect();
+    let mut fresh = Vec::new();
+    let mut in_use = Vec::new();
+    for a in &added {
+        match server::bind(a) {
+            Ok(l) => fresh.push((*a, l)),
+            Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse && !gone.is_empty() => {
+                in_use.push(*a)
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    for a in &gone {
+        if let Some((stop, task)) = set.running.remove(a) {
+            let _ = stop.send(true);
+            // The accept loop owns the socket: once it returned, the port is free again.
+            let _ = task.await;
+            log::info!("SIGHUP: stopped listening on {a}");
+        }
+    }
+    for a in in_use {
+        match server::bind(&a) {
+            Ok(l) => fresh.push((a, l)),
+            Err(e) => {
+                for old in &gone {
+                    if let Ok(l) = server::bind(old) {
+                        let _ = start_listener(agent, limits, set, *old, l);
+                    }
+                }
+                return Err(e.to_string());
+            }
+        }
+    }
+    for (a, l) in fresh {
+        start_listener(agent, limits, set, a, l).map_err(|e| e.to_string())?;
+        log::info!("SIGHUP: now listening on {a}");
+    }
+    Ok(())
+}
