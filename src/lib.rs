@@ -233,29 +233,61 @@ fn start(
         None => None,
     };
 
+    // A start-up that fails from here on leaves no PID file behind.
+    let locked = match lock_down(&settings, target.as_ref(), mode, remove_dirs) {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(p) = pid_file {
+                p.remove();
+            }
+            return Err(e);
+        }
+    };
+
+    // Step 9: the runtime.
+    let mut static_families = locked.enforcement.families();
+    static_families.push(runtime::build_info());
+    let agent = runtime::Agent::new(settings, static_families);
+    runtime::run(agent, cli, locked.listeners, readiness, pid_file)?;
+    Ok(())
+}
+
+/// What steps 5 to 8 leave: the bound sockets and what the sandbox enforces.
+struct LockedDown {
+    listeners: Vec<(config::ListenAddr, std::net::TcpListener)>,
+    enforcement: sandbox::Enforcement,
+}
+
+/// Steps 5 to 8: bind, drop privileges, Landlock, seccomp.
+fn lock_down(
+    settings: &Settings,
+    target: Option<&privilege::Target>,
+    mode: sandbox::Mode,
+    remove_file_dirs: Vec<PathBuf>,
+) -> Result<LockedDown, StartError> {
     // Step 5: listening sockets.
     let mut listeners = Vec::new();
     for addr in &settings.web.listen {
         listeners.push((*addr, server::bind(addr)?));
     }
 
+    // What the collectors must read before the sandbox closes the filesystem.
+    collectors::warm_up();
+
     // Step 6: drop privileges.
-    let privileges = privilege::drop_privileges(target.as_ref())?;
+    let privileges = privilege::drop_privileges(target)?;
 
     // Steps 7 and 8: Landlock, then seccomp.
     let spec = sandbox::Spec {
-        read_only: readable_paths(&settings),
-        remove_file_dirs: remove_dirs,
+        read_only: readable_paths(settings),
+        remove_file_dirs,
         bind_ports: settings.web.listen.iter().map(|a| a.port()).collect(),
     };
     let enforcement = sandbox::apply(&spec, mode, &privileges)?;
-
-    // Step 9: the runtime.
-    let mut static_families = enforcement.families();
-    static_families.push(runtime::build_info());
-    let agent = runtime::Agent::new(settings, static_families);
-    runtime::run(agent, cli, listeners, readiness, pid_file)?;
-    Ok(())
+    Ok(LockedDown {
+        listeners,
+        enforcement,
+    })
 }
 
 /// The PID file's directory when it is the agent's own runtime directory (the default one),

@@ -91,6 +91,13 @@ pub fn registry() -> Vec<(Box<dyn Collector>, bool)> {
     ]
 }
 
+/// Loads, before the sandbox closes the filesystem, what collectors need later and cannot
+/// read once sandboxed: the time zone (glibc reads `/etc/localtime` on first use and would
+/// silently fall back to UTC under Landlock).
+pub fn warm_up() {
+    let _ = time::local_zone(0);
+}
+
 /// Names of all collectors, for CLI/config validation.
 pub fn known_names() -> Vec<&'static str> {
     registry().iter().map(|(c, _)| c.name()).collect()
