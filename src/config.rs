@@ -540,7 +540,7 @@ mod tests {
         assert!(e.to_string().contains("line 2, column 16"), "{e}");
 
         let e = with_file("[web]\nlisten_addresses = [\":0\"]\n", &[]).expect_err("bad value");
-        assert!(e.to_string().contains("line 2, column 21"), "{e}");
+        assert!(e.to_string().contains("line 2, column 20"), "{e}");
         assert!(e.to_string().contains(":0"), "{e}");
 
         let e = with_file("sandbox = \"maybe\"\n", &[]).expect_err("bad sandbox");
