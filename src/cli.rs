@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
+use regex::Regex;
 
 use crate::config::{ListenAddr, LogLevel, TelemetryPath};
 
@@ -83,6 +84,111 @@ pub struct Cli {
     /// Validate the configuration and exit (0 when valid, 2 when not).
     #[arg(long = "check-config")]
     pub check_config: bool,
+
+    /// udev data path, for node_disk_info [default: /run/udev/data].
+    #[arg(long = "path.udev.data", value_name = "PATH")]
+    pub udev_data: Option<PathBuf>,
+
+    /// Set all collectors to disabled by default; enable them one by one with
+    /// --collector.<name>.
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
+
+    /// Time a collector may take in a scrape before it is reported failed
+    /// (node_scrape_collector_success 0) and the scrape goes on without it [default: 5].
+    #[arg(long = "collector.deadline", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub collector_deadline: Option<f64>,
+
+    /// Regexp of mount points to ignore for the filesystem collector
+    /// [default: node_exporter's].
+    #[arg(
+        long = "collector.filesystem.mount-points-exclude",
+        value_name = "REGEX"
+    )]
+    pub mount_points_exclude: Option<Regex>,
+
+    /// Regexp of filesystem types to ignore for the filesystem collector
+    /// [default: node_exporter's].
+    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "REGEX")]
+    pub fs_types_exclude: Option<Regex>,
+
+    /// Regexp of diskstats devices to include (mutually exclusive with device-exclude).
+    #[arg(long = "collector.diskstats.device-include", value_name = "REGEX")]
+    pub diskstats_device_include: Option<Regex>,
+
+    /// Regexp of diskstats devices to exclude [default: node_exporter's].
+    #[arg(long = "collector.diskstats.device-exclude", value_name = "REGEX")]
+    pub diskstats_device_exclude: Option<Regex>,
+
+    /// Regexp of net devices to include (mutually exclusive with device-exclude).
+    #[arg(long = "collector.netdev.device-include", value_name = "REGEX")]
+    pub netdev_device_include: Option<Regex>,
+
+    /// Regexp of net devices to exclude.
+    #[arg(long = "collector.netdev.device-exclude", value_name = "REGEX")]
+    pub netdev_device_exclude: Option<Regex>,
+
+    /// Regexp of net devices to ignore for the netclass collector [default: ^$].
+    #[arg(long = "collector.netclass.ignored-devices", value_name = "REGEX")]
+    pub netclass_ignored_devices: Option<Regex>,
+
+    /// Regexp of power supplies to ignore for the powersupplyclass collector [default: ^$].
+    #[arg(long = "collector.powersupply.ignored-supplies", value_name = "REGEX")]
+    pub powersupply_ignored_supplies: Option<Regex>,
+
+    /// Directory to read text files with metrics from (*.prom). Readable through the sandbox.
+    #[arg(long = "collector.textfile.directory", value_name = "DIR")]
+    pub textfile_directory: Option<PathBuf>,
+
+    /// Sysctl to export as a number, as NAME or NAME:LABEL,... for multi-value ones.
+    /// Repeatable.
+    #[arg(long = "collector.sysctl.include", value_name = "SYSCTL")]
+    pub sysctl_include: Vec<String>,
+
+    /// Sysctl to export as an info metric's label. Repeatable.
+    #[arg(long = "collector.sysctl.include-info", value_name = "SYSCTL")]
+    pub sysctl_include_info: Vec<String>,
+
+    /// Collectors switched on with --collector.<name> (filled from the dynamic flags).
+    #[arg(skip)]
+    pub collectors_on: Vec<&'static str>,
+
+    /// Collectors switched off with --no-collector.<name>.
+    #[arg(skip)]
+    pub collectors_off: Vec<&'static str>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('s').parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v <= 3600.0 => Ok(v),
+        _ => Err("must be a number of seconds above 0 and at most 3600".into()),
+    }
+}
+
+/// Adds `--collector.<name>` and `--no-collector.<name>` for every known collector, as
+/// node_exporter's flags.
+fn with_collector_flags(mut cmd: clap::Command) -> clap::Command {
+    for k in crate::collectors::KNOWN {
+        cmd = cmd
+            .arg(
+                Arg::new(format!("collector.{}", k.name))
+                    .long(format!("collector.{}", k.name))
+                    .action(ArgAction::SetTrue)
+                    .help(format!(
+                        "Enable the {} collector (default: {}).",
+                        k.name,
+                        if k.default_on { "enabled" } else { "disabled" }
+                    ))
+                    .help_heading("Collectors"),
+            )
+            .arg(
+                Arg::new(format!("no-collector.{}", k.name))
+                    .long(format!("no-collector.{}", k.name))
+                    .action(ArgAction::SetTrue)
+                    .hide(true),
+            );
+    }
+    cmd
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -101,7 +207,29 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        match Cli::try_parse_from(args) {
+        let parsed = with_collector_flags(Cli::command())
+            .try_get_matches_from(args)
+            .and_then(|m| {
+                let mut cli = Cli::from_arg_matches(&m)?;
+                for k in crate::collectors::KNOWN {
+                    let on = format!("collector.{}", k.name);
+                    let off = format!("no-collector.{}", k.name);
+                    // The later of the two flags wins, as with node_exporter's.
+                    let last = |id: &str| {
+                        m.get_flag(id)
+                            .then(|| m.indices_of(id).and_then(|i| i.max()))
+                            .flatten()
+                    };
+                    match (last(&on), last(&off)) {
+                        (Some(a), Some(b)) if a > b => cli.collectors_on.push(k.name),
+                        (Some(_), Some(_)) | (None, Some(_)) => cli.collectors_off.push(k.name),
+                        (Some(_), None) => cli.collectors_on.push(k.name),
+                        (None, None) => {}
+                    }
+                }
+                Ok(cli)
+            });
+        match parsed {
             Ok(cli) => Ok(cli),
             Err(e) => {
                 use clap::error::ErrorKind;

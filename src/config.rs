@@ -177,6 +177,8 @@ macro_rules! deserialize_from_str {
 deserialize_from_str!(ListenAddr);
 deserialize_from_str!(LogLevel);
 deserialize_from_str!(TelemetryPath);
+deserialize_from_str!(CollectorName);
+deserialize_from_str!(Pattern);
 
 /// The file's shape: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +194,72 @@ struct FileConfig {
     web: FileWeb,
     #[serde(default)]
     paths: FilePaths,
+    #[serde(default)]
+    collectors: FileCollectors,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCollectors {
+    enable: Option<Vec<CollectorName>>,
+    disable: Option<Vec<CollectorName>>,
+    disable_defaults: Option<bool>,
+    deadline_seconds: Option<Seconds>,
+    filesystem_mount_points_exclude: Option<Pattern>,
+    filesystem_fs_types_exclude: Option<Pattern>,
+    diskstats_device_include: Option<Pattern>,
+    diskstats_device_exclude: Option<Pattern>,
+    netdev_device_include: Option<Pattern>,
+    netdev_device_exclude: Option<Pattern>,
+    netclass_ignored_devices: Option<Pattern>,
+    powersupply_ignored_supplies: Option<Pattern>,
+    textfile_directory: Option<PathBuf>,
+    sysctl_include: Option<Vec<String>>,
+    sysctl_include_info: Option<Vec<String>>,
+}
+
+/// The name of a collector this build knows.
+#[derive(Debug, Clone, Copy)]
+struct CollectorName(&'static str);
+
+impl FromStr for CollectorName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::collectors::known(s)
+            .map(|k| CollectorName(k.name))
+            .ok_or_else(|| format!("unknown collector '{s}'"))
+    }
+}
+
+/// A regular expression (Go RE2 syntax, as node_exporter's flags; Rust's regex crate reads
+/// the same syntax).
+#[derive(Debug, Clone)]
+struct Pattern(regex::Regex);
+
+impl FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        regex::Regex::new(s)
+            .map(Pattern)
+            .map_err(|e| format!("invalid regular expression '{s}': {e}"))
+    }
+}
+
+/// A positive number of seconds, at most an hour.
+#[derive(Debug, Clone, Copy)]
+struct Seconds(f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v > 0.0 && v <= 3600.0 {
+            Ok(Seconds(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid value {v}: expected seconds above 0 and at most 3600"
+            )))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +281,7 @@ struct FilePaths {
     procfs: Option<PathBuf>,
     sysfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
+    udev_data: Option<PathBuf>,
 }
 
 /// A whole number of at least 1.
@@ -253,8 +322,17 @@ pub struct WebSettings {
     pub max_header_bytes: usize,
 }
 
+/// Which collectors run, how long each may take, and their options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorSettings {
+    /// Enabled collectors, sorted by name.
+    pub enabled: Vec<&'static str>,
+    pub deadline: Duration,
+    pub options: crate::collectors::Options,
+}
+
 /// The validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The configuration file in use, if any (re-read on SIGHUP).
     pub config_file: Option<PathBuf>,
@@ -266,6 +344,7 @@ pub struct Settings {
     pub sandbox: String,
     pub paths: Paths,
     pub web: WebSettings,
+    pub collectors: CollectorSettings,
 }
 
 impl Settings {
@@ -397,7 +476,17 @@ impl Settings {
                 .unwrap_or("/proc".into()),
             sysfs: cli.sysfs.clone().or(f.paths.sysfs).unwrap_or("/sys".into()),
             rootfs: cli.rootfs.clone().or(f.paths.rootfs).unwrap_or("/".into()),
+            udev_data: cli
+                .udev_data
+                .clone()
+                .or(f.paths.udev_data)
+                .unwrap_or("/run/udev/data".into()),
         };
+        let collectors =
+            collector_settings(cli, f.collectors).map_err(|msg| ConfigError::Invalid {
+                path: file_path.clone(),
+                msg,
+            })?;
         Ok(Settings {
             config_file: path,
             daemon: cli.daemon || f.daemon.unwrap_or(false),
@@ -408,6 +497,7 @@ impl Settings {
             sandbox,
             paths,
             web,
+            collectors,
         })
     }
 
@@ -432,8 +522,122 @@ impl Settings {
         if self.paths != new.paths {
             v.push("paths");
         }
+        if self.collectors.options.textfile_directory != new.collectors.options.textfile_directory {
+            v.push("collectors.textfile_directory");
+        }
         v
     }
+}
+
+/// Defaults, then the file's `[collectors]` table, then the flags.
+fn collector_settings(cli: &Cli, f: FileCollectors) -> Result<CollectorSettings, String> {
+    use crate::collectors::{DeviceFilter, Options, KNOWN};
+    let disable_defaults = cli.disable_defaults || f.disable_defaults.unwrap_or(false);
+    let mut enabled: std::collections::BTreeSet<&'static str> = KNOWN
+        .iter()
+        .filter(|k| k.default_on && !disable_defaults)
+        .map(|k| k.name)
+        .collect();
+    for n in f.enable.iter().flatten() {
+        enabled.insert(n.0);
+    }
+    for n in f.disable.iter().flatten() {
+        enabled.remove(n.0);
+    }
+    enabled.extend(cli.collectors_on.iter().copied());
+    for n in &cli.collectors_off {
+        enabled.remove(n);
+    }
+    let d = Options::default();
+    let pick = |c: &Option<regex::Regex>, file: Option<Pattern>, default: regex::Regex| {
+        c.clone().or(file.map(|p| p.0)).unwrap_or(default)
+    };
+    let filter = |flag_inc: &Option<regex::Regex>,
+                  flag_exc: &Option<regex::Regex>,
+                  file_inc: Option<Pattern>,
+                  file_exc: Option<Pattern>,
+                  default: DeviceFilter,
+                  what: &str|
+     -> Result<DeviceFilter, String> {
+        let include = flag_inc.clone().or(file_inc.map(|p| p.0));
+        let exclude = flag_exc.clone().or(file_exc.map(|p| p.0));
+        match (include, exclude) {
+            (Some(_), Some(_)) => Err(format!(
+                "{what}: device-include and device-exclude are mutually exclusive"
+            )),
+            (Some(i), None) => Ok(DeviceFilter {
+                include: Some(i),
+                exclude: None,
+            }),
+            (None, Some(e)) => Ok(DeviceFilter {
+                include: None,
+                exclude: Some(e),
+            }),
+            (None, None) => Ok(default),
+        }
+    };
+    let options = Options {
+        filesystem_mount_points_exclude: pick(
+            &cli.mount_points_exclude,
+            f.filesystem_mount_points_exclude,
+            d.filesystem_mount_points_exclude,
+        ),
+        filesystem_fs_types_exclude: pick(
+            &cli.fs_types_exclude,
+            f.filesystem_fs_types_exclude,
+            d.filesystem_fs_types_exclude,
+        ),
+        diskstats_devices: filter(
+            &cli.diskstats_device_include,
+            &cli.diskstats_device_exclude,
+            f.diskstats_device_include,
+            f.diskstats_device_exclude,
+            d.diskstats_devices,
+            "diskstats",
+        )?,
+        netdev_devices: filter(
+            &cli.netdev_device_include,
+            &cli.netdev_device_exclude,
+            f.netdev_device_include,
+            f.netdev_device_exclude,
+            d.netdev_devices,
+            "netdev",
+        )?,
+        netclass_ignored_devices: pick(
+            &cli.netclass_ignored_devices,
+            f.netclass_ignored_devices,
+            d.netclass_ignored_devices,
+        ),
+        powersupply_ignored_supplies: pick(
+            &cli.powersupply_ignored_supplies,
+            f.powersupply_ignored_supplies,
+            d.powersupply_ignored_supplies,
+        ),
+        textfile_directory: cli
+            .textfile_directory
+            .clone()
+            .or(f.textfile_directory)
+            .filter(|p| !p.as_os_str().is_empty()),
+        sysctl_include: if cli.sysctl_include.is_empty() {
+            f.sysctl_include.unwrap_or_default()
+        } else {
+            cli.sysctl_include.clone()
+        },
+        sysctl_include_info: if cli.sysctl_include_info.is_empty() {
+            f.sysctl_include_info.unwrap_or_default()
+        } else {
+            cli.sysctl_include_info.clone()
+        },
+    };
+    let deadline = cli
+        .collector_deadline
+        .or(f.deadline_seconds.map(|s| s.0))
+        .unwrap_or(5.0);
+    Ok(CollectorSettings {
+        enabled: enabled.into_iter().collect(),
+        deadline: Duration::from_secs_f64(deadline),
+        options,
+    })
 }
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {

@@ -15,10 +15,12 @@ use crate::cli::Cli;
 use crate::collectors::{self, Collector};
 use crate::config::{ListenAddr, Settings, WebSettings};
 use crate::daemon::logging;
+use crate::daemon::logging::client_event;
 use crate::daemon::pidfile::PidFile;
 use crate::daemon::Readiness;
 use crate::exposition::{self, Format, MetricFamily};
 use crate::server::{self, ConnLimits, ScrapeSlot};
+use std::time::Duration;
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +41,33 @@ pub enum RuntimeError {
     },
 }
 
+/// Collectors run in a scrape by this many blocking threads, each taking the next collector
+/// from a shared queue: a collector that hangs holds up one runner, not the scrape.
+const RUNNERS: usize = 4;
+
+/// A collector ready to run, with the flag that marks it as still running (a run that
+/// missed its deadline keeps its thread until the kernel answers; the next scrapes skip the
+/// collector meanwhile instead of piling threads up behind it).
+#[derive(Clone)]
+struct Entry {
+    name: &'static str,
+    collector: Arc<dyn Collector>,
+    busy: Arc<AtomicBool>,
+}
+
+/// Which of the enabled collectors a scrape runs (`collect[]` / `exclude[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
 /// State shared by every request and the signal loop.
 pub struct Agent {
     settings: RwLock<Arc<Settings>>,
-    collectors: Vec<Box<dyn Collector>>,
+    collectors: RwLock<Arc<Vec<Entry>>>,
+    busy: HashMap<&'static str, Arc<AtomicBool>>,
     /// Families fixed at start-up (sandbox self-report, build info).
     static_families: Vec<MetricFamily>,
     scrapes: AtomicU64,
@@ -56,14 +81,15 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(settings: Settings, static_families: Vec<MetricFamily>) -> Agent {
-        let collectors = collectors::registry()
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(c, _)| c)
+        let busy: HashMap<_, _> = collectors::KNOWN
+            .iter()
+            .map(|k| (k.name, Arc::new(AtomicBool::new(false))))
             .collect();
+        let entries = build_entries(&settings, &busy);
         Agent {
             settings: RwLock::new(Arc::new(settings)),
-            collectors,
+            collectors: RwLock::new(Arc::new(entries)),
+            busy,
             static_families,
             scrapes: AtomicU64::new(0),
             collector_failures: AtomicU64::new(0),
@@ -82,7 +108,19 @@ impl Agent {
         }
     }
 
+    fn entries(&self) -> Arc<Vec<Entry>> {
+        match self.collectors.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn store_settings(&self, s: Settings) {
+        let entries = Arc::new(build_entries(&s, &self.busy));
+        match self.collectors.write() {
+            Ok(mut g) => *g = entries,
+            Err(poisoned) => *poisoned.into_inner() = entries,
+        }
         match self.settings.write() {
             Ok(mut g) => *g = Arc::new(s),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(s),
@@ -97,21 +135,74 @@ impl Agent {
         ScrapeSlot::try_take(&self.in_flight, max)
     }
 
-    /// One scrape: every enabled collector, the meta metrics, the agent's own metrics,
-    /// sorted by family name (as node_exporter's registry does) and encoded.
-    pub fn scrape(&self, format: Format) -> String {
+    /// Checks a scrape's `collect[]` / `exclude[]` names against the enabled collectors, as
+    /// node_exporter does (an unknown or disabled name, or both parameters: a client error).
+    pub fn selection(
+        &self,
+        collect: Vec<String>,
+        exclude: Vec<String>,
+    ) -> Result<Selection, String> {
+        if !collect.is_empty() && !exclude.is_empty() {
+            return Err("collect[] and exclude[] cannot be used together".into());
+        }
+        let entries = self.entries();
+        let names = if collect.is_empty() {
+            &exclude
+        } else {
+            &collect
+        };
+        if let Some(bad) = names
+            .iter()
+            .find(|n| !entries.iter().any(|e| e.name == n.as_str()))
+        {
+            return Err(format!("unknown or disabled collector: {bad}"));
+        }
+        Ok(if !collect.is_empty() {
+            Selection::Only(collect)
+        } else if !exclude.is_empty() {
+            Selection::Except(exclude)
+        } else {
+            Selection::All
+        })
+    }
+
+    /// One scrape: the selected collectors in parallel, each within the deadline (shortened
+    /// to Prometheus' own scrape timeout when it sends one), then the meta metrics and the
+    /// agent's own, sorted by family name (as node_exporter's registry does) and encoded.
+    pub async fn scrape(
+        &self,
+        format: Format,
+        selection: &Selection,
+        scrape_timeout: Option<Duration>,
+    ) -> String {
         let settings = self.settings();
-        let mut outcomes = Vec::with_capacity(self.collectors.len());
-        for c in &self.collectors {
-            let o = collectors::run(c.as_ref(), &settings.paths);
+        let selected: Vec<Entry> = self
+            .entries()
+            .iter()
+            .filter(|e| match selection {
+                Selection::All => true,
+                Selection::Only(n) => n.iter().any(|x| x == e.name),
+                Selection::Except(n) => !n.iter().any(|x| x == e.name),
+            })
+            .cloned()
+            .collect();
+        let mut budget = settings.collectors.deadline;
+        if let Some(t) = scrape_timeout {
+            // Leave Prometheus time to receive the answer.
+            budget = budget.min(t.mul_f64(0.9));
+        }
+        let outcomes = run_collectors(selected, settings.paths.clone(), budget).await;
+        for o in &outcomes {
             if let Some(e) = &o.error {
                 self.collector_failures.fetch_add(1, Ordering::Relaxed);
-                log::debug!("collector {} failed: {e}", o.name);
+                client_event(
+                    log::Level::Debug,
+                    format_args!("collector {} failed: {e}", o.name),
+                );
             }
-            outcomes.push(o);
         }
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut families: Vec<MetricFamily> = Vec::with_capacity(64);
+        let mut families: Vec<MetricFamily> = Vec::with_capacity(256);
         families.extend(collectors::meta_families(&outcomes));
         for o in outcomes {
             families.extend(o.families);
@@ -194,6 +285,96 @@ pub fn build_info() -> MetricFamily {
         ],
         1.0,
     )
+}
+
+fn build_entries(settings: &Settings, busy: &HashMap<&'static str, Arc<AtomicBool>>) -> Vec<Entry> {
+    settings
+        .collectors
+        .enabled
+        .iter()
+        .filter_map(|name| {
+            let k = collectors::known(name)?;
+            Some(Entry {
+                name: k.name,
+                collector: Arc::from((k.build)(&settings.collectors.options)),
+                busy: busy.get(k.name)?.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Runs `entries` on up to [`RUNNERS`] blocking threads and waits for them until `budget`
+/// has passed. A collector that has not answered by then, or is still running from an
+/// earlier scrape, is reported failed; the others are served.
+async fn run_collectors(
+    entries: Vec<Entry>,
+    paths: collectors::Paths,
+    budget: Duration,
+) -> Vec<collectors::Outcome> {
+    let n = entries.len();
+    let deadline = tokio::time::Instant::now() + budget;
+    let queue = Arc::new(entries);
+    let paths = Arc::new(paths);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for _ in 0..n.min(RUNNERS) {
+        let (queue, paths, next, tx) = (queue.clone(), paths.clone(), next.clone(), tx.clone());
+        tokio::task::spawn_blocking(move || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(e) = queue.get(i) else { break };
+            let outcome = if e.busy.swap(true, Ordering::AcqRel) {
+                collectors::Outcome {
+                    name: e.name,
+                    families: Vec::new(),
+                    error: Some(collectors::CollectError::Other(
+                        "still running since an earlier scrape that it made miss its deadline"
+                            .into(),
+                    )),
+                    seconds: 0.0,
+                }
+            } else {
+                let o = collectors::run(e.collector.as_ref(), &paths);
+                e.busy.store(false, Ordering::Release);
+                o
+            };
+            if tx.send((i, outcome)).is_err() {
+                // The scrape gave up waiting; nobody reads further results.
+                break;
+            }
+        });
+    }
+    drop(tx);
+    let mut results: Vec<Option<collectors::Outcome>> = (0..n).map(|_| None).collect();
+    while let Ok(Some((i, o))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(o);
+        }
+    }
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let name = queue.get(i).map_or("unknown", |e| e.name);
+                client_event(
+                    log::Level::Warn,
+                    format_args!(
+                        "collector {name} missed its deadline of {:.1}s; scraped without it",
+                        budget.as_secs_f64()
+                    ),
+                );
+                collectors::Outcome {
+                    name,
+                    families: Vec::new(),
+                    error: Some(collectors::CollectError::Other(format!(
+                        "deadline of {:.1}s exceeded",
+                        budget.as_secs_f64()
+                    ))),
+                    seconds: budget.as_secs_f64(),
+                }
+            })
+        })
+        .collect()
 }
 
 fn unix_now() -> f64 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -211,14 +211,24 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let format = Format::negotiate(header_str(header::ACCEPT));
     let gzip = exposition::accepts_gzip(header_str(header::ACCEPT_ENCODING));
 
-    let scrape_agent = agent.clone();
-    let body = match tokio::task::spawn_blocking(move || scrape_agent.scrape(format)).await {
-        Ok(b) => b,
-        Err(e) => {
-            log::error!("scrape task failed: {e}");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "500 scrape failed\n");
+    let (collect, exclude) = collector_params(req.uri().query().unwrap_or(""));
+    let selection = match agent.selection(collect, exclude) {
+        Ok(s) => s,
+        Err(msg) => {
+            client_event(log::Level::Info, format_args!("bad scrape request: {msg}"));
+            let mut r = Response::new(Full::new(Bytes::from(format!("400 {msg}\n"))));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
         }
     };
+    // Prometheus says how long it will wait; collectors get a little less.
+    let scrape_timeout = header_str(HeaderName::from_static(
+        "x-prometheus-scrape-timeout-seconds",
+    ))
+    .and_then(|v| v.trim().parse::<f64>().ok())
+    .filter(|v| v.is_finite() && *v > 0.0)
+    .map(Duration::from_secs_f64);
+    let body = agent.scrape(format, &selection, scrape_timeout).await;
     let mut resp = if gzip {
         match exposition::gzip(body.as_bytes()) {
             Ok(z) => {
@@ -245,6 +255,47 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
         HeaderValue::from_static("Accept, Accept-Encoding"),
     );
     resp
+}
+
+/// The `collect[]` and `exclude[]` values of a query string.
+fn collector_params(query: &str) -> (Vec<String>, Vec<String>) {
+    let (mut collect, mut exclude) = (Vec::new(), Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match percent_decode(k).as_str() {
+            "collect[]" => collect.push(percent_decode(v)),
+            "exclude[]" => exclude.push(percent_decode(v)),
+            _ => {}
+        }
+    }
+    (collect, exclude)
+}
+
+/// Decodes `%XX` escapes and `+` in a query component; invalid escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn landing_page(telemetry_path: &str) -> String {
@@ -367,5 +418,23 @@ impl<'a> ScrapeSlot<'a> {
 impl Drop for ScrapeSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(
+            collector_params("collect[]=cpu&collect%5B%5D=meminfo&x=1&exclude[]=a%2Bb+c"),
+            (
+                vec!["cpu".to_string(), "meminfo".to_string()],
+                vec!["a+b c".to_string()]
+            )
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(collector_params(""), (vec![], vec![]));
     }
 }

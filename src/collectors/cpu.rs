@@ -533,6 +533,7 @@ mod tests {
             procfs: root.join("proc"),
             sysfs: root.join("sys"),
             rootfs: root.clone(),
+            ..Paths::default()
         };
         let fams = Cpu.collect(&paths).expect("collects");
         let names: Vec<_> = fams.iter().map(|f| &*f.name).collect();

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use regex::Regex;
+
 use crate::exposition::MetricFamily;
 
 /// Where the collectors find the operating system (`--path.procfs`, `--path.sysfs`,
@@ -14,6 +16,8 @@ pub struct Paths {
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub rootfs: PathBuf,
+    /// udev's database (`--path.udev.data`), for `node_disk_info` and friends.
+    pub udev_data: PathBuf,
 }
 
 impl Default for Paths {
@@ -22,6 +26,7 @@ impl Default for Paths {
             procfs: PathBuf::from("/proc"),
             sysfs: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
+            udev_data: PathBuf::from("/run/udev/data"),
         }
     }
 }
@@ -34,6 +39,11 @@ impl Paths {
     /// A path below the sysfs root, e.g. `sys("class/net")`.
     pub fn sys(&self, rel: &str) -> PathBuf {
         self.sysfs.join(rel)
+    }
+    /// A host path below the rootfs, e.g. `root("/etc/os-release")` (as node_exporter's
+    /// `rootfsFilePath`: the rootfs prefix is stripped from mount points it reports).
+    pub fn root(&self, abs: &str) -> PathBuf {
+        self.rootfs.join(abs.trim_start_matches('/'))
     }
 }
 
@@ -79,16 +89,172 @@ pub trait Collector: Send + Sync {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError>;
 }
 
-/// Every collector this build knows, in output order, with whether it is on by default.
-pub fn registry() -> Vec<(Box<dyn Collector>, bool)> {
-    vec![
-        (Box::new(cpu::Cpu), true),
-        (Box::new(loadavg::LoadAvg), true),
-        (Box::new(meminfo::MemInfo), true),
-        (Box::new(stat::Stat), true),
-        (Box::new(time::Time), true),
-        (Box::new(uname::Uname), true),
-    ]
+/// Options of individual collectors (node_exporter's `--collector.<name>.<option>` flags),
+/// validated at start-up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--collector.filesystem.mount-points-exclude`.
+    pub filesystem_mount_points_exclude: Regex,
+    /// `--collector.filesystem.fs-types-exclude`.
+    pub filesystem_fs_types_exclude: Regex,
+    /// `--collector.diskstats.device-include` / `--collector.diskstats.device-exclude`.
+    pub diskstats_devices: DeviceFilter,
+    /// `--collector.netdev.device-include` / `--collector.netdev.device-exclude`.
+    pub netdev_devices: DeviceFilter,
+    /// `--collector.netclass.ignored-devices`.
+    pub netclass_ignored_devices: Regex,
+    /// `--collector.powersupply.ignored-supplies`.
+    pub powersupply_ignored_supplies: Regex,
+    /// `--collector.textfile.directory` (read through Landlock: see SECURITY.md).
+    pub textfile_directory: Option<PathBuf>,
+    /// `--collector.sysctl.include`: sysctls exported as numbers (`name` or `name:label,...`).
+    pub sysctl_include: Vec<String>,
+    /// `--collector.sysctl.include-info`: sysctls exported as info labels.
+    pub sysctl_include_info: Vec<String>,
+}
+
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str =
+    "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+
+impl Default for Options {
+    fn default() -> Self {
+        let re = |s: &str| Regex::new(s).unwrap_or_else(|_| unreachable!("built-in pattern"));
+        Options {
+            filesystem_mount_points_exclude: re(DEFAULT_MOUNT_POINTS_EXCLUDE),
+            filesystem_fs_types_exclude: re(DEFAULT_FS_TYPES_EXCLUDE),
+            diskstats_devices: DeviceFilter {
+                include: None,
+                exclude: Some(re(DEFAULT_DISKSTATS_DEVICE_EXCLUDE)),
+            },
+            netdev_devices: DeviceFilter::default(),
+            netclass_ignored_devices: re("^$"),
+            powersupply_ignored_supplies: re("^$"),
+            textfile_directory: None,
+            sysctl_include: Vec::new(),
+            sysctl_include_info: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for Options {
+    fn eq(&self, o: &Self) -> bool {
+        self.filesystem_mount_points_exclude.as_str() == o.filesystem_mount_points_exclude.as_str()
+            && self.filesystem_fs_types_exclude.as_str() == o.filesystem_fs_types_exclude.as_str()
+            && self.diskstats_devices == o.diskstats_devices
+            && self.netdev_devices == o.netdev_devices
+            && self.netclass_ignored_devices.as_str() == o.netclass_ignored_devices.as_str()
+            && self.powersupply_ignored_supplies.as_str() == o.powersupply_ignored_supplies.as_str()
+            && self.textfile_directory == o.textfile_directory
+            && self.sysctl_include == o.sysctl_include
+            && self.sysctl_include_info == o.sysctl_include_info
+    }
+}
+
+impl PartialEq for DeviceFilter {
+    fn eq(&self, o: &Self) -> bool {
+        self.include.as_ref().map(Regex::as_str) == o.include.as_ref().map(Regex::as_str)
+            && self.exclude.as_ref().map(Regex::as_str) == o.exclude.as_ref().map(Regex::as_str)
+    }
+}
+
+/// A device include/exclude pair as node_exporter's `deviceFilter`: with an include pattern,
+/// only matching devices; otherwise all but those matching the exclude pattern.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub include: Option<Regex>,
+    pub exclude: Option<Regex>,
+}
+
+impl DeviceFilter {
+    pub fn ignored(&self, name: &str) -> bool {
+        if let Some(inc) = &self.include {
+            return !inc.is_match(name);
+        }
+        self.exclude.as_ref().is_some_and(|e| e.is_match(name))
+    }
+}
+
+/// A known collector: its name, whether node_exporter enables it by default, and how to
+/// build it from the options.
+pub struct Known {
+    pub name: &'static str,
+    pub default_on: bool,
+    pub build: fn(&Options) -> Box<dyn Collector>,
+}
+
+macro_rules! known {
+    ($($name:ident: $on:expr => $build:expr),* $(,)?) => {
+        &[$(Known { name: stringify!($name), default_on: $on, build: $build }),*]
+    };
+}
+
+/// Every collector this build knows, sorted by name.
+pub const KNOWN: &[Known] = known! {
+    arp: true => arp::collector,
+    bcache: true => bcache::collector,
+    bonding: true => bonding::collector,
+    btrfs: true => btrfs::collector,
+    buddyinfo: false => buddyinfo::collector,
+    conntrack: true => conntrack::collector,
+    cpu: true => |_| Box::new(cpu::Cpu),
+    cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
+    cpufreq: true => cpufreq::collector,
+    diskstats: true => diskstats::collector,
+    dmi: true => dmi::collector,
+    edac: true => edac::collector,
+    entropy: true => entropy::collector,
+    fibrechannel: true => fibrechannel::collector,
+    filefd: true => filefd::collector,
+    filesystem: true => filesystem::collector,
+    hwmon: true => hwmon::collector,
+    infiniband: true => infiniband::collector,
+    interrupts: false => interrupts::collector,
+    ipvs: true => ipvs::collector,
+    ksmd: false => ksmd::collector,
+    loadavg: true => |_| Box::new(loadavg::LoadAvg),
+    mdadm: true => mdadm::collector,
+    meminfo: true => |_| Box::new(meminfo::MemInfo),
+    meminfo_numa: false => meminfo_numa::collector,
+    mountstats: false => mountstats::collector,
+    netclass: true => netclass::collector,
+    netdev: true => netdev::collector,
+    netstat: true => netstat::collector,
+    network_route: false => network_route::collector,
+    nfs: true => nfs::collector,
+    nfsd: true => nfsd::collector,
+    nvme: true => nvme::collector,
+    os: true => os::collector,
+    powersupplyclass: true => powersupplyclass::collector,
+    pressure: true => pressure::collector,
+    processes: false => processes::collector,
+    rapl: true => rapl::collector,
+    schedstat: true => schedstat::collector,
+    selinux: true => selinux::collector,
+    sockstat: true => sockstat::collector,
+    softirqs: false => softirqs::collector,
+    softnet: true => softnet::collector,
+    stat: true => |_| Box::new(stat::Stat),
+    sysctl: false => sysctl::collector,
+    tapestats: true => tapestats::collector,
+    textfile: true => textfile::collector,
+    thermal_zone: true => thermal_zone::collector,
+    time: true => |_| Box::new(time::Time),
+    timex: true => timex::collector,
+    udp_queues: true => udp_queues::collector,
+    uname: true => |_| Box::new(uname::Uname),
+    vmstat: true => vmstat::collector,
+    watchdog: true => watchdog::collector,
+    xfs: true => xfs::collector,
+    zfs: true => zfs::collector,
+    zoneinfo: false => zoneinfo::collector,
+};
+
+/// Looks a collector up by name.
+pub fn known(name: &str) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| k.name == name)
 }
 
 /// Loads, before the sandbox closes the filesystem, what collectors need later and cannot
@@ -96,11 +262,6 @@ pub fn registry() -> Vec<(Box<dyn Collector>, bool)> {
 /// silently fall back to UTC under Landlock).
 pub fn warm_up() {
     let _ = time::local_zone(0);
-}
-
-/// Names of all collectors, for CLI/config validation.
-pub fn known_names() -> Vec<&'static str> {
-    registry().iter().map(|(c, _)| c.name()).collect()
 }
 
 /// The outcome of one collector's run in a scrape.
@@ -152,10 +313,61 @@ pub fn meta_families(outcomes: &[Outcome]) -> Vec<MetricFamily> {
     vec![duration, success]
 }
 
+pub mod arp;
+pub mod bcache;
+pub mod bonding;
+pub mod btrfs;
+pub mod buddyinfo;
+pub mod conntrack;
 pub mod cpu;
+pub mod cpu_vulnerabilities;
+pub mod cpufreq;
+pub mod diskstats;
+pub mod dmi;
+pub mod edac;
+pub mod entropy;
+pub mod fibrechannel;
+pub mod filefd;
+pub mod filesystem;
+pub mod hwmon;
+pub mod infiniband;
+pub mod interrupts;
+pub mod ipvs;
+pub mod ksmd;
 pub mod loadavg;
+pub mod mdadm;
 pub mod meminfo;
+pub mod meminfo_numa;
+pub mod mountstats;
+pub mod netclass;
+pub mod netdev;
+pub mod netstat;
+pub mod network_route;
+pub mod nfs;
+pub mod nfsd;
+pub mod nvme;
+pub mod os;
+pub mod powersupplyclass;
+pub mod pressure;
 pub mod process;
+pub mod processes;
+pub mod rapl;
+pub mod schedstat;
+pub mod selinux;
+pub mod sockstat;
+pub mod softirqs;
+pub mod softnet;
 pub mod stat;
+pub mod sysctl;
+pub mod tapestats;
+pub mod textfile;
+pub mod thermal_zone;
 pub mod time;
+pub mod timex;
+pub mod udp_queues;
 pub mod uname;
+pub mod vmstat;
+pub mod watchdog;
+pub mod xfs;
+pub mod zfs;
+pub mod zoneinfo;
