@@ -272,7 +272,7 @@ fn lock_down(
     }
 
     // What the collectors must read before the sandbox closes the filesystem.
-    collectors::warm_up();
+    collectors::warm_up(&settings.paths);
 
     // Step 6: drop privileges.
     let privileges = privilege::drop_privileges(target)?;

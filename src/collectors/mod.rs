@@ -259,9 +259,10 @@ pub fn known(name: &str) -> Option<&'static Known> {
 
 /// Loads, before the sandbox closes the filesystem, what collectors need later and cannot
 /// read once sandboxed: the time zone (glibc reads `/etc/localtime` on first use and would
-/// silently fall back to UTC under Landlock).
-pub fn warm_up() {
+/// silently fall back to UTC under Landlock) and the OS release files (`/etc/os-release`).
+pub fn warm_up(paths: &Paths) {
     let _ = time::local_zone(0);
+    os::warm_up(paths);
 }
 
 /// The outcome of one collector's run in a scrape.
