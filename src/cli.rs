@@ -34,6 +34,11 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     pub listen_addresses: Vec<ListenAddr>,
 
+    /// Serve the listening sockets systemd passes (socket activation: LISTEN_FDS) instead of
+    /// binding; no capability is kept then.
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+
     /// Path under which to expose metrics [default: /metrics].
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<TelemetryPath>,
@@ -84,6 +89,11 @@ pub struct Cli {
     /// Validate the configuration and exit (0 when valid, 2 when not).
     #[arg(long = "check-config")]
     pub check_config: bool,
+
+    /// Check the running instance named by the PID file (and configuration): print each
+    /// sandbox layer with a verdict; exit 1 when a layer is not enforced.
+    #[arg(long = "check-sandbox")]
+    pub check_sandbox: bool,
 
     /// udev data path, for node_disk_info [default: /run/udev/data].
     #[arg(long = "path.udev.data", value_name = "PATH")]

@@ -305,6 +305,8 @@ impl<'de> Deserialize<'de> for Positive {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSettings {
     pub listen: Vec<ListenAddr>,
+    /// Serve the sockets systemd passes instead of binding `listen` (restart-only).
+    pub systemd_socket: bool,
     pub telemetry_path: TelemetryPath,
     /// Parallel scrapes; more are answered 503 (node_exporter's `--web.max-requests`).
     pub max_requests: u32,
@@ -449,6 +451,7 @@ impl Settings {
         let secs = |v: Option<Positive>, d: u64| Duration::from_secs(v.map_or(d, |p| p.0 as u64));
         let web = WebSettings {
             listen,
+            systemd_socket: cli.systemd_socket,
             telemetry_path: cli
                 .telemetry_path
                 .clone()

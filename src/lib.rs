@@ -14,6 +14,7 @@
 //! 8. [`sandbox::seccomp`]: the syscall filter compiled from `policy/`.
 //! 9. [`runtime`]: the tokio runtime, the [`server`], [`collectors`] and [`exposition`].
 
+pub mod check;
 pub mod cli;
 pub mod collectors;
 pub mod config;
@@ -66,6 +67,8 @@ pub enum StartError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Notify(#[from] daemon::notify::NotifyError),
 }
 
 impl StartError {
@@ -97,6 +100,15 @@ where
             return code;
         }
     };
+    if cli.check_sandbox {
+        return match Settings::load(&cli) {
+            Ok(settings) => check::run(&settings),
+            Err(e) => {
+                eprintln!("monitoring-agent: {e}");
+                exit::CONFIG
+            }
+        };
+    }
     let prepared = match prepare(&cli) {
         Ok(p) => p,
         Err(e) => {
@@ -202,6 +214,7 @@ fn start(
         settings.log_file.as_deref(),
     )?;
     *logging_ready = true;
+    let notifier = daemon::notify::Notifier::from_env()?;
     log::info!(
         "monitoring-agent {} starting (pid {})",
         env!("CARGO_PKG_VERSION"),
@@ -248,7 +261,16 @@ fn start(
     let mut static_families = locked.enforcement.families();
     static_families.push(runtime::build_info());
     let agent = runtime::Agent::new(settings, static_families);
-    runtime::run(agent, cli, locked.listeners, readiness, pid_file)?;
+    runtime::run(
+        agent,
+        cli,
+        runtime::Handoff {
+            listeners: locked.listeners,
+            readiness,
+            notifier,
+            pid_file,
+        },
+    )?;
     Ok(())
 }
 
@@ -265,23 +287,43 @@ fn lock_down(
     mode: sandbox::Mode,
     remove_file_dirs: Vec<PathBuf>,
 ) -> Result<LockedDown, StartError> {
-    // Step 5: listening sockets.
+    // Step 5: listening sockets, bound here or passed by systemd (socket activation).
     let mut listeners = Vec::new();
-    for addr in &settings.web.listen {
-        listeners.push((*addr, server::bind(addr)?));
+    if settings.web.systemd_socket {
+        for l in daemon::notify::listen_fds()? {
+            let local = l
+                .local_addr()
+                .map_err(|e| StartError::Invalid(format!("socket passed by systemd: {e}")))?;
+            listeners.push((config::ListenAddr::Addr(local), l));
+        }
+    } else {
+        for addr in &settings.web.listen {
+            listeners.push((*addr, server::bind(addr)?));
+        }
     }
 
     // What the collectors must read before the sandbox closes the filesystem.
     collectors::warm_up(&settings.paths);
 
     // Step 6: drop privileges.
-    let privileges = privilege::drop_privileges(target)?;
+    // Socket activation: systemd binds, so not even CAP_NET_BIND_SERVICE is kept.
+    let keep = if settings.web.systemd_socket {
+        privilege::Keep::Nothing
+    } else {
+        privilege::Keep::NetBindService
+    };
+    let privileges = privilege::drop_privileges(target, keep)?;
 
     // Steps 7 and 8: Landlock, then seccomp.
     let spec = sandbox::Spec {
         read_only: readable_paths(settings),
         remove_file_dirs,
-        bind_ports: settings.web.listen.iter().map(|a| a.port()).collect(),
+        // With socket activation the agent never binds: no port at all.
+        bind_ports: if settings.web.systemd_socket {
+            Vec::new()
+        } else {
+            settings.web.listen.iter().map(|a| a.port()).collect()
+        },
     };
     let enforcement = sandbox::apply(&spec, mode, &privileges)?;
     Ok(LockedDown {
@@ -297,11 +339,18 @@ fn owned_runtime_dir(pid_file: &Path) -> Option<&Path> {
     (pid_file == default).then(|| default.parent()).flatten()
 }
 
-/// What the sandbox leaves readable: the collectors' roots and the configuration re-read on
+/// What the sandbox leaves readable: the collectors' roots, the udev database, the textfile
+/// directory when configured, and the configuration re-read on
 /// SIGHUP (its dedicated directory when it lives in the default one, so a file replaced by
 /// rename is still readable; the file alone otherwise).
 fn readable_paths(settings: &Settings) -> Vec<PathBuf> {
     let mut v = vec![settings.paths.procfs.clone(), settings.paths.sysfs.clone()];
+    // udev's database, for node_disk_info, where the host has one (containers often do not).
+    if settings.paths.udev_data.is_dir() {
+        v.push(settings.paths.udev_data.clone());
+    }
+    // Operator-configured: the textfile collector's directory.
+    v.extend(settings.collectors.options.textfile_directory.clone());
     if let Some(cfg) = &settings.config_file {
         let default_dir = Path::new(cli::DEFAULT_CONFIG).parent();
         match cfg.parent() {

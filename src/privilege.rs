@@ -252,8 +252,23 @@ fn caps_call<T>(
     r.map_err(|source| PrivilegeError::Caps { call, source })
 }
 
-fn only_kept() -> CapsHashSet {
-    HashSet::from([KEPT_CAPABILITY])
+/// Which capability survives the drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// `CAP_NET_BIND_SERVICE`: a reload may bind the same privileged port on another address.
+    #[default]
+    NetBindService,
+    /// Nothing at all (socket activation: systemd binds, the agent never does).
+    Nothing,
+}
+
+impl Keep {
+    fn set(self) -> CapsHashSet {
+        match self {
+            Keep::NetBindService => HashSet::from([KEPT_CAPABILITY]),
+            Keep::Nothing => HashSet::new(),
+        }
+    }
 }
 
 fn set_no_new_privs() -> Result<(), PrivilegeError> {
@@ -281,9 +296,10 @@ fn lock_securebits() -> Result<(), PrivilegeError> {
 }
 
 /// Shrinks the bounding set to `CAP_NET_BIND_SERVICE`; needs `CAP_SETPCAP` in effective.
-fn shrink_bounding() -> Result<(), PrivilegeError> {
+fn shrink_bounding(keep: Keep) -> Result<(), PrivilegeError> {
+    let kept = keep.set();
     for cap in caps::runtime::thread_all_supported() {
-        if cap != KEPT_CAPABILITY {
+        if !kept.contains(&cap) {
             caps_call(
                 "prctl(PR_CAPBSET_DROP)",
                 caps::drop(None, CapSet::Bounding, cap),
@@ -295,9 +311,9 @@ fn shrink_bounding() -> Result<(), PrivilegeError> {
 
 /// Keeps `CAP_NET_BIND_SERVICE` in permitted and effective if it is permitted, drops every
 /// other capability, clears inheritable and ambient.
-fn restrict_capability_sets() -> Result<(), PrivilegeError> {
+fn restrict_capability_sets(keep: Keep) -> Result<(), PrivilegeError> {
     let permitted = caps_call("capget", caps::read(None, CapSet::Permitted))?;
-    let keep: CapsHashSet = permitted.intersection(&only_kept()).copied().collect();
+    let keep: CapsHashSet = permitted.intersection(&keep.set()).copied().collect();
     caps_call(
         "PR_CAP_AMBIENT_CLEAR_ALL",
         caps::clear(None, CapSet::Ambient),
@@ -319,8 +335,8 @@ fn restrict_capability_sets() -> Result<(), PrivilegeError> {
 }
 
 /// Reads the capability sets back: `(capabilities verdict, CAP_NET_BIND_SERVICE effective)`.
-fn check_capabilities(require_bounding: bool) -> Result<(bool, bool), PrivilegeError> {
-    let kept = only_kept();
+fn check_capabilities(require_bounding: bool, keep: Keep) -> Result<(bool, bool), PrivilegeError> {
+    let kept = keep.set();
     let prm = caps_call("capget", caps::read(None, CapSet::Permitted))?;
     let eff = caps_call("capget", caps::read(None, CapSet::Effective))?;
     let inh = caps_call("capget", caps::read(None, CapSet::Inheritable))?;
@@ -369,7 +385,8 @@ fn check_switched(expected: Option<&Target>) -> Result<(), String> {
     Ok(())
 }
 
-/// Step 6: switches to `target` keeping only `CAP_NET_BIND_SERVICE`, then verifies.
+/// Step 6: switches to `target` keeping only `CAP_NET_BIND_SERVICE` (or nothing, with
+/// [`Keep::Nothing`]), then verifies.
 ///
 /// As root with `Some(target)`: shrink the bounding set while `CAP_SETPCAP` is held,
 /// `PR_SET_KEEPCAPS`, `setgroups([])`, `setresgid`, `setresuid`, lock the securebits (raising
@@ -384,7 +401,10 @@ fn check_switched(expected: Option<&Target>) -> Result<(), String> {
 /// exactly when no uid or gid is 0.
 ///
 /// An error means the process state is unknown: the caller must exit.
-pub fn drop_privileges(target: Option<&Target>) -> Result<PrivilegeReport, PrivilegeError> {
+pub fn drop_privileges(
+    target: Option<&Target>,
+    keep: Keep,
+) -> Result<PrivilegeReport, PrivilegeError> {
     let mut report = PrivilegeReport::default();
     match target {
         Some(t) => {
@@ -399,7 +419,7 @@ pub fn drop_privileges(target: Option<&Target>) -> Result<PrivilegeReport, Privi
                 return Err(PrivilegeError::RootTarget { what: "group" });
             }
             // 1. Bounding set, while CAP_SETPCAP is still effective.
-            shrink_bounding()?;
+            shrink_bounding(keep)?;
             // 2. Keep the permitted set across the uid change (effective is cleared).
             caps_call(
                 "prctl(PR_SET_KEEPCAPS)",
@@ -426,7 +446,7 @@ pub fn drop_privileges(target: Option<&Target>) -> Result<PrivilegeReport, Privi
             }
             // 5. Final sets. KEEP_CAPS is cleared by the securebits above; clear it explicitly
             // when they could not be set.
-            restrict_capability_sets()?;
+            restrict_capability_sets(keep)?;
             if !report.securebits_locked {
                 caps_call(
                     "prctl(PR_SET_KEEPCAPS, 0)",
@@ -436,9 +456,9 @@ pub fn drop_privileges(target: Option<&Target>) -> Result<PrivilegeReport, Privi
         }
         None => {
             if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
-                shrink_bounding()?;
+                shrink_bounding(keep)?;
             }
-            restrict_capability_sets()?;
+            restrict_capability_sets(keep)?;
         }
     }
     // 6. no_new_privs: no exec can ever grant anything again.
@@ -451,11 +471,12 @@ pub fn drop_privileges(target: Option<&Target>) -> Result<PrivilegeReport, Privi
         Err(why) if target.is_some() => return Err(PrivilegeError::Verify(why)),
         Err(why) => log::info!("not running as an unprivileged user: {why}"),
     }
-    let (caps_ok, nbs) = check_capabilities(target.is_some())?;
+    let (caps_ok, nbs) = check_capabilities(target.is_some(), keep)?;
     if target.is_some() && !caps_ok {
-        return Err(PrivilegeError::Verify(
-            "capability sets hold more than CAP_NET_BIND_SERVICE".into(),
-        ));
+        return Err(PrivilegeError::Verify(format!(
+            "capability sets hold more than {:?}",
+            keep.set()
+        )));
     }
     report.capabilities = caps_ok;
     report.net_bind_service = nbs;

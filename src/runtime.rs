@@ -16,6 +16,7 @@ use crate::collectors::{self, Collector};
 use crate::config::{ListenAddr, Settings, WebSettings};
 use crate::daemon::logging;
 use crate::daemon::logging::client_event;
+use crate::daemon::notify::Notifier;
 use crate::daemon::pidfile::PidFile;
 use crate::daemon::Readiness;
 use crate::exposition::{self, Format, MetricFamily};
@@ -392,15 +393,26 @@ struct Listeners {
     ports: HashSet<u16>,
 }
 
+/// What start-up hands to the runtime.
+pub struct Handoff<'a> {
+    pub listeners: Vec<(ListenAddr, StdListener)>,
+    /// The daemon's report to the launching command.
+    pub readiness: &'a mut Readiness,
+    /// systemd's notification socket.
+    pub notifier: Notifier,
+    pub pid_file: Option<PidFile>,
+}
+
 /// Runs the server until SIGTERM/SIGINT. Builds the tokio runtime: call only once the
 /// process is sandboxed.
-pub fn run(
-    agent: Agent,
-    cli: Cli,
-    listeners: Vec<(ListenAddr, StdListener)>,
-    readiness: &mut Readiness,
-    pid_file: Option<PidFile>,
-) -> Result<(), RuntimeError> {
+pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeError> {
+    let Handoff {
+        listeners,
+        readiness,
+        notifier,
+        pid_file,
+    } = handoff;
+    let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
@@ -436,19 +448,26 @@ pub fn run(
             start_listener(&agent, &limits, &mut set, addr, l)?;
         }
         let names: Vec<String> = set.running.keys().map(|a| a.to_string()).collect();
-        log::info!(
+        let status = format!(
             "serving metrics on {} at {}",
             names.join(", "),
             web.telemetry_path.0
         );
+        log::info!("{status}");
         readiness.ready();
+        notifier.ready(&status);
+        if let Some(every) = notifier.watchdog_interval() {
+            tokio::spawn(watchdog(agent.clone(), notifier.clone(), every));
+        }
 
         loop {
             tokio::select! {
                 _ = term.recv() => { log::info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { log::info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => {
-                    reload(&agent, &cli, &limits, &mut set, &mut current_max_conns).await;
+                    notifier.reloading();
+                    let status = reload(&agent, &cli, &limits, &mut set, &mut current_max_conns).await;
+                    notifier.ready(&status);
                 }
                 _ = usr1.recv() => {
                     let on = logging::toggle_debug();
@@ -459,6 +478,7 @@ pub fn run(
         }
 
         // Stop accepting, let in-flight requests finish (bounded), then leave.
+        notifier.stopping();
         let grace = agent.web().shutdown_timeout;
         for (stop, _) in set.running.values() {
             let _ = stop.send(true);
@@ -518,7 +538,7 @@ async fn reload(
     limits: &Arc<ConnLimits>,
     set: &mut Listeners,
     current_max_conns: &mut u32,
-) {
+) -> String {
     let old = agent.settings();
     let mut new = match Settings::load(cli) {
         Ok(s) => s,
@@ -526,7 +546,7 @@ async fn reload(
             agent.reload_failures.fetch_add(1, Ordering::Relaxed);
             agent.reload_ok.store(false, Ordering::Relaxed);
             log::error!("SIGHUP: configuration not reloaded, keeping the running one: {e}");
-            return;
+            return "reload failed, serving with the previous configuration".into();
         }
     };
     for name in old.restart_only_changes(&new) {
@@ -540,6 +560,11 @@ async fn reload(
     new.paths = old.paths.clone();
     new.config_file = old.config_file.clone();
 
+    new.web.systemd_socket = old.web.systemd_socket;
+    if old.web.systemd_socket {
+        // systemd owns the sockets; the listen addresses are the .socket unit's.
+        new.web.listen = old.web.listen.clone();
+    }
     if new.web.listen != old.web.listen {
         if let Err(msg) = move_listeners(agent, limits, set, &new.web.listen).await {
             log::warn!("SIGHUP: {msg}; keeping the current listeners");
@@ -572,6 +597,38 @@ async fn reload(
         .reload_time
         .store(unix_now() as u64, Ordering::Relaxed);
     log::info!("SIGHUP: configuration reloaded; {summary}");
+    format!("serving metrics; {summary}")
+}
+
+/// Sends `WATCHDOG=1` every `every` while the agent is healthy: this task running shows the
+/// event loop turns, and a cheap collector (`loadavg`) answering in time shows the blocking
+/// pool and the procfs reads work. A wedged agent stops sending, and systemd restarts it.
+async fn watchdog(agent: Arc<Agent>, notifier: Arc<Notifier>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let probe =
+        Arc::<dyn Collector>::from(Box::new(collectors::loadavg::LoadAvg) as Box<dyn Collector>);
+    let busy = Arc::new(AtomicBool::new(false));
+    loop {
+        ticker.tick().await;
+        if busy.load(Ordering::Acquire) {
+            log::warn!("watchdog: the health probe is still blocked; not notifying systemd");
+            continue;
+        }
+        let paths = agent.settings().paths.clone();
+        let (p, b) = (probe.clone(), busy.clone());
+        b.store(true, Ordering::Release);
+        let task = tokio::task::spawn_blocking(move || {
+            let r = p.collect(&paths).is_ok();
+            b.store(false, Ordering::Release);
+            r
+        });
+        match tokio::time::timeout(every, task).await {
+            Ok(Ok(true)) => notifier.watchdog(),
+            Ok(_) => log::warn!("watchdog: health probe failed; not notifying systemd"),
+            Err(_) => log::warn!("watchdog: health probe timed out; not notifying systemd"),
+        }
+    }
 }
 
 /// Binds the addresses that are new, stops the ones that are gone. A port not bound at

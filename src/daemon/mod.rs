@@ -2,6 +2,7 @@
 //! Everything here runs on the main thread before any other thread exists.
 
 pub mod logging;
+pub mod notify;
 pub mod pidfile;
 
 use std::fs::File;

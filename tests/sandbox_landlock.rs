@@ -1,0 +1,352 @@
+//! The real Landlock rules, applied in forked children that report by exit code (Landlock is
+//! irreversible; the harness stays unrestricted), and the kernel ABI oracle.
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+
+use monitoring_agent::privilege::PrivilegeReport;
+use monitoring_agent::sandbox::{self, landlock, Mode, Spec};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+/// Environment variable naming the Landlock ABI the kernel must offer (CI sets it).
+const EXPECT_ABI_ENV: &str = "MONITORING_AGENT_EXPECT_LANDLOCK_ABI";
+
+/// Writes to stderr without std's locks (another harness thread may hold them at fork time).
+fn say(msg: &str) {
+    // SAFETY: writing a valid, live buffer of the given length to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Runs `body` in a forked child; returns its exit code (or panics if it was killed).
+fn in_child(body: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child only runs `body` and then `_exit`s; glibc resets its malloc locks in the
+    // child after fork, and the child avoids std's stdio locks (see `say`).
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("child did not exit normally: {other:?}"),
+        },
+    }
+}
+
+/// The rules the agent applies for a default configuration.
+fn agent_rules(bind_port: u16) -> landlock::Rules {
+    landlock::Rules {
+        read_only: vec![PathBuf::from("/proc"), PathBuf::from("/sys")],
+        remove_file_dirs: vec![],
+        bind_ports: vec![bind_port],
+    }
+}
+
+fn denied<T>(what: &str, r: std::io::Result<T>) -> bool {
+    match r {
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => true,
+        Err(e) => {
+            say(&format!("{what}: expected EACCES/EPERM, got {e}\n"));
+            false
+        }
+        Ok(_) => {
+            say(&format!("{what}: expected EACCES/EPERM, it succeeded\n"));
+            false
+        }
+    }
+}
+
+fn allowed<T>(what: &str, r: std::io::Result<T>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(e) => {
+            say(&format!("{what}: expected success, got {e}\n"));
+            false
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn landlock_abi_matches_expectation() {
+    let expected: i32 = match std::env::var(EXPECT_ABI_ENV) {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            panic!("{EXPECT_ABI_ENV}={v:?} is not a number (e.g. 7 for Linux 6.15+)")
+        }),
+        Err(_) => panic!(
+            "{EXPECT_ABI_ENV} is not set: state the Landlock ABI this kernel must offer \
+             (e.g. {EXPECT_ABI_ENV}=7 for Linux 6.15+, 0 for no Landlock), so that a kernel \
+             lacking it cannot pass the sandbox tests silently"
+        ),
+    };
+    let actual = landlock::kernel_abi().unwrap_or(0);
+    assert_eq!(
+        actual, expected,
+        "the kernel offers Landlock ABI {actual}, {EXPECT_ABI_ENV} expects {expected}"
+    );
+}
+
+#[test]
+fn rules_allow_proc_and_sys_and_deny_the_rest() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("loopback listener");
+    let target = listener.local_addr().expect("addr");
+    let bind_port = free_port();
+    let other_port = free_port();
+    let scratch = tempfile::tempdir_in("/tmp").expect("tempdir");
+    let scratch_file = scratch.path().join("written-under-landlock");
+    let parent_pid = nix::unistd::getppid();
+
+    let code = in_child(|| {
+        let outcome = match landlock::restrict(&agent_rules(bind_port), true) {
+            Ok(o) => o,
+            Err(e) => {
+                say(&format!("landlock::restrict: {e}\n"));
+                return 2;
+            }
+        };
+        if !(outcome.fs && outcome.net && outcome.scope && outcome.ruleset_fully_enforced) {
+            say(&format!("not fully enforced: {outcome:?}\n"));
+            return 3;
+        }
+        let checks = [
+            allowed("read /proc/stat", std::fs::read_to_string("/proc/stat")),
+            allowed(
+                "read /proc/meminfo",
+                std::fs::read_to_string("/proc/meminfo"),
+            ),
+            allowed("list /sys/class/net", std::fs::read_dir("/sys/class/net")),
+            allowed(
+                "read /sys/devices/system/cpu/online",
+                std::fs::read_to_string("/sys/devices/system/cpu/online"),
+            ),
+            denied(
+                "read /etc/hostname",
+                std::fs::read_to_string("/etc/hostname"),
+            ),
+            denied("list /root", std::fs::read_dir("/root")),
+            denied(
+                "create a file under /tmp",
+                std::fs::write(&scratch_file, b"x"),
+            ),
+            denied(
+                "write /proc/sys/kernel/hostname",
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/proc/sys/kernel/hostname"),
+            ),
+            denied(
+                "TCP connect to a loopback listener",
+                TcpStream::connect(target),
+            ),
+            allowed(
+                "TCP bind on the configured port",
+                TcpListener::bind(("127.0.0.1", bind_port)),
+            ),
+            denied(
+                "TCP bind on another port",
+                TcpListener::bind(("127.0.0.1", other_port)),
+            ),
+            denied(
+                "execute /bin/true",
+                std::process::Command::new("/bin/true").status(),
+            ),
+            // Scoped signals: a process outside the sandbox (the test harness) is off limits.
+            denied(
+                "signal the parent",
+                nix::sys::signal::kill(parent_pid, None).map_err(std::io::Error::from),
+            ),
+        ];
+        if checks.iter().all(|ok| *ok) {
+            0
+        } else {
+            4
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+    assert!(!scratch_file.exists());
+    drop(listener);
+}
+
+#[test]
+fn abstract_unix_sockets_are_scoped() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let name = format!("monitoring-agent-test-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract address");
+    let _outside = UnixDatagram::bind_addr(&addr).expect("abstract socket outside the sandbox");
+    let code = in_child(|| {
+        if let Err(e) = landlock::restrict(&agent_rules(free_port()), true) {
+            say(&format!("landlock::restrict: {e}\n"));
+            return 2;
+        }
+        let sock = match UnixDatagram::unbound() {
+            Ok(s) => s,
+            Err(_) => return 3,
+        };
+        if denied(
+            "connect to an abstract socket outside",
+            sock.connect_addr(&addr),
+        ) {
+            0
+        } else {
+            4
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+}
+
+#[test]
+fn remove_file_right_is_limited_to_the_pid_dir() {
+    let piddir = tempfile::tempdir_in("/tmp").expect("tempdir");
+    let other = tempfile::tempdir_in("/tmp").expect("tempdir");
+    let pidfile = piddir.path().join("agent.pid");
+    let otherfile = other.path().join("agent.pid");
+    std::fs::write(&pidfile, b"1\n").expect("pid file");
+    std::fs::write(&otherfile, b"1\n").expect("other file");
+    let rules = landlock::Rules {
+        read_only: vec![PathBuf::from("/proc")],
+        remove_file_dirs: vec![piddir.path().to_path_buf()],
+        bind_ports: vec![],
+    };
+    let code = in_child(|| {
+        if let Err(e) = landlock::restrict(&rules, true) {
+            say(&format!("landlock::restrict: {e}\n"));
+            return 2;
+        }
+        let ok = allowed("unlink the PID file", std::fs::remove_file(&pidfile))
+            && denied("unlink elsewhere", std::fs::remove_file(&otherfile))
+            && denied(
+                "create in the PID directory",
+                std::fs::write(piddir.path().join("new"), b"x"),
+            );
+        if ok {
+            0
+        } else {
+            4
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+    assert!(!pidfile.exists());
+    assert!(otherfile.exists());
+}
+
+#[test]
+fn missing_read_only_path_fails_in_enforce_mode() {
+    let code = in_child(|| {
+        let rules = landlock::Rules {
+            read_only: vec![PathBuf::from("/nonexistent/monitoring-agent")],
+            ..landlock::Rules::default()
+        };
+        match landlock::restrict(&rules, true) {
+            Err(e) if e.layer() == "landlock_fs" && e.to_string().contains("/nonexistent") => 0,
+            Err(e) => {
+                say(&format!("unexpected error: {e}\n"));
+                2
+            }
+            Ok(_) => 3,
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+}
+
+#[test]
+fn full_sandbox_in_enforce_mode_reports_every_layer() {
+    let port = free_port();
+    let code = in_child(|| {
+        // This child is not privilege-separated; state the report the privilege step would give.
+        let privileges = PrivilegeReport {
+            privileges_dropped: true,
+            no_new_privs: true,
+            capabilities: true,
+            ..PrivilegeReport::default()
+        };
+        let spec = Spec {
+            read_only: vec![PathBuf::from("/proc"), PathBuf::from("/sys")],
+            remove_file_dirs: vec![],
+            bind_ports: vec![port],
+        };
+        let e = match sandbox::apply(&spec, Mode::Enforce, &privileges) {
+            Ok(e) => e,
+            Err(err) => {
+                say(&format!("sandbox::apply: {err}\n"));
+                return 2;
+            }
+        };
+        if !e.complete() || e.landlock_abi < 6 {
+            say(&format!("incomplete: {e:?}\n"));
+            return 3;
+        }
+        let families = e.families();
+        if families.len() != 2 || families[0].samples.len() != 7 {
+            return 4;
+        }
+        let ok = allowed("read /proc/stat", std::fs::read_to_string("/proc/stat"))
+            && denied(
+                "read /etc/hostname",
+                std::fs::read_to_string("/etc/hostname"),
+            )
+            && monitoring_agent::sandbox::seccomp::current_mode() == Some(2);
+        if ok {
+            0
+        } else {
+            5
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+}
+
+#[test]
+fn enforce_mode_refuses_root_and_names_the_layer() {
+    let code = in_child(|| {
+        let privileges = PrivilegeReport {
+            privileges_dropped: false,
+            no_new_privs: true,
+            capabilities: true,
+            ..PrivilegeReport::default()
+        };
+        match sandbox::apply(&Spec::default(), Mode::Enforce, &privileges) {
+            Err(e) if e.layer() == Some("privileges_dropped") => 0,
+            Err(e) => {
+                say(&format!("unexpected error: {e}\n"));
+                2
+            }
+            Ok(_) => 3,
+        }
+    });
+    assert_eq!(code, 0, "see the child's messages above");
+}
+
+#[test]
+fn off_mode_applies_nothing() {
+    let code = in_child(|| {
+        let e = match sandbox::apply(&Spec::default(), Mode::Off, &PrivilegeReport::default()) {
+            Ok(e) => e,
+            Err(_) => return 2,
+        };
+        let untouched = std::fs::read_to_string("/etc/hostname").is_ok()
+            && monitoring_agent::sandbox::seccomp::current_mode() == Some(0);
+        if !e.seccomp && !e.landlock_fs && untouched {
+            0
+        } else {
+            3
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn mode_parses() {
+    assert_eq!("enforce".parse::<Mode>().ok(), Some(Mode::Enforce));
+    assert_eq!("best-effort".parse::<Mode>().ok(), Some(Mode::BestEffort));
+    assert_eq!("off".parse::<Mode>().ok(), Some(Mode::Off));
+    let e = "maybe".parse::<Mode>().expect_err("invalid mode");
+    assert!(e.to_string().contains("\"maybe\""));
+    assert_eq!(Mode::default(), Mode::Enforce);
+}
