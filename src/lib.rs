@@ -227,7 +227,11 @@ fn start(
     let pid_file = match &settings.pid_file {
         Some(path) => {
             if let (Some(dir), Some(t)) = (owned_runtime_dir(path), &target) {
-                privilege::prepare_owned_dir(dir, t)?;
+                // Without it (no CAP_CHOWN under the systemd unit, say) the PID file is
+                // emptied at exit instead of removed.
+                if let Err(e) = privilege::prepare_owned_dir(dir, t) {
+                    log::warn!("{e}; the PID file will be emptied at exit, not removed");
+                }
             }
             // The agent may remove its PID file at exit only from a directory its user owns
             // (chrony's way); Landlock then grants remove-file on that directory alone.
