@@ -1,21 +1,609 @@
-//! `diskstats` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `diskstats` collector: node_exporter 1.5's `diskstats_linux.go`.
+//!
+//! - `/proc/diskstats`, as prometheus/procfs 0.8 reads it: up to 20 fields a line, lines with
+//!   fewer than 14 (2.6-era partition lines) skipped; devices filtered by
+//!   `--collector.diskstats.device-include` / `-exclude`.
+//! - One counter family per column the kernel prints (11 on any kernel, the four discard
+//!   columns since 4.18, the two flush columns since 5.5), under node_exporter's names:
+//!   sectors become bytes (×512), milliseconds become seconds; discarded sectors stay sectors,
+//!   as in node_exporter.
+//! - `node_disk_info{device,major,minor,model,path,revision,serial,wwn}` for every device, the
+//!   labels from udev's database (`--path.udev.data`, file `b<major>:<minor>`; empty when the
+//!   file is absent); and from the same file `node_disk_filesystem_info` (when `ID_FS_TYPE` is
+//!   set), `node_disk_device_mapper_info` (when `DM_NAME` is set) and
+//!   `node_disk_ata_{write_cache,write_cache_enabled,rotation_rate_rpm}` (ATA disks).
+//!
+//! Reads only `/proc/diskstats` and the udev data directory (outside `/proc` and `/sys`: the
+//! sandbox must allow reading it).
 
-use super::{CollectError, Collector, Options, Paths};
+use std::collections::HashMap;
+
+use super::{CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(Diskstats {
+        filter: opts.diskstats_devices.clone(),
+    })
 }
 
-struct Pending;
+/// One `/proc/diskstats` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskStats {
+    pub major: u32,
+    pub minor: u32,
+    pub name: String,
+    /// The counters after the name, as many as the kernel printed (11, 15 or 17).
+    pub values: Vec<u64>,
+}
 
-impl Collector for Pending {
+/// Fields after the name that procfs reads (the rest of a longer line is ignored).
+const MAX_VALUES: usize = 17;
+/// Fewer than this many values: the line is skipped, as procfs does.
+const MIN_VALUES: usize = 11;
+
+/// Parses `/proc/diskstats`. A malformed number is an error (procfs' `Sscanf` fails the whole
+/// file); a short line is skipped.
+pub fn parse_diskstats(text: &str) -> Result<Vec<DiskStats>, String> {
+    let mut out = Vec::with_capacity(16);
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(major), Some(minor), Some(name)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let num = |s: &str| format!("bad number {s:?} in line {line:?}");
+        let major: u32 = major.parse().map_err(|_| num(major))?;
+        let minor: u32 = minor.parse().map_err(|_| num(minor))?;
+        let mut values = Vec::with_capacity(MAX_VALUES);
+        for v in f.take(MAX_VALUES) {
+            values.push(v.parse::<u64>().map_err(|_| num(v))?);
+        }
+        if values.len() < MIN_VALUES {
+            continue;
+        }
+        out.push(DiskStats {
+            major,
+            minor,
+            name: name.to_string(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// The properties (`E:` lines) of a udev database file.
+pub fn parse_udev(text: &str) -> HashMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("E:"))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+const SECONDS_PER_TICK: f64 = 1.0 / 1000.0;
+const SECTOR: f64 = 512.0;
+
+/// The per-column families: name, help, counter (else gauge), scale.
+const COLUMNS: [(&str, &str, bool, f64); MAX_VALUES] = [
+    (
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        true,
+        SECTOR,
+    ),
+    (
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        true,
+        SECTOR,
+    ),
+    (
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+];
+
+/// ATA properties exported as gauges: udev key, family, help.
+const ATA: [(&str, &str, &str); 3] = [
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "node_disk_ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE",
+        "node_disk_ata_write_cache",
+        "ATA disk has a write cache.",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "node_disk_ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+];
+
+/// Builds the families from the (already filtered) disks and a lookup of each disk's udev
+/// file content.
+pub fn families(
+    disks: &mut [DiskStats],
+    udev: impl Fn(u32, u32) -> Option<String>,
+) -> Vec<MetricFamily> {
+    // node_exporter's output is sorted by label values: here the device name.
+    disks.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut cols: Vec<MetricFamily> = COLUMNS
+        .iter()
+        .map(|(name, help, counter, _)| {
+            if *counter {
+                MetricFamily::counter(*name, *help)
+            } else {
+                MetricFamily::gauge(*name, *help)
+            }
+        })
+        .collect();
+    let mut info = MetricFamily::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+    let mut fs_info =
+        MetricFamily::gauge("node_disk_filesystem_info", "Info about disk filesystem.");
+    let mut dm_info = MetricFamily::gauge(
+        "node_disk_device_mapper_info",
+        "Info about disk device mapper.",
+    );
+    let mut ata: Vec<MetricFamily> = ATA
+        .iter()
+        .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
+        .collect();
+    for d in disks.iter() {
+        let dev = d.name.as_str();
+        let text = udev(d.major, d.minor);
+        let props = text.as_deref().map(parse_udev).unwrap_or_default();
+        let get = |k: &str| props.get(k).copied().unwrap_or("");
+        // The serial printed on the disk label, else the short one.
+        let serial = match get("SCSI_IDENT_SERIAL") {
+            "" => get("ID_SERIAL_SHORT"),
+            s => s,
+        };
+        let (major, minor) = (d.major.to_string(), d.minor.to_string());
+        info.push(
+            &[
+                ("device", dev),
+                ("major", &major),
+                ("minor", &minor),
+                ("model", get("ID_MODEL")),
+                ("path", get("ID_PATH")),
+                ("revision", get("ID_REVISION")),
+                ("serial", serial),
+                ("wwn", get("ID_WWN")),
+            ],
+            1.0,
+        );
+        for ((fam, col), v) in cols.iter_mut().zip(&COLUMNS).zip(&d.values) {
+            fam.push(&[("device", dev)], *v as f64 * col.3);
+        }
+        let fs_type = get("ID_FS_TYPE");
+        if !fs_type.is_empty() {
+            fs_info.push(
+                &[
+                    ("device", dev),
+                    ("type", fs_type),
+                    ("usage", get("ID_FS_USAGE")),
+                    ("uuid", get("ID_FS_UUID")),
+                    ("version", get("ID_FS_VERSION")),
+                ],
+                1.0,
+            );
+        }
+        let dm_name = get("DM_NAME");
+        if !dm_name.is_empty() {
+            dm_info.push(
+                &[
+                    ("device", dev),
+                    ("lv_layer", get("DM_LV_LAYER")),
+                    ("lv_name", get("DM_LV_NAME")),
+                    ("name", dm_name),
+                    ("uuid", get("DM_UUID")),
+                    ("vg_name", get("DM_VG_NAME")),
+                ],
+                1.0,
+            );
+        }
+        if !get("ID_ATA").is_empty() {
+            for (fam, (key, _, _)) in ata.iter_mut().zip(&ATA) {
+                if let Some(v) = props.get(key).and_then(|s| s.parse::<f64>().ok()) {
+                    fam.push(&[("device", dev)], v);
+                }
+            }
+        }
+    }
+    let mut out = cols;
+    out.push(info);
+    out.push(fs_info);
+    out.push(dm_info);
+    out.extend(ata);
+    out.retain(|f| !f.samples.is_empty());
+    out
+}
+
+struct Diskstats {
+    filter: DeviceFilter,
+}
+
+impl Collector for Diskstats {
     fn name(&self) -> &'static str {
         "diskstats"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the diskstats collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let path = paths.proc("diskstats");
+        let text = super::read_to_string(&path)?;
+        let mut disks = parse_diskstats(&text).map_err(|m| CollectError::parse(&path, m))?;
+        disks.retain(|d| !self.filter.ignored(&d.name));
+        Ok(families(&mut disks, |major, minor| {
+            let p = paths.udev_data.join(format!("b{major}:{minor}"));
+            match std::fs::read_to_string(&p) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        log::debug!("reading {}: {e}", p.display());
+                    }
+                    None
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const DEBIAN12: &str =
+        include_str!("../../tests/fixtures/storage/debian12-vm-6.18/proc/diskstats");
+    const NODE_EXPORTER: &str =
+        include_str!("../../tests/fixtures/storage/node_exporter/proc/diskstats");
+
+    fn fixture(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/storage")
+            .join(rel)
+    }
+
+    fn find<'a>(fams: &'a [MetricFamily], name: &str) -> Option<&'a MetricFamily> {
+        fams.iter().find(|f| f.name == name)
+    }
+
+    fn value(fams: &[MetricFamily], name: &str, dev: &str) -> Option<f64> {
+        find(fams, name)?
+            .samples
+            .iter()
+            .find(|s| s.labels.iter().any(|(k, v)| k == "device" && v == dev))
+            .map(|s| s.value)
+    }
+
+    fn labels(fams: &[MetricFamily], name: &str, dev: &str) -> Vec<(String, String)> {
+        find(fams, name)
+            .and_then(|f| {
+                f.samples
+                    .iter()
+                    .find(|s| s.labels.iter().any(|(k, v)| k == "device" && v == dev))
+            })
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn debian12() {
+        let disks = parse_diskstats(DEBIAN12).expect("parses");
+        assert_eq!(disks.len(), 10);
+        let vda = disks.iter().find(|d| d.name == "vda").expect("vda");
+        assert_eq!((vda.major, vda.minor), (254, 0));
+        assert_eq!(vda.values.len(), 17);
+        assert_eq!(vda.values[0], 108_553);
+        assert_eq!(vda.values[16], 2208);
+
+        let mut kept: Vec<DiskStats> = disks
+            .into_iter()
+            .filter(|d| !Options::default().diskstats_devices.ignored(&d.name))
+            .collect();
+        let names: Vec<&str> = kept.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["vda", "zram0"]);
+        let fams = families(&mut kept, |_, _| None);
+        assert_eq!(fams.len(), 18);
+        assert_eq!(
+            value(&fams, "node_disk_read_bytes_total", "vda"),
+            Some(6_116_170.0 * 512.0)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_io_time_weighted_seconds_total", "vda"),
+            Some(160.058)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_discarded_sectors_total", "vda"),
+            Some(7_121_672.0)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_flush_requests_time_seconds_total", "vda"),
+            Some(2.208)
+        );
+        assert_eq!(value(&fams, "node_disk_io_now", "vda"), Some(0.0));
+        assert_eq!(
+            labels(&fams, "node_disk_info", "vda"),
+            pairs(&[
+                ("device", "vda"),
+                ("major", "254"),
+                ("minor", "0"),
+                ("model", ""),
+                ("path", ""),
+                ("revision", ""),
+                ("serial", ""),
+                ("wwn", ""),
+            ])
+        );
+        let io_now = find(&fams, "node_disk_io_now").expect("io_now");
+        assert_eq!(io_now.kind, crate::exposition::MetricType::Gauge);
+        assert_eq!(io_now.help, "The number of I/Os currently in progress.");
+    }
+
+    #[test]
+    fn node_exporter_fixture_columns() {
+        let mut disks = parse_diskstats(NODE_EXPORTER).expect("parses");
+        assert_eq!(disks.len(), 51);
+        let f = DeviceFilter::default();
+        disks.retain(|d| !f.ignored(&d.name));
+        let fams = families(&mut disks, |_, _| None);
+        // 11 columns: no discard or flush families for sda.
+        assert_eq!(
+            value(&fams, "node_disk_reads_completed_total", "sda"),
+            Some(25_354_637.0)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_discards_completed_total", "sda"),
+            None
+        );
+        // 15 columns (4.18+): discards, no flush.
+        assert_eq!(
+            value(&fams, "node_disk_discarded_sectors_total", "sdb"),
+            Some(1_925_173_784.0)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_discard_time_seconds_total", "sdb"),
+            Some(11.13)
+        );
+        assert_eq!(value(&fams, "node_disk_flush_requests_total", "sdb"), None);
+        // 17 columns (5.5+): flush too.
+        assert_eq!(
+            value(&fams, "node_disk_flush_requests_total", "sdc"),
+            Some(1555.0)
+        );
+        assert_eq!(
+            value(&fams, "node_disk_flush_requests_time_seconds_total", "sdc"),
+            Some(1.944)
+        );
+        // Sorted by device.
+        let devs: Vec<&str> = find(&fams, "node_disk_info")
+            .expect("info")
+            .samples
+            .iter()
+            .map(|s| s.labels[0].1.as_str())
+            .collect();
+        let mut sorted = devs.clone();
+        sorted.sort();
+        assert_eq!(devs, sorted);
+    }
+
+    #[test]
+    fn udev_labels() {
+        let paths = Paths {
+            procfs: fixture("node_exporter/proc"),
+            udev_data: fixture("node_exporter/udev/data"),
+            ..Paths::default()
+        };
+        let fams = Diskstats {
+            filter: Options::default().diskstats_devices,
+        }
+        .collect(&paths)
+        .expect("collects");
+        assert_eq!(
+            labels(&fams, "node_disk_info", "sda"),
+            pairs(&[
+                ("device", "sda"),
+                ("major", "8"),
+                ("minor", "0"),
+                ("model", "TOSHIBA_KSDB4U86"),
+                ("path", "pci-0000:3b:00.0-sas-phy7-lun-0"),
+                ("revision", "0102"),
+                ("serial", "2160A0D5FVGG"),
+                ("wwn", "0x7c72382b8de36a64"),
+            ])
+        );
+        // No SCSI_IDENT_SERIAL: ID_SERIAL_SHORT.
+        assert_eq!(
+            labels(&fams, "node_disk_info", "nvme0n1"),
+            pairs(&[
+                ("device", "nvme0n1"),
+                ("major", "259"),
+                ("minor", "0"),
+                ("model", "SAMSUNG EHFTF55LURSY-000Y9"),
+                ("path", "pci-0000:02:00.0-nvme-1"),
+                ("revision", "4NBTUY95"),
+                ("serial", "S252B6CU1HG3M1"),
+                ("wwn", "eui.p3vbbiejx5aae2r3"),
+            ])
+        );
+        assert_eq!(
+            labels(&fams, "node_disk_filesystem_info", "sda"),
+            pairs(&[
+                ("device", "sda"),
+                ("type", "LVM2_member"),
+                ("usage", "raid"),
+                ("uuid", "cVVv6j-HSA2-IY33-1Jmj-dO2H-YL7w-b4Oxqw"),
+                ("version", "LVM2 001"),
+            ])
+        );
+        // Empty ID_FS_TYPE: no filesystem info.
+        assert!(labels(&fams, "node_disk_filesystem_info", "nvme0n1").is_empty());
+        assert!(labels(&fams, "node_disk_filesystem_info", "vda").is_empty());
+        assert_eq!(
+            labels(&fams, "node_disk_device_mapper_info", "dm-0"),
+            pairs(&[
+                ("device", "dm-0"),
+                ("lv_layer", ""),
+                ("lv_name", ""),
+                ("name", "nvme0n1_crypt"),
+                (
+                    "uuid",
+                    "CRYPT-LUKS2-jolaulot80fy9zsiobkxyxo7y2dqeho2-nvme0n1_crypt"
+                ),
+                ("vg_name", ""),
+            ])
+        );
+        assert_eq!(
+            value(&fams, "node_disk_ata_rotation_rate_rpm", "sda"),
+            Some(7200.0)
+        );
+        assert_eq!(value(&fams, "node_disk_ata_write_cache", "sda"), Some(1.0));
+        assert_eq!(
+            value(&fams, "node_disk_ata_write_cache_enabled", "sda"),
+            Some(0.0)
+        );
+        // sdb and sdc share 8:0 with sda in this fixture, hence the same udev file.
+        assert_eq!(
+            find(&fams, "node_disk_ata_write_cache").map(|f| f.samples.len()),
+            Some(3)
+        );
+        // Default filter: partitions gone, dm and mmcblk kept.
+        assert!(value(&fams, "node_disk_reads_completed_total", "sda1").is_none());
+        assert!(value(&fams, "node_disk_reads_completed_total", "dm-5").is_some());
+        assert!(value(&fams, "node_disk_reads_completed_total", "mmcblk0p1").is_some());
+    }
+
+    #[test]
+    fn garbled() {
+        assert!(parse_diskstats("8 0 sda 1 2 x 4 5 6 7 8 9 10 11\n").is_err());
+        assert!(parse_diskstats("8 0 sda -1 2 3 4 5 6 7 8 9 10 11\n").is_err());
+        // Short (2.6 partition format) and empty lines are skipped.
+        assert_eq!(
+            parse_diskstats("8 1 sda1 1 2 3 4\n\n").expect("parses"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn absent_source_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        assert!(Diskstats {
+            filter: DeviceFilter::default()
+        }
+        .collect(&paths)
+        .is_err());
+    }
+
+    #[test]
+    fn live() {
+        let fams = Diskstats {
+            filter: Options::default().diskstats_devices,
+        }
+        .collect(&Paths::default())
+        .expect("reads /proc/diskstats");
+        assert!(find(&fams, "node_disk_info").is_some());
+        assert!(find(&fams, "node_disk_reads_completed_total").is_some());
     }
 }

@@ -1,21 +1,102 @@
-//! `ksmd` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `ksmd` collector: kernel same-page merging from `/sys/kernel/mm/ksm/*`, as node_exporter
+//! 1.5's `ksmd_linux.go`: nine files, `full_scans` as the counter `node_ksmd_full_scans_total`,
+//! `sleep_millisecs` as `node_ksmd_sleep_seconds`, the rest as gauges under their file names.
+//! Any file missing or not an unsigned integer fails the collector (as node_exporter;
+//! `CONFIG_KSM=n` included).
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
+const FILES: [&str; 9] = [
+    "full_scans",
+    "merge_across_nodes",
+    "pages_shared",
+    "pages_sharing",
+    "pages_to_scan",
+    "pages_unshared",
+    "pages_volatile",
+    "run",
+    "sleep_millisecs",
+];
+
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+    Box::new(Ksmd)
 }
 
-struct Pending;
+/// node_exporter's `readUintFromFile`: the trimmed text as a decimal `u64`.
+pub fn parse_uint(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    t.parse().map_err(|_| format!("invalid unsigned integer {t:?}"))
+}
 
-impl Collector for Pending {
+/// The family for one file's value.
+pub fn family(file: &'static str, value: u64) -> MetricFamily {
+    let help = format!("ksmd '{file}' file.");
+    match file {
+        "full_scans" => MetricFamily::counter("node_ksmd_full_scans_total", help),
+        "sleep_millisecs" => {
+            return MetricFamily::gauge("node_ksmd_sleep_seconds", help)
+                .with(&[], value as f64 / 1000.0)
+        }
+        _ => MetricFamily::gauge(format!("node_ksmd_{file}"), help),
+    }
+    .with(&[], value as f64)
+}
+
+struct Ksmd;
+
+impl Collector for Ksmd {
     fn name(&self) -> &'static str {
         "ksmd"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the ksmd collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let mut out = Vec::with_capacity(FILES.len());
+        for file in FILES {
+            let path = paths.sys(&format!("kernel/mm/ksm/{file}"));
+            let v = parse_uint(&read_to_string(&path)?)
+                .map_err(|m| CollectError::parse(&path, m))?;
+            out.push(family(file, v));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::textfile::render;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse_uint("20\n"), Ok(20));
+        assert!(parse_uint("-1\n").is_err());
+        assert!(parse_uint("\n").is_err());
+        assert_eq!(family("sleep_millisecs", 20).samples[0].value, 0.02);
+    }
+
+    #[test]
+    fn fixture_matches_node_exporter() {
+        let paths = Paths {
+            sysfs: format!("{FIXTURES}/debian12-vm-6.18/sys").into(),
+            ..Paths::default()
+        };
+        let fams = Ksmd.collect(&paths).expect("collects");
+        assert_eq!(
+            render(fams),
+            include_str!("../../tests/fixtures/procmisc/expected/debian12-ksmd.txt")
+        );
+        let none = Paths {
+            sysfs: "/nonexistent".into(),
+            ..Paths::default()
+        };
+        assert!(Ksmd.collect(&none).is_err());
+    }
+
+    #[test]
+    fn live() {
+        let r = Ksmd.collect(&Paths::default());
+        assert_eq!(r.is_ok(), std::path::Path::new("/sys/kernel/mm/ksm/run").exists());
     }
 }

@@ -1,21 +1,400 @@
-//! `netclass` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `netclass` collector: per-interface properties from `/sys/class/net/<iface>/*`, as
+//! node_exporter 1.5's `netclass_linux.go` in its default (sysfs) mode:
+//! `node_network_info{address,broadcast,device,duplex,ifalias,operstate}`, `node_network_up`
+//! and one `node_network_<property>` gauge (counter for the carrier change counts) per numeric
+//! attribute (HELP `Network device property: <name>`).
+//!
+//! As prometheus/procfs, an attribute whose file is absent or whose read fails with ENOENT,
+//! EACCES, EOPNOTSUPP or EINVAL (e.g. `speed` or `carrier` of an interface that is down) is
+//! skipped; any other read error fails the collector. A missing `/sys/class/net` fails it too
+//! (node_exporter's `ErrNoData`, which reports `success 0`). Devices matching
+//! `--collector.netclass.ignored-devices` are skipped. Speed is exported as node_exporter
+//! does, including the kernel's `-1` for an unknown speed (`-125000` bytes).
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use super::netdev::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+/// What node_exporter exports of one interface; `None` when the attribute is unreadable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Iface {
+    pub name: String,
+    pub address: String,
+    pub broadcast: String,
+    pub duplex: String,
+    pub ifalias: String,
+    pub operstate: String,
+    /// The numeric attributes, indexed as [`NUMERIC`].
+    pub numbers: [Option<i64>; NUMERIC.len()],
 }
 
-struct Pending;
+/// A numeric attribute: sysfs file, metric suffix, whether a counter.
+pub struct Numeric {
+    pub file: &'static str,
+    pub metric: &'static str,
+    pub counter: bool,
+}
 
-impl Collector for Pending {
+const fn num(file: &'static str, metric: &'static str, counter: bool) -> Numeric {
+    Numeric {
+        file,
+        metric,
+        counter,
+    }
+}
+
+/// The numeric attributes node_exporter 1.5 exports, by sysfs file name.
+pub const NUMERIC: [Numeric; 17] = [
+    num("addr_assign_type", "address_assign_type", false),
+    num("carrier", "carrier", false),
+    num("carrier_changes", "carrier_changes_total", true),
+    num("carrier_up_count", "carrier_up_changes_total", true),
+    num("carrier_down_count", "carrier_down_changes_total", true),
+    num("dev_id", "device_id", false),
+    num("dormant", "dormant", false),
+    num("flags", "flags", false),
+    num("ifindex", "iface_id", false),
+    num("iflink", "iface_link", false),
+    num("link_mode", "iface_link_mode", false),
+    num("mtu", "mtu_bytes", false),
+    num("name_assign_type", "name_assign_type", false),
+    num("netdev_group", "net_dev_group", false),
+    num("speed", "speed_bytes", false),
+    num("tx_queue_len", "transmit_queue_length", false),
+    num("type", "protocol_type", false),
+];
+const SPEED: usize = 14;
+
+/// Parses a sysfs integer as procfs' value parser does (base prefix `0x` for hex, as `flags`
+/// and `dev_id` are printed). `None` for anything else.
+pub fn parse_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let v = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        i64::from_str_radix(hex, 16).ok()?
+    } else {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<i64>().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// Builds the families from parsed interfaces (samples sorted by device).
+pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
+    let mut info = MetricFamily::gauge(
+        "node_network_info",
+        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+    );
+    let mut up = MetricFamily::gauge(
+        "node_network_up",
+        "Value is 1 if operstate is 'up', 0 otherwise.",
+    );
+    let mut numeric: Vec<MetricFamily> = NUMERIC
+        .iter()
+        .map(|n| {
+            let name = format!("node_network_{}", n.metric);
+            let help = format!("Network device property: {}", n.metric);
+            if n.counter {
+                MetricFamily::counter(name, help)
+            } else {
+                MetricFamily::gauge(name, help)
+            }
+        })
+        .collect();
+    for i in ifaces {
+        let dev = i.name.as_str();
+        up.push(
+            &[("device", dev)],
+            if i.operstate == "up" { 1.0 } else { 0.0 },
+        );
+        info.push(
+            &[
+                ("address", &i.address),
+                ("broadcast", &i.broadcast),
+                ("device", dev),
+                ("duplex", &i.duplex),
+                ("ifalias", &i.ifalias),
+                ("operstate", &i.operstate),
+            ],
+            1.0,
+        );
+        for (k, v) in i.numbers.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            let value = if k == SPEED {
+                // Mbit/s to bytes/s in integer arithmetic, as node_exporter.
+                v.wrapping_mul(1_000_000) / 8
+            } else {
+                v
+            };
+            if let Some(fam) = numeric.get_mut(k) {
+                fam.push(&[("device", dev)], value as f64);
+            }
+        }
+    }
+    let mut out = vec![info, up];
+    out.append(&mut numeric);
+    for f in &mut out {
+        sort_samples(f);
+    }
+    out.retain(|f| !f.samples.is_empty());
+    out
+}
+
+/// Reads a small sysfs file into `buf`. `Ok(false)` for the errors procfs treats as "attribute
+/// not available".
+fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
+    buf.clear();
+    let res = std::fs::File::open(path).and_then(|mut f| f.read_to_string(buf));
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            // ENOENT, EACCES, EINVAL, EOPNOTSUPP.
+            let skip = matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::Unsupported
+            );
+            if skip {
+                Ok(false)
+            } else {
+                Err(CollectError::io(path, e))
+            }
+        }
+    }
+}
+
+/// Reads one interface directory.
+pub fn read_iface(dir: &mut PathBuf, name: &str) -> Result<Iface, CollectError> {
+    let mut iface = Iface {
+        name: name.to_string(),
+        ..Iface::default()
+    };
+    let mut buf = String::with_capacity(64);
+    let text = |dir: &mut PathBuf, file: &str, buf: &mut String| {
+        dir.push(file);
+        let r = read_attr(dir, buf);
+        dir.pop();
+        r
+    };
+    for (slot, file) in [
+        (&mut iface.address, "address"),
+        (&mut iface.broadcast, "broadcast"),
+        (&mut iface.duplex, "duplex"),
+        (&mut iface.ifalias, "ifalias"),
+        (&mut iface.operstate, "operstate"),
+    ] {
+        if text(dir, file, &mut buf)? {
+            *slot = buf.trim().to_string();
+        }
+    }
+    for (k, n) in NUMERIC.iter().enumerate() {
+        if text(dir, n.file, &mut buf)? {
+            iface.numbers[k] = parse_int(&buf);
+        }
+    }
+    Ok(iface)
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(NetClass {
+        ignored: opts.netclass_ignored_devices.clone(),
+    })
+}
+
+pub struct NetClass {
+    ignored: Regex,
+}
+
+impl NetClass {
+    /// Every interface of `<sysfs>/class/net` not ignored, sorted by name.
+    pub fn read(&self, paths: &Paths) -> Result<Vec<Iface>, CollectError> {
+        let class = paths.sys("class/net");
+        let entries = std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| CollectError::io(&class, e))?;
+            // `bonding_masters` is a regular file there; interfaces are symlinks (or
+            // directories in a copied tree).
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if self.ignored.is_match(&name) {
+                continue;
+            }
+            names.push(name);
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        let mut dir = class;
+        for name in names {
+            dir.push(&name);
+            let r = read_iface(&mut dir, &name);
+            dir.pop();
+            out.push(r?);
+        }
+        Ok(out)
+    }
+}
+
+impl Collector for NetClass {
     fn name(&self) -> &'static str {
         "netclass"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the netclass collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        Ok(families(&self.read(paths)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::netdev::testutil::{parse, render, sorted};
+    use super::*;
+
+    fn root(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn paths(rel: &str) -> Paths {
+        Paths {
+            sysfs: root(rel),
+            ..Paths::default()
+        }
+    }
+
+    fn nc(ignored: &str) -> NetClass {
+        NetClass {
+            ignored: Regex::new(ignored).expect("regex"),
+        }
+    }
+
+    #[test]
+    fn debian12_matches_node_exporter() {
+        // The tree was copied from this host's /sys/class/net (files whose read fails, e.g.
+        // `speed` of a down interface, are absent) and node_exporter 1.5 was scraped on the
+        // same host at the same time.
+        let fams = nc("^$")
+            .collect(&paths("tests/fixtures/net/debian12-vm-6.18/sys"))
+            .expect("collects");
+        let expected = include_str!(
+            "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netclass.txt"
+        );
+        assert_eq!(render(&sorted(fams)), parse(expected));
+    }
+
+    #[test]
+    fn node_exporter_fixture() {
+        let ifaces = nc("^$")
+            .read(&paths("tests/fixtures/net/node_exporter-fixture/sys"))
+            .expect("reads");
+        // `bonding_masters` is a regular file: skipped.
+        let names: Vec<_> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["bond0", "dmz", "int"]);
+        let bond0 = &ifaces[0];
+        assert_eq!(bond0.address, "01:01:01:01:01:01");
+        assert_eq!(bond0.duplex, "full");
+        assert_eq!(bond0.ifalias, "");
+        assert_eq!(bond0.operstate, "up");
+        let fams = families(&ifaces);
+        let find = |name: &str, dev: &str| {
+            fams.iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.samples.iter().find(|s| s.labels[0].1 == dev))
+                .map(|s| s.value)
+        };
+        assert_eq!(find("node_network_device_id", "bond0"), Some(32.0));
+        assert_eq!(find("node_network_flags", "bond0"), Some(4867.0));
+        assert_eq!(find("node_network_speed_bytes", "bond0"), Some(-125000.0));
+        assert_eq!(find("node_network_speed_bytes", "dmz"), Some(125000000.0));
+        assert_eq!(find("node_network_carrier_changes_total", "int"), Some(2.0));
+        assert_eq!(find("node_network_address_assign_type", "int"), Some(3.0));
+        assert_eq!(find("node_network_protocol_type", "int"), Some(1.0));
+        assert_eq!(find("node_network_up", "int"), Some(1.0));
+        let info = fams
+            .iter()
+            .find(|f| f.name == "node_network_info")
+            .expect("info");
+        let labels: Vec<_> = info.samples[0]
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "address=01:01:01:01:01:01",
+                "broadcast=ff:ff:ff:ff:ff:ff",
+                "device=bond0",
+                "duplex=full",
+                "ifalias=",
+                "operstate=up"
+            ]
+        );
+        // Every family: one sample per interface, counters typed as such.
+        assert_eq!(fams.len(), 2 + NUMERIC.len());
+        for f in &fams {
+            assert_eq!(f.samples.len(), 3, "{}", f.name);
+        }
+        let carrier = fams
+            .iter()
+            .find(|f| f.name == "node_network_carrier_up_changes_total")
+            .expect("carrier_up");
+        assert_eq!(carrier.kind, crate::exposition::MetricType::Counter);
+        assert_eq!(
+            carrier.help,
+            "Network device property: carrier_up_changes_total"
+        );
+    }
+
+    #[test]
+    fn ignored_devices() {
+        let ifaces = nc("^(bond|int)")
+            .read(&paths("tests/fixtures/net/node_exporter-fixture/sys"))
+            .expect("reads");
+        let names: Vec<_> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["dmz"]);
+    }
+
+    #[test]
+    fn absent_class_fails() {
+        assert!(nc("^$")
+            .collect(&paths("tests/fixtures/net/nowhere"))
+            .is_err());
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_int("0x1003\n"), Some(4099));
+        assert_eq!(parse_int("-1\n"), Some(-1));
+        assert_eq!(parse_int("1500"), Some(1500));
+        assert_eq!(parse_int(""), None);
+        assert_eq!(parse_int("up"), None);
+        assert_eq!(parse_int("0x"), None);
+        assert_eq!(parse_int("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn live() {
+        let ifaces = nc("^$")
+            .read(&Paths::default())
+            .expect("reads /sys/class/net");
+        assert!(ifaces.iter().any(|i| i.name == "lo"));
     }
 }

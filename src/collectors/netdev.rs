@@ -1,21 +1,416 @@
-//! `netdev` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `netdev` collector: per-interface traffic counters from `/proc/net/dev`, under node_exporter
+//! 1.5's names (`node_network_receive_bytes_total{device="eth0"}`, …; HELP `Network device
+//! statistic receive_bytes.`, counters).
+//!
+//! node_exporter 1.5 reads these through rtnetlink by default (`--collector.netdev.netlink`)
+//! and renames them to the legacy `/proc/net/dev` names; the kernel builds `/proc/net/dev` from
+//! the same `rtnl_link_stats64` with the same sums (`drop` = dropped + missed, `frame` = frame +
+//! length + over + crc, `carrier` = carrier + aborted + heartbeat + window), so the 16 columns
+//! give the same values without a netlink socket. The one family netlink adds,
+//! `receive_nohandler`, is not in `/proc/net/dev`: it is read from
+//! `/sys/class/net/<dev>/statistics/rx_nohandler` (skipped for a device without that file, as
+//! on kernels before 4.6).
+//!
+//! Devices are filtered with `--collector.netdev.device-include/-exclude`.
 
-use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::MetricFamily;
+use std::path::Path;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+use super::{read_to_string, CollectError, Collector, DeviceFilter, Options, Paths};
+use crate::exposition::{MetricFamily, Sample};
+
+/// One interface's line of `/proc/net/dev`: the 8 receive then the 8 transmit columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetDevLine {
+    pub name: String,
+    pub values: [u64; 16],
 }
 
-struct Pending;
+/// node_exporter's names for the 16 columns, in file order.
+pub const COLUMNS: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errs",
+    "receive_drop",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errs",
+    "transmit_drop",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
 
-impl Collector for Pending {
+/// Parses `/proc/net/dev`: two header lines, then `name: 16 numbers` (the name may contain
+/// `:`, as an alias `eth0:1`; the last `:` ends it, as in prometheus/procfs).
+pub fn parse_net_dev(text: &str) -> Result<Vec<NetDevLine>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(2) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let idx = line
+            .rfind(':')
+            .ok_or_else(|| format!("no ':' in line {line:?}"))?;
+        let name = line[..idx].trim();
+        if name.is_empty() {
+            return Err(format!("no interface name in line {line:?}"));
+        }
+        let mut values = [0u64; 16];
+        let mut fields = line[idx + 1..].split_ascii_whitespace();
+        for slot in values.iter_mut() {
+            let f = fields
+                .next()
+                .ok_or_else(|| format!("too few fields in line {line:?}"))?;
+            *slot = f
+                .parse()
+                .map_err(|_| format!("bad value {f:?} in line {line:?}"))?;
+        }
+        if fields.next().is_some() {
+            return Err(format!("too many fields in line {line:?}"));
+        }
+        out.push(NetDevLine {
+            name: name.to_string(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// The families for the given lines (already filtered), with `nohandler[i]` the
+/// `rx_nohandler` of `lines[i]` when known. Samples are sorted by device, as node_exporter's
+/// registry sorts them.
+pub fn families(lines: &[NetDevLine], nohandler: &[Option<u64>]) -> Vec<MetricFamily> {
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by(|&a, &b| lines[a].name.cmp(&lines[b].name));
+    let mut out = Vec::with_capacity(17);
+    for (col, key) in COLUMNS.iter().enumerate() {
+        let mut fam = MetricFamily::counter(
+            format!("node_network_{key}_total"),
+            format!("Network device statistic {key}."),
+        );
+        fam.samples.reserve(lines.len());
+        for &i in &order {
+            fam.push(&[("device", &lines[i].name)], lines[i].values[col] as f64);
+        }
+        out.push(fam);
+    }
+    let mut fam = MetricFamily::counter(
+        "node_network_receive_nohandler_total",
+        "Network device statistic receive_nohandler.",
+    );
+    for &i in &order {
+        if let Some(Some(v)) = nohandler.get(i) {
+            fam.push(&[("device", &lines[i].name)], *v as f64);
+        }
+    }
+    if !fam.samples.is_empty() {
+        out.push(fam);
+    }
+    out
+}
+
+/// Sorts a family's samples as client_golang's registry does: by label values in label order,
+/// compared as strings (so `cpu="10"` sorts before `cpu="2"`). Shared by the network
+/// collectors.
+pub(crate) fn sort_samples(fam: &mut MetricFamily) {
+    fam.samples.sort_by(cmp_samples);
+}
+
+fn cmp_samples(a: &Sample, b: &Sample) -> std::cmp::Ordering {
+    a.labels.len().cmp(&b.labels.len()).then_with(|| {
+        a.labels
+            .iter()
+            .map(|(_, v)| v)
+            .cmp(b.labels.iter().map(|(_, v)| v))
+    })
+}
+
+/// Reads a sysfs file holding one unsigned number; `None` when absent, unreadable or not a
+/// number.
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Test helpers shared by the network collectors: families in node_exporter's text form, for
+/// comparison with what node_exporter printed.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::exposition::{MetricFamily, MetricType};
+
+    /// One line of the text format: `# HELP`/`# TYPE` lines with no value, series with theirs.
+    pub type Line = (String, Option<f64>);
+
+    /// Renders families (in the given order, samples as they are) without escaping.
+    pub fn render(fams: &[MetricFamily]) -> Vec<Line> {
+        let mut out = Vec::new();
+        for f in fams {
+            if f.samples.is_empty() {
+                continue;
+            }
+            out.push((format!("# HELP {} {}", f.name, f.help), None));
+            let t = match f.kind {
+                MetricType::Counter => "counter",
+                MetricType::Gauge => "gauge",
+                MetricType::Untyped => "untyped",
+            };
+            out.push((format!("# TYPE {} {t}", f.name), None));
+            for s in &f.samples {
+                let mut series = f.name.to_string();
+                if !s.labels.is_empty() {
+                    let l: Vec<String> = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    series = format!("{series}{{{}}}", l.join(","));
+                }
+                out.push((series, Some(s.value)));
+            }
+        }
+        out
+    }
+
+    /// Parses node_exporter's output (as `curl` printed it) into [`Line`]s.
+    pub fn parse(text: &str) -> Vec<Line> {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if l.starts_with('#') {
+                    (l.to_string(), None)
+                } else {
+                    let (series, v) = l.rsplit_once(' ').expect("series and value");
+                    (series.to_string(), Some(v.parse().expect("value")))
+                }
+            })
+            .collect()
+    }
+
+    /// Sorts families by name, as the agent's registry does before encoding.
+    pub fn sorted(mut fams: Vec<MetricFamily>) -> Vec<MetricFamily> {
+        fams.sort_by(|a, b| a.name.cmp(&b.name));
+        fams
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(NetDev {
+        filter: opts.netdev_devices.clone(),
+    })
+}
+
+pub struct NetDev {
+    filter: DeviceFilter,
+}
+
+impl Collector for NetDev {
     fn name(&self) -> &'static str {
         "netdev"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the netdev collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let path = paths.proc("net/dev");
+        let text = read_to_string(&path)?;
+        let mut lines = parse_net_dev(&text).map_err(|m| CollectError::parse(&path, m))?;
+        lines.retain(|l| !self.filter.ignored(&l.name));
+        let class = paths.sys("class/net");
+        let nohandler: Vec<Option<u64>> = lines
+            .iter()
+            .map(|l| {
+                // A name that could leave the directory is not looked up.
+                if l.name.contains('/') || l.name == "." || l.name == ".." {
+                    return None;
+                }
+                read_u64(&class.join(&l.name).join("statistics/rx_nohandler"))
+            })
+            .collect();
+        Ok(families(&lines, &nohandler))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::MetricType;
+    use regex::Regex;
+    use std::borrow::Cow;
+
+    const DEBIAN12: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/dev");
+    const NODE_EXPORTER: &str =
+        include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/dev");
+
+    fn sample(fams: &[MetricFamily], name: &str, dev: &str) -> Option<f64> {
+        fams.iter()
+            .find(|f| f.name == name)?
+            .samples
+            .iter()
+            .find(|s| s.labels == [(Cow::Borrowed("device"), dev.to_string())])
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn debian12() {
+        let lines = parse_net_dev(DEBIAN12).expect("parses");
+        let names: Vec<_> = lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["lo", "ifb0", "ifb1", "eth0"]);
+        assert_eq!(
+            lines[3].values,
+            [115984934, 5850, 0, 0, 0, 0, 0, 0, 374948, 4537, 0, 0, 0, 0, 0, 0]
+        );
+        let fams = families(&lines, &[Some(0), None, None, Some(7)]);
+        assert_eq!(fams.len(), 17);
+        let rx = &fams[0];
+        assert_eq!(rx.name, "node_network_receive_bytes_total");
+        assert_eq!(rx.help, "Network device statistic receive_bytes.");
+        assert_eq!(rx.kind, MetricType::Counter);
+        let devs: Vec<_> = rx.samples.iter().map(|s| s.labels[0].1.as_str()).collect();
+        assert_eq!(devs, ["eth0", "ifb0", "ifb1", "lo"]);
+        assert_eq!(
+            sample(&fams, "node_network_receive_bytes_total", "eth0"),
+            Some(115984934.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_transmit_packets_total", "eth0"),
+            Some(4537.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_receive_packets_total", "lo"),
+            Some(7497.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_receive_nohandler_total", "eth0"),
+            Some(7.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_receive_nohandler_total", "ifb0"),
+            None
+        );
+    }
+
+    #[test]
+    fn node_exporter_fixture() {
+        let lines = parse_net_dev(NODE_EXPORTER).expect("parses");
+        assert_eq!(lines.len(), 8);
+        let fams = families(&lines, &[]);
+        // No rx_nohandler known: no such family.
+        assert_eq!(fams.len(), 16);
+        assert_eq!(
+            sample(&fams, "node_network_receive_bytes_total", "veth4B09XN"),
+            Some(648.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_receive_bytes_total", "eth0"),
+            Some(68210035552.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_transmit_packets_total", "wlan0"),
+            Some(11726200.0)
+        );
+        assert_eq!(
+            sample(&fams, "node_network_transmit_bytes_total", "lxcbr0"),
+            Some(2630299.0)
+        );
+        // An alias: the name ends at the last ':'.
+        assert_eq!(
+            sample(&fams, "node_network_transmit_bytes_total", "ibr10:30"),
+            Some(0.0)
+        );
+        let devs: Vec<_> = fams[0]
+            .samples
+            .iter()
+            .map(|s| s.labels[0].1.as_str())
+            .collect();
+        assert_eq!(
+            devs,
+            [
+                "docker0",
+                "eth0",
+                "ibr10:30",
+                "lo",
+                "lxcbr0",
+                "tun0",
+                "veth4B09XN",
+                "wlan0"
+            ]
+        );
+    }
+
+    #[test]
+    fn garbled() {
+        let hdr = "a\nb\n";
+        assert!(parse_net_dev(&format!("{hdr}eth0 1 2 3\n")).is_err());
+        assert!(parse_net_dev(&format!("{hdr}eth0: 1 2 3\n")).is_err());
+        assert!(parse_net_dev(&format!("{hdr}eth0: {}\n", "1 ".repeat(17))).is_err());
+        assert!(parse_net_dev(&format!("{hdr}eth0: x{}\n", " 1".repeat(15))).is_err());
+        assert!(parse_net_dev(&format!("{hdr}: {}\n", "1 ".repeat(16))).is_err());
+        assert_eq!(parse_net_dev(hdr), Ok(vec![]));
+        assert_eq!(parse_net_dev(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn filter_and_fixture_tree() {
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/debian12-vm-6.18");
+        let paths = Paths {
+            procfs: root.join("proc"),
+            sysfs: root.join("sys"),
+            ..Paths::default()
+        };
+        let c = NetDev {
+            filter: DeviceFilter {
+                include: None,
+                exclude: Some(Regex::new("^lo$").expect("regex")),
+            },
+        };
+        let fams = c.collect(&paths).expect("collects");
+        assert_eq!(fams.len(), 17);
+        let devs: Vec<_> = fams[0]
+            .samples
+            .iter()
+            .map(|s| s.labels[0].1.as_str())
+            .collect();
+        assert_eq!(devs, ["eth0", "ifb0", "ifb1"]);
+        assert_eq!(
+            sample(&fams, "node_network_receive_nohandler_total", "eth0"),
+            Some(0.0)
+        );
+        let c = NetDev {
+            filter: DeviceFilter {
+                include: Some(Regex::new("^if").expect("regex")),
+                exclude: None,
+            },
+        };
+        let fams = c.collect(&paths).expect("collects");
+        assert_eq!(fams[0].samples.len(), 2);
+
+        let missing = Paths {
+            procfs: root.join("nowhere"),
+            ..Paths::default()
+        };
+        assert!(c.collect(&missing).is_err());
+    }
+
+    #[test]
+    fn sorting_is_by_string() {
+        let mut fam = MetricFamily::counter("x", "x")
+            .with(&[("cpu", "2")], 0.0)
+            .with(&[("cpu", "10")], 0.0)
+            .with(&[("cpu", "1")], 0.0);
+        sort_samples(&mut fam);
+        let got: Vec<_> = fam.samples.iter().map(|s| s.labels[0].1.as_str()).collect();
+        assert_eq!(got, ["1", "10", "2"]);
+    }
+
+    #[test]
+    fn live() {
+        let c = NetDev {
+            filter: DeviceFilter::default(),
+        };
+        let fams = c.collect(&Paths::default()).expect("reads /proc/net/dev");
+        assert!(sample(&fams, "node_network_receive_bytes_total", "lo").is_some());
+        assert!(sample(&fams, "node_network_receive_nohandler_total", "lo").is_some());
     }
 }

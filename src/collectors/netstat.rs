@@ -1,21 +1,384 @@
-//! `netstat` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `netstat` collector: protocol counters from `/proc/net/netstat`, `/proc/net/snmp` and
+//! `/proc/net/snmp6`, as node_exporter 1.5's `netstat_linux.go`: one untyped family per field
+//! `node_netstat_<Protocol>_<Field>` (HELP `Statistic <Protocol><Field>.`), limited to the
+//! fields matching node_exporter's default `--collector.netstat.fields` pattern
+//! ([`DEFAULT_FIELDS`], compiled once when the collector is built).
+//!
+//! `/proc/net/netstat` and `/proc/net/snmp` are required (a missing one fails the collector);
+//! `/proc/net/snmp6` is absent on hosts without IPv6 and then skipped. A value that is not a
+//! number fails the collector, whatever its field, as in node_exporter.
 
-use super::{CollectError, Collector, Options, Paths};
+use regex::Regex;
+
+use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+/// node_exporter 1.5's default `--collector.netstat.fields`.
+pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// One field: protocol (`TcpExt`, `Ip6`), field name (`ListenDrops`) and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat<'a> {
+    pub protocol: &'a str,
+    pub name: &'a str,
+    pub value: f64,
 }
 
-struct Pending;
+/// Parses the two-line-per-protocol format of `/proc/net/netstat` and `/proc/net/snmp`
+/// (`Proto: Name1 Name2` then `Proto: v1 v2`), fields separated by single spaces.
+pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
+    let mut out = Vec::with_capacity(256);
+    let mut lines = text.lines();
+    while let Some(names) = lines.next() {
+        let values = lines.next().unwrap_or("");
+        let mut np = names.split(' ');
+        let mut vp = values.split(' ');
+        let (proto, vproto) = (np.next().unwrap_or(""), vp.next().unwrap_or(""));
+        let protocol = proto
+            .strip_suffix(':')
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("bad protocol in line {names:?}"))?;
+        if vproto != proto {
+            return Err(format!(
+                "values line {values:?} does not follow {protocol}'s names"
+            ));
+        }
+        loop {
+            match (np.next(), vp.next()) {
+                (Some(name), Some(v)) => {
+                    let value = v
+                        .parse()
+                        .map_err(|_| format!("invalid value {v:?} for {protocol} {name}"))?;
+                    out.push(Stat {
+                        protocol,
+                        name,
+                        value,
+                    });
+                }
+                (None, None) => break,
+                _ => return Err(format!("field count mismatch for {protocol}")),
+            }
+        }
+    }
+    Ok(out)
+}
 
-impl Collector for Pending {
+/// Parses `/proc/net/snmp6`: `Ip6InReceives   178` lines; the protocol ends at the first
+/// `6`. Lines with fewer than two fields or no `6` in the name are skipped.
+pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
+    let mut out = Vec::with_capacity(128);
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(key), Some(v)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Some(six) = key.find('6') else { continue };
+        let value = v
+            .parse()
+            .map_err(|_| format!("invalid value {v:?} for {key}"))?;
+        out.push(Stat {
+            protocol: &key[..=six],
+            name: &key[six + 1..],
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// The families for the fields matching `pattern`, one per `<protocol>_<name>` (the last
+/// occurrence wins, as node_exporter's maps do).
+pub fn families(stats: &[Stat<'_>], pattern: &Regex) -> Vec<MetricFamily> {
+    let mut picked: Vec<(String, &Stat<'_>)> = Vec::with_capacity(64);
+    let mut key = String::with_capacity(64);
+    for s in stats {
+        key.clear();
+        key.push_str(s.protocol);
+        key.push('_');
+        key.push_str(s.name);
+        if pattern.is_match(&key) {
+            picked.push((key.clone(), s));
+        }
+    }
+    picked.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<MetricFamily> = Vec::with_capacity(picked.len());
+    for (key, s) in picked {
+        let name = format!("node_netstat_{key}");
+        if let Some(last) = out.last_mut() {
+            if last.name == name {
+                last.samples[0].value = s.value;
+                continue;
+            }
+        }
+        out.push(
+            MetricFamily::untyped(name, format!("Statistic {}{}.", s.protocol, s.name))
+                .with(&[], s.value),
+        );
+    }
+    out
+}
+
+pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+    Box::new(NetStat {
+        fields: Regex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in pattern")),
+    })
+}
+
+pub struct NetStat {
+    fields: Regex,
+}
+
+impl Collector for NetStat {
     fn name(&self) -> &'static str {
         "netstat"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the netstat collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let netstat_path = paths.proc("net/netstat");
+        let netstat = read_to_string(&netstat_path)?;
+        let snmp_path = paths.proc("net/snmp");
+        let snmp = read_to_string(&snmp_path)?;
+        let snmp6_path = paths.proc("net/snmp6");
+        let snmp6 = match std::fs::read_to_string(&snmp6_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(CollectError::io(&snmp6_path, e)),
+        };
+        let mut stats =
+            parse_netstat(&netstat).map_err(|m| CollectError::parse(&netstat_path, m))?;
+        stats.extend(parse_netstat(&snmp).map_err(|m| CollectError::parse(&snmp_path, m))?);
+        stats.extend(parse_snmp6(&snmp6).map_err(|m| CollectError::parse(&snmp6_path, m))?);
+        Ok(families(&stats, &self.fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::MetricType;
+    use std::path::Path;
+
+    const DIR: &str = "tests/fixtures/net/debian12-vm-6.18/proc/net";
+    const NETSTAT: &str =
+        include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/netstat");
+    const SNMP: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/snmp");
+    const SNMP6: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/snmp6");
+    const NE_NETSTAT: &str =
+        include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/netstat");
+    const NE_SNMP: &str =
+        include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/snmp");
+    const NE_SNMP6: &str =
+        include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/snmp6");
+
+    fn pattern() -> Regex {
+        Regex::new(DEFAULT_FIELDS).expect("pattern")
+    }
+
+    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
+        fams.iter()
+            .find(|f| f.name == name)
+            .map(|f| f.samples[0].value)
+    }
+
+    fn all(netstat: &str, snmp: &str, snmp6: &str) -> Vec<MetricFamily> {
+        let mut s = parse_netstat(netstat).expect("netstat");
+        s.extend(parse_netstat(snmp).expect("snmp"));
+        s.extend(parse_snmp6(snmp6).expect("snmp6"));
+        families(&s, &pattern())
+    }
+
+    /// The family names node_exporter 1.5 printed on this host (same kernel, same files).
+    const DEBIAN12_NAMES: [&str; 40] = [
+        "node_netstat_Icmp6_InErrors",
+        "node_netstat_Icmp6_InMsgs",
+        "node_netstat_Icmp6_OutMsgs",
+        "node_netstat_Icmp_InErrors",
+        "node_netstat_Icmp_InMsgs",
+        "node_netstat_Icmp_OutMsgs",
+        "node_netstat_Ip6_InOctets",
+        "node_netstat_Ip6_OutOctets",
+        "node_netstat_IpExt_InOctets",
+        "node_netstat_IpExt_OutOctets",
+        "node_netstat_Ip_Forwarding",
+        "node_netstat_TcpExt_ListenDrops",
+        "node_netstat_TcpExt_ListenOverflows",
+        "node_netstat_TcpExt_SyncookiesFailed",
+        "node_netstat_TcpExt_SyncookiesRecv",
+        "node_netstat_TcpExt_SyncookiesSent",
+        "node_netstat_TcpExt_TCPSynRetrans",
+        "node_netstat_TcpExt_TCPTimeouts",
+        "node_netstat_Tcp_ActiveOpens",
+        "node_netstat_Tcp_CurrEstab",
+        "node_netstat_Tcp_InErrs",
+        "node_netstat_Tcp_InSegs",
+        "node_netstat_Tcp_OutRsts",
+        "node_netstat_Tcp_OutSegs",
+        "node_netstat_Tcp_PassiveOpens",
+        "node_netstat_Tcp_RetransSegs",
+        "node_netstat_Udp6_InDatagrams",
+        "node_netstat_Udp6_InErrors",
+        "node_netstat_Udp6_NoPorts",
+        "node_netstat_Udp6_OutDatagrams",
+        "node_netstat_Udp6_RcvbufErrors",
+        "node_netstat_Udp6_SndbufErrors",
+        "node_netstat_UdpLite6_InErrors",
+        "node_netstat_UdpLite_InErrors",
+        "node_netstat_Udp_InDatagrams",
+        "node_netstat_Udp_InErrors",
+        "node_netstat_Udp_NoPorts",
+        "node_netstat_Udp_OutDatagrams",
+        "node_netstat_Udp_RcvbufErrors",
+        "node_netstat_Udp_SndbufErrors",
+    ];
+
+    #[test]
+    fn debian12() {
+        let fams = all(NETSTAT, SNMP, SNMP6);
+        let mut names: Vec<_> = fams.iter().map(|f| &*f.name).collect();
+        let mut expected = DEBIAN12_NAMES.to_vec();
+        names.sort();
+        expected.sort();
+        assert_eq!(names, expected);
+        let f = fams
+            .iter()
+            .find(|f| f.name == "node_netstat_TcpExt_ListenDrops")
+            .expect("ListenDrops");
+        assert_eq!(f.help, "Statistic TcpExtListenDrops.");
+        assert_eq!(f.kind, MetricType::Untyped);
+        assert!(f.samples[0].labels.is_empty());
+        assert_eq!(
+            value(&fams, "node_netstat_IpExt_InOctets"),
+            Some(123040270.0)
+        );
+        assert_eq!(
+            value(&fams, "node_netstat_IpExt_OutOctets"),
+            Some(7447994.0)
+        );
+        assert_eq!(value(&fams, "node_netstat_Ip_Forwarding"), Some(2.0));
+        assert_eq!(value(&fams, "node_netstat_Icmp6_InErrors"), Some(1.0));
+        let ip6 = fams
+            .iter()
+            .find(|f| f.name == "node_netstat_Ip6_InOctets")
+            .expect("Ip6");
+        assert_eq!(ip6.help, "Statistic Ip6InOctets.");
+    }
+
+    #[test]
+    fn debian12_names_help_and_types_match_node_exporter() {
+        use super::super::netdev::testutil::{parse, render, sorted};
+        let headers = |lines: Vec<(String, Option<f64>)>| -> Vec<String> {
+            lines
+                .into_iter()
+                .map(|(l, v)| match v {
+                    None => l,
+                    Some(_) => format!("sample {l}"),
+                })
+                .collect()
+        };
+        let ours = headers(render(&sorted(all(NETSTAT, SNMP, SNMP6))));
+        let theirs = headers(parse(include_str!(
+            "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netstat.txt"
+        )));
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn node_exporter_fixture() {
+        let fams = all(NE_NETSTAT, NE_SNMP, NE_SNMP6);
+        // Values as in the fixture files.
+        assert_eq!(
+            value(&fams, "node_netstat_TcpExt_SyncookiesSent"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&fams, "node_netstat_TcpExt_ListenOverflows"),
+            Some(0.0)
+        );
+        assert_eq!(value(&fams, "node_netstat_Tcp_ActiveOpens"), Some(3556.0));
+        assert_eq!(value(&fams, "node_netstat_Tcp_InSegs"), Some(5.7252008e+07));
+        assert_eq!(
+            value(&fams, "node_netstat_IpExt_InOctets"),
+            Some(6286396970.0)
+        );
+        assert_eq!(value(&fams, "node_netstat_Ip6_InOctets"), Some(460.0));
+        assert_eq!(value(&fams, "node_netstat_Udp6_InDatagrams"), Some(0.0));
+        assert_eq!(value(&fams, "node_netstat_Icmp6_OutMsgs"), Some(8.0));
+        assert_eq!(value(&fams, "node_netstat_Udp6_RcvbufErrors"), Some(9.0));
+        assert_eq!(value(&fams, "node_netstat_Udp6_SndbufErrors"), Some(8.0));
+        // Not in the default field set.
+        assert_eq!(value(&fams, "node_netstat_Tcp_RtoMin"), None);
+        assert_eq!(value(&fams, "node_netstat_TcpExt_DelayedACKs"), None);
+    }
+
+    #[test]
+    fn every_field_with_a_catch_all_pattern() {
+        let any = Regex::new(".*").expect("regex");
+        let mut s = parse_netstat(SNMP).expect("snmp");
+        s.extend(parse_snmp6(SNMP6).expect("snmp6"));
+        let fams = families(&s, &any);
+        assert!(value(&fams, "node_netstat_Icmp6_OutType135").is_some());
+        assert!(value(&fams, "node_netstat_UdpLite6_InDatagrams").is_some());
+        assert!(value(&fams, "node_netstat_Tcp_RtoAlgorithm").is_some());
+        assert_eq!(value(&fams, "node_netstat_Tcp_MaxConn"), Some(-1.0));
+    }
+
+    #[test]
+    fn garbled() {
+        assert!(parse_netstat("Tcp: A B\nTcp: 1\n").is_err());
+        assert!(parse_netstat("Tcp: A B\nTcp: 1 x\n").is_err());
+        assert!(parse_netstat("Tcp: A\n").is_err());
+        assert!(parse_netstat("Tcp: A\nUdp: 1\n").is_err());
+        assert!(parse_netstat("\n\n").is_err());
+        assert!(parse_snmp6("Ip6InReceives x\n").is_err());
+        assert_eq!(parse_netstat(""), Ok(vec![]));
+        assert_eq!(parse_snmp6("Foo 1\nBar\n\n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn fixture_tree_and_absent_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
+        let proc_root = root.parent().expect("proc").to_path_buf();
+        let c = collector(&Options::default());
+        let paths = Paths {
+            procfs: proc_root,
+            ..Paths::default()
+        };
+        let fams = c.collect(&paths).expect("collects");
+        assert_eq!(fams.len(), DEBIAN12_NAMES.len());
+
+        // No IPv6: snmp6 absent is fine.
+        let tmp = tempdir("netstat");
+        std::fs::create_dir_all(tmp.join("net")).expect("mkdir");
+        std::fs::write(tmp.join("net/netstat"), NETSTAT).expect("write");
+        std::fs::write(tmp.join("net/snmp"), SNMP).expect("write");
+        let paths = Paths {
+            procfs: tmp.clone(),
+            ..Paths::default()
+        };
+        let fams = c.collect(&paths).expect("collects");
+        assert_eq!(value(&fams, "node_netstat_Ip6_InOctets"), None);
+        assert!(value(&fams, "node_netstat_Tcp_InSegs").is_some());
+        // No snmp: failure.
+        std::fs::remove_file(tmp.join("net/snmp")).expect("rm");
+        assert!(c.collect(&paths).is_err());
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "ma-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("tempdir");
+        d
+    }
+
+    #[test]
+    fn live() {
+        let fams = collector(&Options::default())
+            .collect(&Paths::default())
+            .expect("reads /proc/net");
+        assert!(value(&fams, "node_netstat_Tcp_InSegs").is_some());
+        assert!(value(&fams, "node_netstat_IpExt_InOctets").is_some());
     }
 }
