@@ -76,6 +76,26 @@ impl MetricFamily {
     }
 }
 
+/// Puts a family in node_exporter's order: label names sorted within each sample, samples
+/// sorted by their label values (as client_golang's registry does when it gathers).
+pub fn sort_samples(fam: &mut MetricFamily) {
+    for s in &mut fam.samples {
+        if !s.labels.is_sorted_by(|a, b| a.0 <= b.0) {
+            s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+    if !fam.samples.is_sorted_by(|a, b| cmp_labels(a, b).is_le()) {
+        fam.samples.sort_by(cmp_labels);
+    }
+}
+
+fn cmp_labels(a: &Sample, b: &Sample) -> std::cmp::Ordering {
+    a.labels
+        .iter()
+        .map(|(_, v)| v)
+        .cmp(b.labels.iter().map(|(_, v)| v))
+}
+
 /// The encodings we serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -366,6 +386,24 @@ mod tests {
         assert_eq!(
             s,
             "NaN +Inf -Inf -3 1e-07 1.5e+300 2.5055301632e+10 123456 1.234567e+06 0.0001 0.25 0 "
+        );
+    }
+
+    #[test]
+    fn samples_sorted_like_client_golang() {
+        let mut f = MetricFamily::counter("node_cpu_seconds_total", "x");
+        f.push(&[("mode", "user"), ("cpu", "1")], 1.0);
+        f.push(&[("cpu", "0"), ("mode", "user")], 2.0);
+        f.push(&[("cpu", "0"), ("mode", "idle")], 3.0);
+        sort_samples(&mut f);
+        let text = encode(&[f], Format::Text);
+        assert_eq!(
+            text.lines().skip(2).collect::<Vec<_>>(),
+            [
+                "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 3",
+                "node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 2",
+                "node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 1",
+            ]
         );
     }
 

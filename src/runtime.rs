@@ -222,6 +222,9 @@ impl Agent {
                 false
             }
         });
+        for f in &mut families {
+            exposition::sort_samples(f);
+        }
         exposition::encode(&families, format)
     }
 

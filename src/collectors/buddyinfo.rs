@@ -26,7 +26,9 @@ pub fn parse_buddyinfo(text: &str) -> Result<Buddy, String> {
             return Err(format!("invalid number of fields in line {line:?}"));
         };
         if *buckets.get_or_insert(sizes.len()) != sizes.len() {
-            return Err(format!("mismatch in number of buddyinfo buckets in {line:?}"));
+            return Err(format!(
+                "mismatch in number of buddyinfo buckets in {line:?}"
+            ));
         }
         let sizes = sizes
             .iter()
@@ -111,7 +113,9 @@ mod tests {
 
     #[test]
     fn live() {
-        let fams = BuddyInfo.collect(&Paths::default()).expect("reads buddyinfo");
+        let fams = BuddyInfo
+            .collect(&Paths::default())
+            .expect("reads buddyinfo");
         assert!(!fams[0].samples.is_empty());
     }
 }

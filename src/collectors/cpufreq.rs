@@ -1,21 +1,167 @@
-//! `cpufreq` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `cpufreq` collector: CPU frequencies from `/sys/devices/system/cpu/cpu*/cpufreq`, as
+//! node_exporter 1.5's `cpufreq_linux.go` (kHz in sysfs, hertz here):
+//!
+//! - `node_cpu_frequency_hertz{cpu}` (`cpuinfo_cur_freq`, root-only on most kernels: absent
+//!   after the privilege drop, as for node_exporter run as its packaged user),
+//!   `node_cpu_frequency_min_hertz`, `node_cpu_frequency_max_hertz` (`cpuinfo_{min,max}_freq`);
+//! - `node_cpu_scaling_frequency_hertz`, `node_cpu_scaling_frequency_min_hertz`,
+//!   `node_cpu_scaling_frequency_max_hertz` (`scaling_{cur,min,max}_freq`).
+//!
+//! A file that is missing or unreadable (permission) gives no sample; one that is not a number
+//! fails the collector. CPUs without a `cpufreq` directory (virtual machines, as this one) give
+//! nothing, and success. `node_cpu_scaling_governor` is not emitted (added after 1.5).
+//!
+//! Deviation: node_exporter 1.5 (procfs) also reads `scaling_governor`, `scaling_driver`,
+//! `scaling_available_governors`, `related_cpus` and `scaling_setspeed` without exporting them,
+//! and fails when one is missing; they are not read here.
 
+use std::path::Path;
+
+use super::hwmon::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+/// (file, family, help), in output order.
+const FILES: [(&str, &str, &str); 6] = [
+    (
+        "cpuinfo_cur_freq",
+        "node_cpu_frequency_hertz",
+        "Current cpu thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_max_freq",
+        "node_cpu_frequency_max_hertz",
+        "Maximum cpu thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_min_freq",
+        "node_cpu_frequency_min_hertz",
+        "Minimum cpu thread frequency in hertz.",
+    ),
+    (
+        "scaling_cur_freq",
+        "node_cpu_scaling_frequency_hertz",
+        "Current scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_max_freq",
+        "node_cpu_scaling_frequency_max_hertz",
+        "Maximum scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_min_freq",
+        "node_cpu_scaling_frequency_min_hertz",
+        "Minimum scaled CPU thread frequency in hertz.",
+    ),
+];
+
+/// Parses a frequency file (kHz, decimal) into hertz.
+pub fn parse_khz(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    t.parse::<u64>()
+        .map(|khz| khz as f64 * 1000.0)
+        .map_err(|_| format!("not a frequency in kHz: {t:?}"))
 }
 
-struct Pending;
+/// The six values of one CPU's `cpufreq` directory, in [`FILES`] order.
+fn read_cpu(dir: &Path) -> Result<[Option<f64>; 6], CollectError> {
+    let mut out = [None; 6];
+    for (slot, (file, _, _)) in out.iter_mut().zip(FILES) {
+        let path = dir.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => *slot = Some(parse_khz(&t).map_err(|m| CollectError::parse(&path, m))?),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) => {}
+            Err(e) => return Err(CollectError::io(&path, e)),
+        }
+    }
+    Ok(out)
+}
 
-impl Collector for Pending {
+pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+    Box::new(Cpufreq)
+}
+
+struct Cpufreq;
+
+impl Collector for Cpufreq {
     fn name(&self) -> &'static str {
         "cpufreq"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the cpufreq collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let root = paths.sys("devices/system/cpu");
+        let mut fams: Vec<MetricFamily> = FILES
+            .iter()
+            .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
+            .collect();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            // procfs globs `cpu[0-9]*`: no directory, no match, no error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CollectError::io(&root, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| CollectError::io(&root, e))?;
+            let name = entry.file_name();
+            let Some(cpu) = name.to_str().and_then(|n| n.strip_prefix("cpu")) else {
+                continue;
+            };
+            if !cpu.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            let dir = entry.path().join("cpufreq");
+            match std::fs::metadata(&dir) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CollectError::io(&dir, e)),
+            }
+            for (fam, v) in fams.iter_mut().zip(read_cpu(&dir)?) {
+                if let Some(v) = v {
+                    fam.push(&[("cpu", cpu)], v);
+                }
+            }
+        }
+        fams.retain(|f| !f.samples.is_empty());
+        fams.iter_mut().for_each(sort_samples);
+        Ok(fams)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hwmon::testutil::*;
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert_eq!(parse_khz("1699981\n"), Ok(1_699_981_000.0));
+        assert!(parse_khz("<unknown>\n").is_err());
+        assert!(parse_khz("").is_err());
+    }
+
+    /// Two CPUs with cpufreq (the second without the root-only `cpuinfo_cur_freq`) and one
+    /// without, against node_exporter 1.5.0's output for the same tree.
+    #[test]
+    fn fixture_matches_node_exporter() {
+        let fams = Cpufreq.collect(&paths()).expect("collects");
+        assert_eq!(
+            encoded(fams),
+            golden(&["node_cpu_frequency_", "node_cpu_scaling_"])
+        );
+    }
+
+    #[test]
+    fn live() {
+        // This VM has CPUs but no cpufreq directories: nothing, and success (as node_exporter).
+        let fams = Cpufreq.collect(&Paths::default()).expect("collects");
+        if !Paths::default()
+            .sys("devices/system/cpu/cpu0/cpufreq")
+            .exists()
+        {
+            assert!(fams.is_empty());
+        }
     }
 }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -462,6 +462,7 @@ mod tests {
     use super::*;
     use crate::collectors::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
     use std::collections::HashMap;
+    use std::time::Instant;
 
     const DEBIAN12: &str =
         include_str!("../../tests/fixtures/storage/debian12-vm-6.18/proc/1/mounts");

@@ -1,21 +1,411 @@
-//! `infiniband` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `infiniband` collector: InfiniBand HCA ports from `/sys/class/infiniband/<device>`, as
+//! node_exporter 1.5's `infiniband_linux.go` over prometheus/procfs' `InfiniBandClass`:
+//! `node_infiniband_info{board_id,device,firmware_version,hca_type}`, per port
+//! `state_id`, `physical_state_id`, `rate_bytes_per_second` and one counter per file of
+//! `ports/<n>/counters` and `ports/<n>/counters_ext` (the `legacy_*` families), labelled
+//! `device` and `port`. Data counters (`port_rcv_data`, `port_xmit_data` and their `_64`
+//! variants) count 4-byte words and are multiplied by 4, as procfs does.
+//!
+//! Without InfiniBand `/sys/class/infiniband` is absent: node_exporter returns `ErrNoData`
+//! (`success 0`), and so does this collector (an error). A counter reading `N/A (no PMA)` or
+//! failing with ENOENT/EACCES/EINVAL/EOPNOTSUPP is skipped; a port without a `counters`
+//! directory (Intel `irdma`) has only its state and rate; any other error fails the collector.
 
-use super::{CollectError, Collector, Options, Paths};
+use std::path::Path;
+
+use super::netdev::sort_samples;
+use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+/// A counter: directory (`counters` or `counters_ext`), file, metric suffix, HELP, times 4.
+struct Counter {
+    dir: &'static str,
+    file: &'static str,
+    metric: &'static str,
+    help: &'static str,
+    words: bool,
 }
 
-struct Pending;
+const fn c(
+    dir: &'static str,
+    file: &'static str,
+    metric: &'static str,
+    help: &'static str,
+    words: bool,
+) -> Counter {
+    Counter {
+        dir,
+        file,
+        metric,
+        help,
+        words,
+    }
+}
 
-impl Collector for Pending {
+const C: &str = "counters";
+const X: &str = "counters_ext";
+
+const COUNTERS: [Counter; 30] = [
+    c(X, "port_multicast_rcv_packets", "legacy_multicast_packets_received_total", "Number of multicast packets received", false),
+    c(X, "port_multicast_xmit_packets", "legacy_multicast_packets_transmitted_total", "Number of multicast packets transmitted", false),
+    c(X, "port_rcv_data_64", "legacy_data_received_bytes_total", "Number of data octets received on all links", true),
+    c(X, "port_rcv_packets_64", "legacy_packets_received_total", "Number of data packets received on all links", false),
+    c(X, "port_unicast_rcv_packets", "legacy_unicast_packets_received_total", "Number of unicast packets received", false),
+    c(X, "port_unicast_xmit_packets", "legacy_unicast_packets_transmitted_total", "Number of unicast packets transmitted", false),
+    c(X, "port_xmit_data_64", "legacy_data_transmitted_bytes_total", "Number of data octets transmitted on all links", true),
+    c(X, "port_xmit_packets_64", "legacy_packets_transmitted_total", "Number of data packets received on all links", false),
+    c(C, "excessive_buffer_overrun_errors", "excessive_buffer_overrun_errors_total", "Number of times that OverrunErrors consecutive flow control update periods occurred, each having at least one overrun error.", false),
+    c(C, "link_downed", "link_downed_total", "Number of times the link failed to recover from an error state and went down", false),
+    c(C, "link_error_recovery", "link_error_recovery_total", "Number of times the link successfully recovered from an error state", false),
+    c(C, "local_link_integrity_errors", "local_link_integrity_errors_total", "Number of times that the count of local physical errors exceeded the threshold specified by LocalPhyErrors.", false),
+    c(C, "multicast_rcv_packets", "multicast_packets_received_total", "Number of multicast packets received (including errors)", false),
+    c(C, "multicast_xmit_packets", "multicast_packets_transmitted_total", "Number of multicast packets transmitted (including errors)", false),
+    c(C, "port_rcv_constraint_errors", "port_constraint_errors_received_total", "Number of packets received on the switch physical port that are discarded", false),
+    c(C, "port_xmit_constraint_errors", "port_constraint_errors_transmitted_total", "Number of packets not transmitted from the switch physical port", false),
+    c(C, "port_rcv_data", "port_data_received_bytes_total", "Number of data octets received on all links", true),
+    c(C, "port_xmit_data", "port_data_transmitted_bytes_total", "Number of data octets transmitted on all links", true),
+    c(C, "port_rcv_discards", "port_discards_received_total", "Number of inbound packets discarded by the port because the port is down or congested", false),
+    c(C, "port_xmit_discards", "port_discards_transmitted_total", "Number of outbound packets discarded by the port because the port is down or congested", false),
+    c(C, "port_rcv_errors", "port_errors_received_total", "Number of packets containing an error that were received on this port", false),
+    c(C, "port_rcv_packets", "port_packets_received_total", "Number of packets received on all VLs by this port (including errors)", false),
+    c(C, "port_xmit_packets", "port_packets_transmitted_total", "Number of packets transmitted on all VLs from this port (including errors)", false),
+    c(C, "port_xmit_wait", "port_transmit_wait_total", "Number of ticks during which the port had data to transmit but no data was sent during the entire tick", false),
+    c(C, "unicast_rcv_packets", "unicast_packets_received_total", "Number of unicast packets received (including errors)", false),
+    c(C, "unicast_xmit_packets", "unicast_packets_transmitted_total", "Number of unicast packets transmitted (including errors)", false),
+    c(C, "port_rcv_remote_physical_errors", "port_receive_remote_physical_errors_total", "Number of packets marked with the EBP (End of Bad Packet) delimiter received on the port.", false),
+    c(C, "port_rcv_switch_relay_errors", "port_receive_switch_relay_errors_total", "Number of packets that could not be forwarded by the switch.", false),
+    c(C, "symbol_error", "symbol_error_total", "Number of minor link errors detected on one or more physical lanes.", false),
+    c(C, "VL15_dropped", "vl15_dropped_total", "Number of incoming VL15 packets dropped due to resource limitations.", false),
+];
+
+const N_COUNTERS: usize = COUNTERS.len();
+
+/// One port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Port {
+    pub port: u32,
+    pub state_id: u64,
+    pub phys_state_id: u64,
+    pub rate: u64,
+    /// Indexed as [`COUNTERS`].
+    pub counters: Vec<Option<u64>>,
+}
+
+/// One device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub name: String,
+    pub board_id: String,
+    pub firmware_version: String,
+    pub hca_type: String,
+    pub ports: Vec<Port>,
+}
+
+/// `4: ACTIVE` → 4.
+pub fn parse_state(s: &str) -> Result<u64, String> {
+    let mut parts = s.split(':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(_), None) => id
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad state id in {s:?}")),
+        _ => Err(format!("failed to split {s:?} into 'ID: NAME'")),
+    }
+}
+
+/// `40 Gb/sec (4X QDR)` → bytes per second (the Gb/s figure read as a 32-bit float, as procfs).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let mut parts = s.split("Gb/sec");
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(v), Some(_), None) => {
+            let v: f32 = v.trim().parse().map_err(|_| format!("bad rate {s:?}"))?;
+            Ok((f64::from(v) * 125_000_000.0) as u64)
+        }
+        _ => Err(format!("failed to split {s:?} by 'Gb/sec'")),
+    }
+}
+
+/// Reads an optional attribute: `Ok(None)` for the errors procfs skips.
+fn read_attr(path: &Path) -> Result<Option<String>, CollectError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::Unsupported
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(CollectError::io(path, e)),
+    }
+}
+
+fn read_port(port_dir: &Path, port: u32) -> Result<Port, CollectError> {
+    let text = |f: &str| -> Result<(std::path::PathBuf, String), CollectError> {
+        let p = port_dir.join(f);
+        let t = read_to_string(&p)?;
+        Ok((p, t))
+    };
+    let (p, t) = text("state")?;
+    let state_id = parse_state(&t).map_err(|m| CollectError::parse(&p, m))?;
+    let (p, t) = text("phys_state")?;
+    let phys_state_id = parse_state(&t).map_err(|m| CollectError::parse(&p, m))?;
+    let (p, t) = text("rate")?;
+    let rate = parse_rate(&t).map_err(|m| CollectError::parse(&p, m))?;
+    let mut counters = vec![None; N_COUNTERS];
+    for (slot, c) in counters.iter_mut().zip(COUNTERS.iter()) {
+        let path = port_dir.join(c.dir).join(c.file);
+        let Some(v) = read_attr(&path)? else { continue };
+        let v = v.trim();
+        match v.parse::<u64>() {
+            Ok(n) => *slot = Some(if c.words { n.wrapping_mul(4) } else { n }),
+            Err(_) if v.contains("N/A (no PMA)") => {}
+            Err(_) => return Err(CollectError::parse(&path, format!("bad counter {v:?}"))),
+        }
+    }
+    Ok(Port {
+        port,
+        state_id,
+        phys_state_id,
+        rate,
+        counters,
+    })
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<String>, CollectError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
+        let e = e.map_err(|e| CollectError::io(dir, e))?;
+        if let Ok(name) = e.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every device under `class` (`<sysfs>/class/infiniband`).
+pub fn read_devices(class: &Path) -> Result<Vec<Device>, CollectError> {
+    let mut out = Vec::new();
+    for name in sorted_entries(class)? {
+        let dir = class.join(&name);
+        let fw = dir.join("fw_ver");
+        let firmware_version = read_to_string(&fw)?.trim().to_string();
+        let opt = |f: &str| -> Result<String, CollectError> {
+            let p = dir.join(f);
+            match std::fs::read_to_string(&p) {
+                Ok(s) => Ok(s.trim().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(e) => Err(CollectError::io(&p, e)),
+            }
+        };
+        let board_id = opt("board_id")?;
+        let hca_type = opt("hca_type")?;
+        let ports_dir = dir.join("ports");
+        let mut ports = Vec::new();
+        for p in sorted_entries(&ports_dir)? {
+            let n: u32 = p.parse().map_err(|_| {
+                CollectError::parse(&ports_dir, format!("port {p:?} is not a number"))
+            })?;
+            ports.push(read_port(&ports_dir.join(&p), n)?);
+        }
+        out.push(Device {
+            name,
+            board_id,
+            firmware_version,
+            hca_type,
+            ports,
+        });
+    }
+    Ok(out)
+}
+
+pub fn families(devices: &[Device]) -> Vec<MetricFamily> {
+    let mut info = MetricFamily::gauge(
+        "node_infiniband_info",
+        "Non-numeric data from /sys/class/infiniband/<device>, value is always 1.",
+    );
+    let mut state = MetricFamily::gauge(
+        "node_infiniband_state_id",
+        "State of the InfiniBand port (0: no change, 1: down, 2: init, 3: armed, 4: active, 5: act defer)",
+    );
+    let mut phys = MetricFamily::gauge(
+        "node_infiniband_physical_state_id",
+        "Physical state of the InfiniBand port (0: no change, 1: sleep, 2: polling, 3: disable, 4: shift, 5: link up, 6: link error recover, 7: phytest)",
+    );
+    let mut rate = MetricFamily::gauge(
+        "node_infiniband_rate_bytes_per_second",
+        "Maximum signal transfer rate",
+    );
+    let mut counters: Vec<MetricFamily> = COUNTERS
+        .iter()
+        .map(|c| MetricFamily::counter(format!("node_infiniband_{}", c.metric), c.help))
+        .collect();
+    for d in devices {
+        info.push(
+            &[
+                ("board_id", &d.board_id),
+                ("device", &d.name),
+                ("firmware_version", &d.firmware_version),
+                ("hca_type", &d.hca_type),
+            ],
+            1.0,
+        );
+        for p in &d.ports {
+            let port = p.port.to_string();
+            let labels = [("device", d.name.as_str()), ("port", port.as_str())];
+            state.push(&labels, p.state_id as f64);
+            phys.push(&labels, p.phys_state_id as f64);
+            rate.push(&labels, p.rate as f64);
+            for (fam, v) in counters.iter_mut().zip(&p.counters) {
+                if let Some(v) = v {
+                    fam.push(&labels, *v as f64);
+                }
+            }
+        }
+    }
+    let mut out = vec![info, state, phys, rate];
+    out.append(&mut counters);
+    for f in &mut out {
+        sort_samples(f);
+    }
+    out.retain(|f| !f.samples.is_empty());
+    out
+}
+
+pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+    Box::new(InfiniBand)
+}
+
+pub struct InfiniBand;
+
+impl Collector for InfiniBand {
     fn name(&self) -> &'static str {
         "infiniband"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the infiniband collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        Ok(families(&read_devices(&paths.sys("class/infiniband"))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(d: &str) -> Paths {
+        Paths {
+            sysfs: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/net")
+                .join(d),
+            ..Paths::default()
+        }
+    }
+
+    fn sample(fams: &[MetricFamily], name: &str, dev: &str, port: &str) -> Option<f64> {
+        fams.iter()
+            .find(|f| f.name == name)?
+            .samples
+            .iter()
+            .find(|s| s.labels[0].1 == dev && s.labels[1].1 == port)
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn node_exporter_fixture() {
+        let fams = InfiniBand
+            .collect(&paths("node_exporter-fixture/sys"))
+            .expect("collects");
+        let info = fams
+            .iter()
+            .find(|f| f.name == "node_infiniband_info")
+            .expect("info");
+        let labels: Vec<Vec<String>> = info
+            .samples
+            .iter()
+            .map(|s| s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                [
+                    "board_id=I40IW Board ID",
+                    "device=i40iw0",
+                    "firmware_version=0.2",
+                    "hca_type=I40IW"
+                ],
+                [
+                    "board_id=SM_1141000001000",
+                    "device=mlx4_0",
+                    "firmware_version=2.31.5050",
+                    "hca_type=MT4099"
+                ]
+            ]
+        );
+        let s = |n: &str, d: &str, p: &str| sample(&fams, &format!("node_infiniband_{n}"), d, p);
+        assert_eq!(s("state_id", "mlx4_0", "1"), Some(4.0));
+        assert_eq!(s("physical_state_id", "i40iw0", "1"), Some(5.0));
+        assert_eq!(s("rate_bytes_per_second", "mlx4_0", "2"), Some(5e9));
+        assert_eq!(s("rate_bytes_per_second", "i40iw0", "1"), Some(1.25e9));
+        // Data counters count 4-byte words.
+        assert_eq!(
+            s("port_data_received_bytes_total", "mlx4_0", "1"),
+            Some(18_527_668.0)
+        );
+        assert_eq!(
+            s("legacy_data_transmitted_bytes_total", "mlx4_0", "1"),
+            Some(14_933_760.0)
+        );
+        assert_eq!(
+            s("port_packets_received_total", "mlx4_0", "1"),
+            Some(6_825_908_347.0)
+        );
+        assert_eq!(
+            s("port_transmit_wait_total", "mlx4_0", "1"),
+            Some(4_294_967_295.0)
+        );
+        assert_eq!(
+            s("port_discards_transmitted_total", "mlx4_0", "1"),
+            Some(5.0)
+        );
+        assert_eq!(
+            s("multicast_packets_received_total", "mlx4_0", "1"),
+            Some(93.0)
+        );
+        assert_eq!(s("legacy_packets_received_total", "mlx4_0", "2"), Some(0.0));
+        // Port 2 has no port_rcv_packets file; i40iw0's counters are all "N/A (no PMA)".
+        assert_eq!(s("port_packets_received_total", "mlx4_0", "2"), None);
+        assert_eq!(s("link_downed_total", "i40iw0", "1"), None);
+        assert_eq!(s("vl15_dropped_total", "i40iw0", "1"), None);
+        let c = fams
+            .iter()
+            .find(|f| f.name == "node_infiniband_link_downed_total")
+            .expect("link_downed");
+        assert_eq!(c.kind, crate::exposition::MetricType::Counter);
+        assert_eq!(c.samples.len(), 2);
+    }
+
+    #[test]
+    fn states_and_rates() {
+        assert_eq!(parse_state("4: ACTIVE\n"), Ok(4));
+        assert!(parse_state("ACTIVE").is_err());
+        assert!(parse_state("x: ACTIVE").is_err());
+        assert_eq!(parse_rate("56 Gb/sec (4X FDR)\n"), Ok(7_000_000_000));
+        assert_eq!(parse_rate("2.5 Gb/sec (1X SDR)"), Ok(312_500_000));
+        assert!(parse_rate("10 Mb/sec").is_err());
+    }
+
+    #[test]
+    fn absent() {
+        assert!(InfiniBand.collect(&paths("debian12-vm-6.18/sys")).is_err());
+    }
+
+    #[test]
+    fn live() {
+        let present = Path::new("/sys/class/infiniband").exists();
+        assert_eq!(InfiniBand.collect(&Paths::default()).is_ok(), present);
     }
 }

@@ -26,7 +26,8 @@ pub fn collector(_opts: &Options) -> Box<dyn Collector> {
 /// node_exporter's `readUintFromFile`: the trimmed text as a decimal `u64`.
 pub fn parse_uint(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    t.parse().map_err(|_| format!("invalid unsigned integer {t:?}"))
+    t.parse()
+        .map_err(|_| format!("invalid unsigned integer {t:?}"))
 }
 
 /// The family for one file's value.
@@ -53,8 +54,8 @@ impl Collector for Ksmd {
         let mut out = Vec::with_capacity(FILES.len());
         for file in FILES {
             let path = paths.sys(&format!("kernel/mm/ksm/{file}"));
-            let v = parse_uint(&read_to_string(&path)?)
-                .map_err(|m| CollectError::parse(&path, m))?;
+            let v =
+                parse_uint(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
             out.push(family(file, v));
         }
         Ok(out)
@@ -97,6 +98,9 @@ mod tests {
     #[test]
     fn live() {
         let r = Ksmd.collect(&Paths::default());
-        assert_eq!(r.is_ok(), std::path::Path::new("/sys/kernel/mm/ksm/run").exists());
+        assert_eq!(
+            r.is_ok(),
+            std::path::Path::new("/sys/kernel/mm/ksm/run").exists()
+        );
     }
 }

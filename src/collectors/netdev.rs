@@ -394,6 +394,30 @@ mod tests {
     }
 
     #[test]
+    fn debian12_matches_node_exporter() {
+        // node_exporter 1.5 (Debian's build excludes `lo` by default) scraped on this host
+        // while the fixture tree was copied.
+        use super::testutil::{parse, render, sorted};
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/debian12-vm-6.18");
+        let paths = Paths {
+            procfs: root.join("proc"),
+            sysfs: root.join("sys"),
+            ..Paths::default()
+        };
+        let c = NetDev {
+            filter: DeviceFilter {
+                include: None,
+                exclude: Some(Regex::new("^lo$").expect("regex")),
+            },
+        };
+        let fams = c.collect(&paths).expect("collects");
+        let expected =
+            include_str!("../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netdev.txt");
+        assert_eq!(render(&sorted(fams)), parse(expected));
+    }
+
+    #[test]
     fn sorting_is_by_string() {
         let mut fam = MetricFamily::counter("x", "x")
             .with(&[("cpu", "2")], 0.0)

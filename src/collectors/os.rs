@@ -45,7 +45,7 @@ pub struct OsRelease {
 /// What the start-up read produced, per rootfs.
 #[derive(Debug, Clone)]
 enum Loaded {
-    Release(OsRelease),
+    Release(Box<OsRelease>),
     /// Neither file exists.
     Missing,
     /// A file exists but could not be read or parsed.
@@ -72,7 +72,7 @@ fn load(paths: &Paths) -> Loaded {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 return match parse_os_release(&text) {
-                    Ok(r) => Loaded::Release(r),
+                    Ok(r) => Loaded::Release(Box::new(r)),
                     Err(m) => Loaded::Failed(format!("parsing {}: {m}", path.display())),
                 };
             }

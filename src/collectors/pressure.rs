@@ -72,8 +72,8 @@ impl Collector for Pressure {
         let mut out = Vec::with_capacity(5);
         for res in ["cpu", "io", "memory"] {
             let path = paths.proc(&format!("pressure/{res}"));
-            let psi = parse_psi(&read_to_string(&path)?)
-                .map_err(|m| CollectError::parse(&path, m))?;
+            let psi =
+                parse_psi(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
             let need = |v: Option<u64>, kind: &str| {
                 v.map(seconds)
                     .ok_or_else(|| CollectError::parse(&path, format!("no {kind:?} line")))

@@ -49,8 +49,7 @@ pub fn parse_softirqs(text: &str) -> Result<Vec<(&'static str, Vec<u64>)>, Strin
 }
 
 pub fn family(rows: &[(&'static str, Vec<u64>)]) -> MetricFamily {
-    let mut fam =
-        MetricFamily::counter("node_softirqs_functions_total", "Softirq counts per CPU.");
+    let mut fam = MetricFamily::counter("node_softirqs_functions_total", "Softirq counts per CPU.");
     for (kind, counts) in rows {
         for (cpu, v) in counts.iter().enumerate() {
             fam.push(&[("cpu", &cpu.to_string()), ("type", kind)], *v as f64);

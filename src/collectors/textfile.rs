@@ -1,7 +1,482 @@
-//! `textfile` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `textfile` collector: metrics from `*.prom` files in `Options::textfile_directory`
+//! (`--collector.textfile.directory`), as node_exporter 1.5's `textfile.go`.
+//!
+//! - Files whose name ends in `.prom` are read in name order; anything else is ignored.
+//! - Each is parsed as the Prometheus text format by [`parse`], a port of the rules of
+//!   prometheus/common's `expfmt.TextParser`. A file that cannot be opened or parsed, or that
+//!   carries a client-side timestamp, is skipped whole and sets `node_textfile_scrape_error 1`.
+//! - A family without HELP gets `Metric read from <path>[, <path>...]` (every file holding a
+//!   family of that name); within one file's family, label names missing from a sample are
+//!   added with an empty value (node_exporter's `convertMetricFamily`).
+//! - Families are merged across files the way node_exporter's registry does it: the first file
+//!   (in name order) to export a name fixes its HELP and type; later samples with another HELP
+//!   or type, and samples repeating a label set already exported, are dropped (node_exporter
+//!   logs a gathering error for them; `scrape_error` is not set).
+//! - `node_textfile_mtime_seconds{file="<dir>/<name>"}` for every file read successfully, and
+//!   `node_textfile_scrape_error`, 1 when the directory or a file could not be read or parsed.
+//! - No directory configured: only `node_textfile_scrape_error 0` (node_exporter's default
+//!   flag value is empty; Debian's package sets `/var/lib/prometheus/node-exporter`).
+//!
+//! Known differences from node_exporter 1.5:
+//! - The exposition model has no histogram or summary type: such families are exported as
+//!   untyped families named as their samples (`x_bucket{..,le}`, `x_sum`, `x_count`;
+//!   `x{..,quantile}`, `x_sum`, `x_count`), with the same values and label sets node_exporter
+//!   prints (buckets and quantiles sorted, `le`/`quantile` last, the `+Inf` bucket equal to the
+//!   count), only the `# TYPE` lines and grouping differ.
+//! - The directory is not a glob pattern (1.5 also accepts `dir/*`-style globs): a sandboxed
+//!   agent can only read the one directory it was given.
+//! - A file that is not valid UTF-8 counts as unparsable.
+//! - A textfile family named like another collector's family is not detected here (the
+//!   registry of node_exporter drops whichever sample comes second with a different HELP or
+//!   type); the runtime merges same-named families.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
 
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::MetricFamily;
+use crate::exposition::{MetricFamily, MetricType, Sample};
+
+/// A family's type as the text format names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Untyped,
+    Histogram,
+    Summary,
+}
+
+/// One metric of a parsed family: a sample for counters, gauges and untyped; the grouped
+/// samples of one label set for histograms and summaries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metric {
+    /// Label pairs in file order (without `le`/`quantile`).
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    pub count: u64,
+    pub sum: f64,
+    /// `(le, cumulative count)` as read.
+    pub buckets: Vec<(f64, u64)>,
+    /// `(quantile, value)` as read.
+    pub quantiles: Vec<(f64, f64)>,
+    pub timestamp: Option<i64>,
+}
+
+/// A parsed metric family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub help: Option<String>,
+    pub kind: Kind,
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Default)]
+struct Building {
+    name: String,
+    help: Option<String>,
+    kind: Option<Kind>,
+    metrics: Vec<Metric>,
+    /// Histogram/summary metrics by sorted label set.
+    groups: BTreeMap<Vec<(String, String)>, usize>,
+}
+
+/// Which part of a histogram/summary a sample line is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Plain,
+    Sum,
+    Count,
+    Bucket,
+}
+
+fn blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn name_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b == b':'
+}
+
+fn name_cont(b: u8) -> bool {
+    name_start(b) || b.is_ascii_digit()
+}
+
+fn label_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+fn label_cont(b: u8) -> bool {
+    label_start(b) || b.is_ascii_digit()
+}
+
+/// expfmt's `parseFloat`: Go's `strconv.ParseFloat`, refusing `p`, `P` and `_`.
+fn parse_float(s: &str) -> Option<f64> {
+    if s.is_empty() || s.contains(['p', 'P', '_']) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A cursor over one line (without its `\n`).
+struct Line<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Line<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn skip_blank(&mut self) {
+        while self.peek().is_some_and(blank) {
+            self.i += 1;
+        }
+    }
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.i;
+        while self.peek().is_some_and(&f) {
+            self.i += 1;
+        }
+        // Only ASCII predicates or whole-line ends split here, so this stays on a boundary.
+        std::str::from_utf8(&self.b[start..self.i]).unwrap_or("")
+    }
+    fn metric_name(&mut self) -> &'a str {
+        if !self.peek().is_some_and(name_start) {
+            return "";
+        }
+        self.take_while(name_cont)
+    }
+    fn until_blank(&mut self) -> &'a str {
+        self.take_while(|b| !blank(b))
+    }
+    fn rest(&mut self) -> &'a str {
+        let s = std::str::from_utf8(&self.b[self.i..]).unwrap_or("");
+        self.i = self.b.len();
+        s
+    }
+}
+
+/// Unescapes a HELP text (`\\` and `\n`).
+fn unescape_help(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some(c) => return Err(format!("invalid escape sequence '\\{c}'")),
+            None => return Err("unexpected end of input stream".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses the Prometheus text format (0.0.4) as prometheus/common's `expfmt.TextParser` of
+/// node_exporter 1.5's time: families in order of first appearance; an error names the
+/// 1-based line. Families without samples are dropped.
+pub fn parse(text: &str) -> Result<Vec<Family>, String> {
+    let mut fams: Vec<Building> = Vec::new();
+    let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
+    let ends_with_newline = text.ends_with('\n');
+    let lines: Vec<&str> = text.split('\n').collect();
+    let last = lines.len() - 1;
+    for (n, raw) in lines.iter().enumerate() {
+        let err = |m: String| format!("text format parsing error in line {}: {m}", n + 1);
+        let mut l = Line {
+            b: raw.as_bytes(),
+            i: 0,
+        };
+        l.skip_blank();
+        let Some(first) = l.peek() else { continue };
+        // Only a line that is empty or blank may end the input without a newline.
+        if n == last && !ends_with_newline {
+            return Err(err("unexpected end of input stream".into()));
+        }
+        if first == b'#' {
+            l.i += 1;
+            comment(&mut l, &mut fams, &mut by_name).map_err(err)?;
+        } else {
+            sample(&mut l, &mut fams, &mut by_name).map_err(err)?;
+        }
+    }
+    Ok(fams
+        .into_iter()
+        .filter(|f| !f.metrics.is_empty())
+        .map(|f| Family {
+            name: f.name,
+            help: f.help,
+            kind: f.kind.unwrap_or(Kind::Untyped),
+            metrics: f.metrics,
+        })
+        .collect())
+}
+
+/// expfmt's `setOrCreateCurrentMF`: the family a name belongs to (a `_sum`/`_count`/`_bucket`
+/// of an existing summary or histogram joins it), and which part the name is.
+fn family_for(
+    name: &str,
+    fams: &mut Vec<Building>,
+    by_name: &mut BTreeMap<String, usize>,
+) -> (usize, Part) {
+    if let Some(&i) = by_name.get(name) {
+        return (i, Part::Plain);
+    }
+    for (suffix, part, kinds) in [
+        ("_sum", Part::Sum, &[Kind::Summary, Kind::Histogram][..]),
+        ("_count", Part::Count, &[Kind::Summary, Kind::Histogram][..]),
+        ("_bucket", Part::Bucket, &[Kind::Histogram][..]),
+    ] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if let Some(&i) = by_name.get(base) {
+                if fams[i].kind.is_some_and(|k| kinds.contains(&k)) {
+                    return (i, part);
+                }
+            }
+        }
+    }
+    fams.push(Building {
+        name: name.to_string(),
+        ..Building::default()
+    });
+    by_name.insert(name.to_string(), fams.len() - 1);
+    (fams.len() - 1, Part::Plain)
+}
+
+fn comment(
+    l: &mut Line<'_>,
+    fams: &mut Vec<Building>,
+    by_name: &mut BTreeMap<String, usize>,
+) -> Result<(), String> {
+    l.skip_blank();
+    let keyword = l.until_blank();
+    if l.peek().is_none() || (keyword != "HELP" && keyword != "TYPE") {
+        return Ok(());
+    }
+    l.skip_blank();
+    let name = l.metric_name();
+    match l.peek() {
+        None => return Ok(()),
+        Some(b) if !blank(b) => return Err("invalid metric name in comment".into()),
+        _ => {}
+    }
+    let (i, _) = family_for(name, fams, by_name);
+    l.skip_blank();
+    if l.peek().is_none() {
+        return Ok(());
+    }
+    let f = &mut fams[i];
+    if keyword == "HELP" {
+        if f.help.is_some() {
+            return Err(format!("second HELP line for metric name {:?}", f.name));
+        }
+        f.help = Some(unescape_help(l.rest())?);
+    } else {
+        if f.kind.is_some() {
+            return Err(format!(
+                "second TYPE line for metric name {:?}, or TYPE reported after samples",
+                f.name
+            ));
+        }
+        let t = l.rest();
+        f.kind = Some(match t.to_ascii_uppercase().as_str() {
+            "COUNTER" => Kind::Counter,
+            "GAUGE" => Kind::Gauge,
+            "UNTYPED" => Kind::Untyped,
+            "HISTOGRAM" => Kind::Histogram,
+            "SUMMARY" => Kind::Summary,
+            _ => return Err(format!("unknown metric type {t:?}")),
+        });
+    }
+    Ok(())
+}
+
+fn sample(
+    l: &mut Line<'_>,
+    fams: &mut Vec<Building>,
+    by_name: &mut BTreeMap<String, usize>,
+) -> Result<(), String> {
+    let name = l.metric_name();
+    if name.is_empty() {
+        return Err("invalid metric name".into());
+    }
+    let (fi, part) = family_for(name, fams, by_name);
+    let kind = *fams[fi].kind.get_or_insert(Kind::Untyped);
+    let fam_name = fams[fi].name.clone();
+    l.skip_blank();
+    let mut labels: Vec<(String, String)> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut special: Option<f64> = None;
+    if l.peek() == Some(b'{') {
+        l.i += 1;
+        loop {
+            l.skip_blank();
+            if l.peek() == Some(b'}') {
+                l.i += 1;
+                break;
+            }
+            let lname = if l.peek().is_some_and(label_start) {
+                l.take_while(label_cont)
+            } else {
+                ""
+            };
+            if lname.is_empty() {
+                return Err(format!("invalid label name for metric {fam_name:?}"));
+            }
+            if lname == "__name__" {
+                return Err("label name \"__name__\" is reserved".into());
+            }
+            if !seen.insert(lname.to_string()) {
+                return Err(format!("duplicate label names for metric {fam_name:?}"));
+            }
+            l.skip_blank();
+            if l.peek() != Some(b'=') {
+                return Err(format!(
+                    "expected '=' after label name, found {:?}",
+                    l.peek()
+                ));
+            }
+            l.i += 1;
+            l.skip_blank();
+            if l.peek() != Some(b'"') {
+                return Err("expected '\"' at start of label value".into());
+            }
+            l.i += 1;
+            let value = label_value(l)?;
+            let special_name = match kind {
+                Kind::Summary => "quantile",
+                Kind::Histogram => "le",
+                _ => "",
+            };
+            if lname == special_name {
+                special = Some(strconv_parse_float(&value).ok_or_else(|| {
+                    format!("expected float as value for {lname:?} label, got {value:?}")
+                })?);
+            } else {
+                labels.push((lname.to_string(), value));
+            }
+            l.skip_blank();
+            match l.peek() {
+                Some(b',') => l.i += 1,
+                Some(b'}') => {
+                    l.i += 1;
+                    break;
+                }
+                None => return Err("unexpected end of input stream".into()),
+                Some(_) => return Err("unexpected end of label value".into()),
+            }
+        }
+        l.skip_blank();
+    }
+    let token = l.until_blank();
+    let value =
+        parse_float(token).ok_or_else(|| format!("expected float as value, got {token:?}"))?;
+    let timestamp = if l.peek().is_some() {
+        l.skip_blank();
+        let t = l.until_blank();
+        let ts = t
+            .parse::<i64>()
+            .map_err(|_| format!("expected integer as timestamp, got {t:?}"))?;
+        if l.peek().is_some() {
+            return Err(format!("spurious string after timestamp: {:?}", l.rest()));
+        }
+        Some(ts)
+    } else {
+        None
+    };
+    let f = &mut fams[fi];
+    let m = match kind {
+        Kind::Summary | Kind::Histogram => {
+            let mut key = labels.clone();
+            key.sort();
+            let idx = *f.groups.entry(key).or_insert_with(|| {
+                f.metrics.push(Metric {
+                    labels,
+                    ..Metric::default()
+                });
+                f.metrics.len() - 1
+            });
+            let m = &mut f.metrics[idx];
+            match (part, special) {
+                (Part::Count, _) => m.count = value as u64,
+                (Part::Sum, _) => m.sum = value,
+                (Part::Bucket, Some(le)) if kind == Kind::Histogram => {
+                    m.buckets.push((le, value as u64))
+                }
+                (Part::Plain, Some(q)) if kind == Kind::Summary => m.quantiles.push((q, value)),
+                _ => {}
+            }
+            m
+        }
+        _ => {
+            f.metrics.push(Metric {
+                labels,
+                value,
+                ..Metric::default()
+            });
+            f.metrics.last_mut().ok_or("unreachable")?
+        }
+    };
+    if timestamp.is_some() {
+        m.timestamp = timestamp;
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseFloat` (for `le`/`quantile`; unlike sample values, `_` is not refused
+/// by expfmt there, but Go rejects it in decimal floats anyway).
+fn strconv_parse_float(s: &str) -> Option<f64> {
+    if s.is_empty() || s.contains('_') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A label value after its opening quote, up to the closing one: `\\`, `\"`, `\n` escapes.
+fn label_value(l: &mut Line<'_>) -> Result<String, String> {
+    let rest = std::str::from_utf8(&l.b[l.i..]).map_err(|_| "invalid UTF-8".to_string())?;
+    let mut out = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                l.i += i + 1;
+                return Ok(out);
+            }
+            '\\' => match chars.next() {
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, '"')) => out.push('"'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, c)) => return Err(format!("invalid escape sequence '\\{c}'")),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    Err("unexpected end of input stream".into())
+}
+
+fn has_timestamps(fams: &[Family]) -> bool {
+    fams.iter()
+        .any(|f| f.metrics.iter().any(|m| m.timestamp.is_some()))
+}
+
+/// client_golang's order of metrics in a family: by label count, then label values in
+/// label-name order.
+fn cmp_labels(a: &[(String, String)], b: &[(String, String)]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| {
+        a.iter()
+            .zip(b)
+            .map(|((_, x), (_, y))| x.cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })
+}
 
 /// Sorts a family's samples as client_golang's registry does before exposition: by label
 /// count, then label values in order (labels are expected sorted by name, as client_golang
@@ -26,19 +501,543 @@ pub(crate) fn render(mut fams: Vec<MetricFamily>) -> String {
     crate::exposition::encode(&fams, crate::exposition::Format::Text)
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+fn out_sample(
+    labels: &[(String, String)],
+    extra: Option<(&'static str, f64)>,
+    value: f64,
+) -> Sample {
+    let mut l: Vec<(Cow<'static, str>, String)> = labels
+        .iter()
+        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .collect();
+    if let Some((k, v)) = extra {
+        let mut s = String::new();
+        crate::exposition::write_value(&mut s, v);
+        l.push((Cow::Borrowed(k), s));
+    }
+    Sample { labels: l, value }
 }
 
-struct Pending;
+/// What the registry has accepted for one name.
+struct Accepted {
+    kind: Kind,
+    help: String,
+    /// Label sets already exported.
+    seen: HashSet<Vec<(String, String)>>,
+    /// Metrics in arrival order, each with its labels completed and sorted by name.
+    metrics: Vec<Metric>,
+}
 
-impl Collector for Pending {
+/// Merges the parsed files (`(path, families)`, in the order read) as node_exporter 1.5 does
+/// (see the module doc) into exposition families.
+pub fn merge(files: &[(String, Vec<Family>)]) -> Vec<MetricFamily> {
+    let mut files_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (path, fams) in files {
+        for f in fams {
+            let v = files_of.entry(&f.name).or_default();
+            if v.last() != Some(&path.as_str()) {
+                v.push(path);
+            }
+        }
+    }
+    let mut accepted: BTreeMap<String, Accepted> = BTreeMap::new();
+    for (_, fams) in files {
+        for f in fams {
+            let help = match &f.help {
+                Some(h) => h.clone(),
+                None => format!(
+                    "Metric read from {}",
+                    files_of
+                        .get(f.name.as_str())
+                        .map_or(String::new(), |v| v.join(", "))
+                ),
+            };
+            let names: BTreeSet<&str> = f
+                .metrics
+                .iter()
+                .flat_map(|m| m.labels.iter().map(|(k, _)| k.as_str()))
+                .collect();
+            let acc = accepted.entry(f.name.clone()).or_insert_with(|| Accepted {
+                kind: f.kind,
+                help: help.clone(),
+                seen: HashSet::new(),
+                metrics: Vec::new(),
+            });
+            if acc.help != help || acc.kind != f.kind {
+                continue;
+            }
+            for m in &f.metrics {
+                let mut labels = m.labels.clone();
+                for n in &names {
+                    if !labels.iter().any(|(k, _)| k == n) {
+                        labels.push((n.to_string(), String::new()));
+                    }
+                }
+                labels.sort();
+                if !acc.seen.insert(labels.clone()) {
+                    continue;
+                }
+                acc.metrics.push(Metric {
+                    labels,
+                    ..m.clone()
+                });
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(accepted.len());
+    for (name, mut acc) in accepted {
+        acc.metrics.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        let fam = |suffix: &str| {
+            let t = match acc.kind {
+                Kind::Counter => MetricType::Counter,
+                Kind::Gauge => MetricType::Gauge,
+                _ => MetricType::Untyped,
+            };
+            MetricFamily::new(format!("{name}{suffix}"), acc.help.clone(), t)
+        };
+        match acc.kind {
+            Kind::Counter | Kind::Gauge | Kind::Untyped => {
+                let mut f = fam("");
+                f.samples = acc
+                    .metrics
+                    .iter()
+                    .map(|m| out_sample(&m.labels, None, m.value))
+                    .collect();
+                out.push(f);
+            }
+            Kind::Histogram => {
+                let (mut b, mut s, mut c) = (fam("_bucket"), fam("_sum"), fam("_count"));
+                for m in &acc.metrics {
+                    // Const histograms keep one count per bound and drop `+Inf`; the
+                    // encoder adds `+Inf` with the total count.
+                    let mut bounds: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
+                    for (le, n) in &m.buckets {
+                        if *le != f64::INFINITY {
+                            bounds.insert(order_key(*le), (*le, *n));
+                        }
+                    }
+                    for (le, n) in bounds.values() {
+                        b.samples
+                            .push(out_sample(&m.labels, Some(("le", *le)), *n as f64));
+                    }
+                    b.samples.push(out_sample(
+                        &m.labels,
+                        Some(("le", f64::INFINITY)),
+                        m.count as f64,
+                    ));
+                    s.samples.push(out_sample(&m.labels, None, m.sum));
+                    c.samples.push(out_sample(&m.labels, None, m.count as f64));
+                }
+                out.extend([b, s, c]);
+            }
+            Kind::Summary => {
+                let (mut q, mut s, mut c) = (fam(""), fam("_sum"), fam("_count"));
+                for m in &acc.metrics {
+                    let mut qs: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+                    for (quantile, v) in &m.quantiles {
+                        qs.insert(order_key(*quantile), (*quantile, *v));
+                    }
+                    for (quantile, v) in qs.values() {
+                        q.samples
+                            .push(out_sample(&m.labels, Some(("quantile", *quantile)), *v));
+                    }
+                    s.samples.push(out_sample(&m.labels, None, m.sum));
+                    c.samples.push(out_sample(&m.labels, None, m.count as f64));
+                }
+                out.extend([q, s, c]);
+            }
+        }
+    }
+    out
+}
+
+/// A total order on floats matching `<` for the non-NaN values bounds and quantiles take.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(Textfile {
+        dir: opts.textfile_directory.clone(),
+    })
+}
+
+struct Textfile {
+    dir: Option<PathBuf>,
+}
+
+/// `filepath.Join(dir, name)` for the `file` label and HELP texts (`.` components dropped).
+fn join(dir: &std::path::Path, name: &str) -> String {
+    let mut p = PathBuf::new();
+    for c in dir.components() {
+        if c != std::path::Component::CurDir {
+            p.push(c);
+        }
+    }
+    p.push(name);
+    p.to_string_lossy().into_owned()
+}
+
+/// Reads and parses one file: its families and mtime (whole seconds).
+fn read_file(path: &str) -> Result<(Vec<Family>, f64), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("opening {path:?}: {e}"))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("reading {path:?}: {e}"))?;
+    let text = std::str::from_utf8(&buf).map_err(|_| format!("{path:?} is not UTF-8"))?;
+    let fams =
+        parse(text).map_err(|e| format!("failed to parse textfile data from {path:?}: {e}"))?;
+    if has_timestamps(&fams) {
+        return Err(format!(
+            "textfile {path:?} contains unsupported client-side timestamps, skipping entire file"
+        ));
+    }
+    let mtime = f
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("failed to stat {path:?}: {e}"))?;
+    let secs = match mtime.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as f64,
+        Err(e) => -(e.duration().as_secs() as f64),
+    };
+    Ok((fams, secs))
+}
+
+/// Lists a directory's `*.prom` names in byte order.
+fn prom_files(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".prom"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+impl Textfile {
+    /// The families and whether any error occurred (logged by the caller's debug channel).
+    fn read(&self) -> (Vec<MetricFamily>, bool) {
+        let mut errored = false;
+        let mut files = Vec::new();
+        let mut mtimes = MetricFamily::gauge(
+            "node_textfile_mtime_seconds",
+            "Unixtime mtime of textfiles successfully read.",
+        );
+        if let Some(dir) = &self.dir {
+            match prom_files(dir) {
+                Err(e) => {
+                    errored = true;
+                    log::debug!("textfile: failed to read directory {}: {e}", dir.display());
+                }
+                Ok(names) => {
+                    for name in names {
+                        let path = join(dir, &name);
+                        match read_file(&path) {
+                            Ok((fams, mtime)) => {
+                                mtimes.push(&[("file", &path)], mtime);
+                                files.push((path, fams));
+                            }
+                            Err(e) => {
+                                errored = true;
+                                log::debug!("textfile: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = merge(&files);
+        if !mtimes.samples.is_empty() {
+            sort_samples(&mut mtimes);
+            out.push(mtimes);
+        }
+        out.push(
+            MetricFamily::gauge(
+                "node_textfile_scrape_error",
+                "1 if there was an error opening or reading a file, 0 otherwise",
+            )
+            .with(&[], if errored { 1.0 } else { 0.0 }),
+        );
+        (out, errored)
+    }
+}
+
+impl Collector for Textfile {
     fn name(&self) -> &'static str {
         "textfile"
     }
     fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the textfile collector is not implemented yet".into(),
-        ))
+        // As node_exporter: errors only show in `node_textfile_scrape_error`.
+        Ok(self.read().0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/procmisc/textfile"
+    );
+
+    fn fams(text: &str) -> Vec<Family> {
+        parse(text).expect("parses")
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plain_samples_help_type_and_escapes() {
+        let f = fams(
+            "# A comment\n#\n\n  # HELP x Some \\\\ help\\n2nd line\n# TYPE x Gauge\n\
+             x{a=\"q\\\"uote\",b=\"back\\\\slash\",c=\"new\\nline\",} -1.5e3\n\
+             y  {  k = \"v\" }  NaN\nz +Inf\n",
+        );
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].name, "x");
+        assert_eq!(f[0].help.as_deref(), Some("Some \\ help\n2nd line"));
+        assert_eq!(f[0].kind, Kind::Gauge);
+        assert_eq!(
+            f[0].metrics[0].labels,
+            labels(&[("a", "q\"uote"), ("b", "back\\slash"), ("c", "new\nline")])
+        );
+        assert_eq!(f[0].metrics[0].value, -1500.0);
+        assert_eq!(f[1].kind, Kind::Untyped);
+        assert_eq!(f[1].help, None);
+        assert!(f[1].metrics[0].value.is_nan());
+        assert_eq!(f[2].metrics[0].value, f64::INFINITY);
+        // Empty HELP/TYPE lines are ignored, not errors; families without samples vanish.
+        let f = fams("# HELP a\n# TYPE a\n# HELP b text\nc 1\n");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].help, None);
+        assert!(fams("").is_empty());
+        assert!(fams("  \n\t\n").is_empty());
+        // A final blank line without newline is fine.
+        assert_eq!(fams("a 1\n  ").len(), 1);
+    }
+
+    #[test]
+    fn bad_lines() {
+        for bad in [
+            "a 1",                      // no final newline
+            "a 1\r\n",                  // CR is not whitespace
+            "a\n",                      // no value
+            "a x\n",                    // not a float
+            "a 1 \n",                   // blank after the value: an empty timestamp
+            "a 1 2 3\n",                // spurious string after timestamp
+            "a 0x1p3\n",                // expfmt refuses p and _
+            "1a 1\n",                   // invalid metric name
+            "a{1=\"x\"} 1\n",           // invalid label name
+            "a{x=\"1\",x=\"2\"} 1\n",   // duplicate label names
+            "a{__name__=\"b\"} 1\n",    // reserved label name
+            "a{x \"1\"} 1\n",           // no '='
+            "a{x=1} 1\n",               // unquoted value
+            "a{x=\"\\q\"} 1\n",         // invalid escape
+            "a{x=\"1\" y=\"2\"} 1\n",   // no comma
+            "a{x=\"1\n",                // unterminated value
+            "# HELP a x\n# HELP a y\n", // second HELP
+            "# TYPE a gauge\n# TYPE a counter\n",
+            "a 1\n# TYPE a counter\n", // TYPE after samples
+            "# TYPE a counter extra\n",
+            "# TYPE a foo\n",
+            "# HELP a{ x\n", // invalid metric name in comment
+            "# HELP a bad \\q\n",
+            "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n",
+            "# TYPE s summary\ns{quantile=\"x\"} 1\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let e = parse("ok 1\nbad line here\n").expect_err("fails");
+        assert_eq!(
+            e,
+            "text format parsing error in line 2: expected float as value, got \"line\""
+        );
+    }
+
+    #[test]
+    fn timestamps_are_parsed_then_refused() {
+        let f = fams("a 1 1234567\n");
+        assert_eq!(f[0].metrics[0].timestamp, Some(1_234_567));
+        assert!(has_timestamps(&f));
+        assert!(!has_timestamps(&fams("a 1\n")));
+    }
+
+    #[test]
+    fn histograms_and_summaries() {
+        let f = fams(
+            "# TYPE h histogram\nh_bucket{z=\"q\",le=\"1.0\"} 2\nh_bucket{le=\"0.5\",z=\"q\"} 1\n\
+             h_sum{z=\"q\"} 3.5\nh_count{z=\"q\"} 7.9\n\
+             # TYPE s summary\ns 9\ns{quantile=\"0.9\"} 2\ns{quantile=\"0.1\"} 1\ns_sum 4\ns_count 3\n",
+        );
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].kind, Kind::Histogram);
+        assert_eq!(f[0].metrics.len(), 1);
+        assert_eq!(f[0].metrics[0].buckets, [(1.0, 2), (0.5, 1)]);
+        assert_eq!(f[0].metrics[0].count, 7);
+        assert_eq!(f[1].metrics[0].quantiles, [(0.9, 2.0), (0.1, 1.0)]);
+        let text = render(merge(&[("f".into(), f)]));
+        assert_eq!(
+            text,
+            "# HELP h_bucket Metric read from f\n# TYPE h_bucket untyped\n\
+             h_bucket{z=\"q\",le=\"0.5\"} 1\nh_bucket{z=\"q\",le=\"1\"} 2\n\
+             h_bucket{z=\"q\",le=\"+Inf\"} 7\n\
+             # HELP h_count Metric read from f\n# TYPE h_count untyped\nh_count{z=\"q\"} 7\n\
+             # HELP h_sum Metric read from f\n# TYPE h_sum untyped\nh_sum{z=\"q\"} 3.5\n\
+             # HELP s Metric read from f\n# TYPE s untyped\n\
+             s{quantile=\"0.1\"} 1\ns{quantile=\"0.9\"} 2\n\
+             # HELP s_count Metric read from f\n# TYPE s_count untyped\ns_count 3\n\
+             # HELP s_sum Metric read from f\n# TYPE s_sum untyped\ns_sum 4\n"
+        );
+        // `_sum` of a name that is not a summary/histogram is its own family.
+        assert_eq!(fams("x 1\nx_sum 2\n").len(), 2);
+    }
+
+    #[test]
+    fn merge_rules() {
+        let files = vec![
+            (
+                "d/1.prom".to_string(),
+                fams("# HELP m First.\n# TYPE m counter\nm{a=\"1\"} 1\n"),
+            ),
+            (
+                "d/2.prom".to_string(),
+                fams("# HELP m Second.\n# TYPE m counter\nm{a=\"2\"} 2\n# TYPE g gauge\ng 1\n"),
+            ),
+            (
+                "d/3.prom".to_string(),
+                fams(
+                    "# TYPE g counter\ng{x=\"y\"} 2\nm{a=\"1\"} 5\n\
+                     dupl{a=\"1\"} 1\ndupl{a=\"1\"} 2\nlbl{b=\"1\"} 1\nlbl{a=\"2\"} 2\n",
+                ),
+            ),
+        ];
+        assert_eq!(
+            render(merge(&files)),
+            "# HELP dupl Metric read from d/3.prom\n# TYPE dupl untyped\ndupl{a=\"1\"} 1\n\
+             # HELP g Metric read from d/2.prom, d/3.prom\n# TYPE g gauge\ng 1\n\
+             # HELP lbl Metric read from d/3.prom\n# TYPE lbl untyped\n\
+             lbl{a=\"\",b=\"1\"} 1\nlbl{a=\"2\",b=\"\"} 2\n\
+             # HELP m First.\n# TYPE m counter\nm{a=\"1\"} 1\n"
+        );
+        // Dynamic names and label names are owned.
+        let m = merge(&files);
+        assert!(matches!(m[0].name, Cow::Owned(_)));
+        assert!(matches!(m[0].samples[0].labels[0].0, Cow::Owned(_)));
+    }
+
+    fn run(case: &str) -> (String, bool) {
+        let t = Textfile {
+            dir: Some(format!("{DIR}/{case}").into()),
+        };
+        let (fams, err) = t.read();
+        let text = render(fams).replace(&format!("{DIR}/"), "@DIR@/");
+        let text = text
+            .lines()
+            .map(|l| match l.split_once("} ") {
+                Some((head, _)) if l.starts_with("node_textfile_mtime_seconds{") => {
+                    format!("{head}}} @MTIME@\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        (text, err)
+    }
+
+    /// Our output against node_exporter 1.5's on the same directory: identical sample lines;
+    /// identical HELP/TYPE lines except for histograms and summaries (see the module doc).
+    fn compare(case: &str, expected: &str) {
+        let (ours, _) = run(case);
+        let samples = |t: &str| {
+            let mut v: Vec<String> = t
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(samples(&ours), samples(expected), "{case}");
+        let mut grouped = HashSet::new();
+        for l in expected.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                if rest.ends_with(" histogram") || rest.ends_with(" summary") {
+                    grouped.insert(rest.split(' ').next().unwrap_or("").to_string());
+                }
+            }
+        }
+        for l in expected.lines().filter(|l| l.starts_with('#')) {
+            let name = l.split(' ').nth(2).unwrap_or("");
+            if !grouped.contains(name) {
+                assert!(ours.contains(&format!("{l}\n")), "{case}: {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn fixtures_match_node_exporter() {
+        compare(
+            "a",
+            include_str!("../../tests/fixtures/procmisc/textfile/a.expected"),
+        );
+        compare(
+            "b",
+            include_str!("../../tests/fixtures/procmisc/textfile/b.expected"),
+        );
+        compare(
+            "c1",
+            include_str!("../../tests/fixtures/procmisc/textfile/c1.expected"),
+        );
+        compare(
+            "c3",
+            include_str!("../../tests/fixtures/procmisc/textfile/c3.expected"),
+        );
+        compare(
+            "c6",
+            include_str!("../../tests/fixtures/procmisc/textfile/c6.expected"),
+        );
+        compare(
+            "empty",
+            include_str!("../../tests/fixtures/procmisc/textfile/empty.expected"),
+        );
+        for bad in ["c2", "c4", "c5", "c7"] {
+            let (text, err) = run(bad);
+            assert!(err, "{bad}");
+            assert!(text.ends_with("node_textfile_scrape_error 1\n"), "{bad}");
+        }
+        assert!(!run("b").1);
+    }
+
+    #[test]
+    fn no_directory_and_missing_directory() {
+        let none = Textfile { dir: None };
+        assert_eq!(
+            render(none.collect(&Paths::default()).expect("always ok")),
+            "# HELP node_textfile_scrape_error 1 if there was an error opening or reading a file, 0 otherwise\n\
+             # TYPE node_textfile_scrape_error gauge\nnode_textfile_scrape_error 0\n"
+        );
+        let missing = Textfile {
+            dir: Some("/nonexistent".into()),
+        };
+        let fams = missing.collect(&Paths::default()).expect("always ok");
+        assert_eq!(fams.len(), 1);
+        assert_eq!(fams[0].samples[0].value, 1.0);
+    }
+
+    #[test]
+    fn paths_are_joined_like_go() {
+        assert_eq!(join(std::path::Path::new("./d/"), "x.prom"), "d/x.prom");
+        assert_eq!(join(std::path::Path::new("/v/l/"), "x.prom"), "/v/l/x.prom");
     }
 }

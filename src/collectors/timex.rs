@@ -1,11 +1,12 @@
 //! `timex` collector: the kernel clock discipline from `adjtimex(2)`, as node_exporter 1.5's
 //! `timex.go` (`node_timex_*`).
 //!
-//! The values come from one read-only `adjtimex` call (`modes = 0`: nothing is changed). glibc
-//! implements `adjtimex` as `clock_adjtime(CLOCK_REALTIME, …)`, so the seccomp policy must allow
-//! **`clock_adjtime`** (and `adjtimex`, which other C libraries call directly). A unit with
-//! `ProtectClock=yes` filters both: the call then fails with `EPERM`, which node_exporter
-//! reports as "no data" (`node_scrape_collector_success 0`), as here.
+//! The values come from one read-only `adjtimex` system call (`modes = 0`: nothing is changed),
+//! made directly rather than through `libc::adjtimex`: glibc 2.36 implements that function as
+//! `clock_adjtime(CLOCK_REALTIME, …)` (seen with `strace`), other C libraries as `adjtimex`;
+//! the raw call keeps the seccomp policy to the one entry **`adjtimex`** whatever the libc. A
+//! unit with `ProtectClock=yes` filters it: the call then fails with `EPERM`, which
+//! node_exporter reports as "no data" (`node_scrape_collector_success 0`), as here.
 //!
 //! Offsets and jitter are in microseconds unless the status has `STA_NANO`; frequency values
 //! are in ppm with a 16-bit fractional part (`NOTES` of adjtimex(2)).
@@ -48,9 +49,10 @@ fn read() -> Result<Snapshot, std::io::Error> {
     // all-zero bit pattern is a valid value.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
     tx.modes = 0;
-    // SAFETY: `tx` is a valid, exclusively borrowed `struct timex`; with `modes == 0` the kernel
-    // only writes the current values into it.
-    let state = unsafe { libc::adjtimex(&mut tx) };
+    // SAFETY: `tx` is a valid, exclusively borrowed `struct timex` that outlives the call; with
+    // `modes == 0` the kernel only writes the current values into it.
+    let ret = unsafe { libc::syscall(libc::SYS_adjtimex, &mut tx as *mut libc::timex) };
+    let state = i32::try_from(ret).unwrap_or(-1);
     if state < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -1,21 +1,151 @@
-//! `udp_queues` collector: not implemented yet (reports `node_scrape_collector_success 0`).
+//! `udp_queues` collector: bytes queued in UDP sockets, summed from the `tx_queue:rx_queue`
+//! column of `/proc/net/udp` and `/proc/net/udp6`, as node_exporter 1.5's
+//! `udp_queues_linux.go`: `node_udp_queues{ip="v4"|"v6",queue="rx"|"tx"}`.
+//!
+//! A missing `/proc/net/udp` fails the collector (node_exporter's `ErrNoIpv4`, `success 0`).
+//! A missing `/proc/net/udp6` (IPv6 disabled) leaves the `v4` samples: node_exporter exports
+//! those too but then reports `success 0` (`ErrNoIpv6`); this collector reports success, since
+//! the framework has no "samples and failure" outcome. A line with fewer than 10 columns or a
+//! bad queue value fails the collector.
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Pending)
+/// Summed queue lengths of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Queues {
+    pub tx: u64,
+    pub rx: u64,
 }
 
-struct Pending;
+/// Parses `/proc/net/udp{,6}` (header line first) and sums the queues.
+pub fn parse_udp(text: &str) -> Result<Queues, String> {
+    let mut q = Queues::default();
+    for line in text.lines().skip(1) {
+        let mut fields = line.split_ascii_whitespace();
+        let queues = fields.nth(4);
+        let rest = fields.count();
+        let Some(queues) = queues.filter(|_| rest >= 5) else {
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Err(format!("fewer than 10 columns in line {line:?}"));
+        };
+        let (tx, rx) = queues
+            .split_once(':')
+            .ok_or_else(|| format!("bad queue column {queues:?}"))?;
+        let hex = |s: &str| u64::from_str_radix(s, 16).map_err(|_| format!("bad queue {s:?}"));
+        q.tx = q.tx.wrapping_add(hex(tx)?);
+        q.rx = q.rx.wrapping_add(hex(rx)?);
+    }
+    Ok(q)
+}
 
-impl Collector for Pending {
+pub fn families(v4: Queues, v6: Option<Queues>) -> Vec<MetricFamily> {
+    let mut fam = MetricFamily::gauge(
+        "node_udp_queues",
+        "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+    );
+    // Label names sorted (ip, queue) and samples sorted by value, as node_exporter prints.
+    for (ip, q) in [("v4", Some(v4)), ("v6", v6)] {
+        let Some(q) = q else { continue };
+        fam.push(&[("ip", ip), ("queue", "rx")], q.rx as f64);
+        fam.push(&[("ip", ip), ("queue", "tx")], q.tx as f64);
+    }
+    vec![fam]
+}
+
+pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+    Box::new(UdpQueues)
+}
+
+pub struct UdpQueues;
+
+impl Collector for UdpQueues {
     fn name(&self) -> &'static str {
         "udp_queues"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Err(CollectError::Other(
-            "the udp_queues collector is not implemented yet".into(),
-        ))
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        let p4 = paths.proc("net/udp");
+        let v4 = parse_udp(&read_to_string(&p4)?).map_err(|m| CollectError::parse(&p4, m))?;
+        let p6 = paths.proc("net/udp6");
+        let v6 = match std::fs::read_to_string(&p6) {
+            Ok(t) => Some(parse_udp(&t).map_err(|m| CollectError::parse(&p6, m))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(CollectError::io(&p6, e)),
+        };
+        Ok(families(v4, v6))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::netdev::testutil::{parse, render};
+    use super::*;
+    use std::path::Path;
+
+    const NODE_EXPORTER: &str =
+        include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/udp");
+
+    fn root(d: &str) -> Paths {
+        Paths {
+            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/net")
+                .join(d),
+            ..Paths::default()
+        }
+    }
+
+    #[test]
+    fn debian12_matches_node_exporter() {
+        let fams = UdpQueues
+            .collect(&root("debian12-vm-6.18/proc"))
+            .expect("collects");
+        let expected = "# HELP node_udp_queues Number of allocated memory in the kernel for UDP datagrams in bytes.
+# TYPE node_udp_queues gauge
+node_udp_queues{ip=\"v4\",queue=\"rx\"} 0
+node_udp_queues{ip=\"v4\",queue=\"tx\"} 0
+node_udp_queues{ip=\"v6\",queue=\"rx\"} 0
+node_udp_queues{ip=\"v6\",queue=\"tx\"} 0
+";
+        assert_eq!(render(&fams), parse(expected));
+    }
+
+    #[test]
+    fn node_exporter_fixture() {
+        assert_eq!(parse_udp(NODE_EXPORTER), Ok(Queues { tx: 0x15, rx: 0 }));
+        let two = format!(
+            "{NODE_EXPORTER}{}",
+            NODE_EXPORTER.lines().nth(1).unwrap_or("")
+        );
+        assert_eq!(parse_udp(&two), Ok(Queues { tx: 42, rx: 0 }));
+    }
+
+    #[test]
+    fn garbled() {
+        let hdr = "sl local rem st q\n";
+        assert!(parse_udp(&format!("{hdr}0: a b 07 00000001\n")).is_err());
+        assert!(parse_udp(&format!("{hdr}0: a b 07 0000000x:0 0 0 0 0 0\n")).is_err());
+        assert!(parse_udp(&format!("{hdr}0: a b 07 00000001 0 0 0 0 0\n")).is_err());
+        assert_eq!(
+            parse_udp(&format!("{hdr}0: a b 07 00000001:00000002 0 0 0 0 0\n")),
+            Ok(Queues { tx: 1, rx: 2 })
+        );
+    }
+
+    #[test]
+    fn without_ipv6_and_without_ipv4() {
+        let fams = UdpQueues
+            .collect(&root("node_exporter-fixture/proc"))
+            .expect("v4 only");
+        assert_eq!(fams[0].samples.len(), 2);
+        assert_eq!(fams[0].samples[1].value, 21.0);
+        assert!(UdpQueues.collect(&root("nowhere")).is_err());
+    }
+
+    #[test]
+    fn live() {
+        let fams = UdpQueues.collect(&Paths::default()).expect("reads");
+        assert_eq!(fams[0].samples.len(), 4);
     }
 }
