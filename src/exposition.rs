@@ -76,6 +76,42 @@ impl MetricFamily {
     }
 }
 
+/// Makes one consistent exposition out of every collector's families, as node_exporter's
+/// registry does with `ContinueOnError`: families sorted by name (stable, so the first
+/// collector wins), families of one name merged when their type and HELP agree (a later one
+/// that disagrees is dropped), samples in client_golang's order, and a repeated label set
+/// dropped. `report` hears about each thing dropped.
+pub fn merge_families(families: &mut Vec<MetricFamily>, mut report: impl FnMut(String)) {
+    families.sort_by(|a, b| a.name.cmp(&b.name));
+    families.dedup_by(|next, kept| {
+        if next.name != kept.name {
+            return false;
+        }
+        if next.kind == kept.kind && next.help == kept.help {
+            kept.samples.append(&mut next.samples);
+        } else if !next.samples.is_empty() {
+            report(format!(
+                "dropped {} samples of {}: its type or HELP differs from the family's first source",
+                next.samples.len(),
+                next.name
+            ));
+        }
+        true
+    });
+    for f in families.iter_mut() {
+        sort_samples(f);
+        let before = f.samples.len();
+        f.samples.dedup_by(|next, kept| next.labels == kept.labels);
+        if f.samples.len() != before {
+            report(format!(
+                "dropped {} samples of {} with a label set already collected",
+                before - f.samples.len(),
+                f.name
+            ));
+        }
+    }
+}
+
 /// Puts a family in node_exporter's order: label names sorted within each sample, samples
 /// sorted by their label values (as client_golang's registry does when it gathers).
 pub fn sort_samples(fam: &mut MetricFamily) {
@@ -405,6 +441,26 @@ mod tests {
                 "node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 1",
             ]
         );
+    }
+
+    #[test]
+    fn merging_keeps_the_first_source() {
+        let mut fams = vec![
+            MetricFamily::gauge("node_load1", "1m load average.").with(&[], 0.5),
+            MetricFamily::counter("node_load1", "from a textfile").with(&[], 9.0),
+            MetricFamily::gauge("a_metric", "x").with(&[("k", "1")], 1.0),
+            MetricFamily::gauge("a_metric", "x")
+                .with(&[("k", "0")], 2.0)
+                .with(&[("k", "1")], 3.0),
+        ];
+        let mut dropped = Vec::new();
+        merge_families(&mut fams, |d| dropped.push(d));
+        assert_eq!(
+            encode(&fams, Format::Text),
+            "# HELP a_metric x\n# TYPE a_metric gauge\na_metric{k=\"0\"} 2\na_metric{k=\"1\"} 1\n\
+             # HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.5\n"
+        );
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
     }
 
     #[test]

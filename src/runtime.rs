@@ -211,20 +211,9 @@ impl Agent {
         families.extend(collectors::process::families());
         families.extend(self.static_families.iter().cloned());
         families.extend(self.own_families(scrapes));
-        families.sort_by(|a, b| a.name.cmp(&b.name));
-        // Two sources of one family (never expected) are merged rather than emitted twice,
-        // which would make the exposition invalid.
-        families.dedup_by(|next, kept| {
-            if next.name == kept.name {
-                kept.samples.append(&mut next.samples);
-                true
-            } else {
-                false
-            }
+        exposition::merge_families(&mut families, |dropped| {
+            client_event(log::Level::Warn, format_args!("scrape: {dropped}"))
         });
-        for f in &mut families {
-            exposition::sort_samples(f);
-        }
         exposition::encode(&families, format)
     }
 
