@@ -265,7 +265,7 @@ impl<'de> Deserialize<'de> for Seconds {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileWeb {
-    listen_addresses: Option<Vec<ListenAddr>>,
+    listen_addresses: Option<Vec<toml::Spanned<String>>>,
     telemetry_path: Option<TelemetryPath>,
     max_requests: Option<Positive>,
     max_connections: Option<Positive>,
@@ -386,39 +386,46 @@ impl Settings {
             }
         };
 
-        let user = match (&cli.user, &f.user) {
-            (Some(u), _) => u.clone(),
-            (None, Some(u)) => {
-                if u.get_ref().trim().is_empty() {
-                    return Err(spanned_err(u.span(), "user must not be empty".into()));
-                }
-                u.get_ref().clone()
+        // File values are validated (with their position) even where a flag overrides them.
+        if let Some(u) = &f.user {
+            if let Err(e) = u.get_ref().parse::<crate::privilege::UserSpec>() {
+                return Err(spanned_err(u.span(), e.to_string()));
             }
-            (None, None) => DEFAULT_USER.to_string(),
-        };
-        let sandbox = match (&cli.sandbox, &f.sandbox) {
-            (Some(s), _) => s.clone(),
-            (None, Some(s)) => {
-                if !matches!(s.get_ref().as_str(), "enforce" | "best-effort" | "off") {
-                    return Err(spanned_err(
-                        s.span(),
-                        format!(
-                            "invalid sandbox mode '{}': expected enforce, best-effort or off",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-                s.get_ref().clone()
+        }
+        if let Some(m) = &f.sandbox {
+            if let Err(e) = m.get_ref().parse::<crate::sandbox::Mode>() {
+                return Err(spanned_err(m.span(), e.to_string()));
             }
-            (None, None) => "enforce".to_string(),
-        };
+        }
+        let user = cli
+            .user
+            .clone()
+            .or_else(|| f.user.as_ref().map(|u| u.get_ref().clone()))
+            .unwrap_or_else(|| DEFAULT_USER.to_string());
+        let sandbox = cli
+            .sandbox
+            .clone()
+            .or_else(|| f.sandbox.as_ref().map(|m| m.get_ref().clone()))
+            .unwrap_or_else(|| "enforce".to_string());
 
+        // Each entry keeps its own span, so an error points at the entry itself. The file is
+        // validated whole even where a flag overrides it.
+        let mut from_file = None;
+        if let Some(entries) = &f.web.listen_addresses {
+            let mut v = Vec::with_capacity(entries.len());
+            for e in entries {
+                v.push(
+                    e.get_ref()
+                        .parse::<ListenAddr>()
+                        .map_err(|msg| spanned_err(e.span(), msg))?,
+                );
+            }
+            from_file = Some(v);
+        }
         let mut listen = if !cli.listen_addresses.is_empty() {
             cli.listen_addresses.clone()
         } else {
-            f.web
-                .listen_addresses
-                .unwrap_or_else(|| vec![ListenAddr::Any(DEFAULT_PORT)])
+            from_file.unwrap_or_else(|| vec![ListenAddr::Any(DEFAULT_PORT)])
         };
         if listen.is_empty() {
             return Err(ConfigError::Invalid {
@@ -747,7 +754,7 @@ mod tests {
         assert!(e.to_string().contains("line 2, column 16"), "{e}");
 
         let e = with_file("[web]\nlisten_addresses = [\":0\"]\n", &[]).expect_err("bad value");
-        assert!(e.to_string().contains("line 2, column 20"), "{e}");
+        assert!(e.to_string().contains("line 2, column 21"), "{e}");
         assert!(e.to_string().contains(":0"), "{e}");
 
         let e = with_file("sandbox = \"maybe\"\n", &[]).expect_err("bad sandbox");

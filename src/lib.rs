@@ -129,8 +129,6 @@ where
         );
         return exit::OK;
     }
-    ignore_signals_until_runtime();
-
     // Step 2: daemon mode detaches here; the launching command waits for our report.
     let mut readiness = if prepared.settings.daemon {
         match daemon::daemonize() {
@@ -143,6 +141,8 @@ where
     } else {
         Readiness::none()
     };
+    // After the fork: the launching process must still answer Ctrl-C while it waits.
+    block_signals_until_runtime();
     let mut logging_ready = false;
     match start(cli, prepared, &mut readiness, &mut logging_ready) {
         Ok(()) => exit::OK,
@@ -176,7 +176,8 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartError> {
         .sandbox
         .parse()
         .map_err(|e| StartError::Invalid(format!("--sandbox: {e}")))?;
-    let target = privilege::resolve(&user).map_err(|e| StartError::Invalid(e.to_string()))?;
+    let target =
+        privilege::resolve(&user).map_err(|e| StartError::Invalid(format!("user: {e}")))?;
     Ok(Prepared {
         settings,
         target,
@@ -184,14 +185,27 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartError> {
     })
 }
 
-/// A SIGHUP, SIGUSR1 or SIGUSR2 during start-up must not kill the agent with the default
-/// action; the runtime installs the real handlers (step 9).
-fn ignore_signals_until_runtime() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    for s in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
-        // SAFETY: SIG_IGN is no Rust handler; nothing can run in signal context.
-        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+/// The signals the runtime handles. During start-up they are blocked, not lost: a SIGTERM
+/// that arrives while the agent binds and sandboxes itself is delivered (and handled as a
+/// clean stop) once the runtime's handlers exist, and a SIGHUP cannot kill it with the
+/// default action. The runtime unblocks them on every thread (step 9).
+pub fn handled_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
     }
+    set
+}
+
+fn block_signals_until_runtime() {
+    let _ = handled_signals().thread_block();
 }
 
 /// Steps 3 to 9.

@@ -409,6 +409,11 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         .worker_threads(2)
         .max_blocking_threads(16)
         .thread_name("agent-worker")
+        // Start-up blocked the handled signals (inherited by every thread): each runtime
+        // thread takes them again, so the handlers below see them.
+        .on_thread_start(|| {
+            let _ = crate::handled_signals().thread_unblock();
+        })
         .enable_all()
         .build()
         .map_err(RuntimeError::Build)?;
@@ -422,6 +427,8 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
         let mut usr1 = sig(SignalKind::user_defined1(), "SIGUSR1")?;
         let mut usr2 = sig(SignalKind::user_defined2(), "SIGUSR2")?;
+        // The handlers exist: signals that arrived during start-up are delivered now.
+        let _ = crate::handled_signals().thread_unblock();
 
         let web = agent.web();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

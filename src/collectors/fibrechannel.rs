@@ -141,12 +141,8 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
         *slot = v.to_string();
     }
     let stats = dir.join("statistics");
-    if !stats.is_dir() {
-        return Err(CollectError::io(
-            &stats,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
+    // procfs lists the directory: a host without one fails.
+    std::fs::read_dir(&stats).map_err(|e| CollectError::io(&stats, e))?;
     let mut counters = [0u64; 14];
     for (slot, (file, _, _)) in counters.iter_mut().zip(COUNTERS.iter()) {
         let p = stats.join(file);
