@@ -50,8 +50,8 @@ fn install_twice_then_uninstall_twice() {
     for (p, m) in expected {
         assert_eq!(mode(&r.join(p)), m, "{p}");
     }
-    let logrotate = std::fs::read_to_string(r.join("etc/logrotate.d/monitoring-agent"))
-        .expect("logrotate");
+    let logrotate =
+        std::fs::read_to_string(r.join("etc/logrotate.d/monitoring-agent")).expect("logrotate");
     assert!(logrotate.contains("copytruncate"), "{logrotate}");
 
     // The operator edits the configuration; a second install keeps it.
