@@ -63,7 +63,7 @@ pub fn read_bonds(class: &Path) -> Result<Vec<Bond>, CollectError> {
 
 fn read_mii(dir: &Path, slave: &str) -> Result<String, CollectError> {
     let lower: PathBuf = dir.join(format!("lower_{slave}/bonding_slave/mii_status"));
-    match std::fs::read_to_string(&lower) {
+    match super::fsio::read_to_string(&lower) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             read_to_string(&dir.join(format!("slave_{slave}/bonding_slave/mii_status")))

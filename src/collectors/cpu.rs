@@ -241,7 +241,7 @@ fn read_throttles(cpu_dir: &Path) -> Result<Vec<ThrottleReading>, CollectError> 
         .collect();
     names.sort_unstable();
     let read = |p: PathBuf| {
-        std::fs::read_to_string(p)
+        super::fsio::read_to_string(p)
             .ok()
             .as_deref()
             .and_then(parse_uint)
@@ -265,7 +265,7 @@ fn read_throttles(cpu_dir: &Path) -> Result<Vec<ThrottleReading>, CollectError> 
 
 /// Reads the isolated CPU list; a missing file (kernels before 4.x, some containers) means none.
 fn read_isolated(path: &Path) -> Result<Vec<u32>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match super::fsio::read_to_string(path) {
         Ok(text) => parse_cpu_list(&text).map_err(|msg| CollectError::parse(path, msg)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(CollectError::io(path, e)),

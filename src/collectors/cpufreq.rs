@@ -68,7 +68,7 @@ fn read_cpu(dir: &Path) -> Result<[Option<f64>; 6], CollectError> {
     let mut out = [None; 6];
     for (slot, (file, _, _)) in out.iter_mut().zip(FILES) {
         let path = dir.join(file);
-        match std::fs::read_to_string(&path) {
+        match super::fsio::read_to_string(&path) {
             Ok(t) => *slot = Some(parse_khz(&t).map_err(|m| CollectError::parse(&path, m))?),
             Err(e)
                 if matches!(

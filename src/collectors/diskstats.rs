@@ -322,7 +322,7 @@ impl Collector for Diskstats {
         disks.retain(|d| !self.filter.ignored(&d.name));
         Ok(families(&mut disks, |major, minor| {
             let p = paths.udev_data.join(format!("b{major}:{minor}"));
-            match std::fs::read_to_string(&p) {
+            match super::fsio::read_to_string(&p) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::NotFound {

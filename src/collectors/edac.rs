@@ -19,7 +19,7 @@ use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 fn read_u64(path: &Path) -> Result<f64, CollectError> {
-    let t = std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))?;
+    let t = super::fsio::read_to_string(path).map_err(|e| CollectError::io(path, e))?;
     let t = t.trim();
     t.parse::<u64>()
         .map(|v| v as f64)

@@ -128,7 +128,7 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
     let mut attrs: [String; 10] = Default::default();
     for (slot, f) in attrs.iter_mut().zip(ATTRS) {
         let p = dir.join(f);
-        let v = match std::fs::read_to_string(&p) {
+        let v = match super::fsio::read_to_string(&p) {
             Ok(v) => v,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(CollectError::io(&p, e)),
@@ -146,7 +146,7 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
     let mut counters = [0u64; 14];
     for (slot, (file, _, _)) in counters.iter_mut().zip(COUNTERS.iter()) {
         let p = stats.join(file);
-        let v = match std::fs::read_to_string(&p) {
+        let v = match super::fsio::read_to_string(&p) {
             Ok(v) => v,
             // Absent, or write-only as `reset_statistics` (EINVAL/EOPNOTSUPP on read).
             Err(e)

@@ -339,7 +339,7 @@ struct Filesystem {
 /// Reads the mount table: `/proc/1/mounts`, else `/proc/mounts`.
 fn read_mounts(paths: &Paths) -> Result<String, CollectError> {
     let first = paths.proc("1/mounts");
-    match std::fs::read_to_string(&first) {
+    match super::fsio::read_to_string(&first) {
         Ok(t) => Ok(t),
         Err(e)
             if matches!(

@@ -74,7 +74,8 @@ pub(crate) fn to_valid_utf8(bytes: &[u8]) -> String {
 /// Reads a sysfs attribute as procfs' `SysReadFile` does: the whole (small) file, surrounding
 /// whitespace trimmed, invalid UTF-8 replaced.
 pub(crate) fn read_trimmed(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
+    let mut bytes = Vec::with_capacity(64);
+    super::fsio::read_into(path, &mut bytes)?;
     Ok(to_valid_utf8(bytes.trim_ascii()))
 }
 

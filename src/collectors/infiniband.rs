@@ -127,7 +127,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 
 /// Reads an optional attribute: `Ok(None)` for the errors procfs skips.
 fn read_attr(path: &Path) -> Result<Option<String>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match super::fsio::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e)
             if matches!(
@@ -197,7 +197,7 @@ pub fn read_devices(class: &Path) -> Result<Vec<Device>, CollectError> {
         let firmware_version = read_to_string(&fw)?.trim().to_string();
         let opt = |f: &str| -> Result<String, CollectError> {
             let p = dir.join(f);
-            match std::fs::read_to_string(&p) {
+            match super::fsio::read_to_string(&p) {
                 Ok(s) => Ok(s.trim().to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
                 Err(e) => Err(CollectError::io(&p, e)),

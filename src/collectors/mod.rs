@@ -79,7 +79,7 @@ impl CollectError {
 
 /// Reads a whole file, the error carrying its path.
 pub fn read_to_string(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))
+    fsio::read_to_string(path).map_err(|e| CollectError::io(path, e))
 }
 
 /// A collector: a name (as in `--collector.<name>` and the `collector` label) and a way to
@@ -330,6 +330,7 @@ pub mod entropy;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
+pub mod fsio;
 pub mod hwmon;
 pub mod infiniband;
 pub mod interrupts;

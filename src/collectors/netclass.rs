@@ -11,7 +11,6 @@
 //! `--collector.netclass.ignored-devices` are skipped. Speed is exported as node_exporter
 //! does, including the kernel's `-1` for an unknown speed (`-125000` bytes).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
@@ -157,9 +156,11 @@ pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
 /// not available".
 fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
     buf.clear();
-    let res = std::fs::File::open(path).and_then(|mut f| f.read_to_string(buf));
-    match res {
-        Ok(_) => Ok(true),
+    match super::fsio::read_to_string(path) {
+        Ok(text) => {
+            buf.push_str(&text);
+            Ok(true)
+        }
         Err(e) => {
             // ENOENT, EACCES, EINVAL, EOPNOTSUPP.
             let skip = matches!(

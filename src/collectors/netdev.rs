@@ -133,7 +133,7 @@ fn cmp_samples(a: &Sample, b: &Sample) -> std::cmp::Ordering {
 /// Reads a sysfs file holding one unsigned number; `None` when absent, unreadable or not a
 /// number.
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    super::fsio::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Test helpers shared by the network collectors: families in node_exporter's text form, for

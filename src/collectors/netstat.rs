@@ -137,7 +137,7 @@ impl Collector for NetStat {
         let snmp_path = paths.proc("net/snmp");
         let snmp = read_to_string(&snmp_path)?;
         let snmp6_path = paths.proc("net/snmp6");
-        let snmp6 = match std::fs::read_to_string(&snmp6_path) {
+        let snmp6 = match super::fsio::read_to_string(&snmp6_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(CollectError::io(&snmp6_path, e)),

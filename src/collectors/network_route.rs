@@ -220,7 +220,7 @@ pub fn families(mut routes: Vec<Route>) -> Vec<MetricFamily> {
 
 /// Reads a file, `None` when it does not exist.
 fn read_optional(path: &std::path::Path) -> Result<Option<String>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match super::fsio::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CollectError::io(path, e)),

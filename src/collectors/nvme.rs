@@ -10,7 +10,6 @@
 //! its `execute` reports as `node_scrape_collector_success 0`; so do we (an `Err`). A device
 //! missing one of the four files fails the collector, as in procfs.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use super::{CollectError, Collector, Options, Paths};
@@ -20,15 +19,14 @@ pub fn collector(_opts: &Options) -> Box<dyn Collector> {
     Box::new(Nvme)
 }
 
-/// procfs' `util.SysReadFile`: a single `read(2)` of at most 128 bytes (sysfs attributes are
-/// small; some drivers misbehave on a second read), whitespace trimmed. Invalid UTF-8 is
-/// replaced rather than rejected.
+/// procfs' `util.SysReadFile`: at most the first 128 bytes of the file (it does one `read(2)`
+/// into a 128-byte buffer), whitespace trimmed. Read through [`fsio`](super::fsio), which keeps
+/// sysfs files open between scrapes. Invalid UTF-8 is replaced rather than rejected.
 pub(crate) fn sys_read_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = [0u8; 128];
-    let n = f.read(&mut buf)?;
-    let bytes = buf.get(..n).unwrap_or_default();
-    Ok(String::from_utf8_lossy(bytes).trim().to_string())
+    let mut buf = Vec::new();
+    super::fsio::read_into(path, &mut buf)?;
+    buf.truncate(128);
+    Ok(String::from_utf8_lossy(&buf).trim().to_string())
 }
 
 /// One controller's attributes.
@@ -147,7 +145,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nvme-test-{}", std::process::id()));
         let dev = dir.join("class/nvme/nvme9");
         std::fs::create_dir_all(&dev).expect("mkdir");
-        for (f, v) in [("firmware_rev", "X\n"), ("model", "M  \n"), ("serial", "S\n")] {
+        for (f, v) in [
+            ("firmware_rev", "X\n"),
+            ("model", "M  \n"),
+            ("serial", "S\n"),
+        ] {
             std::fs::write(dev.join(f), v).expect("write");
         }
         assert!(Nvme.collect(&paths(dir.clone())).is_err());

@@ -178,7 +178,7 @@ fn start_time(stat: &PidStat, clk_tck: f64) -> Option<f64> {
     if let Some(t) = START_TIME.get() {
         return Some(*t);
     }
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let text = super::fsio::read_to_string("/proc/stat").ok()?;
     let btime = parse_stat(&text, false).ok()?.btime?;
     let t = btime as f64 + stat.starttime as f64 / clk_tck;
     Some(*START_TIME.get_or_init(|| t))
@@ -193,12 +193,12 @@ pub fn families() -> Vec<MetricFamily> {
     let (Some(clk_tck), Some(page_size)) = (clk_tck(), page_size()) else {
         return Vec::new();
     };
-    let stat = std::fs::read_to_string("/proc/self/stat")
+    let stat = super::fsio::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|t| parse_pid_stat(&t).ok());
     let start = stat.as_ref().and_then(|s| start_time(s, clk_tck));
     let fds = count_fds(Path::new("/proc/self/fd"));
-    let limits = std::fs::read_to_string("/proc/self/limits")
+    let limits = super::fsio::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|t| parse_limits(&t).ok());
     build(

@@ -55,7 +55,7 @@ pub fn sanitize(name: &str) -> String {
 }
 
 fn read_u64(path: &Path) -> Result<u64, CollectError> {
-    let t = std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))?;
+    let t = super::fsio::read_to_string(path).map_err(|e| CollectError::io(path, e))?;
     let t = t.trim();
     t.parse::<u64>()
         .map_err(|_| CollectError::parse(path, format!("not an unsigned integer: {t:?}")))
@@ -83,7 +83,7 @@ impl Collector for Rapl {
         let mut fams: BTreeMap<String, MetricFamily> = BTreeMap::new();
         for entry in entries {
             let zone = dir.join(&entry);
-            let Ok(raw) = std::fs::read_to_string(zone.join("name")) else {
+            let Ok(raw) = super::fsio::read_to_string(zone.join("name")) else {
                 continue;
             };
             let (index, name) = index_and_name(&counts, raw.trim());

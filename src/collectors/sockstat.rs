@@ -105,7 +105,7 @@ pub fn families(v4: Option<&Sockstat>, v6: Option<&Sockstat>, page_size: i64) ->
 }
 
 fn read_optional(path: &std::path::Path) -> Result<Option<Sockstat>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match super::fsio::read_to_string(path) {
         Ok(text) => parse_sockstat(&text)
             .map(Some)
             .map_err(|m| CollectError::parse(path, m)),

@@ -69,7 +69,7 @@ impl Collector for UdpQueues {
         let p4 = paths.proc("net/udp");
         let v4 = parse_udp(&read_to_string(&p4)?).map_err(|m| CollectError::parse(&p4, m))?;
         let p6 = paths.proc("net/udp6");
-        let v6 = match std::fs::read_to_string(&p6) {
+        let v6 = match super::fsio::read_to_string(&p6) {
             Ok(t) => Some(parse_udp(&t).map_err(|m| CollectError::parse(&p6, m))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(CollectError::io(&p6, e)),

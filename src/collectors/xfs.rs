@@ -184,7 +184,7 @@ impl Collector for Xfs {
             // procfs' glob `fs/xfs/*/stats/stats`: the global `fs/xfs/stats/stats` is not a
             // match (its directory holds the file directly).
             let path = root.join(&name).join("stats/stats");
-            let text = match std::fs::read_to_string(&path) {
+            let text = match super::fsio::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e)
                     if matches!(

@@ -193,7 +193,7 @@ impl Collector for Zfs {
         for (subsystem, file) in FILES {
             let path = base.join(file);
             // Files come with ZFS features: a missing one is fine.
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(text) = super::fsio::read_to_string(&path) else {
                 continue;
             };
             for (name, v) in parse_kstat(&text).map_err(|m| CollectError::parse(&path, m))? {
