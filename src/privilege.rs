@@ -314,6 +314,18 @@ fn shrink_bounding(keep: Keep) -> Result<(), PrivilegeError> {
 fn restrict_capability_sets(keep: Keep) -> Result<(), PrivilegeError> {
     let permitted = caps_call("capget", caps::read(None, CapSet::Permitted))?;
     let keep: CapsHashSet = permitted.intersection(&keep.set()).copied().collect();
+    // Nothing to take away (started unprivileged): no capset at all, so a unit that filters
+    // @privileged (capset) still starts the agent.
+    let effective = caps_call("capget", caps::read(None, CapSet::Effective))?;
+    let inheritable = caps_call("capget", caps::read(None, CapSet::Inheritable))?;
+    let ambient = caps_call("PR_CAP_AMBIENT_IS_SET", caps::read(None, CapSet::Ambient))?;
+    if permitted == keep
+        && effective.is_subset(&keep)
+        && inheritable.is_empty()
+        && ambient.is_empty()
+    {
+        return Ok(());
+    }
     caps_call(
         "PR_CAP_AMBIENT_CLEAR_ALL",
         caps::clear(None, CapSet::Ambient),

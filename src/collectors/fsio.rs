@@ -26,9 +26,6 @@ const MAX_CACHED: usize = 2048;
 /// The whole cache is dropped this often (see the module docs).
 const MAX_AGE: Duration = Duration::from_secs(60);
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-const SYSFS_MAGIC: i64 = 0x6265_6572;
-
 struct Cache {
     files: HashMap<PathBuf, Arc<File>>,
     since: Instant,
@@ -107,8 +104,8 @@ fn keepable(path: &Path, file: &File) -> bool {
     }
     match nix::sys::statfs::fstatfs(file) {
         Ok(st) => {
-            let magic = st.filesystem_type().0 as i64;
-            magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC
+            let t = st.filesystem_type();
+            t == nix::sys::statfs::PROC_SUPER_MAGIC || t == nix::sys::statfs::SYSFS_MAGIC
         }
         Err(_) => false,
     }

@@ -259,10 +259,14 @@ pub fn known(name: &str) -> Option<&'static Known> {
 
 /// Loads, before the sandbox closes the filesystem, what collectors need later and cannot
 /// read once sandboxed: the time zone (glibc reads `/etc/localtime` on first use and would
-/// silently fall back to UTC under Landlock) and the OS release files (`/etc/os-release`).
+/// silently fall back to UTC under Landlock), the OS release files (`/etc/os-release`) and
+/// `/proc/self/mountstats` (readable by root only).
 pub fn warm_up(paths: &Paths) {
     let _ = time::local_zone(0);
     os::warm_up(paths);
+    // /proc/self/mountstats is 0400 root once privileges are dropped: opened now, re-read
+    // through the kept descriptor.
+    mountstats::warm_up(paths);
 }
 
 /// The outcome of one collector's run in a scrape.
