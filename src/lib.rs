@@ -88,6 +88,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    limit_malloc_arenas();
     // Step 1: parse, load, validate, resolve. Nothing is touched before this succeeds.
     let cli = match Cli::parse_args(args) {
         Ok(c) => c,
@@ -156,6 +157,18 @@ where
             readiness.failed(code, &e.to_string());
             code
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per core), each
+/// keeping freed memory. Measured under 8 concurrent scrapers (wrk): peak RSS 19.5 MiB with
+/// glibc's default and 16 blocking threads, 12.9 MiB with two arenas and 8 threads (12.4 MiB
+/// with one arena: not worth serialising the allocator), at the same throughput.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator parameters; called on the main thread before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -407,7 +407,9 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
     let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(16)
+        // Collector runners (4 per scrape, queued beyond this) and the odd collector stuck
+        // past its deadline; each thread costs a stack and memory (peak RSS is a goal).
+        .max_blocking_threads(8)
         .thread_name("agent-worker")
         // Start-up blocked the handled signals (inherited by every thread): each runtime
         // thread takes them again, so the handlers below see them.
