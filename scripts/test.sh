@@ -40,4 +40,13 @@ export MONITORING_AGENT_EXPECT_LANDLOCK_ABI="${MONITORING_AGENT_EXPECT_LANDLOCK_
 echo "scripts/test.sh: expecting Landlock ABI $MONITORING_AGENT_EXPECT_LANDLOCK_ABI"
 
 cargo build --locked --all-targets
-cargo test --locked -- --test-threads=2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
