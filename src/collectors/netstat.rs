@@ -8,7 +8,7 @@
 //! `/proc/net/snmp6` is absent on hosts without IPv6 and then skipped. A value that is not a
 //! number fails the collector, whatever its field, as in node_exporter.
 
-use regex::Regex;
+use super::MemoRegex;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -87,7 +87,7 @@ pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
 
 /// The families for the fields matching `pattern`, one per `<protocol>_<name>` (the last
 /// occurrence wins, as node_exporter's maps do).
-pub fn families(stats: &[Stat<'_>], pattern: &Regex) -> Vec<MetricFamily> {
+pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
     let mut picked: Vec<(String, &Stat<'_>)> = Vec::with_capacity(64);
     let mut key = String::with_capacity(64);
     for s in stats {
@@ -119,12 +119,12 @@ pub fn families(stats: &[Stat<'_>], pattern: &Regex) -> Vec<MetricFamily> {
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
     Box::new(NetStat {
-        fields: Regex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in pattern")),
+        fields: MemoRegex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in pattern")),
     })
 }
 
 pub struct NetStat {
-    fields: Regex,
+    fields: MemoRegex,
 }
 
 impl Collector for NetStat {
@@ -168,8 +168,8 @@ mod tests {
     const NE_SNMP6: &str =
         include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/snmp6");
 
-    fn pattern() -> Regex {
-        Regex::new(DEFAULT_FIELDS).expect("pattern")
+    fn pattern() -> MemoRegex {
+        MemoRegex::new(DEFAULT_FIELDS).expect("pattern")
     }
 
     fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn every_field_with_a_catch_all_pattern() {
-        let any = Regex::new(".*").expect("regex");
+        let any = MemoRegex::new(".*").expect("regex");
         let mut s = parse_netstat(SNMP).expect("snmp");
         s.extend(parse_snmp6(SNMP6).expect("snmp6"));
         let fams = families(&s, &any);

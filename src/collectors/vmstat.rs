@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use super::MemoRegex;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -15,15 +15,15 @@ use crate::exposition::MetricFamily;
 /// node_exporter 1.5's default `--collector.vmstat.fields`.
 pub const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
-static FIELDS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in")));
+static FIELDS: LazyLock<MemoRegex> =
+    LazyLock::new(|| MemoRegex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in")));
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
     Box::new(VmStat)
 }
 
 /// The selected `(field, value)` pairs in file order.
-pub fn parse_vmstat<'a>(text: &'a str, fields: &Regex) -> Result<Vec<(&'a str, f64)>, String> {
+pub fn parse_vmstat<'a>(text: &'a str, fields: &MemoRegex) -> Result<Vec<(&'a str, f64)>, String> {
     let mut out = Vec::with_capacity(8);
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
