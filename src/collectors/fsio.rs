@@ -26,8 +26,12 @@ const MAX_CACHED: usize = 2048;
 /// The whole cache is dropped this often (see the module docs).
 const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// A kept descriptor. Reads through it are serialised: two scrapes reading one seq_file in
+/// chunks at once would move each other's position and could tear a record.
+type Kept = Arc<Mutex<File>>;
+
 struct Cache {
-    files: HashMap<PathBuf, Arc<File>>,
+    files: HashMap<PathBuf, Kept>,
     since: Instant,
 }
 
@@ -48,8 +52,12 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// Reads a whole file into `buf` (cleared first).
 pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    if let Some(file) = cached(path) {
-        match pread_all(&file, buf) {
+    if let Some(kept) = cached(path) {
+        let read = match kept.lock() {
+            Ok(file) => pread_all(&file, buf),
+            Err(_) => Err(io::Error::other("poisoned")),
+        };
+        match read {
             Ok(()) => return Ok(()),
             // The kernel object went away or changed: forget it and open the path afresh.
             Err(_) => forget(path),
@@ -124,14 +132,15 @@ fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
     Some(f(cache))
 }
 
-fn cached(path: &Path) -> Option<Arc<File>> {
+fn cached(path: &Path) -> Option<Kept> {
     with_cache(|c| c.files.get(path).cloned()).flatten()
 }
 
 fn remember(path: &Path, file: File) {
     with_cache(|c| {
         if c.files.len() < MAX_CACHED {
-            c.files.insert(path.to_path_buf(), Arc::new(file));
+            c.files
+                .insert(path.to_path_buf(), Arc::new(Mutex::new(file)));
         }
     });
 }
