@@ -302,9 +302,7 @@ mod tests {
     use crate::exposition::{encode, Format};
 
     fn fixture(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/storage2")
-            .join(rel)
+        crate::collectors::testutil::fixture("storage2", rel)
     }
 
     fn paths(sys: PathBuf) -> Paths {

@@ -346,9 +346,7 @@ mod tests {
         include_str!("../../tests/fixtures/storage/node_exporter/proc/diskstats");
 
     fn fixture(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/storage")
-            .join(rel)
+        crate::collectors::testutil::fixture("storage", rel)
     }
 
     fn find<'a>(fams: &'a [MetricFamily], name: &str) -> Option<&'a MetricFamily> {

@@ -229,9 +229,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/storage")
-            .join(rel)
+        crate::collectors::testutil::fixture("storage", rel)
     }
 
     fn paths(dir: &str) -> Paths {
