@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 
 /// Filters the policy file must define; `src/sandbox/seccomp.rs` embeds one file per name.
-const FILTERS: &[&str] = &["main", "clone3"];
+const FILTERS: &[&str] = &["main", "clone3", "signals"];
 
 fn main() {
     println!("cargo:rerun-if-changed=policy/seccomp");

@@ -2,7 +2,8 @@
 //! PID file, judges every thread's `/proc/PID/task/*/status` (user, no_new_privs,
 //! capabilities, seccomp), and asks the instance itself for the Landlock layers, which `/proc`
 //! does not show (`monitoring_agent_sandbox_enforced`). Prints one line per layer; any layer
-//! not enforced makes the exit status non-zero.
+//! not enforced makes the exit status non-zero. A layer the seccomp filter enforces in place of
+//! a Landlock feature the kernel lacks is shown as COMPENSATED and counts as enforced.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use crate::config::{ListenAddr, Settings};
 use crate::sandbox::verify::{self, Verdict};
+use crate::sandbox::By;
 
 /// The layers the agent reports about itself and `/proc` cannot show.
 const SELF_REPORTED: [&str; 3] = ["landlock_fs", "landlock_net", "landlock_scope"];
@@ -40,14 +42,30 @@ pub fn run(settings: &Settings) -> i32 {
     println!("monitoring-agent pid {pid} ({}):", pid_file.display());
     for v in &verdicts {
         println!(
-            "  {:<19} {:<8} {}",
+            "  {:<19} {:<11} {}",
             v.layer,
-            if v.ok { "ENFORCED" } else { "MISSING" },
+            match (v.ok, v.compensated) {
+                (true, false) => "ENFORCED",
+                (true, true) => "COMPENSATED",
+                (false, _) => "MISSING",
+            },
             v.detail
         );
     }
     if verdicts.iter().all(|v| v.ok) {
-        println!("all layers enforced");
+        let compensated: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| v.compensated)
+            .map(|v| v.layer)
+            .collect();
+        if compensated.is_empty() {
+            println!("all layers enforced");
+        } else {
+            println!(
+                "all layers enforced; compensated by seccomp: {}",
+                compensated.join(", ")
+            );
+        }
         crate::exit::OK
     } else {
         println!("some layers are NOT enforced");
@@ -80,28 +98,65 @@ fn self_reported(settings: &Settings) -> Vec<Verdict> {
     SELF_REPORTED
         .iter()
         .map(|layer| match &body {
-            Ok(text) => {
-                let key = format!("monitoring_agent_sandbox_enforced{{layer=\"{layer}\"}} ");
-                match text.lines().find_map(|l| l.strip_prefix(key.as_str())) {
-                    Some(v) => Verdict {
-                        layer,
-                        ok: v.trim() == "1",
-                        detail: format!("reported by the agent: {}", v.trim()),
-                    },
-                    None => Verdict {
-                        layer,
-                        ok: false,
-                        detail: "not reported by the agent".into(),
-                    },
-                }
-            }
+            Ok(text) => self_report(text, layer),
             Err(e) => Verdict {
                 layer,
                 ok: false,
+                compensated: false,
                 detail: format!("unknown: could not ask the agent ({e})"),
             },
         })
         .collect()
+}
+
+/// The verdict on `layer` from the agent's own metrics: `monitoring_agent_sandbox_enforced`
+/// says whether it holds, `monitoring_agent_sandbox_layer_info` who enforces it.
+fn self_report(text: &str, layer: &'static str) -> Verdict {
+    let key = format!("monitoring_agent_sandbox_enforced{{layer=\"{layer}\"}} ");
+    let Some(value) = text.lines().find_map(|l| l.strip_prefix(key.as_str())) else {
+        return Verdict {
+            layer,
+            ok: false,
+            compensated: false,
+            detail: "not reported by the agent".into(),
+        };
+    };
+    let layer_label = format!("layer=\"{layer}\"");
+    let by = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("monitoring_agent_sandbox_layer_info{"))
+        .filter_map(|l| l.strip_suffix("} 1"))
+        .filter(|labels| labels.split(',').any(|kv| kv == layer_label))
+        .find_map(|labels| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("enforced_by=\""))
+                .and_then(|v| v.strip_suffix('"'))
+        })
+        .and_then(By::from_label);
+    let abi = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or_else(|| "?".to_string(), |v| v.to_string())
+    };
+    let ok = value.trim() == "1";
+    Verdict {
+        layer,
+        ok,
+        compensated: ok && by.is_some_and(By::compensated),
+        detail: match by {
+            Some(by) if by.compensated() => format!(
+                "enforced by {} (the Landlock ruleset in force, ABI {}, lacks features of \
+                 this layer; the kernel offers ABI {})",
+                by.label(),
+                abi("monitoring_agent_landlock_enforced_abi "),
+                abi("monitoring_agent_landlock_abi "),
+            ),
+            Some(by) => format!("enforced by {}", by.label()),
+            None => format!("reported by the agent: {}", value.trim()),
+        },
+    }
 }
 
 fn scrape(addr: &ListenAddr, path: &str) -> Result<String, String> {

@@ -81,10 +81,18 @@ pub struct Cli {
     #[arg(long = "path.rootfs", value_name = "PATH")]
     pub rootfs: Option<PathBuf>,
 
-    /// Sandbox mode: enforce (refuse to start unless every layer holds), best-effort (old
-    /// kernels; warns) or off (debugging; warns) [default: enforce].
+    /// Sandbox mode: strict (refuse unless the kernel's Landlock has every feature: Linux
+    /// 6.12+), enforce (refuse unless every layer holds, by Landlock or, on older Landlock ABIs,
+    /// by the seccomp filter), best-effort (warns) or off (debugging; warns) [default: enforce].
     #[arg(long = "sandbox", value_name = "MODE")]
     pub sandbox: Option<String>,
+
+    /// Testing: request at most this Landlock ABI (1-6), to reproduce an older kernel's
+    /// Landlock on a newer one. Only ever lowers Landlock; the seccomp filter is unchanged and
+    /// the metrics report the ABI in force.
+    #[arg(long = "landlock-max-abi", value_name = "N", hide = true,
+          value_parser = clap::value_parser!(i32).range(1..=6))]
+    pub landlock_max_abi: Option<i32>,
 
     /// Validate the configuration and exit (0 when valid, 2 when not).
     #[arg(long = "check-config")]

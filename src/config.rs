@@ -529,6 +529,12 @@ impl Settings {
         if self.sandbox != new.sandbox {
             v.push("sandbox");
         }
+        // Listeners are bound before the sandbox, which allows no socket, bind or listen
+        // afterwards (a new listener could be opened on any port through listen's automatic
+        // bind, and on kernels without Landlock ABI 4 on any port at all).
+        if self.web.listen != new.web.listen && !self.web.systemd_socket {
+            v.push("web.listen_addresses");
+        }
         if self.paths != new.paths {
             v.push("paths");
         }

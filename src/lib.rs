@@ -254,31 +254,35 @@ fn start(
     let pid_file = match &settings.pid_file {
         Some(path) => {
             if let (Some(dir), Some(t)) = (owned_runtime_dir(path), &target) {
-                // Without it (no CAP_CHOWN under the systemd unit, say) the PID file is
-                // emptied at exit instead of removed.
+                // Without it (no CAP_CHOWN under the systemd unit, say) the PID file stays
+                // after exit; PidFile::acquire says so.
                 if let Err(e) = privilege::prepare_owned_dir(dir, t) {
-                    log::warn!("{e}; the PID file will be emptied at exit, not removed");
+                    log::debug!("{e}");
                 }
             }
             // The agent may remove its PID file at exit only from a directory its user owns
             // (chrony's way); Landlock then grants remove-file on that directory alone.
-            if let Some(dir) = path.parent() {
-                let owner = target
-                    .as_ref()
-                    .map_or_else(|| nix::unistd::geteuid().as_raw(), |t| t.uid);
-                if std::fs::metadata(dir)
-                    .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == owner)
-                {
-                    remove_dirs.push(dir.to_path_buf());
-                }
-            }
-            Some(PidFile::acquire(path)?)
+            let owner = target
+                .as_ref()
+                .map_or_else(|| nix::unistd::geteuid().as_raw(), |t| t.uid);
+            let removable = path.parent().filter(|dir| {
+                std::fs::symlink_metadata(dir)
+                    .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == owner)
+            });
+            remove_dirs.extend(removable.map(Path::to_path_buf));
+            Some(PidFile::acquire(path, removable.is_some())?)
         }
         None => None,
     };
 
     // A start-up that fails from here on leaves no PID file behind.
-    let locked = match lock_down(&settings, target.as_ref(), mode, remove_dirs) {
+    let locked = match lock_down(
+        &settings,
+        target.as_ref(),
+        mode,
+        remove_dirs,
+        cli.landlock_max_abi,
+    ) {
         Ok(l) => l,
         Err(e) => {
             if let Some(p) = pid_file {
@@ -317,6 +321,7 @@ fn lock_down(
     target: Option<&privilege::Target>,
     mode: sandbox::Mode,
     remove_file_dirs: Vec<PathBuf>,
+    landlock_max_abi: Option<i32>,
 ) -> Result<LockedDown, StartError> {
     // Step 5: listening sockets, bound here or passed by systemd (socket activation).
     let mut listeners = Vec::new();
@@ -349,12 +354,7 @@ fn lock_down(
     let spec = sandbox::Spec {
         read_only: readable_paths(settings),
         remove_file_dirs,
-        // With socket activation the agent never binds: no port at all.
-        bind_ports: if settings.web.systemd_socket {
-            Vec::new()
-        } else {
-            settings.web.listen.iter().map(|a| a.port()).collect()
-        },
+        landlock_max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
     };
     let enforcement = sandbox::apply(&spec, mode, &privileges)?;
     Ok(LockedDown {

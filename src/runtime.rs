@@ -2,7 +2,7 @@
 //! agent's shared state, the scrape, and the signal loop (stop, reload, debug toggle,
 //! summary).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -378,11 +378,9 @@ fn unix_now() -> f64 {
 }
 
 /// Listeners by configured address, each with the switch that stops its accept loop.
+/// They are all bound at start-up: the sandbox allows no new listener.
 struct Listeners {
     running: HashMap<ListenAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
-    /// Ports bound at start-up: the only ones a reload may use (the sandbox allows binding
-    /// those alone).
-    ports: HashSet<u16>,
 }
 
 /// What start-up hands to the runtime.
@@ -443,7 +441,6 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         let mut current_max_conns = web.max_connections;
         let mut set = Listeners {
             running: HashMap::new(),
-            ports: listeners.iter().map(|(a, _)| a.port()).collect(),
         };
         for (addr, l) in listeners {
             start_listener(&agent, &limits, &mut set, addr, l)?;
@@ -467,7 +464,7 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
                 _ = int.recv() => { log::info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => {
                     notifier.reloading();
-                    let status = reload(&agent, &cli, &limits, &mut set, &mut current_max_conns).await;
+                    let status = reload(&agent, &cli, &limits, &mut current_max_conns).await;
                     notifier.ready(&status);
                 }
                 _ = usr1.recv() => {
@@ -537,7 +534,6 @@ async fn reload(
     agent: &Arc<Agent>,
     cli: &Cli,
     limits: &Arc<ConnLimits>,
-    set: &mut Listeners,
     current_max_conns: &mut u32,
 ) -> String {
     let old = agent.settings();
@@ -561,17 +557,10 @@ async fn reload(
     new.paths = old.paths.clone();
     new.config_file = old.config_file.clone();
 
+    // Listeners are start-up only: the sandbox allows no new socket (see
+    // Settings::restart_only_changes); with socket activation they are the .socket unit's.
     new.web.systemd_socket = old.web.systemd_socket;
-    if old.web.systemd_socket {
-        // systemd owns the sockets; the listen addresses are the .socket unit's.
-        new.web.listen = old.web.listen.clone();
-    }
-    if new.web.listen != old.web.listen {
-        if let Err(msg) = move_listeners(agent, limits, set, &new.web.listen).await {
-            log::warn!("SIGHUP: {msg}; keeping the current listeners");
-            new.web.listen = old.web.listen.clone();
-        }
-    }
+    new.web.listen = old.web.listen.clone();
     if new.web.max_connections != *current_max_conns {
         let (from, to) = (*current_max_conns, new.web.max_connections);
         if to > from {
@@ -630,71 +619,4 @@ async fn watchdog(agent: Arc<Agent>, notifier: Arc<Notifier>, every: Duration) {
             Err(_) => log::warn!("watchdog: health probe timed out; not notifying systemd"),
         }
     }
-}
-
-/// Binds the addresses that are new, stops the ones that are gone. A port not bound at
-/// start-up is refused: the sandbox only lets us bind those, so it needs a restart. When a
-/// new address overlaps one that goes away (`:9100` → `127.0.0.1:9100`), the old listener is
-/// closed first; if the new one still cannot be bound, the old one is bound again.
-async fn move_listeners(
-    agent: &Arc<Agent>,
-    limits: &Arc<ConnLimits>,
-    set: &mut Listeners,
-    wanted: &[ListenAddr],
-) -> Result<(), String> {
-    if let Some(a) = wanted.iter().find(|a| !set.ports.contains(&a.port())) {
-        let mut ports: Vec<_> = set.ports.iter().collect();
-        ports.sort();
-        return Err(format!(
-            "listen address {a} uses a port other than the one(s) bound at start-up ({ports:?}): a port change needs a restart"
-        ));
-    }
-    let added: Vec<ListenAddr> = wanted
-        .iter()
-        .filter(|a| !set.running.contains_key(a))
-        .copied()
-        .collect();
-    let gone: Vec<ListenAddr> = set
-        .running
-        .keys()
-        .filter(|a| !wanted.contains(a))
-        .copied()
-        .collect();
-    let mut fresh = Vec::new();
-    let mut in_use = Vec::new();
-    for a in &added {
-        match server::bind(a) {
-            Ok(l) => fresh.push((*a, l)),
-            Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse && !gone.is_empty() => {
-                in_use.push(*a)
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    for a in &gone {
-        if let Some((stop, task)) = set.running.remove(a) {
-            let _ = stop.send(true);
-            // The accept loop owns the socket: once it returned, the port is free again.
-            let _ = task.await;
-            log::info!("SIGHUP: stopped listening on {a}");
-        }
-    }
-    for a in in_use {
-        match server::bind(&a) {
-            Ok(l) => fresh.push((a, l)),
-            Err(e) => {
-                for old in &gone {
-                    if let Ok(l) = server::bind(old) {
-                        let _ = start_listener(agent, limits, set, *old, l);
-                    }
-                }
-                return Err(e.to_string());
-            }
-        }
-    }
-    for (a, l) in fresh {
-        start_listener(agent, limits, set, a, l).map_err(|e| e.to_string())?;
-        log::info!("SIGHUP: now listening on {a}");
-    }
-    Ok(())
 }

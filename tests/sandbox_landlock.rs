@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 
 use monitoring_agent::privilege::PrivilegeReport;
-use monitoring_agent::sandbox::{self, landlock, Mode, Spec};
+use monitoring_agent::sandbox::{self, landlock, By, Mode, Spec};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
@@ -37,11 +37,10 @@ fn in_child(body: impl FnOnce() -> i32) -> i32 {
 }
 
 /// The rules the agent applies for a default configuration.
-fn agent_rules(bind_port: u16) -> landlock::Rules {
+fn agent_rules() -> landlock::Rules {
     landlock::Rules {
         read_only: vec![PathBuf::from("/proc"), PathBuf::from("/sys")],
-        remove_file_dirs: vec![],
-        bind_ports: vec![bind_port],
+        ..landlock::Rules::default()
     }
 }
 
@@ -97,21 +96,21 @@ fn landlock_abi_matches_expectation() {
 fn rules_allow_proc_and_sys_and_deny_the_rest() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("loopback listener");
     let target = listener.local_addr().expect("addr");
-    let bind_port = free_port();
-    let other_port = free_port();
+    let port = free_port();
     let scratch = tempfile::tempdir_in("/tmp").expect("tempdir");
     let scratch_file = scratch.path().join("written-under-landlock");
     let parent_pid = nix::unistd::getppid();
 
     let code = in_child(|| {
-        let outcome = match landlock::restrict(&agent_rules(bind_port), true) {
+        let outcome = match landlock::restrict(&agent_rules(), true) {
             Ok(o) => o,
             Err(e) => {
                 say(&format!("landlock::restrict: {e}\n"));
                 return 2;
             }
         };
-        if !(outcome.fs && outcome.net && outcome.scope && outcome.ruleset_fully_enforced) {
+        if !(outcome.enforced_abi == landlock::PINNED_ABI_NUMBER && outcome.ruleset_fully_enforced)
+        {
             say(&format!("not fully enforced: {outcome:?}\n"));
             return 3;
         }
@@ -145,13 +144,10 @@ fn rules_allow_proc_and_sys_and_deny_the_rest() {
                 "TCP connect to a loopback listener",
                 TcpStream::connect(target),
             ),
-            allowed(
-                "TCP bind on the configured port",
-                TcpListener::bind(("127.0.0.1", bind_port)),
-            ),
+            // Listeners are bound before the sandbox: no port at all afterwards.
             denied(
-                "TCP bind on another port",
-                TcpListener::bind(("127.0.0.1", other_port)),
+                "TCP bind on any port",
+                TcpListener::bind(("127.0.0.1", port)),
             ),
             denied(
                 "execute /bin/true",
@@ -182,7 +178,7 @@ fn abstract_unix_sockets_are_scoped() {
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract address");
     let _outside = UnixDatagram::bind_addr(&addr).expect("abstract socket outside the sandbox");
     let code = in_child(|| {
-        if let Err(e) = landlock::restrict(&agent_rules(free_port()), true) {
+        if let Err(e) = landlock::restrict(&agent_rules(), true) {
             say(&format!("landlock::restrict: {e}\n"));
             return 2;
         }
@@ -213,7 +209,7 @@ fn remove_file_right_is_limited_to_the_pid_dir() {
     let rules = landlock::Rules {
         read_only: vec![PathBuf::from("/proc")],
         remove_file_dirs: vec![piddir.path().to_path_buf()],
-        bind_ports: vec![],
+        ..landlock::Rules::default()
     };
     let code = in_child(|| {
         if let Err(e) = landlock::restrict(&rules, true) {
@@ -258,7 +254,6 @@ fn missing_read_only_path_fails_in_enforce_mode() {
 
 #[test]
 fn full_sandbox_in_enforce_mode_reports_every_layer() {
-    let port = free_port();
     let code = in_child(|| {
         // This child is not privilege-separated; state the report the privilege step would give.
         let privileges = PrivilegeReport {
@@ -269,8 +264,7 @@ fn full_sandbox_in_enforce_mode_reports_every_layer() {
         };
         let spec = Spec {
             read_only: vec![PathBuf::from("/proc"), PathBuf::from("/sys")],
-            remove_file_dirs: vec![],
-            bind_ports: vec![port],
+            ..Spec::default()
         };
         let e = match sandbox::apply(&spec, Mode::Enforce, &privileges) {
             Ok(e) => e,
@@ -284,7 +278,7 @@ fn full_sandbox_in_enforce_mode_reports_every_layer() {
             return 3;
         }
         let families = e.families();
-        if families.len() != 2 || families[0].samples.len() != 7 {
+        if families.len() != 4 || families[0].samples.len() != 7 {
             return 4;
         }
         let ok = allowed("read /proc/stat", std::fs::read_to_string("/proc/stat"))
@@ -332,7 +326,7 @@ fn off_mode_applies_nothing() {
         };
         let untouched = std::fs::read_to_string("/etc/hostname").is_ok()
             && monitoring_agent::sandbox::seccomp::current_mode() == Some(0);
-        if !e.seccomp && !e.landlock_fs && untouched {
+        if !e.seccomp && !e.landlock_fs.holds() && untouched {
             0
         } else {
             3
@@ -341,8 +335,127 @@ fn off_mode_applies_nothing() {
     assert_eq!(code, 0);
 }
 
+/// The privilege report of a child that is not privilege-separated: state what the privilege
+/// step would give.
+fn dropped() -> PrivilegeReport {
+    PrivilegeReport {
+        privileges_dropped: true,
+        no_new_privs: true,
+        capabilities: true,
+        ..PrivilegeReport::default()
+    }
+}
+
+/// Enforce mode on every Landlock ABI the agent may meet (5.13's 1 to 6.12's 6, reproduced
+/// with `landlock_max_abi` on this kernel): it starts, every layer holds, and the layers the
+/// ABI lacks are reported as compensated by seccomp, exactly per the table in SECURITY.md.
+#[test]
+fn enforce_mode_starts_on_every_landlock_abi_and_names_compensated_layers() {
+    use By::{Landlock, LandlockAndSeccomp as Both, Seccomp};
+    let expected = [
+        (1, [Both, Seccomp, Seccomp]),
+        (2, [Both, Seccomp, Seccomp]),
+        (3, [Both, Seccomp, Seccomp]),
+        (4, [Both, Landlock, Seccomp]),
+        (5, [Landlock, Landlock, Seccomp]),
+        (6, [Landlock, Landlock, Landlock]),
+    ];
+    for (abi, by) in expected {
+        let code = in_child(|| {
+            let spec = Spec {
+                read_only: vec![PathBuf::from("/proc")],
+                landlock_max_abi: abi,
+                ..Spec::default()
+            };
+            let e = match sandbox::apply(&spec, Mode::Enforce, &dropped()) {
+                Ok(e) => e,
+                Err(err) => {
+                    say(&format!("ABI {abi}: sandbox::apply: {err}\n"));
+                    return 2;
+                }
+            };
+            let got = [e.landlock_fs, e.landlock_net, e.landlock_scope];
+            if !e.complete() || e.landlock_enforced_abi != abi || got != by {
+                say(&format!("ABI {abi}: expected {by:?}, got {e:?}\n"));
+                return 3;
+            }
+            // Landlock of ABI 1 already confines reads.
+            if !denied(
+                "read /etc/hostname",
+                std::fs::read_to_string("/etc/hostname"),
+            ) {
+                return 4;
+            }
+            let info = e.families();
+            let text = format!("{info:?}");
+            if by.iter().any(|b| b.compensated()) && !text.contains("seccomp") {
+                say(&format!(
+                    "ABI {abi}: the metrics do not name seccomp: {text}\n"
+                ));
+                return 5;
+            }
+            0
+        });
+        assert_eq!(
+            code, 0,
+            "Landlock ABI {abi}: see the child's messages above"
+        );
+    }
+}
+
+/// `--sandbox strict` takes no stand-in: with an older ABI it refuses before applying
+/// anything, naming the first layer the ABI lacks; with the pinned ABI it applies.
+#[test]
+fn strict_mode_refuses_an_older_abi_and_accepts_the_pinned_one() {
+    for (abi, layer) in [
+        (2, Some("landlock_fs")),
+        (4, Some("landlock_fs")),
+        (5, Some("landlock_scope")),
+        (6, None),
+    ] {
+        let code = in_child(|| {
+            let spec = Spec {
+                read_only: vec![PathBuf::from("/proc")],
+                landlock_max_abi: abi,
+                ..Spec::default()
+            };
+            match (sandbox::apply(&spec, Mode::Strict, &dropped()), layer) {
+                (Err(e), Some(l)) if e.layer() == Some(l) && e.to_string().contains("strict") => {
+                    // Refused before anything irreversible: nothing applied.
+                    if std::fs::read_to_string("/etc/hostname").is_ok()
+                        && monitoring_agent::sandbox::seccomp::current_mode() == Some(0)
+                    {
+                        0
+                    } else {
+                        say(&format!("ABI {abi}: refused, but something was applied\n"));
+                        6
+                    }
+                }
+                (Ok(e), None)
+                    if e.complete() && !e.layers().iter().any(|(_, b)| b.compensated()) =>
+                {
+                    0
+                }
+                (Err(e), _) => {
+                    say(&format!("ABI {abi}: unexpected error {e}\n"));
+                    2
+                }
+                (Ok(e), _) => {
+                    say(&format!("ABI {abi}: unexpected success {e:?}\n"));
+                    3
+                }
+            }
+        });
+        assert_eq!(
+            code, 0,
+            "Landlock ABI {abi}: see the child's messages above"
+        );
+    }
+}
+
 #[test]
 fn mode_parses() {
+    assert_eq!("strict".parse::<Mode>().ok(), Some(Mode::Strict));
     assert_eq!("enforce".parse::<Mode>().ok(), Some(Mode::Enforce));
     assert_eq!("best-effort".parse::<Mode>().ok(), Some(Mode::BestEffort));
     assert_eq!("off".parse::<Mode>().ok(), Some(Mode::Off));

@@ -244,21 +244,40 @@ fn allowed_operations_work() {
         }
     });
     assert_exits_cleanly(
-        "TCP listener (SIGHUP rebind path)",
-        || match std::net::TcpListener::bind("127.0.0.1:0") {
-            Ok(l) => match l.set_nonblocking(true).and_then(|()| l.local_addr()) {
-                Ok(_) => 0,
-                Err(_) => 3,
-            },
-            Err(_) => 2,
+        "socketpair(AF_UNIX) for tokio signals, send without address",
+        || {
+            let Some((a, b)) = stream_pair() else {
+                return 2;
+            };
+            let mut buf = [0u8; 1];
+            // SAFETY: valid buffers of the given lengths; no address.
+            let (sent, got) = unsafe {
+                (
+                    libc::sendto(
+                        a,
+                        b"x".as_ptr().cast(),
+                        1,
+                        libc::MSG_NOSIGNAL,
+                        std::ptr::null(),
+                        0,
+                    ),
+                    libc::recvfrom(
+                        b,
+                        buf.as_mut_ptr().cast(),
+                        1,
+                        0,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    ),
+                )
+            };
+            if sent == 1 && got == 1 && buf == *b"x" {
+                0
+            } else {
+                2
+            }
         },
     );
-    assert_exits_cleanly("socketpair(AF_UNIX) for tokio signals", || {
-        match std::os::unix::net::UnixStream::pair() {
-            Ok(_) => 0,
-            Err(_) => 2,
-        }
-    });
     assert_exits_cleanly("metadata, read_dir, statfs, uname", || {
         let ok = std::fs::metadata("/proc/meminfo").is_ok()
             && std::fs::read_dir("/sys/class")
@@ -267,6 +286,215 @@ fn allowed_operations_work() {
             && nix::sys::statfs::statfs("/").is_ok()
             && nix::sys::utsname::uname().is_ok();
         if ok {
+            0
+        } else {
+            2
+        }
+    });
+}
+
+/// A named body to run under the filter.
+type Case = (&'static str, fn() -> i32);
+
+/// A connected AF_UNIX stream pair (allowed: tokio's signal self-pipe), for the cases below.
+fn stream_pair() -> Option<(i32, i32)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints for the kernel to fill.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    (r == 0).then_some((fds[0], fds[1]))
+}
+
+/// A sockaddr_un naming a path, and its length.
+fn unix_addr(path: &[u8]) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in a.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    (
+        a,
+        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+    )
+}
+
+/// No new network endpoint after the sandbox: no socket of any family or protocol, no bind,
+/// listen or connect, no destination address on sendto, no TCP Fast Open, no datagram pair,
+/// no io_uring, and setsockopt only for TCP_NODELAY.
+#[test]
+fn new_network_endpoints_kill() {
+    let cases: [Case; 14] = [
+        ("socket(AF_INET, SOCK_STREAM)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            1
+        }),
+        ("socket(AF_INET6, SOCK_STREAM)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM, 0) };
+            1
+        }),
+        ("socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 262) };
+            1
+        }),
+        ("socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP) };
+            1
+        }),
+        ("socket(AF_NETLINK)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) };
+            1
+        }),
+        ("listen (automatic bind)", || {
+            // SAFETY: integer arguments only; fd 0 is whatever it is, the call never runs.
+            unsafe { libc::listen(0, 1) };
+            1
+        }),
+        ("bind", || {
+            let (a, len) = unix_addr(b"/tmp/monitoring-agent-seccomp-bind");
+            // SAFETY: a valid sockaddr_un of the given length.
+            unsafe { libc::bind(0, std::ptr::addr_of!(a).cast(), len) };
+            1
+        }),
+        ("connect", || {
+            let (a, len) = unix_addr(b"/run/systemd/notify");
+            // SAFETY: a valid sockaddr_un of the given length.
+            unsafe { libc::connect(0, std::ptr::addr_of!(a).cast(), len) };
+            1
+        }),
+        ("sendto with a destination address", || {
+            let Some((a, _)) = stream_pair() else {
+                return 2;
+            };
+            let (addr, len) = unix_addr(b"/run/systemd/notify");
+            // SAFETY: a valid buffer and sockaddr_un of the given lengths.
+            unsafe {
+                libc::sendto(
+                    a,
+                    b"READY=1".as_ptr().cast(),
+                    7,
+                    0,
+                    std::ptr::addr_of!(addr).cast(),
+                    len,
+                )
+            };
+            1
+        }),
+        ("sendto with MSG_FASTOPEN", || {
+            let Some((a, _)) = stream_pair() else {
+                return 2;
+            };
+            // SAFETY: a valid buffer; no address.
+            unsafe { libc::sendto(a, b"x".as_ptr().cast(), 1, 0x2000_0000, std::ptr::null(), 0) };
+            1
+        }),
+        ("sendmsg", || {
+            let Some((a, _)) = stream_pair() else {
+                return 2;
+            };
+            // SAFETY: msghdr is plain data; all zeroes is an empty message.
+            let msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid, empty msghdr.
+            unsafe { libc::sendmsg(a, &msg, 0) };
+            1
+        }),
+        ("socketpair(AF_UNIX, SOCK_DGRAM)", || {
+            let mut fds = [0i32; 2];
+            // SAFETY: fds is a valid array of two ints.
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+            1
+        }),
+        ("setsockopt(SO_REUSEADDR)", || {
+            let Some((a, _)) = stream_pair() else {
+                return 2;
+            };
+            let one: libc::c_int = 1;
+            // SAFETY: a valid int option value of the given size.
+            unsafe {
+                libc::setsockopt(
+                    a,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEADDR,
+                    std::ptr::addr_of!(one).cast(),
+                    4,
+                )
+            };
+            1
+        }),
+        ("io_uring_setup", || {
+            // SAFETY: a NULL params pointer; the filter answers before the kernel reads it.
+            unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, std::ptr::null::<u8>()) };
+            1
+        }),
+    ];
+    for (what, body) in cases {
+        assert_killed_by_sigsys(what, body);
+    }
+}
+
+/// Kept descriptors cannot be turned into something else: no O_PATH open (Landlock does not
+/// check those), no truncation, and O_APPEND cannot be cleared (no fcntl(F_SETFL)).
+#[test]
+fn descriptor_abuse_kills() {
+    let cases: [Case; 3] = [
+        ("openat(O_PATH)", || {
+            // SAFETY: valid NUL-terminated path.
+            unsafe { libc::open(c"/etc/shadow".as_ptr(), libc::O_PATH) };
+            1
+        }),
+        ("ftruncate", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::ftruncate(2, 0) };
+            1
+        }),
+        ("fcntl(F_SETFL)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::fcntl(2, libc::F_SETFL, 0) };
+            1
+        }),
+    ];
+    for (what, body) in cases {
+        assert_killed_by_sigsys(what, body);
+    }
+}
+
+/// Signals reach only the agent itself, on every kernel: tgkill to another process kills, and
+/// kill, tkill, rt_sigqueueinfo and pidfd_send_signal are not allowed at all.
+#[test]
+fn signals_to_other_processes_kill() {
+    let cases: [Case; 4] = [
+        ("tgkill(parent)", || {
+            // SAFETY: integer arguments only; signal 0 only probes.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getppid(), libc::getppid(), 0) };
+            1
+        }),
+        ("kill(parent, 0)", || {
+            // SAFETY: integer arguments only; signal 0 only probes.
+            unsafe { libc::kill(libc::getppid(), 0) };
+            1
+        }),
+        ("tkill(parent, 0)", || {
+            // SAFETY: integer arguments only.
+            unsafe { libc::syscall(libc::SYS_tkill, libc::getppid(), 0) };
+            1
+        }),
+        ("pidfd_send_signal", || {
+            // SAFETY: integer arguments and a NULL siginfo.
+            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, 0, 0, std::ptr::null::<u8>(), 0) };
+            1
+        }),
+    ];
+    for (what, body) in cases {
+        assert_killed_by_sigsys(what, body);
+    }
+    assert_exits_cleanly("tgkill(self, signal 0)", || {
+        // SAFETY: integer arguments only; signal 0 only probes the target.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), 0) };
+        if r == 0 {
             0
         } else {
             2

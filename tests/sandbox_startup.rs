@@ -104,8 +104,7 @@ fn hardened_runtime_serves_a_request() {
                         .map_err(|e| e.to_string())?;
                 let spec = Spec {
                     read_only: vec![PathBuf::from("/proc"), PathBuf::from("/sys")],
-                    remove_file_dirs: vec![],
-                    bind_ports: vec![port],
+                    ..Spec::default()
                 };
                 let enforcement =
                     sandbox::apply(&spec, Mode::Enforce, &report).map_err(|e| e.to_string())?;

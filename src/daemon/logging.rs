@@ -1,13 +1,14 @@
 //! Logging: syslog (`LOG_DAEMON`, with the pid), an optional log file, and stderr in the
-//! foreground (with `<N>` priority prefixes when stderr is the journal). Every destination is
+//! foreground (with `<N>` priority prefixes when stderr is the journal, which then replaces
+//! syslog: journald is the syslog under systemd, and both would log every line twice). Every destination is
 //! opened at start-up, before the sandbox forbids new sockets and paths.
 //!
 //! Messages are stripped of control characters; messages a client can trigger go through
 //! [`client_event`], which is rate-limited.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -49,18 +50,25 @@ pub fn init(level: LogLevel, foreground: bool, log_file: Option<&Path>) -> Resul
         Some(path) => Some(Mutex::new(open_log_file(path)?)),
         None => None,
     };
-    let formatter = syslog::Formatter3164 {
-        facility: syslog::Facility::LOG_DAEMON,
-        hostname: None,
-        process: "monitoring-agent".into(),
-        pid: std::process::id(),
-    };
-    let (syslog, syslog_err) = match syslog::unix(formatter) {
-        Ok(l) => (Some(Mutex::new(l)), None),
-        Err(e) => (None, Some(e.to_string())),
+    // Under systemd, stderr is the journal and journald is the system's syslog: writing to
+    // /dev/log too would put every line in the journal twice.
+    let stderr = foreground.then(stderr_is_journal);
+    let (syslog, syslog_err) = if stderr == Some(true) {
+        (None, None)
+    } else {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: "monitoring-agent".into(),
+            pid: std::process::id(),
+        };
+        match syslog::unix(formatter) {
+            Ok(l) => (Some(Mutex::new(l)), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
     };
     let logger = AgentLogger {
-        stderr: foreground.then(stderr_is_journal),
+        stderr,
         syslog,
         file,
     };
@@ -72,17 +80,15 @@ pub fn init(level: LogLevel, foreground: bool, log_file: Option<&Path>) -> Resul
     Ok(())
 }
 
+/// Append-only: the descriptor is `O_APPEND`, and the sandbox allows neither `fcntl(F_SETFL)`
+/// (which could clear it) nor `ftruncate`, so the agent can only add to its log.
 fn open_log_file(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|source| LogError::File {
+    super::open_regular(path, libc::O_WRONLY | libc::O_APPEND, 0o640).map_err(|source| {
+        LogError::File {
             path: path.to_path_buf(),
             source,
-        })
+        }
+    })
 }
 
 /// systemd sets `JOURNAL_STREAM=DEV:INO` for the stream it connected to stderr.

@@ -8,6 +8,7 @@ pub mod pidfile;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
@@ -24,6 +25,68 @@ pub enum DaemonError {
     },
     #[error("daemonizing: opening /dev/null: {0}")]
     DevNull(#[source] std::io::Error),
+}
+
+/// Opens a file the root phase writes to (the PID file, the log file) in a directory that the
+/// agent's user may control, trusting nothing found there: the path must not be a symbolic
+/// link (`O_NOFOLLOW`), and what it opens must be a regular file with a single link, so a
+/// FIFO, a device, a socket or a hard link to another file (`/etc/shadow`) is refused. It
+/// never blocks: `O_NONBLOCK` makes opening a FIFO return at once (regular files ignore the
+/// flag), and the type is checked with `lstat` before opening (no device is ever opened) and
+/// with `fstat` after (no swap in between).
+///
+/// `flags` are the access flags (`O_RDWR`, `O_WRONLY | O_APPEND`, ...); `O_CREAT` is added
+/// unless the access is read-only.
+pub fn open_regular(path: &Path, flags: i32, mode: u32) -> std::io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+    let refuse = |what: &str| {
+        std::io::Error::other(format!(
+            "refusing to use it: it is {what}, not a regular file with a single link"
+        ))
+    };
+    let describe = |t: std::fs::FileType| {
+        if t.is_symlink() {
+            "a symbolic link"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        }
+    };
+    let before = match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return Err(refuse(describe(m.file_type()))),
+        Ok(m) if m.nlink() != 1 => return Err(refuse("a hard link")),
+        Ok(m) => Some((m.dev(), m.ino())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(flags & libc::O_ACCMODE != libc::O_WRONLY)
+        .write(flags & libc::O_ACCMODE != libc::O_RDONLY)
+        .append(flags & libc::O_APPEND != 0)
+        .create(flags & libc::O_ACCMODE != libc::O_RDONLY)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(describe(meta.file_type())));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("a hard link"));
+    }
+    if before.is_some_and(|b| b != (meta.dev(), meta.ino())) {
+        return Err(std::io::Error::other(
+            "refusing to use it: it was replaced while being opened",
+        ));
+    }
+    Ok(file)
 }
 
 fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> DaemonError {

@@ -1,10 +1,17 @@
 //! The PID file: created and locked (`flock`, non-blocking) at start-up, held for the life of
 //! the process. The lock, not the file's existence, says whether an instance runs, so a file
 //! left by `kill -9` never blocks the next start.
+//!
+//! The pid is written through a read-write descriptor that is closed again at once; the lock is
+//! held through a second, read-only descriptor, the only one kept across the sandbox. The
+//! sandboxed agent therefore cannot rewrite or truncate its PID file. At exit it removes the
+//! file when its user may (the file's directory is the user's own, and Landlock grants
+//! remove-file there); otherwise the file stays, with its lock released, which is what marks
+//! it stale (systemd removes its `RuntimeDirectory=` anyway).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -25,30 +32,41 @@ pub enum PidFileError {
 /// A locked PID file holding our pid.
 pub struct PidFile {
     path: PathBuf,
-    file: Flock<File>,
+    /// Read-only: holds the lock and nothing else.
+    lock: Flock<File>,
+    /// Whether the agent's user may remove the file at exit.
+    removable: bool,
 }
 
 impl PidFile {
     /// Opens (creating if needed) and locks `path`, then writes our pid. Another live instance
-    /// holding the lock makes this fail without changing the file.
-    pub fn acquire(path: &Path) -> Result<PidFile, PidFileError> {
+    /// holding the lock makes this fail without changing the file. A path that is not a
+    /// regular file with a single link (a FIFO, a device, a symbolic or hard link) is refused
+    /// without blocking (see [`super::open_regular`]).
+    ///
+    /// `removable`: the file's directory lets the (dropped) agent remove it at exit.
+    pub fn acquire(path: &Path, removable: bool) -> Result<PidFile, PidFileError> {
         let io = |source| PidFileError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io)?;
-        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        let mut writer = super::open_regular(path, libc::O_RDWR, 0o644).map_err(io)?;
+        // The lock's descriptor: the same file, opened read-only.
+        let reader = super::open_regular(path, libc::O_RDONLY, 0o644).map_err(io)?;
+        let (w, r) = (
+            writer.metadata().map_err(io)?,
+            reader.metadata().map_err(io)?,
+        );
+        if (w.dev(), w.ino()) != (r.dev(), r.ino()) {
+            return Err(io(std::io::Error::other(
+                "refusing to use it: it was replaced while being opened",
+            )));
+        }
+        let lock = match Flock::lock(reader, FlockArg::LockExclusiveNonblock) {
             Ok(f) => f,
-            Err((mut file, nix::Error::EWOULDBLOCK)) => {
+            Err((_, nix::Error::EWOULDBLOCK)) => {
                 let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
+                let _ = (&writer).take(64).read_to_string(&mut pid);
                 let pid = pid.trim();
                 return Err(PidFileError::AlreadyRunning {
                     path: path.to_path_buf(),
@@ -61,13 +79,22 @@ impl PidFile {
             }
             Err((_, e)) => return Err(io(std::io::Error::from(e))),
         };
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        writer.set_len(0).map_err(io)?;
+        writer
+            .write_all(format!("{}\n", std::process::id()).as_bytes())
             .map_err(io)?;
+        drop(writer);
+        if !removable {
+            log::info!(
+                "PID file {}: its directory is not the agent's user's, so the file stays after \
+                 exit; its released lock marks it stale",
+                path.display()
+            );
+        }
         Ok(PidFile {
             path: path.to_path_buf(),
-            file,
+            lock,
+            removable,
         })
     }
 
@@ -75,22 +102,18 @@ impl PidFile {
         &self.path
     }
 
-    /// Removes the file at exit. Where the (unprivileged, sandboxed) process may not unlink
-    /// it, empties it through the descriptor it holds instead and says so: the released lock
-    /// already makes the file harmless.
+    /// Removes the file at exit when the agent's user may; otherwise leaves it (said at
+    /// start-up). The lock goes with the descriptor either way.
     pub fn remove(self) {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = self.file.set_len(0);
+        if self.removable {
+            if let Err(e) = std::fs::remove_file(&self.path) {
                 log::warn!(
-                    "could not remove PID file {} ({e}); emptied it instead",
+                    "could not remove PID file {} ({e}); its lock is released",
                     self.path.display()
                 );
             }
         }
-        // The lock goes with the descriptor.
-        drop(self.file);
+        drop(self.lock);
     }
 }
 
@@ -102,12 +125,12 @@ mod tests {
     fn second_acquire_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("agent.pid");
-        let first = PidFile::acquire(&path).expect("first");
+        let first = PidFile::acquire(&path, true).expect("first");
         let before = std::fs::read_to_string(&path).expect("read");
         assert_eq!(before, format!("{}\n", std::process::id()));
         // flock locks belong to the open file description: a second open conflicts even in
         // the same process.
-        match PidFile::acquire(&path) {
+        match PidFile::acquire(&path, true) {
             Err(PidFileError::AlreadyRunning { pid, .. }) => {
                 assert_eq!(pid, std::process::id().to_string())
             }
@@ -123,12 +146,54 @@ mod tests {
     fn stale_file_does_not_block() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("agent.pid");
-        std::fs::write(&path, "999999\n").expect("write");
-        let pf = PidFile::acquire(&path).expect("stale file is taken over");
+        std::fs::write(&path, "999999 and more text than a pid\n").expect("write");
+        let pf = PidFile::acquire(&path, false).expect("stale file is taken over");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             format!("{}\n", std::process::id())
         );
         pf.remove();
+        assert!(path.exists(), "a non-removable PID file stays");
+    }
+
+    #[test]
+    fn the_kept_descriptor_is_read_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("agent.pid");
+        let pf = PidFile::acquire(&path, true).expect("acquire");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&*pf.lock);
+        // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_RDONLY);
+        pf.remove();
+    }
+
+    #[test]
+    fn fifo_symlink_hard_link_and_device_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("fifo.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644))
+            .expect("mkfifo");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep\n").expect("write");
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let hard = dir.path().join("hard.pid");
+        std::fs::hard_link(&target, &hard).expect("hard link");
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (link.as_path(), "a symbolic link"),
+            (hard.as_path(), "a hard link"),
+            (Path::new("/dev/null"), "a device"),
+        ] {
+            match PidFile::acquire(path, false) {
+                Err(PidFileError::Io { source, .. }) => {
+                    assert!(source.to_string().contains(what), "{path:?}: {source}")
+                }
+                Err(e) => panic!("{path:?}: unexpected error {e}"),
+                Ok(_) => panic!("{path:?} was accepted"),
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep\n");
     }
 }

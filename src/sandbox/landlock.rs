@@ -1,6 +1,5 @@
 //! Landlock: read-only access to the configured paths, remove-file in the PID file's directory,
-//! TCP bind on the configured ports only, no TCP connect, and scoped abstract unix sockets and
-//! signals.
+//! no TCP bind or connect at all, and scoped abstract unix sockets and signals.
 //!
 //! The requested ABI is pinned to [`PINNED_ABI`] (6). The crate's "latest" grows with every
 //! release, and ABI 9 adds `LANDLOCK_ACCESS_FS_RESOLVE_UNIX`, which would deny connecting to
@@ -8,17 +7,22 @@
 //! logging flags and thread synchronisation, which the agent does not need (it restricts itself
 //! while single-threaded).
 //!
-//! What each layer needs from the running kernel, at the pinned ABI:
-//! - `landlock_fs`: ABI ≥ 5 (ABI 3 adds `Truncate`, ABI 5 `IoctlDev`; below that the kernel
-//!   enforces only part of the filesystem rights the agent asks for);
-//! - `landlock_net`: ABI ≥ 4 (TCP bind/connect);
-//! - `landlock_scope`: ABI ≥ 6 (abstract unix sockets, signals).
+//! The request is best effort against the running kernel, which enforces what its ABI knows
+//! (Debian 12's 6.1 offers 2, Ubuntu 22.04's 5.15 offers 1, 24.04's 6.8 offers 4). What an
+//! older ABI lacks, the seccomp policy blocks on every kernel (see [`super::By`]):
+//! - `landlock_fs` is fully Landlock's from ABI 5 (ABI 3 adds `Truncate`, ABI 5 `IoctlDev`;
+//!   ABI 2 `Refer`); below that Landlock still restricts what can be opened, and seccomp
+//!   denies truncate, rename, link and device ioctls;
+//! - `landlock_net` is Landlock's from ABI 4 (TCP bind/connect); seccomp denies `socket`,
+//!   `bind`, `listen` and `connect` on every kernel anyway;
+//! - `landlock_scope` is Landlock's from ABI 6 (abstract unix sockets, signals); seccomp
+//!   denies every destination address and every signal to another process.
 
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 /// The Landlock ABI the agent requests, whatever the kernel offers beyond it.
@@ -27,35 +31,57 @@ pub const PINNED_ABI: ABI = ABI::V6;
 pub const PINNED_ABI_NUMBER: i32 = 6;
 /// Lowest kernel ABI that enforces every filesystem right handled at [`PINNED_ABI`].
 pub const FS_MIN_ABI: i32 = 5;
+/// Lowest ABI with any Landlock at all (read-only paths).
+pub const FS_ANY_ABI: i32 = 1;
 /// Lowest kernel ABI with TCP bind/connect rules.
 pub const NET_MIN_ABI: i32 = 4;
 /// Lowest kernel ABI with scopes (abstract unix sockets, signals).
 pub const SCOPE_MIN_ABI: i32 = 6;
 
 /// What the caller wants restricted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Rules {
     /// Files and directories (recursively) that stay readable. Nothing else is readable.
     pub read_only: Vec<PathBuf>,
     /// Directories in which files may be removed (the PID file's own directory).
     pub remove_file_dirs: Vec<PathBuf>,
-    /// TCP ports the process may still bind. Every other bind and every TCP connect is denied.
-    pub bind_ports: Vec<u16>,
+    /// The highest ABI to request, at most [`PINNED_ABI_NUMBER`]: lower only to reproduce an
+    /// older kernel's Landlock on a newer one (`--landlock-max-abi`, for tests).
+    pub max_abi: i32,
 }
 
-/// Which Landlock layers the kernel really enforces for this process.
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            read_only: Vec::new(),
+            remove_file_dirs: Vec::new(),
+            max_abi: PINNED_ABI_NUMBER,
+        }
+    }
+}
+
+/// What Landlock really enforces for this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
-    /// Filesystem rules fully enforced at the pinned ABI.
-    pub fs: bool,
-    /// TCP bind/connect rules enforced.
-    pub net: bool,
-    /// Abstract unix socket and signal scopes enforced.
-    pub scope: bool,
+    /// The ABI of the ruleset in force: the lower of the kernel's and the requested one, 0 when
+    /// no ruleset is enforced. What each layer gets from it: [`super::By::landlock_layer`].
+    pub enforced_abi: i32,
     /// The kernel's Landlock ABI (0 when Landlock is unavailable).
     pub kernel_abi: i32,
     /// The status the `landlock` crate reported for the whole ruleset.
     pub ruleset_fully_enforced: bool,
+}
+
+/// The crate's ABI value for a number in `1..=6`.
+fn abi(n: i32) -> ABI {
+    match n {
+        i32::MIN..=1 => ABI::V1,
+        2 => ABI::V2,
+        3 => ABI::V3,
+        4 => ABI::V4,
+        5 => ABI::V5,
+        _ => ABI::V6,
+    }
 }
 
 /// Landlock failures; each names the layer (`landlock_fs`, `landlock_net`, `landlock_scope`).
@@ -165,6 +191,8 @@ fn read_access(path: &Path) -> Result<BitFlags<AccessFs>, std::io::Error> {
 /// a warning, and the [`Outcome`] tells what holds.
 pub fn restrict(rules: &Rules, strict: bool) -> Result<Outcome, LandlockError> {
     let kernel_abi = kernel_abi().unwrap_or(0);
+    let requested = rules.max_abi.clamp(1, PINNED_ABI_NUMBER);
+    let want = abi(requested);
     let level = if strict {
         CompatLevel::HardRequirement
     } else {
@@ -179,17 +207,25 @@ pub fn restrict(rules: &Rules, strict: bool) -> Result<Outcome, LandlockError> {
         source,
     };
 
-    let ruleset = Ruleset::default()
+    let mut ruleset = Ruleset::default()
         .set_compatibility(level)
-        .handle_access(AccessFs::from_all(PINNED_ABI))
-        .map_err(fs_err)?
-        .handle_access(AccessNet::from_all(PINNED_ABI))
-        .map_err(net_err)?
-        .scope(Scope::from_all(PINNED_ABI))
-        .map_err(|source| LandlockError::Ruleset {
-            layer: "landlock_scope",
-            source,
-        })?;
+        .handle_access(AccessFs::from_all(want))
+        .map_err(fs_err)?;
+    // Handled and never granted: no TCP bind and no TCP connect at all. The listeners are
+    // bound before the sandbox; an address change needs a restart.
+    let net = AccessNet::from_all(want);
+    if !net.is_empty() {
+        ruleset = ruleset.handle_access(net).map_err(net_err)?;
+    }
+    let scopes = Scope::from_all(want);
+    if !scopes.is_empty() {
+        ruleset = ruleset
+            .scope(scopes)
+            .map_err(|source| LandlockError::Ruleset {
+                layer: "landlock_scope",
+                source,
+            })?;
+    }
     let mut created = ruleset.create().map_err(fs_err)?;
 
     for path in &rules.read_only {
@@ -237,25 +273,18 @@ pub fn restrict(rules: &Rules, strict: bool) -> Result<Outcome, LandlockError> {
             ),
         }
     }
-    // With ABI < 4 and best effort, the crate drops these rules along with the handled net
-    // rights; with strict it already failed above.
-    for port in &rules.bind_ports {
-        created = created
-            .add_rule(NetPort::new(*port, AccessNet::BindTcp))
-            .map_err(net_err)?;
-    }
-
     let status = created.restrict_self().map_err(fs_err)?;
     let enforced = status.ruleset != RulesetStatus::NotEnforced;
     let effective = match status.landlock {
         landlock::LandlockStatus::Available { effective_abi, .. } => effective_abi as i32,
         _ => 0,
     };
-    let abi = effective;
     Ok(Outcome {
-        fs: enforced && abi >= FS_MIN_ABI,
-        net: enforced && abi >= NET_MIN_ABI,
-        scope: enforced && abi >= SCOPE_MIN_ABI,
+        enforced_abi: if enforced {
+            effective.min(requested)
+        } else {
+            0
+        },
         kernel_abi,
         ruleset_fully_enforced: status.ruleset == RulesetStatus::FullyEnforced,
     })

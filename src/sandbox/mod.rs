@@ -14,7 +14,11 @@ use crate::privilege::PrivilegeReport;
 /// How strictly the sandbox is applied (`--sandbox`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// Every layer must be fully enforced, or the agent refuses to start (the default).
+    /// Every Landlock feature of the pinned ABI must be the kernel's own (Linux 6.12+), or the
+    /// agent refuses to start.
+    Strict,
+    /// Every layer must hold, by Landlock or, where the kernel's Landlock ABI lacks a feature,
+    /// by the seccomp filter (the default). Needs Landlock (any ABI) and seccomp.
     #[default]
     Enforce,
     /// Apply what the kernel supports; log every missing layer at warning level.
@@ -28,6 +32,7 @@ impl FromStr for Mode {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "strict" => Ok(Mode::Strict),
             "enforce" => Ok(Mode::Enforce),
             "best-effort" => Ok(Mode::BestEffort),
             "off" => Ok(Mode::Off),
@@ -39,6 +44,7 @@ impl FromStr for Mode {
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Mode::Strict => "strict",
             Mode::Enforce => "enforce",
             Mode::BestEffort => "best-effort",
             Mode::Off => "off",
@@ -47,7 +53,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// What the sandboxed process still needs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Spec {
     /// Files and directories that stay readable: the procfs and sysfs roots, the config file,
     /// operator-configured files. Nothing else is readable, nothing is writable or executable.
@@ -58,8 +64,19 @@ pub struct Spec {
     /// Directories in which files may be removed: the PID file's directory, only when the
     /// agent's user owns it (see [`crate::privilege::prepare_owned_dir`]).
     pub remove_file_dirs: Vec<PathBuf>,
-    /// TCP ports the agent may bind again (SIGHUP moving the listener to another address).
-    pub bind_ports: Vec<u16>,
+    /// The highest Landlock ABI to request (`--landlock-max-abi`; normally
+    /// [`landlock::PINNED_ABI_NUMBER`]).
+    pub landlock_max_abi: i32,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            read_only: Vec::new(),
+            remove_file_dirs: Vec::new(),
+            landlock_max_abi: landlock::PINNED_ABI_NUMBER,
+        }
+    }
 }
 
 /// The layers, in the order they are reported.
@@ -73,65 +90,176 @@ pub const LAYERS: [&str; 7] = [
     "seccomp",
 ];
 
-/// What is really enforced on this process (each `true` means fully enforced).
+/// Who enforces a layer on this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum By {
+    /// Not enforced.
+    #[default]
+    Nothing,
+    /// The kernel's process state (uid, capabilities, `no_new_privs`, the seccomp filter).
+    Kernel,
+    /// Landlock, at the ABI in force, enforces the whole layer.
+    Landlock,
+    /// Landlock enforces part of the layer (what can be opened); the seccomp filter blocks
+    /// what that ABI lacks (truncate, rename/link, device ioctls).
+    LandlockAndSeccomp,
+    /// The kernel's Landlock lacks the whole layer; the seccomp filter blocks it.
+    Seccomp,
+}
+
+impl By {
+    /// The `enforced_by` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            By::Nothing => "none",
+            By::Kernel => "kernel",
+            By::Landlock => "landlock",
+            By::LandlockAndSeccomp => "landlock+seccomp",
+            By::Seccomp => "seccomp",
+        }
+    }
+
+    /// Parses [`By::label`].
+    pub fn from_label(s: &str) -> Option<By> {
+        [
+            By::Nothing,
+            By::Kernel,
+            By::Landlock,
+            By::LandlockAndSeccomp,
+            By::Seccomp,
+        ]
+        .into_iter()
+        .find(|b| b.label() == s)
+    }
+
+    /// The layer holds, whoever enforces it.
+    pub fn holds(self) -> bool {
+        self != By::Nothing
+    }
+
+    /// Landlock lacks (part of) the layer on this kernel and the seccomp filter stands in.
+    pub fn compensated(self) -> bool {
+        matches!(self, By::LandlockAndSeccomp | By::Seccomp)
+    }
+
+    fn kernel(on: bool) -> By {
+        if on {
+            By::Kernel
+        } else {
+            By::Nothing
+        }
+    }
+
+    /// Who enforces a Landlock layer, given the ABI of the ruleset in force (0: none) and
+    /// whether the seccomp filter is installed. The seccomp policy blocks, on every kernel,
+    /// everything the Landlock layers add after ABI 1 (see `policy/README.md`).
+    pub fn landlock_layer(layer: &str, abi: i32, seccomp: bool) -> By {
+        let full = match layer {
+            "landlock_fs" => landlock::FS_MIN_ABI,
+            "landlock_net" => landlock::NET_MIN_ABI,
+            _ => landlock::SCOPE_MIN_ABI,
+        };
+        if abi >= full {
+            By::Landlock
+        } else if !seccomp {
+            By::Nothing
+        } else if layer == "landlock_fs" {
+            // What may be read at all is Landlock's alone.
+            if abi >= landlock::FS_ANY_ABI {
+                By::LandlockAndSeccomp
+            } else {
+                By::Nothing
+            }
+        } else {
+            By::Seccomp
+        }
+    }
+}
+
+/// What is really enforced on this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Enforcement {
     pub privileges_dropped: bool,
     pub no_new_privs: bool,
     pub capabilities: bool,
-    pub landlock_fs: bool,
-    pub landlock_net: bool,
-    pub landlock_scope: bool,
+    pub landlock_fs: By,
+    pub landlock_net: By,
+    pub landlock_scope: By,
     pub seccomp: bool,
     /// The running kernel's Landlock ABI (0: no Landlock). The agent requests
     /// [`landlock::PINNED_ABI`] whatever this is.
     pub landlock_abi: i32,
+    /// The ABI of the Landlock ruleset in force (0: none).
+    pub landlock_enforced_abi: i32,
 }
 
 impl Enforcement {
-    /// Each layer with its verdict, in [`LAYERS`] order.
-    pub fn layers(&self) -> [(&'static str, bool); 7] {
+    /// Each layer with who enforces it, in [`LAYERS`] order.
+    pub fn layers(&self) -> [(&'static str, By); 7] {
         [
-            (LAYERS[0], self.privileges_dropped),
-            (LAYERS[1], self.no_new_privs),
-            (LAYERS[2], self.capabilities),
+            (LAYERS[0], By::kernel(self.privileges_dropped)),
+            (LAYERS[1], By::kernel(self.no_new_privs)),
+            (LAYERS[2], By::kernel(self.capabilities)),
             (LAYERS[3], self.landlock_fs),
             (LAYERS[4], self.landlock_net),
             (LAYERS[5], self.landlock_scope),
-            (LAYERS[6], self.seccomp),
+            (LAYERS[6], By::kernel(self.seccomp)),
         ]
     }
 
-    /// True when every layer is enforced.
+    /// True when every layer holds (enforced or compensated).
     pub fn complete(&self) -> bool {
-        self.layers().iter().all(|(_, on)| *on)
+        self.layers().iter().all(|(_, by)| by.holds())
     }
 
-    /// `monitoring_agent_sandbox_enforced{layer}` and `monitoring_agent_landlock_abi`.
+    /// `monitoring_agent_sandbox_enforced{layer}`, `monitoring_agent_sandbox_layer_info{layer,
+    /// enforced_by}`, `monitoring_agent_landlock_abi` and
+    /// `monitoring_agent_landlock_enforced_abi`.
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut enforced = MetricFamily::gauge(
             "monitoring_agent_sandbox_enforced",
-            "Whether a sandbox layer is fully enforced on this process (1) or not (0).",
+            "Whether a sandbox layer holds on this process (1), by Landlock, the kernel or the \
+             seccomp filter standing in for an older Landlock ABI, or not (0).",
         );
-        for (layer, on) in self.layers() {
-            enforced.push(&[("layer", layer)], if on { 1.0 } else { 0.0 });
+        let mut info = MetricFamily::gauge(
+            "monitoring_agent_sandbox_layer_info",
+            "Who enforces each sandbox layer: kernel, landlock, landlock+seccomp or seccomp \
+             (compensated: the kernel's Landlock ABI lacks the feature), none.",
+        );
+        for (layer, by) in self.layers() {
+            enforced.push(&[("layer", layer)], if by.holds() { 1.0 } else { 0.0 });
+            info.push(&[("layer", layer), ("enforced_by", by.label())], 1.0);
         }
         let abi = MetricFamily::gauge(
             "monitoring_agent_landlock_abi",
             "Landlock ABI version of the running kernel (0: unavailable).",
         )
         .with(&[], f64::from(self.landlock_abi));
-        vec![enforced, abi]
+        let enforced_abi = MetricFamily::gauge(
+            "monitoring_agent_landlock_enforced_abi",
+            "Landlock ABI of the ruleset in force on this process (0: none).",
+        )
+        .with(&[], f64::from(self.landlock_enforced_abi));
+        vec![enforced, info, abi, enforced_abi]
+    }
+
+    /// One line for the log: each layer and who enforces it.
+    pub fn summary(&self) -> String {
+        self.layers()
+            .iter()
+            .map(|(l, by)| format!("{l}={}", by.label()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 /// Sandbox failures. Each names the layer it is about (see [`SandboxError::layer`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("invalid sandbox mode {0:?}: expected enforce, best-effort or off")]
+    #[error("invalid sandbox mode {0:?}: expected strict, enforce, best-effort or off")]
     InvalidMode(String),
     #[error(
-        "sandbox layer {layer} cannot be fully enforced: {reason}; refusing to start \
+        "sandbox layer {layer} cannot be enforced: {reason}; refusing to start \
          (--sandbox=best-effort runs degraded)"
     )]
     NotEnforced { layer: &'static str, reason: String },
@@ -176,23 +304,35 @@ pub fn no_new_privs() -> bool {
     r == 1
 }
 
-/// Handles a layer that is not enforced: an error in [`Mode::Enforce`], a warning otherwise.
+/// Handles a layer that is not enforced: an error in [`Mode::Strict`] and [`Mode::Enforce`], a
+/// warning otherwise.
 fn missing(mode: Mode, layer: &'static str, reason: String) -> Result<(), SandboxError> {
-    if mode == Mode::Enforce {
+    if matches!(mode, Mode::Strict | Mode::Enforce) {
         return Err(SandboxError::NotEnforced { layer, reason });
     }
     log::warn!("SANDBOX DEGRADED (--sandbox={mode}): layer {layer} is NOT enforced: {reason}");
     Ok(())
 }
 
+/// What the kernel's Landlock lacks for a layer that needs `min`, for messages.
+fn lacking(layer: &str, abi: i32, min: i32) -> String {
+    format!("the kernel's Landlock ABI is {abi}, {layer} needs {min}")
+}
+
 /// Steps 7-8: Landlock, then seccomp from the embedded policy, on the calling thread, which must
 /// be the only one. Call it after [`crate::privilege::drop_privileges`] and before building the
 /// tokio runtime.
 ///
-/// [`Mode::Enforce`]: any layer (including the privilege layers reported in `privileges`) not
-/// fully enforced is an error naming the layer, before anything irreversible happens where that
-/// can be known in advance. [`Mode::BestEffort`]: each missing layer is logged at warning level
-/// and the agent goes on. [`Mode::Off`]: nothing is applied (warning).
+/// - [`Mode::Strict`]: every layer must be enforced by its own mechanism: Landlock at the
+///   pinned ABI in full (a kernel with ABI 6 or later).
+/// - [`Mode::Enforce`]: every layer must hold. Landlock (any ABI) and seccomp are required;
+///   what the kernel's Landlock ABI lacks is blocked by the seccomp policy and reported as
+///   compensated ([`By::compensated`]).
+/// - [`Mode::BestEffort`]: each missing layer is logged at warning level and the agent goes
+///   on.
+/// - [`Mode::Off`]: nothing is applied (warning).
+///
+/// Whatever can be known in advance is checked before anything irreversible happens.
 pub fn apply(
     spec: &Spec,
     mode: Mode,
@@ -219,7 +359,7 @@ pub fn apply(
     match thread_count() {
         Some(1) => {}
         Some(n) => {
-            if mode == Mode::Enforce {
+            if mode != Mode::BestEffort {
                 return Err(SandboxError::Threads(n));
             }
             log::warn!("SANDBOX DEGRADED: {n} threads exist; only the calling one is sandboxed");
@@ -247,55 +387,48 @@ pub fn apply(
         )?;
     }
 
-    // Landlock: in enforce mode, tell the operator exactly which layer the kernel lacks before
-    // anything is applied.
-    if mode == Mode::Enforce {
-        match kernel_abi {
-            Err(why) => missing(mode, "landlock_fs", why.to_string())?,
-            Ok(abi) => {
-                for (layer, min) in [
-                    ("landlock_fs", landlock::FS_MIN_ABI),
-                    ("landlock_net", landlock::NET_MIN_ABI),
-                    ("landlock_scope", landlock::SCOPE_MIN_ABI),
-                ] {
-                    if abi < min {
-                        missing(
-                            mode,
-                            layer,
-                            format!("the kernel offers Landlock ABI {abi}, this layer needs {min}"),
-                        )?;
-                    }
+    // Landlock: tell the operator exactly what the kernel lacks before anything is applied.
+    let requested = spec.landlock_max_abi.clamp(1, landlock::PINNED_ABI_NUMBER);
+    match (mode, kernel_abi) {
+        (Mode::Strict | Mode::Enforce, Err(why)) => missing(mode, "landlock_fs", why.to_string())?,
+        (Mode::Strict, Ok(abi)) => {
+            let usable = abi.min(requested);
+            for (layer, min) in [
+                ("landlock_fs", landlock::FS_MIN_ABI),
+                ("landlock_net", landlock::NET_MIN_ABI),
+                ("landlock_scope", landlock::SCOPE_MIN_ABI),
+            ] {
+                if usable < min {
+                    missing(
+                        mode,
+                        layer,
+                        format!(
+                            "{} (--sandbox=strict takes no seccomp stand-in; \
+                             --sandbox=enforce does)",
+                            lacking(layer, usable, min)
+                        ),
+                    )?;
                 }
             }
         }
+        _ => {}
     }
     let rules = landlock::Rules {
         read_only: spec.read_only.clone(),
         remove_file_dirs: spec.remove_file_dirs.clone(),
-        bind_ports: spec.bind_ports.clone(),
+        max_abi: requested,
     };
-    match landlock::restrict(&rules, mode == Mode::Enforce) {
-        Ok(outcome) => {
-            enforcement.landlock_fs = outcome.fs;
-            enforcement.landlock_net = outcome.net;
-            enforcement.landlock_scope = outcome.scope;
-            let abi = outcome.kernel_abi;
-            for (layer, on, min) in [
-                ("landlock_fs", outcome.fs, landlock::FS_MIN_ABI),
-                ("landlock_net", outcome.net, landlock::NET_MIN_ABI),
-                ("landlock_scope", outcome.scope, landlock::SCOPE_MIN_ABI),
-            ] {
-                if !on {
-                    let reason = match &kernel_abi {
-                        Err(why) => why.to_string(),
-                        Ok(_) => format!("kernel Landlock ABI {abi}, this layer needs {min}"),
-                    };
-                    missing(mode, layer, reason)?;
-                }
-            }
-        }
-        Err(e) if mode == Mode::Enforce => return Err(e.into()),
+    match landlock::restrict(&rules, mode == Mode::Strict) {
+        Ok(outcome) => enforcement.landlock_enforced_abi = outcome.enforced_abi,
+        Err(e) if mode != Mode::BestEffort => return Err(e.into()),
         Err(e) => log::warn!("SANDBOX DEGRADED: Landlock not applied: {e}"),
+    }
+    if enforcement.landlock_enforced_abi < landlock::FS_ANY_ABI {
+        let reason = match &kernel_abi {
+            Err(why) => why.to_string(),
+            Ok(_) => "no Landlock ruleset is in force".into(),
+        };
+        missing(mode, "landlock_fs", reason)?;
     }
 
     // Landlock (and seccompiler below) set no_new_privs; read back what holds now, because the
@@ -307,8 +440,24 @@ pub fn apply(
             // seccompiler sets PR_SET_NO_NEW_PRIVS before installing and fails without it.
             enforcement.no_new_privs = true;
         }
-        Err(e) if mode == Mode::Enforce => return Err(e.into()),
+        Err(e) if mode != Mode::BestEffort => return Err(e.into()),
         Err(e) => log::warn!("SANDBOX DEGRADED: layer seccomp is NOT enforced: {e}"),
+    }
+    let abi = enforcement.landlock_enforced_abi;
+    enforcement.landlock_fs = By::landlock_layer("landlock_fs", abi, enforcement.seccomp);
+    enforcement.landlock_net = By::landlock_layer("landlock_net", abi, enforcement.seccomp);
+    enforcement.landlock_scope = By::landlock_layer("landlock_scope", abi, enforcement.seccomp);
+    for (layer, by) in [
+        ("landlock_net", enforcement.landlock_net),
+        ("landlock_scope", enforcement.landlock_scope),
+    ] {
+        if !by.holds() {
+            missing(
+                mode,
+                layer,
+                "neither Landlock nor the seccomp filter enforces it".into(),
+            )?;
+        }
     }
     if !enforcement.no_new_privs {
         missing(
@@ -318,16 +467,24 @@ pub fn apply(
         )?;
     }
 
-    let summary: Vec<String> = enforcement
+    let compensated: Vec<&str> = enforcement
         .layers()
         .iter()
-        .map(|(l, on)| format!("{l}={}", u8::from(*on)))
+        .filter(|(_, by)| by.compensated())
+        .map(|(l, _)| *l)
         .collect();
+    let note = if compensated.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; compensated by seccomp for Landlock ABI {abi}: {}",
+            compensated.join(", ")
+        )
+    };
     log::info!(
-        "sandbox ({mode}): {} (kernel Landlock ABI {}, requested {})",
-        summary.join(" "),
+        "sandbox ({mode}): {} (kernel Landlock ABI {}, requested {requested}, in force {abi}){note}",
+        enforcement.summary(),
         enforcement.landlock_abi,
-        landlock::PINNED_ABI_NUMBER
     );
     Ok(enforcement)
 }

@@ -1,10 +1,15 @@
 //! seccomp: installs the BPF filters compiled at build time from `policy/seccomp/<arch>.json`.
 //!
-//! Two filters are installed on the calling thread, which must be the only thread: the tokio
+//! Three filters are installed on the calling thread, which must be the only thread: the tokio
 //! threads created afterwards inherit them, so no TSYNC is needed.
 //!
 //! - `clone3` (installed first): returns `ENOSYS` for `clone3(2)`, whose flags live in memory a
 //!   seccomp filter cannot read; glibc then falls back to `clone(2)`, whose flags `main` checks.
+//! - `signals` (installed second): kills the process when `tgkill(2)` targets any process but
+//!   the agent itself. The agent's pid is known only at run time: the policy carries the
+//!   placeholder [`PID_PLACEHOLDER`], which [`apply`] replaces with `getpid()` in the compiled
+//!   program before installing it. This is what keeps signals inside the sandbox on kernels
+//!   whose Landlock lacks the signal scope (ABI < 6).
 //! - `main`: the allowlist; every other system call kills the whole process (`SIGSYS`).
 //!
 //! The kernel evaluates every installed filter and keeps the strictest verdict, so `clone3`'s
@@ -17,12 +22,24 @@ use seccompiler::sock_filter;
 static MAIN_FILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_main.bpf"));
 /// The `clone3` filter, see the module documentation.
 static CLONE3_FILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_clone3.bpf"));
+/// The `signals` filter, see the module documentation.
+static SIGNALS_FILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_signals.bpf"));
+
+/// The value `policy/seccomp/<arch>.json` writes where the agent's pid belongs (`0x7ffffeff`,
+/// above any pid Linux hands out: `pid_max` is at most 4,194,304).
+pub const PID_PLACEHOLDER: u32 = 0x7fff_feff;
+/// `BPF_JMP | BPF_JEQ | BPF_K`: the comparison seccompiler emits for an `eq`/`ne` condition.
+const BPF_JEQ_K: u16 = 0x15;
 
 /// Why the filter could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     #[error("embedded seccomp filter {name:?} is malformed ({len} bytes)")]
     Malformed { name: &'static str, len: usize },
+    #[error(
+        "embedded seccomp filter {name:?} carries the pid placeholder {found} times, expected once"
+    )]
+    Placeholder { name: &'static str, found: usize },
     #[error("installing the seccomp filter {name:?} failed: {source}")]
     Install {
         name: &'static str,
@@ -60,17 +77,43 @@ pub fn clone3_filter() -> Result<Vec<sock_filter>, SeccompError> {
     decode("clone3", CLONE3_FILTER)
 }
 
+/// The embedded `signals` filter with the placeholder replaced by `pid`. Exactly one
+/// comparison must carry the placeholder, or the policy and this code disagree.
+pub fn signals_filter(pid: u32) -> Result<Vec<sock_filter>, SeccompError> {
+    let mut program = decode("signals", SIGNALS_FILTER)?;
+    let mut found = 0;
+    for insn in program
+        .iter_mut()
+        .filter(|i| i.code == BPF_JEQ_K && i.k == PID_PLACEHOLDER)
+    {
+        insn.k = pid;
+        found += 1;
+    }
+    if found != 1 {
+        return Err(SeccompError::Placeholder {
+            name: "signals",
+            found,
+        });
+    }
+    Ok(program)
+}
+
 /// Installs the embedded policy on the calling thread. Sets `PR_SET_NO_NEW_PRIVS` as a side
 /// effect (seccompiler does, the kernel requires it without `CAP_SYS_ADMIN`).
 ///
 /// Call it on the only thread of the process, after Landlock (whose system calls the policy does
 /// not allow) and before the tokio runtime exists. Irreversible.
 pub fn apply() -> Result<(), SeccompError> {
-    // Decode both first so that a malformed blob cannot leave a half-installed policy.
+    // Decode all first so that a malformed blob cannot leave a half-installed policy.
     let clone3 = clone3_filter()?;
+    let signals = signals_filter(std::process::id())?;
     let main = main_filter()?;
     seccompiler::apply_filter(&clone3).map_err(|source| SeccompError::Install {
         name: "clone3",
+        source,
+    })?;
+    seccompiler::apply_filter(&signals).map_err(|source| SeccompError::Install {
+        name: "signals",
         source,
     })?;
     seccompiler::apply_filter(&main).map_err(|source| SeccompError::Install {
@@ -101,6 +144,18 @@ mod tests {
         assert!(main.len() > 50, "main filter suspiciously short");
         assert!(!clone3.is_empty());
         assert!(main.len() <= 4096);
+    }
+
+    #[test]
+    fn signals_filter_carries_the_pid_once() {
+        let pid = 4242;
+        let program = signals_filter(pid).expect("signals filter");
+        let hits = program
+            .iter()
+            .filter(|i| i.code == BPF_JEQ_K && i.k == pid)
+            .count();
+        assert_eq!(hits, 1, "the pid must replace exactly one comparison");
+        assert!(!program.iter().any(|i| i.k == PID_PLACEHOLDER));
     }
 
     #[test]

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 pub struct Verdict {
     pub layer: &'static str,
     pub ok: bool,
+    /// The layer holds, but through the seccomp filter standing in for a Landlock feature the
+    /// kernel lacks (see [`crate::sandbox::By::compensated`]).
+    pub compensated: bool,
     /// What was seen (the first offending thread, or the common value).
     pub detail: String,
 }
@@ -128,11 +131,13 @@ pub fn judge(threads: &[ThreadStatus]) -> Vec<Verdict> {
             Some(bad) => Verdict {
                 layer,
                 ok: false,
+                compensated: false,
                 detail: format!("thread {}: {}", bad.tid, show(bad)),
             },
             None => Verdict {
                 layer,
                 ok: !threads.is_empty(),
+                compensated: false,
                 detail: threads
                     .first()
                     .map(|t| format!("{} threads: {}", threads.len(), show(t)))
