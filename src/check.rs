@@ -20,7 +20,7 @@ const SELF_REPORTED: [&str; 3] = ["landlock_fs", "landlock_net", "landlock_scope
 /// Runs the check; returns the exit status (0 all enforced, 1 a layer missing, 2 the
 /// instance could not be found).
 pub fn run(settings: &Settings) -> i32 {
-    let Some(pid_file) = &settings.pid_file else {
+    let Some(pid_file) = &settings.startup.pid_file else {
         eprintln!("monitoring-agent: --check-sandbox needs the instance's PID file (--pid-file)");
         return crate::exit::CONFIG;
     };
@@ -31,7 +31,7 @@ pub fn run(settings: &Settings) -> i32 {
             return crate::exit::CONFIG;
         }
     };
-    let mut verdicts = match verify::threads(&settings.paths.procfs, pid) {
+    let mut verdicts = match verify::threads(&settings.startup.paths.procfs, pid) {
         Ok(t) => verify::judge(&t),
         Err(e) => {
             eprintln!("monitoring-agent: process {pid}: {e}");
@@ -90,11 +90,11 @@ fn read_pid(path: &Path) -> Result<i32, String> {
 /// Scrapes the instance's own report of the Landlock layers.
 fn self_reported(settings: &Settings) -> Vec<Verdict> {
     let body = settings
-        .web
+        .startup
         .listen
         .first()
         .ok_or_else(|| "no listen address configured".to_string())
-        .and_then(|a| scrape(a, &settings.web.telemetry_path.0));
+        .and_then(|a| scrape(a, &settings.reloadable.web.telemetry_path.0));
     SELF_REPORTED
         .iter()
         .map(|layer| match &body {

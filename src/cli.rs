@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
-use crate::config::{ListenAddr, LogLevel, TelemetryPath};
+use crate::values::{ListenAddr, LogLevel, TelemetryPath};
 
 /// Default configuration file; a missing one is fine, a missing explicitly named one is not.
 pub const DEFAULT_CONFIG: &str = "/etc/monitoring-agent/config.toml";

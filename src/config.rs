@@ -1,8 +1,6 @@
 //! Configuration: defaults, then the TOML file, then command-line flags, validated into one
 //! immutable [`Settings`]. Errors name the file, line and column.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +9,7 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
 use crate::collectors::Paths;
+pub use crate::values::{ListenAddr, LogLevel, TelemetryPath};
 
 /// The port node_exporter uses, so we are a drop-in.
 pub const DEFAULT_PORT: u16 = 9100;
@@ -35,133 +34,6 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
-}
-
-/// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListenAddr {
-    /// `:PORT`: all addresses (IPv6 dual-stack, IPv4 where IPv6 is unavailable).
-    Any(u16),
-    Addr(SocketAddr),
-}
-
-impl ListenAddr {
-    pub fn port(&self) -> u16 {
-        match self {
-            ListenAddr::Any(p) => *p,
-            ListenAddr::Addr(a) => a.port(),
-        }
-    }
-    pub fn with_port(&self, port: u16) -> ListenAddr {
-        match self {
-            ListenAddr::Any(_) => ListenAddr::Any(port),
-            ListenAddr::Addr(a) => ListenAddr::Addr(SocketAddr::new(a.ip(), port)),
-        }
-    }
-}
-
-impl FromStr for ListenAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let port_of = |p: &str| -> Result<u16, String> {
-            match p.parse::<u32>() {
-                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-                _ => Err(format!(
-                    "invalid listen address '{s}': port must be 1 to 65535"
-                )),
-            }
-        };
-        if let Some(port) = s.strip_prefix(':') {
-            return Ok(ListenAddr::Any(port_of(port)?));
-        }
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, p) = rest
-                .split_once("]:")
-                .ok_or_else(|| format!("invalid listen address '{s}': expected [IPV6]:PORT"))?;
-            (h, p)
-        } else {
-            s.rsplit_once(':')
-                .ok_or_else(|| format!("invalid listen address '{s}': expected HOST:PORT"))?
-        };
-        let port = port_of(port)?;
-        let ip = match host {
-            "localhost" => IpAddr::from([127, 0, 0, 1]),
-            h => h
-                .parse::<IpAddr>()
-                .map_err(|_| format!("invalid listen address '{s}': '{h}' is not an IP address"))?,
-        };
-        if s.starts_with('[') != ip.is_ipv6() {
-            return Err(format!(
-                "invalid listen address '{s}': IPv6 addresses go in brackets, IPv4 ones do not"
-            ));
-        }
-        Ok(ListenAddr::Addr(SocketAddr::new(ip, port)))
-    }
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Any(p) => write!(f, ":{p}"),
-            ListenAddr::Addr(a) => write!(f, "{a}"),
-        }
-    }
-}
-
-/// Log severity threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" | "warning" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            _ => Err(format!(
-                "invalid log level '{s}': expected debug, info, warn or error"
-            )),
-        }
-    }
-}
-
-impl LogLevel {
-    pub fn filter(self) -> log::LevelFilter {
-        match self {
-            LogLevel::Error => log::LevelFilter::Error,
-            LogLevel::Warn => log::LevelFilter::Warn,
-            LogLevel::Info => log::LevelFilter::Info,
-            LogLevel::Debug => log::LevelFilter::Debug,
-        }
-    }
-}
-
-/// The HTTP path metrics are served under: absolute, not `/`, printable ASCII.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TelemetryPath(pub String);
-
-impl FromStr for TelemetryPath {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if !s.starts_with('/') || s == "/" {
-            return Err(format!(
-                "invalid telemetry path '{s}': must start with '/' and not be '/' (the landing page)"
-            ));
-        }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) || s.contains(['?', '#']) {
-            return Err(format!(
-                "invalid telemetry path '{s}': only printable ASCII without '?' or '#'"
-            ));
-        }
-        Ok(TelemetryPath(s.to_string()))
-    }
 }
 
 macro_rules! deserialize_from_str {
@@ -301,12 +173,10 @@ impl<'de> Deserialize<'de> for Positive {
     }
 }
 
-/// HTTP server settings; all of them take effect on a SIGHUP reload.
+/// HTTP server settings; all of them take effect on a SIGHUP reload. (The listen addresses are
+/// [`StartupSettings`].)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSettings {
-    pub listen: Vec<ListenAddr>,
-    /// Serve the sockets systemd passes instead of binding `listen` (restart-only).
-    pub systemd_socket: bool,
     pub telemetry_path: TelemetryPath,
     /// Parallel scrapes; more are answered 503 (node_exporter's `--web.max-requests`).
     pub max_requests: u32,
@@ -333,20 +203,176 @@ pub struct CollectorSettings {
     pub options: crate::collectors::Options,
 }
 
-/// The validated configuration.
+/// Settings fixed for the life of the process: the root phase, the bind, the privilege drop
+/// and the sandbox are built from them before any reload can happen (the Landlock rules from
+/// the paths, the listeners from the addresses). A reload never produces a new one; it only
+/// names, with [`StartupSettings::changes`], what waits for a restart.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct StartupSettings {
     /// The configuration file in use, if any (re-read on SIGHUP).
     pub config_file: Option<PathBuf>,
     pub daemon: bool,
     pub user: String,
     pub pid_file: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
-    pub log_level: LogLevel,
     pub sandbox: String,
+    /// Where the collectors read, the textfile directory included: what Landlock grants.
     pub paths: Paths,
+    pub listen: Vec<ListenAddr>,
+    /// Serve the sockets systemd passes instead of binding `listen`.
+    pub systemd_socket: bool,
+}
+
+impl StartupSettings {
+    /// The settings that differ in `new` and so wait for a restart, by their configuration
+    /// names. Destructured whole: a new field does not compile until it is listed here.
+    pub fn changes(&self, new: &StartupSettings) -> Vec<&'static str> {
+        let StartupSettings {
+            config_file: _,
+            daemon,
+            user,
+            pid_file,
+            log_file,
+            sandbox,
+            paths:
+                Paths {
+                    procfs,
+                    sysfs,
+                    rootfs,
+                    udev_data,
+                    textfile_directory,
+                },
+            listen,
+            systemd_socket,
+        } = self;
+        let mut v = Vec::new();
+        let mut differs = |changed: bool, name: &'static str| {
+            if changed {
+                v.push(name);
+            }
+        };
+        differs(*daemon != new.daemon, "daemon");
+        differs(*user != new.user, "user");
+        differs(*pid_file != new.pid_file, "pid_file");
+        differs(*log_file != new.log_file, "log_file");
+        differs(*sandbox != new.sandbox, "sandbox");
+        differs(*procfs != new.paths.procfs, "paths.procfs");
+        differs(*sysfs != new.paths.sysfs, "paths.sysfs");
+        differs(*rootfs != new.paths.rootfs, "paths.rootfs");
+        differs(*udev_data != new.paths.udev_data, "paths.udev_data");
+        differs(
+            *textfile_directory != new.paths.textfile_directory,
+            "collectors.textfile_directory",
+        );
+        // Listeners are bound before the sandbox, which allows no socket, bind or listen
+        // afterwards (a new listener could be opened on any port through listen's automatic
+        // bind, and on kernels without Landlock ABI 4 on any port at all).
+        differs(
+            *listen != new.listen && !*systemd_socket,
+            "web.listen_addresses",
+        );
+        differs(*systemd_socket != new.systemd_socket, "web.systemd_socket");
+        v
+    }
+}
+
+/// Settings a SIGHUP reload replaces as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadableSettings {
+    pub log_level: LogLevel,
     pub web: WebSettings,
     pub collectors: CollectorSettings,
+}
+
+/// Directories shared with the rest of the system: the sandbox never grants one of them whole
+/// for reading the configuration (it would expose every other service's files there).
+const SHARED_DIRS: &[&str] = &[
+    "/",
+    "/etc",
+    "/etc/default",
+    "/etc/sysconfig",
+    "/usr",
+    "/usr/local",
+    "/usr/local/etc",
+    "/var",
+    "/var/lib",
+    "/tmp",
+    "/var/tmp",
+    "/run",
+    "/var/run",
+    "/home",
+    "/root",
+    "/opt",
+    "/srv",
+    "/mnt",
+    "/media",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+];
+
+/// What the sandbox grants so that SIGHUP can re-read the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigAccess {
+    /// The file's own directory, read-only: a file replaced by rename (editors, configuration
+    /// management) is still readable.
+    Directory(PathBuf),
+    /// The file alone (Landlock follows its inode), because its directory is shared with the
+    /// rest of the system: a file replaced by rename becomes unreadable until a restart.
+    FileOnly { shared: PathBuf },
+}
+
+impl ConfigAccess {
+    /// Decides for a configuration file (an absolute path).
+    pub fn of(file: &Path) -> ConfigAccess {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let normalized: PathBuf = dir.components().collect();
+        // World-writable (or sticky, like /tmp): anyone could put files there.
+        let open_to_all =
+            std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o1002 != 0);
+        if open_to_all || SHARED_DIRS.iter().any(|d| Path::new(d) == normalized) {
+            ConfigAccess::FileOnly { shared: normalized }
+        } else {
+            ConfigAccess::Directory(normalized)
+        }
+    }
+
+    /// The path the sandbox grants read access to.
+    pub fn granted(&self, file: &Path) -> PathBuf {
+        match self {
+            ConfigAccess::Directory(d) => d.clone(),
+            ConfigAccess::FileOnly { .. } => file.to_path_buf(),
+        }
+    }
+
+    /// The start-up (and `--check-config`) warning for a file in a shared directory.
+    pub fn warning(&self, file: &Path) -> Option<String> {
+        match self {
+            ConfigAccess::Directory(_) => None,
+            ConfigAccess::FileOnly { shared } => Some(format!(
+                "config file {} lives in the shared directory {}: the sandbox can grant only \
+                 the file itself, so after it is replaced by rename (editors and configuration \
+                 management do that) a SIGHUP cannot read it; keep it in a directory of its \
+                 own, e.g. /etc/monitoring-agent/",
+                file.display(),
+                shared.display()
+            )),
+        }
+    }
+}
+
+/// The validated configuration, split by lifetime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub startup: StartupSettings,
+    pub reloadable: ReloadableSettings,
 }
 
 impl Settings {
@@ -370,7 +396,8 @@ impl Settings {
             }
         };
         let (path, text) = match source {
-            Some((p, t)) => (Some(p), t),
+            // Absolute: a daemon re-reads it after chdir("/").
+            Some((p, t)) => (Some(std::path::absolute(&p).unwrap_or(p)), t),
             None => (None, String::new()),
         };
         let file_path = path.clone().unwrap_or_default();
@@ -457,8 +484,6 @@ impl Settings {
 
         let secs = |v: Option<Positive>, d: u64| Duration::from_secs(v.map_or(d, |p| p.0 as u64));
         let web = WebSettings {
-            listen,
-            systemd_socket: cli.systemd_socket,
             telemetry_path: cli
                 .telemetry_path
                 .clone()
@@ -491,6 +516,11 @@ impl Settings {
                 .clone()
                 .or(f.paths.udev_data)
                 .unwrap_or("/run/udev/data".into()),
+            textfile_directory: cli
+                .textfile_directory
+                .clone()
+                .or(f.collectors.textfile_directory.clone())
+                .filter(|p| !p.as_os_str().is_empty()),
         };
         let collectors =
             collector_settings(cli, f.collectors).map_err(|msg| ConfigError::Invalid {
@@ -498,50 +528,23 @@ impl Settings {
                 msg,
             })?;
         Ok(Settings {
-            config_file: path,
-            daemon: cli.daemon || f.daemon.unwrap_or(false),
-            user,
-            pid_file,
-            log_file,
-            log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),
-            sandbox,
-            paths,
-            web,
-            collectors,
+            startup: StartupSettings {
+                config_file: path,
+                daemon: cli.daemon || f.daemon.unwrap_or(false),
+                user,
+                pid_file,
+                log_file,
+                sandbox,
+                paths,
+                listen,
+                systemd_socket: cli.systemd_socket,
+            },
+            reloadable: ReloadableSettings {
+                log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),
+                web,
+                collectors,
+            },
         })
-    }
-
-    /// Names the settings that differ from `self` in `new` but only take effect at restart.
-    pub fn restart_only_changes(&self, new: &Settings) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.daemon != new.daemon {
-            v.push("daemon");
-        }
-        if self.user != new.user {
-            v.push("user");
-        }
-        if self.pid_file != new.pid_file {
-            v.push("pid_file");
-        }
-        if self.log_file != new.log_file {
-            v.push("log_file");
-        }
-        if self.sandbox != new.sandbox {
-            v.push("sandbox");
-        }
-        // Listeners are bound before the sandbox, which allows no socket, bind or listen
-        // afterwards (a new listener could be opened on any port through listen's automatic
-        // bind, and on kernels without Landlock ABI 4 on any port at all).
-        if self.web.listen != new.web.listen && !self.web.systemd_socket {
-            v.push("web.listen_addresses");
-        }
-        if self.paths != new.paths {
-            v.push("paths");
-        }
-        if self.collectors.options.textfile_directory != new.collectors.options.textfile_directory {
-            v.push("collectors.textfile_directory");
-        }
-        v
     }
 }
 
@@ -629,11 +632,6 @@ fn collector_settings(cli: &Cli, f: FileCollectors) -> Result<CollectorSettings,
             f.powersupply_ignored_supplies,
             d.powersupply_ignored_supplies,
         ),
-        textfile_directory: cli
-            .textfile_directory
-            .clone()
-            .or(f.textfile_directory)
-            .filter(|p| !p.as_os_str().is_empty()),
         sysctl_include: if cli.sysctl_include.is_empty() {
             f.sysctl_include.unwrap_or_default()
         } else {
@@ -737,10 +735,10 @@ mod tests {
             &["-p", "9300", "--log.level", "warn"],
         )
         .expect("valid");
-        assert_eq!(s.log_level, LogLevel::Warn);
-        assert_eq!(s.web.telemetry_path.0, "/m");
+        assert_eq!(s.reloadable.log_level, LogLevel::Warn);
+        assert_eq!(s.reloadable.web.telemetry_path.0, "/m");
         assert_eq!(
-            s.web
+            s.startup
                 .listen
                 .iter()
                 .map(|a| a.to_string())
@@ -765,6 +763,43 @@ mod tests {
 
         let e = with_file("sandbox = \"maybe\"\n", &[]).expect_err("bad sandbox");
         assert!(e.to_string().contains("line 1, column 11"), "{e}");
+    }
+
+    #[test]
+    fn restart_only_changes_are_named_and_nothing_else() {
+        let old = with_file("[collectors]\ntextfile_directory = \"/a\"\n", &[]).expect("valid");
+        let new = with_file(
+            "log_level = \"debug\"\n[web]\nlisten_addresses = [\"127.0.0.1:9100\"]\nmax_connections = 3\n[collectors]\ntextfile_directory = \"/b\"\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            old.startup.changes(&new.startup),
+            vec!["collectors.textfile_directory", "web.listen_addresses"]
+        );
+        assert!(old.startup.changes(&old.startup).is_empty());
+    }
+
+    #[test]
+    fn config_access_grants_own_directories_only() {
+        let own = Path::new("/etc/monitoring-agent/config.toml");
+        assert_eq!(
+            ConfigAccess::of(own),
+            ConfigAccess::Directory("/etc/monitoring-agent".into())
+        );
+        assert!(ConfigAccess::of(own).warning(own).is_none());
+        for shared in [
+            "/etc/agent.toml",
+            "/etc/default/agent.toml",
+            "/tmp/agent.toml",
+        ] {
+            let f = Path::new(shared);
+            let access = ConfigAccess::of(f);
+            assert!(matches!(access, ConfigAccess::FileOnly { .. }), "{shared}");
+            assert_eq!(access.granted(f), f);
+            let w = access.warning(f).expect("a warning");
+            assert!(w.contains("shared directory") && w.contains(shared), "{w}");
+        }
     }
 
     #[test]

@@ -475,7 +475,7 @@ pub fn drop_privileges(
     }
     // 6. no_new_privs: no exec can ever grant anything again.
     set_no_new_privs()?;
-    report.no_new_privs = crate::sandbox::no_new_privs();
+    report.no_new_privs = no_new_privs();
 
     // 7. Verify by reading everything back.
     match check_switched(target) {
@@ -603,6 +603,13 @@ pub fn prepare_owned_dir(dir: &Path, target: &Target) -> Result<(), PrivilegeErr
         },
     )?;
     Ok(())
+}
+
+/// Whether `PR_SET_NO_NEW_PRIVS` is set on the calling thread.
+pub fn no_new_privs() -> bool {
+    // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer arguments and only returns 0 or 1.
+    let r = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
+    r == 1
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,13 +18,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
+use crate::agent::Agent;
 use crate::config::ListenAddr;
 use crate::daemon::logging::client_event;
 use crate::exposition::{self, Format};
-use crate::runtime::Agent;
 
 /// Why a listening socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +64,85 @@ pub fn bind(addr: &ListenAddr) -> Result<StdListener, BindError> {
     Ok(listener)
 }
 
+/// The cap on open connections (`web.max_connections`), which a reload may raise or lower.
+/// Lowered below the number of connections open, it lets no new one in until enough have
+/// closed (a semaphore could only forget its free permits).
+pub struct ConnSlots {
+    /// (open, limit)
+    state: std::sync::Mutex<(u32, u32)>,
+    freed: tokio::sync::Notify,
+}
+
+/// One open connection's slot, given back when dropped.
+pub struct ConnSlot(Arc<ConnSlots>);
+
+impl ConnSlots {
+    pub fn new(limit: u32) -> ConnSlots {
+        ConnSlots {
+            state: std::sync::Mutex::new((0, limit)),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (u32, u32)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until fewer connections than the limit are open, and takes a slot.
+    pub async fn acquire(self: &Arc<Self>) -> ConnSlot {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut s = self.state();
+                if s.0 < s.1 {
+                    s.0 += 1;
+                    return ConnSlot(self.clone());
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Sets the limit (SIGHUP).
+    pub fn set_limit(&self, limit: u32) {
+        self.state().1 = limit;
+        self.freed.notify_waiters();
+    }
+}
+
+impl ConnSlot {
+    /// Waits until this slot is within the limit: a slot taken before a reload lowered the
+    /// limit (the accept loop takes one before it waits for a connection) must not let a
+    /// connection past the new cap.
+    pub async fn within_limit(&self) {
+        loop {
+            let freed = self.0.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let s = self.0.state();
+                if s.0 <= s.1 {
+                    return;
+                }
+            }
+            freed.await;
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.state().0 -= 1;
+        self.0.freed.notify_waiters();
+    }
+}
+
 /// Shared by the accept loops of every listener.
 pub struct ConnLimits {
     /// Caps open connections; further ones wait in the kernel's accept queue.
-    pub slots: Arc<Semaphore>,
+    pub slots: Arc<ConnSlots>,
     /// Cloned into every connection task; shutdown waits until all clones are gone.
     pub tracker: mpsc::Sender<()>,
     /// Flips to true at shutdown: connections finish their request and close.
@@ -89,10 +163,7 @@ pub async fn accept_loop(
     let mut shutdown = limits.shutdown.clone();
     loop {
         let permit = tokio::select! {
-            p = limits.slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+            p = limits.slots.acquire() => p,
             _ = stop.changed() => return,
             _ = shutdown.changed() => return,
         };
@@ -113,7 +184,13 @@ pub async fn accept_loop(
         let tracker = limits.tracker.clone();
         let conn_shutdown = limits.shutdown.clone();
         tokio::spawn(async move {
-            serve_connection(agent, stream, peer, conn_shutdown).await;
+            let mut stopping = conn_shutdown.clone();
+            tokio::select! {
+                () = permit.within_limit() => {
+                    serve_connection(agent, stream, peer, conn_shutdown).await;
+                }
+                () = async { let _ = stopping.wait_for(|s| *s).await; } => {}
+            }
             drop(permit);
             drop(tracker);
         });
@@ -398,26 +475,6 @@ impl AsyncWrite for IdleTimeout {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Counts in-flight scrapes against `--web.max-requests`.
-pub struct ScrapeSlot<'a>(&'a std::sync::atomic::AtomicU32);
-
-impl<'a> ScrapeSlot<'a> {
-    pub fn try_take(counter: &'a std::sync::atomic::AtomicU32, max: u32) -> Option<Self> {
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| ScrapeSlot(counter))
-    }
-}
-
-impl Drop for ScrapeSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

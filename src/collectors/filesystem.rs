@@ -724,6 +724,7 @@ mod tests {
             sysfs: root.join("sys"),
             rootfs: PathBuf::from("/"),
             udev_data: root.join("run/udev/data"),
+            textfile_directory: None,
         };
         let statter = leak(Statter::new(
             Box::new(|p: &Path| {

@@ -511,6 +511,7 @@ pub(crate) mod testutil {
             sysfs: b.join("sys"),
             rootfs: b.join("root"),
             udev_data: b.join("udev"),
+            textfile_directory: None,
         }
     }
 

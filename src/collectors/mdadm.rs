@@ -239,6 +239,7 @@ mod tests {
             sysfs: root.join("sys"),
             rootfs: root.clone(),
             udev_data: root.join("udev/data"),
+            textfile_directory: None,
         }
     }
 

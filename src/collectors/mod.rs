@@ -18,6 +18,8 @@ pub struct Paths {
     pub rootfs: PathBuf,
     /// udev's database (`--path.udev.data`), for `node_disk_info` and friends.
     pub udev_data: PathBuf,
+    /// `--collector.textfile.directory` (read through Landlock: see SECURITY.md).
+    pub textfile_directory: Option<PathBuf>,
 }
 
 impl Default for Paths {
@@ -27,6 +29,7 @@ impl Default for Paths {
             sysfs: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
             udev_data: PathBuf::from("/run/udev/data"),
+            textfile_directory: None,
         }
     }
 }
@@ -105,8 +108,6 @@ pub struct Options {
     pub netclass_ignored_devices: Regex,
     /// `--collector.powersupply.ignored-supplies`.
     pub powersupply_ignored_supplies: Regex,
-    /// `--collector.textfile.directory` (read through Landlock: see SECURITY.md).
-    pub textfile_directory: Option<PathBuf>,
     /// `--collector.sysctl.include`: sysctls exported as numbers (`name` or `name:label,...`).
     pub sysctl_include: Vec<String>,
     /// `--collector.sysctl.include-info`: sysctls exported as info labels.
@@ -132,7 +133,6 @@ impl Default for Options {
             netdev_devices: DeviceFilter::default(),
             netclass_ignored_devices: re("^$"),
             powersupply_ignored_supplies: re("^$"),
-            textfile_directory: None,
             sysctl_include: Vec::new(),
             sysctl_include_info: Vec::new(),
         }
@@ -147,7 +147,6 @@ impl PartialEq for Options {
             && self.netdev_devices == o.netdev_devices
             && self.netclass_ignored_devices.as_str() == o.netclass_ignored_devices.as_str()
             && self.powersupply_ignored_supplies.as_str() == o.powersupply_ignored_supplies.as_str()
-            && self.textfile_directory == o.textfile_directory
             && self.sysctl_include == o.sysctl_include
             && self.sysctl_include_info == o.sysctl_include_info
     }

@@ -144,6 +144,7 @@ mod tests {
             sysfs: base.join("sys"),
             rootfs: base.join("root"),
             udev_data: base.join("udev"),
+            textfile_directory: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `textfile` collector: metrics from `*.prom` files in `Options::textfile_directory`
+//! `textfile` collector: metrics from `*.prom` files in `Paths::textfile_directory`
 //! (`--collector.textfile.directory`), as node_exporter 1.5's `textfile.go`.
 //!
 //! - Files whose name ends in `.prom` are read in name order; anything else is ignored.
@@ -661,15 +661,13 @@ fn order_key(v: f64) -> u64 {
     }
 }
 
-pub fn collector(opts: &Options) -> Box<dyn Collector> {
-    Box::new(Textfile {
-        dir: opts.textfile_directory.clone(),
-    })
+pub fn collector(_: &Options) -> Box<dyn Collector> {
+    Box::new(Textfile)
 }
 
-struct Textfile {
-    dir: Option<PathBuf>,
-}
+/// Reads `Paths::textfile_directory`: a start-up setting (Landlock grants that directory), so
+/// a reload cannot point the collector elsewhere.
+struct Textfile;
 
 /// `filepath.Join(dir, name)` for the `file` label and HELP texts (`.` components dropped).
 fn join(dir: &std::path::Path, name: &str) -> String {
@@ -722,14 +720,14 @@ fn prom_files(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
 
 impl Textfile {
     /// The families and whether any error occurred (logged by the caller's debug channel).
-    fn read(&self) -> (Vec<MetricFamily>, bool) {
+    fn read(dir: Option<&std::path::Path>) -> (Vec<MetricFamily>, bool) {
         let mut errored = false;
         let mut files = Vec::new();
         let mut mtimes = MetricFamily::gauge(
             "node_textfile_mtime_seconds",
             "Unixtime mtime of textfiles successfully read.",
         );
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = dir {
             match prom_files(dir) {
                 Err(e) => {
                     errored = true;
@@ -772,9 +770,9 @@ impl Collector for Textfile {
     fn name(&self) -> &'static str {
         "textfile"
     }
-    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         // As node_exporter: errors only show in `node_textfile_scrape_error`.
-        Ok(self.read().0)
+        Ok(Textfile::read(paths.textfile_directory.as_deref()).0)
     }
 }
 
@@ -938,10 +936,8 @@ mod tests {
     }
 
     fn run(case: &str) -> (String, bool) {
-        let t = Textfile {
-            dir: Some(format!("{DIR}/{case}").into()),
-        };
-        let (fams, err) = t.read();
+        let dir = PathBuf::from(format!("{DIR}/{case}"));
+        let (fams, err) = Textfile::read(Some(&dir));
         let text = render(fams).replace(&format!("{DIR}/"), "@DIR@/");
         let text = text
             .lines()
@@ -1021,16 +1017,16 @@ mod tests {
 
     #[test]
     fn no_directory_and_missing_directory() {
-        let none = Textfile { dir: None };
         assert_eq!(
-            render(none.collect(&Paths::default()).expect("always ok")),
+            render(Textfile.collect(&Paths::default()).expect("always ok")),
             "# HELP node_textfile_scrape_error 1 if there was an error opening or reading a file, 0 otherwise\n\
              # TYPE node_textfile_scrape_error gauge\nnode_textfile_scrape_error 0\n"
         );
-        let missing = Textfile {
-            dir: Some("/nonexistent".into()),
+        let missing = Paths {
+            textfile_directory: Some("/nonexistent".into()),
+            ..Paths::default()
         };
-        let fams = missing.collect(&Paths::default()).expect("always ok");
+        let fams = Textfile.collect(&missing).expect("always ok");
         assert_eq!(fams.len(), 1);
         assert_eq!(fams[0].samples[0].value, 1.0);
     }

@@ -297,13 +297,6 @@ fn thread_count() -> Option<usize> {
         .map(|d| d.filter_map(Result::ok).count())
 }
 
-/// Whether `PR_SET_NO_NEW_PRIVS` is set on the calling thread.
-pub fn no_new_privs() -> bool {
-    // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer arguments and only returns 0 or 1.
-    let r = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
-    r == 1
-}
-
 /// Handles a layer that is not enforced: an error in [`Mode::Strict`] and [`Mode::Enforce`], a
 /// warning otherwise.
 fn missing(mode: Mode, layer: &'static str, reason: String) -> Result<(), SandboxError> {
@@ -433,7 +426,7 @@ pub fn apply(
 
     // Landlock (and seccompiler below) set no_new_privs; read back what holds now, because the
     // seccomp policy does not allow prctl(PR_GET_NO_NEW_PRIVS).
-    enforcement.no_new_privs = no_new_privs();
+    enforcement.no_new_privs = crate::privilege::no_new_privs();
     match seccomp::apply() {
         Ok(()) => {
             enforcement.seccomp = true;

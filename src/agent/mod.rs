@@ -1,0 +1,238 @@
+//! The agent's shared state: the start-up settings (fixed), the reloadable settings and the
+//! collectors built from them (replaced whole by a reload), and the counters behind the
+//! agent's own metrics. The server reads it for every request; the runtime's signal loop and
+//! the reload module replace its reloadable part.
+
+pub mod scheduler;
+pub mod self_metrics;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::collectors;
+use crate::config::{ReloadableSettings, Settings, StartupSettings, WebSettings};
+use crate::daemon::logging::client_event;
+use crate::exposition::{self, Format, MetricFamily};
+use scheduler::Entry;
+
+/// Which of the enabled collectors a scrape runs (`collect[]` / `exclude[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+/// The reloadable settings and the collectors built from them, swapped together.
+struct Current {
+    settings: Arc<ReloadableSettings>,
+    entries: Arc<Vec<Entry>>,
+}
+
+/// State shared by every request and the signal loop.
+pub struct Agent {
+    startup: StartupSettings,
+    current: RwLock<Arc<Current>>,
+    busy: HashMap<&'static str, Arc<AtomicBool>>,
+    /// Families fixed at start-up (sandbox self-report, build info).
+    static_families: Vec<MetricFamily>,
+    scrapes: AtomicU64,
+    collector_failures: AtomicU64,
+    reload_failures: AtomicU64,
+    reload_ok: AtomicBool,
+    reload_time: AtomicU64,
+    in_flight: AtomicU32,
+    started: Instant,
+}
+
+impl Agent {
+    pub fn new(settings: Settings, static_families: Vec<MetricFamily>) -> Agent {
+        let busy: HashMap<_, _> = collectors::KNOWN
+            .iter()
+            .map(|k| (k.name, Arc::new(AtomicBool::new(false))))
+            .collect();
+        let Settings {
+            startup,
+            reloadable,
+        } = settings;
+        let entries = scheduler::build_entries(&reloadable.collectors, &busy);
+        Agent {
+            startup,
+            current: RwLock::new(Arc::new(Current {
+                settings: Arc::new(reloadable),
+                entries: Arc::new(entries),
+            })),
+            busy,
+            static_families,
+            scrapes: AtomicU64::new(0),
+            collector_failures: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            reload_ok: AtomicBool::new(true),
+            reload_time: AtomicU64::new(self_metrics::unix_now() as u64),
+            in_flight: AtomicU32::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// The settings fixed at start-up.
+    pub fn startup(&self) -> &StartupSettings {
+        &self.startup
+    }
+
+    fn current(&self) -> Arc<Current> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The reloadable settings in force.
+    pub fn settings(&self) -> Arc<ReloadableSettings> {
+        self.current().settings.clone()
+    }
+
+    pub fn web(&self) -> WebSettings {
+        self.settings().web.clone()
+    }
+
+    /// Replaces the reloadable settings, and the collectors with them. The start-up settings
+    /// cannot change: a reload has no way to pass them.
+    pub fn replace(&self, settings: ReloadableSettings) {
+        let current = Arc::new(Current {
+            entries: Arc::new(scheduler::build_entries(&settings.collectors, &self.busy)),
+            settings: Arc::new(settings),
+        });
+        match self.current.write() {
+            Ok(mut g) => *g = current,
+            Err(poisoned) => *poisoned.into_inner() = current,
+        }
+        self.reload_ok.store(true, Ordering::Relaxed);
+        self.reload_time
+            .store(self_metrics::unix_now() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a reload that kept the running settings.
+    pub fn reload_failed(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+        self.reload_ok.store(false, Ordering::Relaxed);
+    }
+
+    pub fn try_scrape_slot(&self, max: u32) -> Option<ScrapeSlot<'_>> {
+        ScrapeSlot::try_take(&self.in_flight, max)
+    }
+
+    /// Checks a scrape's `collect[]` / `exclude[]` names against the enabled collectors, as
+    /// node_exporter does (an unknown or disabled name, or both parameters: a client error).
+    pub fn selection(
+        &self,
+        collect: Vec<String>,
+        exclude: Vec<String>,
+    ) -> Result<Selection, String> {
+        if !collect.is_empty() && !exclude.is_empty() {
+            return Err("collect[] and exclude[] cannot be used together".into());
+        }
+        let current = self.current();
+        let names = if collect.is_empty() {
+            &exclude
+        } else {
+            &collect
+        };
+        if let Some(bad) = names
+            .iter()
+            .find(|n| !current.entries.iter().any(|e| e.name == n.as_str()))
+        {
+            return Err(format!("unknown or disabled collector: {bad}"));
+        }
+        Ok(if !collect.is_empty() {
+            Selection::Only(collect)
+        } else if !exclude.is_empty() {
+            Selection::Except(exclude)
+        } else {
+            Selection::All
+        })
+    }
+
+    /// One scrape: the selected collectors in parallel, each within the deadline (shortened
+    /// to Prometheus' own scrape timeout when it sends one), then the meta metrics and the
+    /// agent's own, sorted by family name (as node_exporter's registry does) and encoded.
+    pub async fn scrape(
+        &self,
+        format: Format,
+        selection: &Selection,
+        scrape_timeout: Option<Duration>,
+    ) -> String {
+        let current = self.current();
+        let selected: Vec<Entry> = current
+            .entries
+            .iter()
+            .filter(|e| match selection {
+                Selection::All => true,
+                Selection::Only(n) => n.iter().any(|x| x == e.name),
+                Selection::Except(n) => !n.iter().any(|x| x == e.name),
+            })
+            .cloned()
+            .collect();
+        let mut budget = current.settings.collectors.deadline;
+        if let Some(t) = scrape_timeout {
+            // Leave Prometheus time to receive the answer.
+            budget = budget.min(t.mul_f64(0.9));
+        }
+        let outcomes =
+            scheduler::run_collectors(selected, self.startup.paths.clone(), budget).await;
+        for o in &outcomes {
+            if let Some(e) = &o.error {
+                self.collector_failures.fetch_add(1, Ordering::Relaxed);
+                client_event(
+                    log::Level::Debug,
+                    format_args!("collector {} failed: {e}", o.name),
+                );
+            }
+        }
+        let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut families: Vec<MetricFamily> = Vec::with_capacity(256);
+        families.extend(collectors::meta_families(&outcomes));
+        for o in outcomes {
+            families.extend(o.families);
+        }
+        families.extend(collectors::process::families());
+        families.extend(self.static_families.iter().cloned());
+        families.extend(self.own_families(scrapes));
+        exposition::merge_families(&mut families, |dropped| {
+            client_event(log::Level::Warn, format_args!("scrape: {dropped}"))
+        });
+        exposition::encode(&families, format)
+    }
+
+    /// The SIGUSR2 summary.
+    pub fn summary(&self) -> String {
+        format!(
+            "uptime {}s, scrapes served {}, collector failures {}, config reload failures {}",
+            self.started.elapsed().as_secs(),
+            self.scrapes.load(Ordering::Relaxed),
+            self.collector_failures.load(Ordering::Relaxed),
+            self.reload_failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Counts in-flight scrapes against `--web.max-requests`.
+pub struct ScrapeSlot<'a>(&'a AtomicU32);
+
+impl<'a> ScrapeSlot<'a> {
+    pub fn try_take(counter: &'a AtomicU32, max: u32) -> Option<Self> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ScrapeSlot(counter))
+    }
+}
+
+impl Drop for ScrapeSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

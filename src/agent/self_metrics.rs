@@ -1,0 +1,70 @@
+//! The agent's own metrics: scrapes served, collector failures, configuration reloads, and
+//! the build information.
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Agent;
+use crate::exposition::MetricFamily;
+
+impl Agent {
+    pub(super) fn own_families(&self, scrapes: u64) -> Vec<MetricFamily> {
+        vec![
+            MetricFamily::counter(
+                "monitoring_agent_scrapes_total",
+                "Scrapes served since the agent started.",
+            )
+            .with(&[], scrapes as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_failures_total",
+                "Collector runs that failed since the agent started.",
+            )
+            .with(&[], self.collector_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::gauge(
+                "monitoring_agent_config_last_reload_successful",
+                "Whether the last configuration reload attempt was successful.",
+            )
+            .with(
+                &[],
+                if self.reload_ok.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+            MetricFamily::gauge(
+                "monitoring_agent_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last successful configuration load.",
+            )
+            .with(&[], self.reload_time.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_config_reload_failures_total",
+                "Configuration reloads that failed and left the running configuration in place.",
+            )
+            .with(&[], self.reload_failures.load(Ordering::Relaxed) as f64),
+        ]
+    }
+}
+
+/// `monitoring_agent_build_info`.
+pub fn build_info() -> MetricFamily {
+    MetricFamily::gauge(
+        "monitoring_agent_build_info",
+        "A metric with a constant '1' value labeled by version and target architecture.",
+    )
+    .with(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("arch", std::env::consts::ARCH),
+        ],
+        1.0,
+    )
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

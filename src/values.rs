@@ -1,0 +1,134 @@
+//! Values read from both the command line and the configuration file, each validated by its
+//! `FromStr`: listen addresses, the log level, the telemetry path. A leaf module: the command
+//! line and the configuration both use it, and it uses neither.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+/// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// `:PORT`: all addresses (IPv6 dual-stack, IPv4 where IPv6 is unavailable).
+    Any(u16),
+    Addr(SocketAddr),
+}
+
+impl ListenAddr {
+    pub fn port(&self) -> u16 {
+        match self {
+            ListenAddr::Any(p) => *p,
+            ListenAddr::Addr(a) => a.port(),
+        }
+    }
+    pub fn with_port(&self, port: u16) -> ListenAddr {
+        match self {
+            ListenAddr::Any(_) => ListenAddr::Any(port),
+            ListenAddr::Addr(a) => ListenAddr::Addr(SocketAddr::new(a.ip(), port)),
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let port_of = |p: &str| -> Result<u16, String> {
+            match p.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+                _ => Err(format!(
+                    "invalid listen address '{s}': port must be 1 to 65535"
+                )),
+            }
+        };
+        if let Some(port) = s.strip_prefix(':') {
+            return Ok(ListenAddr::Any(port_of(port)?));
+        }
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("invalid listen address '{s}': expected [IPV6]:PORT"))?;
+            (h, p)
+        } else {
+            s.rsplit_once(':')
+                .ok_or_else(|| format!("invalid listen address '{s}': expected HOST:PORT"))?
+        };
+        let port = port_of(port)?;
+        let ip = match host {
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            h => h
+                .parse::<IpAddr>()
+                .map_err(|_| format!("invalid listen address '{s}': '{h}' is not an IP address"))?,
+        };
+        if s.starts_with('[') != ip.is_ipv6() {
+            return Err(format!(
+                "invalid listen address '{s}': IPv6 addresses go in brackets, IPv4 ones do not"
+            ));
+        }
+        Ok(ListenAddr::Addr(SocketAddr::new(ip, port)))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Any(p) => write!(f, ":{p}"),
+            ListenAddr::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Log severity threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "invalid log level '{s}': expected debug, info, warn or error"
+            )),
+        }
+    }
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+        }
+    }
+}
+
+/// The HTTP path metrics are served under: absolute, not `/`, printable ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryPath(pub String);
+
+impl FromStr for TelemetryPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.starts_with('/') || s == "/" {
+            return Err(format!(
+                "invalid telemetry path '{s}': must start with '/' and not be '/' (the landing page)"
+            ));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) || s.contains(['?', '#']) {
+            return Err(format!(
+                "invalid telemetry path '{s}': only printable ASCII without '?' or '#'"
+            ));
+        }
+        Ok(TelemetryPath(s.to_string()))
+    }
+}
