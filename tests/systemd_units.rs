@@ -421,15 +421,50 @@ fn allowed_syscalls(rel: &str) -> BTreeSet<String> {
     allowed.unwrap_or_else(|| panic!("{rel}: no SystemCallFilter="))
 }
 
-/// The system calls of the agent's own seccomp policy (`main` filter) for this architecture.
+/// The system calls of the agent's own seccomp policy for this architecture: every rule of
+/// every filter of `policy/seccomp/<arch>.json` (`main`, and the small filters installed
+/// beside it, `signals` and `clone3`), parsed as JSON. Fails when the file has no `main`
+/// filter or a filter without rules, so a change of the policy's layout cannot make the
+/// comparison vacuous.
 fn policy_syscalls() -> BTreeSet<String> {
     let arch = std::env::consts::ARCH;
-    let text = fs::read_to_string(repo(&format!("policy/seccomp/{arch}.json")))
-        .unwrap_or_else(|e| panic!("policy/seccomp/{arch}.json: {e}"));
-    let main = text.split("\"clone3\"").next().unwrap_or(&text);
-    main.split("\"syscall\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').nth(1).map(str::to_string))
+    let rel = format!("policy/seccomp/{arch}.json");
+    let text = fs::read_to_string(repo(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let policy: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: not JSON: {e}"));
+    let filters = policy
+        .as_object()
+        .unwrap_or_else(|| panic!("{rel}: not an object of named filters"));
+    assert!(filters.contains_key("main"), "{rel}: no `main` filter");
+    let mut all = BTreeSet::new();
+    for (name, filter) in filters {
+        let rules = filter["filter"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{rel}: filter {name} has no `filter` array"));
+        assert!(!rules.is_empty(), "{rel}: filter {name} has no rule");
+        for rule in rules {
+            let syscall = rule["syscall"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{rel}: filter {name}: a rule without syscall: {rule}"));
+            all.insert(syscall.to_string());
+        }
+    }
+    all
+}
+
+/// The system calls of the `main` filter alone, parsed independently of
+/// [`policy_syscalls`], so the test below can prove the comparison covers all of them.
+fn main_filter_syscalls() -> BTreeSet<String> {
+    let arch = std::env::consts::ARCH;
+    let rel = format!("policy/seccomp/{arch}.json");
+    let text = fs::read_to_string(repo(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let policy: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: not JSON: {e}"));
+    policy["main"]["filter"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rel}: no main.filter array"))
+        .iter()
+        .filter_map(|r| r["syscall"].as_str().map(str::to_string))
         .collect()
 }
 
@@ -464,6 +499,29 @@ fn check_filter(rel: &str, needed: &[&str]) -> Vec<String> {
         }
     }
     missing
+}
+
+/// The comparison below covers the whole policy: every system call of the `main` filter
+/// (dozens, not the handful before the first `"clone3"` a text cut would see), and those of
+/// the other filters.
+#[test]
+fn policy_parse_covers_every_main_filter_syscall() {
+    let main = main_filter_syscalls();
+    let all = policy_syscalls();
+    assert!(
+        main.len() >= 40,
+        "only {} system calls in the main filter: is the policy parsed right? {main:?}",
+        main.len()
+    );
+    let missed: Vec<&String> = main.difference(&all).collect();
+    assert!(missed.is_empty(), "not compared with the units: {missed:?}");
+    // Rules that come after the first `clone3` in the file (where the old text cut stopped).
+    for late in ["write", "accept4", "statx", "tgkill"] {
+        assert!(
+            all.contains(late),
+            "{late} missing from the parsed policy: {all:?}"
+        );
+    }
 }
 
 #[test]

@@ -608,10 +608,5 @@ mod tests {
             .collect(&paths(fixture("no-such-dir")))
             .expect("success")
             .is_empty());
-        // This VM has no bcache: the same, as node_exporter 1.5 on it.
-        let live = c.collect(&Paths::default()).expect("success");
-        if !Path::new("/sys/fs/bcache").exists() {
-            assert!(live.is_empty());
-        }
     }
 }

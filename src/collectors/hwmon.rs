@@ -603,16 +603,4 @@ mod tests {
         p.sysfs = p.sysfs.join("nonexistent");
         assert!(Hwmon.collect(&p).is_err());
     }
-
-    #[test]
-    fn live() {
-        let p = Paths::default();
-        let r = Hwmon.collect(&p);
-        if p.sys("class/hwmon").exists() {
-            r.expect("collects on this host");
-        } else {
-            // This VM: no hwmon class at all, as node_exporter: no data, success 0.
-            assert!(r.is_err());
-        }
-    }
 }

@@ -308,15 +308,4 @@ mod tests {
     fn absent_source_fails() {
         assert!(Mdadm.collect(&paths("nowhere")).is_err());
     }
-
-    #[test]
-    fn live() {
-        // This host has no md driver: node_exporter reports success 0 here too.
-        let p = Paths::default();
-        if !p.proc("mdstat").exists() {
-            assert!(Mdadm.collect(&p).is_err());
-        } else {
-            assert!(Mdadm.collect(&p).is_ok());
-        }
-    }
 }

@@ -164,16 +164,4 @@ mod tests {
         assert_eq!(sys_read_file(&p).expect("reads"), "a".repeat(127));
         let _ = std::fs::remove_file(&p);
     }
-
-    #[test]
-    fn live_host() {
-        // Where the host has no NVMe class (this VM), node_exporter reports success 0.
-        let live = Nvme.collect(&Paths::default());
-        if Path::new("/sys/class/nvme").exists() {
-            let fams = live.expect("collects");
-            assert!(fams[0].samples.iter().all(|s| s.labels.len() == 5));
-        } else {
-            assert!(live.is_err());
-        }
-    }
 }

@@ -192,12 +192,18 @@ mod tests {
 
     #[test]
     fn live() {
-        // This VM has no selinuxfs: disabled, and a success.
+        // True on every host: success; `node_selinux_enabled` first, either 0 alone or 1 with
+        // the two modes; and 1 only where there is a selinuxfs (this VM has none: 0). The
+        // fixture tests cover an enabled system.
         let p = Paths::default();
         let fams = Selinux.collect(&p).expect("collects");
-        if !p.sys("fs/selinux/enforce").exists() {
-            assert_eq!(fams.len(), 1);
-            assert_eq!(fams[0].samples[0].value, 0.0);
-        }
+        assert_eq!(fams[0].name, "node_selinux_enabled", "{fams:?}");
+        let enabled = fams[0].samples[0].value;
+        assert_eq!(fams.len(), if enabled == 1.0 { 3 } else { 1 }, "{fams:?}");
+        assert!(enabled == 0.0 || enabled == 1.0, "{fams:?}");
+        assert!(
+            enabled == 0.0 || p.sys("fs/selinux/enforce").exists(),
+            "enabled without a selinuxfs: {fams:?}"
+        );
     }
 }

@@ -248,10 +248,14 @@ mod tests {
         for want in ["node_time_seconds", "node_time_zone_offset_seconds"] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        if Path::new("/sys/devices/system/clocksource/clocksource0").exists() {
-            assert!(names.contains(&"node_time_clocksource_current_info"));
-            assert!(names.contains(&"node_time_clocksource_available_info"));
-        }
+        // Every Linux kernel has clocksource0 in sysfs: its absence fails loudly.
+        assert!(
+            Path::new("/sys/devices/system/clocksource/clocksource0").is_dir(),
+            "/sys/devices/system/clocksource/clocksource0 is missing (is sysfs mounted?): the \
+             live check of the time collector needs it"
+        );
+        assert!(names.contains(&"node_time_clocksource_current_info"));
+        assert!(names.contains(&"node_time_clocksource_available_info"));
         let now = fams
             .iter()
             .find(|f| f.name == "node_time_seconds")
