@@ -57,7 +57,7 @@ wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$1
 successes() { curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^node_scrape_collector_success{collector="\([a-z_0-9]*\)"} .*/\1/p' | sort -u; }
 
 # Upstream node_exporter 1.5 defaults where Debian changed them (the agent's defaults).
-mp_exclude=$(grep -o 'DEFAULT_MOUNT_POINTS_EXCLUDE: &str =[^;]*' src/collectors/mod.rs | sed 's/.*"\(.*\)".*/\1/' | sed 's/\\\\/\\/g')
+mp_exclude=$(grep -o 'DEFAULT_MOUNT_POINTS_EXCLUDE: &str =[^;]*' src/collectors/filesystem.rs | sed 's/.*"\(.*\)".*/\1/' | sed 's/\\\\/\\/g')
 [[ -n "$mp_exclude" ]] || mp_exclude='^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)'
 ne_common=(--collector.netdev.device-exclude='^$' "--collector.filesystem.mount-points-exclude=$mp_exclude"
            "--collector.textfile.directory=$tmp/textfile")

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
-use regex::Regex;
 
-use crate::values::{ListenAddr, LogLevel, TelemetryPath};
+use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS};
 
 /// Default configuration file; a missing one is fine, a missing explicitly named one is not.
 pub const DEFAULT_CONFIG: &str = "/etc/monitoring-agent/config.toml";
@@ -43,7 +42,8 @@ pub struct Cli {
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<TelemetryPath>,
 
-    /// Maximum number of parallel scrape requests; more get 503 [default: 40].
+    /// Maximum number of parallel scrape requests; more get 503 (the default is added from
+    /// `DEFAULT_MAX_REQUESTS` by `with_defaults`).
     #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: Option<u32>,
 
@@ -117,55 +117,9 @@ pub struct Cli {
     #[arg(long = "collector.deadline", value_name = "SECONDS", value_parser = parse_seconds)]
     pub collector_deadline: Option<f64>,
 
-    /// Regexp of mount points to ignore for the filesystem collector
-    /// [default: node_exporter's].
-    #[arg(
-        long = "collector.filesystem.mount-points-exclude",
-        value_name = "REGEX"
-    )]
-    pub mount_points_exclude: Option<Regex>,
-
-    /// Regexp of filesystem types to ignore for the filesystem collector
-    /// [default: node_exporter's].
-    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "REGEX")]
-    pub fs_types_exclude: Option<Regex>,
-
-    /// Regexp of diskstats devices to include (mutually exclusive with device-exclude).
-    #[arg(long = "collector.diskstats.device-include", value_name = "REGEX")]
-    pub diskstats_device_include: Option<Regex>,
-
-    /// Regexp of diskstats devices to exclude [default: node_exporter's].
-    #[arg(long = "collector.diskstats.device-exclude", value_name = "REGEX")]
-    pub diskstats_device_exclude: Option<Regex>,
-
-    /// Regexp of net devices to include (mutually exclusive with device-exclude).
-    #[arg(long = "collector.netdev.device-include", value_name = "REGEX")]
-    pub netdev_device_include: Option<Regex>,
-
-    /// Regexp of net devices to exclude.
-    #[arg(long = "collector.netdev.device-exclude", value_name = "REGEX")]
-    pub netdev_device_exclude: Option<Regex>,
-
-    /// Regexp of net devices to ignore for the netclass collector [default: ^$].
-    #[arg(long = "collector.netclass.ignored-devices", value_name = "REGEX")]
-    pub netclass_ignored_devices: Option<Regex>,
-
-    /// Regexp of power supplies to ignore for the powersupplyclass collector [default: ^$].
-    #[arg(long = "collector.powersupply.ignored-supplies", value_name = "REGEX")]
-    pub powersupply_ignored_supplies: Option<Regex>,
-
-    /// Directory to read text files with metrics from (*.prom). Readable through the sandbox.
-    #[arg(long = "collector.textfile.directory", value_name = "DIR")]
-    pub textfile_directory: Option<PathBuf>,
-
-    /// Sysctl to export as a number, as NAME or NAME:LABEL,... for multi-value ones.
-    /// Repeatable.
-    #[arg(long = "collector.sysctl.include", value_name = "SYSCTL")]
-    pub sysctl_include: Vec<String>,
-
-    /// Sysctl to export as an info metric's label. Repeatable.
-    #[arg(long = "collector.sysctl.include-info", value_name = "SYSCTL")]
-    pub sysctl_include_info: Vec<String>,
+    /// Each collector's own options (`--collector.<name>.<option>`), declared in its file.
+    #[command(flatten)]
+    pub collector: crate::collectors::Options,
 
     /// Collectors switched on with --collector.<name> (filled from the dynamic flags).
     #[arg(skip)]
@@ -185,6 +139,21 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 
 /// Adds `--collector.<name>` and `--no-collector.<name>` for every known collector, as
 /// node_exporter's flags.
+/// The whole command line as clap sees it: the derived flags, the defaults shown from code and
+/// the generated `--collector.<name>` switches (for the man page and shell completions too).
+pub fn command() -> clap::Command {
+    with_collector_flags(with_defaults(Cli::command()))
+}
+
+/// Help texts that show a default defined in code, from that definition.
+fn with_defaults(cmd: clap::Command) -> clap::Command {
+    cmd.mut_arg("max_requests", |a| {
+        a.help(format!(
+            "Maximum number of parallel scrape requests; more get 503 [default: {DEFAULT_MAX_REQUESTS}]"
+        ))
+    })
+}
+
 fn with_collector_flags(mut cmd: clap::Command) -> clap::Command {
     for k in crate::collectors::KNOWN {
         cmd = cmd
@@ -225,28 +194,26 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let parsed = with_collector_flags(Cli::command())
-            .try_get_matches_from(args)
-            .and_then(|m| {
-                let mut cli = Cli::from_arg_matches(&m)?;
-                for k in crate::collectors::KNOWN {
-                    let on = format!("collector.{}", k.name);
-                    let off = format!("no-collector.{}", k.name);
-                    // The later of the two flags wins, as with node_exporter's.
-                    let last = |id: &str| {
-                        m.get_flag(id)
-                            .then(|| m.indices_of(id).and_then(|i| i.max()))
-                            .flatten()
-                    };
-                    match (last(&on), last(&off)) {
-                        (Some(a), Some(b)) if a > b => cli.collectors_on.push(k.name),
-                        (Some(_), Some(_)) | (None, Some(_)) => cli.collectors_off.push(k.name),
-                        (Some(_), None) => cli.collectors_on.push(k.name),
-                        (None, None) => {}
-                    }
+        let parsed = command().try_get_matches_from(args).and_then(|m| {
+            let mut cli = Cli::from_arg_matches(&m)?;
+            for k in crate::collectors::KNOWN {
+                let on = format!("collector.{}", k.name);
+                let off = format!("no-collector.{}", k.name);
+                // The later of the two flags wins, as with node_exporter's.
+                let last = |id: &str| {
+                    m.get_flag(id)
+                        .then(|| m.indices_of(id).and_then(|i| i.max()))
+                        .flatten()
+                };
+                match (last(&on), last(&off)) {
+                    (Some(a), Some(b)) if a > b => cli.collectors_on.push(k.name),
+                    (Some(_), Some(_)) | (None, Some(_)) => cli.collectors_off.push(k.name),
+                    (Some(_), None) => cli.collectors_on.push(k.name),
+                    (None, None) => {}
                 }
-                Ok(cli)
-            });
+            }
+            Ok(cli)
+        });
         match parsed {
             Ok(cli) => Ok(cli),
             Err(e) => {

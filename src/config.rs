@@ -9,10 +9,8 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
 use crate::collectors::Paths;
-pub use crate::values::{ListenAddr, LogLevel, TelemetryPath};
+pub use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS, DEFAULT_PORT};
 
-/// The port node_exporter uses, so we are a drop-in.
-pub const DEFAULT_PORT: u16 = 9100;
 pub const DEFAULT_USER: &str = "monitoring-agent";
 pub const DEFAULT_PID_FILE: &str = "/run/monitoring-agent/monitoring-agent.pid";
 
@@ -34,6 +32,8 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Flags(String),
 }
 
 macro_rules! deserialize_from_str {
@@ -50,7 +50,6 @@ deserialize_from_str!(ListenAddr);
 deserialize_from_str!(LogLevel);
 deserialize_from_str!(TelemetryPath);
 deserialize_from_str!(CollectorName);
-deserialize_from_str!(Pattern);
 
 /// The file's shape: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +67,9 @@ struct FileConfig {
     paths: FilePaths,
     #[serde(default)]
     collectors: FileCollectors,
+    /// Each collector's own options: `[collector.<name>]`.
+    #[serde(default)]
+    collector: crate::collectors::Options,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,17 +79,6 @@ struct FileCollectors {
     disable: Option<Vec<CollectorName>>,
     disable_defaults: Option<bool>,
     deadline_seconds: Option<Seconds>,
-    filesystem_mount_points_exclude: Option<Pattern>,
-    filesystem_fs_types_exclude: Option<Pattern>,
-    diskstats_device_include: Option<Pattern>,
-    diskstats_device_exclude: Option<Pattern>,
-    netdev_device_include: Option<Pattern>,
-    netdev_device_exclude: Option<Pattern>,
-    netclass_ignored_devices: Option<Pattern>,
-    powersupply_ignored_supplies: Option<Pattern>,
-    textfile_directory: Option<PathBuf>,
-    sysctl_include: Option<Vec<String>>,
-    sysctl_include_info: Option<Vec<String>>,
 }
 
 /// The name of a collector this build knows.
@@ -100,20 +91,6 @@ impl FromStr for CollectorName {
         crate::collectors::known(s)
             .map(|k| CollectorName(k.name))
             .ok_or_else(|| format!("unknown collector '{s}'"))
-    }
-}
-
-/// A regular expression (Go RE2 syntax, as node_exporter's flags; Rust's regex crate reads
-/// the same syntax).
-#[derive(Debug, Clone)]
-struct Pattern(regex::Regex);
-
-impl FromStr for Pattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        regex::Regex::new(s)
-            .map(Pattern)
-            .map_err(|e| format!("invalid regular expression '{s}': {e}"))
     }
 }
 
@@ -262,7 +239,7 @@ impl StartupSettings {
         differs(*udev_data != new.paths.udev_data, "paths.udev_data");
         differs(
             *textfile_directory != new.paths.textfile_directory,
-            "collectors.textfile_directory",
+            "collector.textfile.directory",
         );
         // Listeners are bound before the sandbox, which allows no socket, bind or listen
         // afterwards (a new listener could be opened on any port through listen's automatic
@@ -492,7 +469,7 @@ impl Settings {
             max_requests: cli
                 .max_requests
                 .or(f.web.max_requests.map(|p| p.0))
-                .unwrap_or(40),
+                .unwrap_or(DEFAULT_MAX_REQUESTS),
             max_connections: f.web.max_connections.map_or(64, |p| p.0),
             header_read_timeout: secs(f.web.header_read_timeout_seconds, 10),
             idle_timeout: secs(f.web.idle_timeout_seconds, 60),
@@ -503,6 +480,14 @@ impl Settings {
                 .map_or(16 * 1024, |p| p.0 as usize)
                 .max(8192),
         };
+        let (collectors, textfile_directory) = collector_settings(cli, f.collectors, f.collector)
+            .map_err(|msg| match &path {
+            Some(p) => ConfigError::Invalid {
+                path: p.clone(),
+                msg,
+            },
+            None => ConfigError::Flags(msg),
+        })?;
         let paths = Paths {
             procfs: cli
                 .procfs
@@ -516,17 +501,8 @@ impl Settings {
                 .clone()
                 .or(f.paths.udev_data)
                 .unwrap_or("/run/udev/data".into()),
-            textfile_directory: cli
-                .textfile_directory
-                .clone()
-                .or(f.collectors.textfile_directory.clone())
-                .filter(|p| !p.as_os_str().is_empty()),
+            textfile_directory,
         };
-        let collectors =
-            collector_settings(cli, f.collectors).map_err(|msg| ConfigError::Invalid {
-                path: file_path.clone(),
-                msg,
-            })?;
         Ok(Settings {
             startup: StartupSettings {
                 config_file: path,
@@ -549,8 +525,13 @@ impl Settings {
 }
 
 /// Defaults, then the file's `[collectors]` table, then the flags.
-fn collector_settings(cli: &Cli, f: FileCollectors) -> Result<CollectorSettings, String> {
-    use crate::collectors::{DeviceFilter, Options, KNOWN};
+/// The collector settings, and the textfile directory (a start-up setting).
+fn collector_settings(
+    cli: &Cli,
+    f: FileCollectors,
+    file_options: crate::collectors::Options,
+) -> Result<(CollectorSettings, Option<PathBuf>), String> {
+    use crate::collectors::KNOWN;
     let disable_defaults = cli.disable_defaults || f.disable_defaults.unwrap_or(false);
     let mut enabled: std::collections::BTreeSet<&'static str> = KNOWN
         .iter()
@@ -567,91 +548,28 @@ fn collector_settings(cli: &Cli, f: FileCollectors) -> Result<CollectorSettings,
     for n in &cli.collectors_off {
         enabled.remove(n);
     }
-    let d = Options::default();
-    let pick = |c: &Option<regex::Regex>, file: Option<Pattern>, default: regex::Regex| {
-        c.clone().or(file.map(|p| p.0)).unwrap_or(default)
-    };
-    let filter = |flag_inc: &Option<regex::Regex>,
-                  flag_exc: &Option<regex::Regex>,
-                  file_inc: Option<Pattern>,
-                  file_exc: Option<Pattern>,
-                  default: DeviceFilter,
-                  what: &str|
-     -> Result<DeviceFilter, String> {
-        let include = flag_inc.clone().or(file_inc.map(|p| p.0));
-        let exclude = flag_exc.clone().or(file_exc.map(|p| p.0));
-        match (include, exclude) {
-            (Some(_), Some(_)) => Err(format!(
-                "{what}: device-include and device-exclude are mutually exclusive"
-            )),
-            (Some(i), None) => Ok(DeviceFilter {
-                include: Some(i),
-                exclude: None,
-            }),
-            (None, Some(e)) => Ok(DeviceFilter {
-                include: None,
-                exclude: Some(e),
-            }),
-            (None, None) => Ok(default),
-        }
-    };
-    let options = Options {
-        filesystem_mount_points_exclude: pick(
-            &cli.mount_points_exclude,
-            f.filesystem_mount_points_exclude,
-            d.filesystem_mount_points_exclude,
-        ),
-        filesystem_fs_types_exclude: pick(
-            &cli.fs_types_exclude,
-            f.filesystem_fs_types_exclude,
-            d.filesystem_fs_types_exclude,
-        ),
-        diskstats_devices: filter(
-            &cli.diskstats_device_include,
-            &cli.diskstats_device_exclude,
-            f.diskstats_device_include,
-            f.diskstats_device_exclude,
-            d.diskstats_devices,
-            "diskstats",
-        )?,
-        netdev_devices: filter(
-            &cli.netdev_device_include,
-            &cli.netdev_device_exclude,
-            f.netdev_device_include,
-            f.netdev_device_exclude,
-            d.netdev_devices,
-            "netdev",
-        )?,
-        netclass_ignored_devices: pick(
-            &cli.netclass_ignored_devices,
-            f.netclass_ignored_devices,
-            d.netclass_ignored_devices,
-        ),
-        powersupply_ignored_supplies: pick(
-            &cli.powersupply_ignored_supplies,
-            f.powersupply_ignored_supplies,
-            d.powersupply_ignored_supplies,
-        ),
-        sysctl_include: if cli.sysctl_include.is_empty() {
-            f.sysctl_include.unwrap_or_default()
-        } else {
-            cli.sysctl_include.clone()
-        },
-        sysctl_include_info: if cli.sysctl_include_info.is_empty() {
-            f.sysctl_include_info.unwrap_or_default()
-        } else {
-            cli.sysctl_include_info.clone()
-        },
-    };
+    // The flags over the file's `[collector.<name>]` tables, then each collector's check.
+    let mut options = cli.collector.clone().merge(file_options);
+    options.check()?;
+    // Start-up only: the directory moves into `Paths` (Landlock grants it), and the reloadable
+    // options keep no copy a reload could change.
+    let textfile_directory = options
+        .textfile
+        .directory
+        .take()
+        .filter(|p| !p.as_os_str().is_empty());
     let deadline = cli
         .collector_deadline
         .or(f.deadline_seconds.map(|s| s.0))
         .unwrap_or(5.0);
-    Ok(CollectorSettings {
-        enabled: enabled.into_iter().collect(),
-        deadline: Duration::from_secs_f64(deadline),
-        options,
-    })
+    Ok((
+        CollectorSettings {
+            enabled: enabled.into_iter().collect(),
+            deadline: Duration::from_secs_f64(deadline),
+            options,
+        },
+        textfile_directory,
+    ))
 }
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {
@@ -767,15 +685,15 @@ mod tests {
 
     #[test]
     fn restart_only_changes_are_named_and_nothing_else() {
-        let old = with_file("[collectors]\ntextfile_directory = \"/a\"\n", &[]).expect("valid");
+        let old = with_file("[collector.textfile]\ndirectory = \"/a\"\n", &[]).expect("valid");
         let new = with_file(
-            "log_level = \"debug\"\n[web]\nlisten_addresses = [\"127.0.0.1:9100\"]\nmax_connections = 3\n[collectors]\ntextfile_directory = \"/b\"\n",
+            "log_level = \"debug\"\n[web]\nlisten_addresses = [\"127.0.0.1:9100\"]\nmax_connections = 3\n[collector.textfile]\ndirectory = \"/b\"\n",
             &[],
         )
         .expect("valid");
         assert_eq!(
             old.startup.changes(&new.startup),
-            vec!["collectors.textfile_directory", "web.listen_addresses"]
+            vec!["collector.textfile.directory", "web.listen_addresses"]
         );
         assert!(old.startup.changes(&old.startup).is_empty());
     }

@@ -6,6 +6,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+/// The port node_exporter uses, so we are a drop-in.
+pub const DEFAULT_PORT: u16 = 9100;
+/// Parallel scrapes before 503 (node_exporter's `--web.max-requests` default).
+pub const DEFAULT_MAX_REQUESTS: u32 = 40;
+
 /// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListenAddr {

@@ -130,7 +130,7 @@ fn textfile_directory_change_waits_for_a_restart() {
     fs::write(first.path().join("a.prom"), "from_first 1\n").expect("prom");
     fs::write(second.path().join("b.prom"), "from_second 2\n").expect("prom");
     let cfg = dir.write_config(&format!(
-        "[collectors]\ntextfile_directory = \"{}\"\n",
+        "[collector.textfile]\ndirectory = \"{}\"\n",
         first.path().display()
     ));
     let agent = start_with_config(&dir, &cfg);
@@ -139,13 +139,13 @@ fn textfile_directory_change_waits_for_a_restart() {
     assert!(before.contains("node_textfile_scrape_error 0"));
 
     dir.write_config(&format!(
-        "[collectors]\ntextfile_directory = \"{}\"\n",
+        "[collector.textfile]\ndirectory = \"{}\"\n",
         second.path().display()
     ));
     let log = reload(&agent, 1);
     assert!(
         log.contains(
-            "SIGHUP: the change to collectors.textfile_directory takes effect only after a restart"
+            "SIGHUP: the change to collector.textfile.directory takes effect only after a restart"
         ),
         "{log}"
     );

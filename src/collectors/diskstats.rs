@@ -18,12 +18,34 @@
 
 use std::collections::HashMap;
 
+use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
+collector_options! {
+    /// Options of the diskstats collector (`[collector.diskstats]` in the file).
+    pub struct DiskstatsOptions {
+        /// Regexp of diskstats devices to include (mutually exclusive with device-exclude).
+        #[arg(id = "collector.diskstats.device-include", long = "collector.diskstats.device-include", value_name = "REGEX")]
+        pub device_include: Option<Pattern>,
+        /// Regexp of diskstats devices to exclude [default: node_exporter's].
+        #[arg(id = "collector.diskstats.device-exclude", long = "collector.diskstats.device-exclude", value_name = "REGEX")]
+        pub device_exclude: Option<Pattern>,
+    }
+    check(o) { DeviceFilter::exclusive(&o.device_include, &o.device_exclude) }
+}
+
+/// node_exporter's default `--collector.diskstats.device-exclude`.
+pub const DEFAULT_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.diskstats;
     Box::new(Diskstats {
-        filter: opts.diskstats_devices.clone(),
+        filter: DeviceFilter::new(
+            &o.device_include,
+            &o.device_exclude,
+            Some(DEFAULT_DEVICE_EXCLUDE),
+        ),
     })
 }
 
@@ -395,7 +417,9 @@ mod tests {
 
         let mut kept: Vec<DiskStats> = disks
             .into_iter()
-            .filter(|d| !Options::default().diskstats_devices.ignored(&d.name))
+            .filter(|d| {
+                !DeviceFilter::new(&None, &None, Some(DEFAULT_DEVICE_EXCLUDE)).ignored(&d.name)
+            })
             .collect();
         let names: Vec<&str> = kept.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["vda", "zram0"]);
@@ -491,7 +515,7 @@ mod tests {
             ..Paths::default()
         };
         let fams = Diskstats {
-            filter: Options::default().diskstats_devices,
+            filter: DeviceFilter::new(&None, &None, Some(DEFAULT_DEVICE_EXCLUDE)),
         }
         .collect(&paths)
         .expect("collects");
@@ -597,7 +621,7 @@ mod tests {
     #[test]
     fn live() {
         let fams = Diskstats {
-            filter: Options::default().diskstats_devices,
+            filter: DeviceFilter::new(&None, &None, Some(DEFAULT_DEVICE_EXCLUDE)),
         }
         .collect(&Paths::default())
         .expect("reads /proc/diskstats");

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
@@ -43,10 +44,34 @@ pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Idle helper threads kept for the next scrape (one suffices when no mount hangs).
 const MAX_IDLE_WORKERS: usize = 2;
 
+collector_options! {
+    /// Options of the filesystem collector (`[collector.filesystem]` in the file).
+    pub struct FilesystemOptions {
+        /// Regexp of mount points to ignore for the filesystem collector
+        /// [default: node_exporter's].
+        #[arg(id = "collector.filesystem.mount-points-exclude", long = "collector.filesystem.mount-points-exclude", value_name = "REGEX")]
+        pub mount_points_exclude: Option<Pattern>,
+        /// Regexp of filesystem types to ignore for the filesystem collector
+        /// [default: node_exporter's].
+        #[arg(id = "collector.filesystem.fs-types-exclude", long = "collector.filesystem.fs-types-exclude", value_name = "REGEX")]
+        pub fs_types_exclude: Option<Pattern>,
+    }
+}
+
+/// node_exporter's default `--collector.filesystem.mount-points-exclude`.
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default `--collector.filesystem.fs-types-exclude`.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.filesystem;
     Box::new(Filesystem {
-        mount_points_exclude: opts.filesystem_mount_points_exclude.clone(),
-        fs_types_exclude: opts.filesystem_fs_types_exclude.clone(),
+        mount_points_exclude: Pattern::or_default(
+            &o.mount_points_exclude,
+            DEFAULT_MOUNT_POINTS_EXCLUDE,
+        ),
+        fs_types_exclude: Pattern::or_default(&o.fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
     })
 }
 

@@ -92,65 +92,8 @@ pub trait Collector: Send + Sync {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError>;
 }
 
-/// Options of individual collectors (node_exporter's `--collector.<name>.<option>` flags),
-/// validated at start-up.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--collector.filesystem.mount-points-exclude`.
-    pub filesystem_mount_points_exclude: Regex,
-    /// `--collector.filesystem.fs-types-exclude`.
-    pub filesystem_fs_types_exclude: Regex,
-    /// `--collector.diskstats.device-include` / `--collector.diskstats.device-exclude`.
-    pub diskstats_devices: DeviceFilter,
-    /// `--collector.netdev.device-include` / `--collector.netdev.device-exclude`.
-    pub netdev_devices: DeviceFilter,
-    /// `--collector.netclass.ignored-devices`.
-    pub netclass_ignored_devices: Regex,
-    /// `--collector.powersupply.ignored-supplies`.
-    pub powersupply_ignored_supplies: Regex,
-    /// `--collector.sysctl.include`: sysctls exported as numbers (`name` or `name:label,...`).
-    pub sysctl_include: Vec<String>,
-    /// `--collector.sysctl.include-info`: sysctls exported as info labels.
-    pub sysctl_include_info: Vec<String>,
-}
-
-pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
-    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
-pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
-pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str =
-    "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
-
-impl Default for Options {
-    fn default() -> Self {
-        let re = |s: &str| Regex::new(s).unwrap_or_else(|_| unreachable!("built-in pattern"));
-        Options {
-            filesystem_mount_points_exclude: re(DEFAULT_MOUNT_POINTS_EXCLUDE),
-            filesystem_fs_types_exclude: re(DEFAULT_FS_TYPES_EXCLUDE),
-            diskstats_devices: DeviceFilter {
-                include: None,
-                exclude: Some(re(DEFAULT_DISKSTATS_DEVICE_EXCLUDE)),
-            },
-            netdev_devices: DeviceFilter::default(),
-            netclass_ignored_devices: re("^$"),
-            powersupply_ignored_supplies: re("^$"),
-            sysctl_include: Vec::new(),
-            sysctl_include_info: Vec::new(),
-        }
-    }
-}
-
-impl PartialEq for Options {
-    fn eq(&self, o: &Self) -> bool {
-        self.filesystem_mount_points_exclude.as_str() == o.filesystem_mount_points_exclude.as_str()
-            && self.filesystem_fs_types_exclude.as_str() == o.filesystem_fs_types_exclude.as_str()
-            && self.diskstats_devices == o.diskstats_devices
-            && self.netdev_devices == o.netdev_devices
-            && self.netclass_ignored_devices.as_str() == o.netclass_ignored_devices.as_str()
-            && self.powersupply_ignored_supplies.as_str() == o.powersupply_ignored_supplies.as_str()
-            && self.sysctl_include == o.sysctl_include
-            && self.sysctl_include_info == o.sysctl_include_info
-    }
-}
+pub use filesystem::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
+pub use options::Options;
 
 impl PartialEq for DeviceFilter {
     fn eq(&self, o: &Self) -> bool {
@@ -203,6 +146,40 @@ pub struct DeviceFilter {
 }
 
 impl DeviceFilter {
+    /// From a collector's include and exclude options; `default_exclude` applies when
+    /// neither is set.
+    pub fn new(
+        include: &Option<options::Pattern>,
+        exclude: &Option<options::Pattern>,
+        default_exclude: Option<&str>,
+    ) -> DeviceFilter {
+        match (include, exclude) {
+            (Some(i), _) => DeviceFilter {
+                include: Some(i.0.clone()),
+                exclude: None,
+            },
+            (None, Some(e)) => DeviceFilter {
+                include: None,
+                exclude: Some(e.0.clone()),
+            },
+            (None, None) => DeviceFilter {
+                include: None,
+                exclude: default_exclude.map(|d| options::Pattern::or_default(&None, d)),
+            },
+        }
+    }
+
+    /// node_exporter refuses both an include and an exclude pattern.
+    pub fn exclusive(
+        include: &Option<options::Pattern>,
+        exclude: &Option<options::Pattern>,
+    ) -> Result<(), String> {
+        if include.is_some() && exclude.is_some() {
+            return Err("device-include and device-exclude are mutually exclusive".into());
+        }
+        Ok(())
+    }
+
     pub fn ignored(&self, name: &str) -> bool {
         if let Some(inc) = &self.include {
             return !inc.is_match(name);
@@ -386,6 +363,7 @@ pub mod network_route;
 pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
+pub mod options;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;

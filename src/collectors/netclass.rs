@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::netdev::sort_samples;
+use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
@@ -211,9 +212,18 @@ pub fn read_iface(dir: &mut PathBuf, name: &str) -> Result<Iface, CollectError> 
     Ok(iface)
 }
 
+collector_options! {
+    /// Options of the netclass collector (`[collector.netclass]` in the file).
+    pub struct NetclassOptions {
+        /// Regexp of net devices to ignore for the netclass collector [default: ^$].
+        #[arg(id = "collector.netclass.ignored-devices", long = "collector.netclass.ignored-devices", value_name = "REGEX")]
+        pub ignored_devices: Option<Pattern>,
+    }
+}
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(NetClass {
-        ignored: opts.netclass_ignored_devices.clone(),
+        ignored: Pattern::or_default(&opts.netclass.ignored_devices, "^$"),
     })
 }
 

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use super::options::{collector_options, Pattern};
 use super::{read_to_string, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::{MetricFamily, Sample};
 
@@ -197,9 +198,23 @@ pub(crate) mod testutil {
     }
 }
 
+collector_options! {
+    /// Options of the netdev collector (`[collector.netdev]` in the file).
+    pub struct NetdevOptions {
+        /// Regexp of net devices to include (mutually exclusive with device-exclude).
+        #[arg(id = "collector.netdev.device-include", long = "collector.netdev.device-include", value_name = "REGEX")]
+        pub device_include: Option<Pattern>,
+        /// Regexp of net devices to exclude.
+        #[arg(id = "collector.netdev.device-exclude", long = "collector.netdev.device-exclude", value_name = "REGEX")]
+        pub device_exclude: Option<Pattern>,
+    }
+    check(o) { DeviceFilter::exclusive(&o.device_include, &o.device_exclude) }
+}
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.netdev;
     Box::new(NetDev {
-        filter: opts.netdev_devices.clone(),
+        filter: DeviceFilter::new(&o.device_include, &o.device_exclude, None),
     })
 }
 

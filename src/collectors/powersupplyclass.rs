@@ -25,6 +25,7 @@ use std::path::Path;
 use regex::Regex;
 
 use super::hwmon::{read_trimmed, sort_samples};
+use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
@@ -212,9 +213,18 @@ pub fn families(supplies: &BTreeMap<String, Supply>) -> Vec<MetricFamily> {
         .collect()
 }
 
+collector_options! {
+    /// Options of the powersupplyclass collector (`[collector.powersupplyclass]` in the file).
+    pub struct PowersupplyOptions {
+        /// Regexp of power supplies to ignore for the powersupplyclass collector [default: ^$].
+        #[arg(id = "collector.powersupply.ignored-supplies", long = "collector.powersupply.ignored-supplies", value_name = "REGEX")]
+        pub ignored_supplies: Option<Pattern>,
+    }
+}
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(PowerSupplyClass {
-        ignored: opts.powersupply_ignored_supplies.clone(),
+        ignored: Pattern::or_default(&opts.powersupplyclass.ignored_supplies, "^$"),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `sysctl` collector: selected `/proc/sys` values, as node_exporter's `sysctl_linux.go`
 //! (added in 1.4.0, so present in 1.5; this follows the 1.5 code, which the newest release
-//! still matches). Off by default; configured by `Options::sysctl_include`
-//! (`--collector.sysctl.include`) and `Options::sysctl_include_info`
+//! still matches). Off by default; configured by `SysctlOptions::include`
+//! (`--collector.sysctl.include`) and `SysctlOptions::include_info`
 //! (`--collector.sysctl.include-info`).
 //!
 //! An entry is `name` or `name:key1,key2,...`; `name` is dotted (`net.ipv4.tcp_rmem`) and read
@@ -22,15 +22,31 @@
 
 use std::io::Read;
 
+use super::options::collector_options;
 use super::{CollectError, Collector, Options, Paths};
 use crate::collectors::textfile::sort_samples;
 use crate::exposition::MetricFamily;
 
+collector_options! {
+    /// Options of the sysctl collector (`[collector.sysctl]` in the file).
+    pub struct SysctlOptions {
+        /// Sysctl to export as a number, as NAME or NAME:LABEL,... for multi-value ones.
+        /// Repeatable.
+        #[arg(id = "collector.sysctl.include", long = "collector.sysctl.include", value_name = "SYSCTL")]
+        pub include: Option<Vec<String>>,
+        /// Sysctl to export as an info metric's label. Repeatable.
+        #[arg(id = "collector.sysctl.include-info", long = "collector.sysctl.include-info", value_name = "SYSCTL")]
+        pub include_info: Option<Vec<String>>,
+    }
+}
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
-    let numeric = opts.sysctl_include.iter().map(|s| Entry::new(s, true));
-    let info = opts
-        .sysctl_include_info
+    let o = &opts.sysctl;
+    let numeric = o.include.iter().flatten().map(|s| Entry::new(s, true));
+    let info = o
+        .include_info
         .iter()
+        .flatten()
         .map(|s| Entry::new(s, false));
     Box::new(Sysctl {
         entries: numeric.chain(info).collect(),
@@ -336,8 +352,10 @@ mod tests {
 
     fn opts(include: &[&str], info: &[&str]) -> Options {
         Options {
-            sysctl_include: include.iter().map(|s| s.to_string()).collect(),
-            sysctl_include_info: info.iter().map(|s| s.to_string()).collect(),
+            sysctl: SysctlOptions {
+                include: Some(include.iter().map(|s| s.to_string()).collect()),
+                include_info: Some(info.iter().map(|s| s.to_string()).collect()),
+            },
             ..Options::default()
         }
     }

@@ -34,6 +34,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
+use super::options::collector_options;
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::{MetricFamily, MetricType, Sample};
 
@@ -658,6 +659,18 @@ fn order_key(v: f64) -> u64 {
         !bits
     } else {
         bits | (1 << 63)
+    }
+}
+
+collector_options! {
+    /// Options of the textfile collector (`[collector.textfile]` in the file). The directory
+    /// is a start-up setting: the configuration moves it into `Paths::textfile_directory`,
+    /// which Landlock grants, and the collector reads it from there.
+    pub struct TextfileOptions {
+        /// Directory to read text files with metrics from (*.prom). Readable through the
+        /// sandbox; a change needs a restart.
+        #[arg(id = "collector.textfile.directory", long = "collector.textfile.directory", value_name = "DIR")]
+        pub directory: Option<PathBuf>,
     }
 }
 
