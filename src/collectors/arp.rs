@@ -58,8 +58,8 @@ impl Collector for Arp {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render};
     use std::path::Path;
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/arp");

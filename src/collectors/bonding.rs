@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::netdev::sort_samples;
 use super::{read_to_string, CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// One master: name, configured slaves, slaves whose MII status is `up`.
@@ -109,8 +109,8 @@ impl Collector for Bonding {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render};
 
     fn paths(d: &str) -> Paths {
         Paths {

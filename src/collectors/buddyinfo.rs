@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
-use crate::collectors::textfile::sort_samples;
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -78,7 +78,7 @@ impl Collector for BuddyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

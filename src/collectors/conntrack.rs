@@ -145,8 +145,8 @@ impl Collector for Conntrack {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render, sorted};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render, sorted};
     use std::path::Path;
 
     const NODE_EXPORTER: &str =

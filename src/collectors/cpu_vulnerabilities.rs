@@ -12,8 +12,9 @@
 //! No such directory (old kernels, some architectures): nothing, success. A file that cannot be
 //! read fails the collector.
 
-use super::hwmon::{sort_samples, to_valid_utf8};
+use super::hwmon::to_valid_utf8;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// (state, mitigation) for a vulnerability file's text, as procfs' `parseVulnerability`.
@@ -86,8 +87,8 @@ impl Collector for CpuVulnerabilities {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     #[test]
     fn parsing() {

@@ -17,8 +17,8 @@
 
 use std::path::Path;
 
-use super::hwmon::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// (file, family, help), in output order.
@@ -132,8 +132,8 @@ impl Collector for Cpufreq {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     #[test]
     fn parsing() {

@@ -133,8 +133,8 @@ impl Collector for Dmi {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     /// A Dell server's attributes (empty ones, an invalid UTF-8 byte, `chassis_type` not
     /// exported, `modalias`/`uevent`/`power/` skipped), against node_exporter 1.5.0's output.

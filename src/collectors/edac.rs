@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::hwmon::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 fn read_u64(path: &Path) -> Result<f64, CollectError> {
@@ -104,8 +104,8 @@ impl Collector for Edac {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     /// Two controllers, csrows 0 and 10 (label order "0" < "10" < "unknown"), against
     /// node_exporter 1.5.0's output for the same tree.

@@ -14,8 +14,8 @@
 
 use std::path::Path;
 
-use super::netdev::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// The info attributes, in label (alphabetical) order, `fc_host` excepted.

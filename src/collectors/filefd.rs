@@ -67,7 +67,7 @@ impl Collector for FileFd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

@@ -28,28 +28,17 @@
 //! and `device` links with `realpath`).
 //!
 //! This module also holds small sysfs helpers used by the other collectors of the same
-//! hardware group (`sort_samples`, `to_valid_utf8`, `read_trimmed`).
+//! hardware group (`to_valid_utf8`, `read_trimmed`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::MetricFamily;
+use crate::exposition::{sort_samples, MetricFamily};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the hardware collectors.
-
-/// Sorts a family's samples the way Prometheus' Go client does: by label values, in label order
-/// (our label names are pushed in alphabetical order, as that client prints them).
-pub(crate) fn sort_samples(fam: &mut MetricFamily) {
-    fam.samples.sort_by(|a, b| {
-        a.labels
-            .iter()
-            .map(|(_, v)| v.as_str())
-            .cmp(b.labels.iter().map(|(_, v)| v.as_str()))
-    });
-}
 
 /// Go's `strings.ToValidUTF8(s, "\u{FFFD}")`: each run of invalid bytes becomes one U+FFFD.
 pub(crate) fn to_valid_utf8(bytes: &[u8]) -> String {
@@ -494,58 +483,9 @@ impl Collector for Hwmon {
 }
 
 #[cfg(test)]
-pub(crate) mod testutil {
-    //! The fixture tree of the hardware group and node_exporter 1.5.0's output for it.
-    use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    pub fn base() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw")
-    }
-
-    pub fn paths() -> Paths {
-        let b = base();
-        Paths {
-            procfs: b.join("proc"),
-            sysfs: b.join("sys"),
-            rootfs: b.join("root"),
-            udev_data: b.join("udev"),
-            textfile_directory: None,
-        }
-    }
-
-    /// The families of `node_exporter-1.5.0.prom` whose names start with one of `prefixes`, in
-    /// text format, `@SYSFS@` replaced by the fixture's sysfs root.
-    pub fn golden(prefixes: &[&str]) -> String {
-        let text =
-            std::fs::read_to_string(base().join("node_exporter-1.5.0.prom")).expect("golden file");
-        let sysfs = paths().sysfs.display().to_string();
-        let mut out = String::new();
-        let mut keep = false;
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# HELP ") {
-                keep = prefixes.iter().any(|p| rest.starts_with(p));
-            }
-            if keep {
-                out.push_str(&line.replace("@SYSFS@", &sysfs));
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// Encodes families as the runtime serves them (sorted by name).
-    pub fn encoded(mut fams: Vec<MetricFamily>) -> String {
-        fams.sort_by(|a, b| a.name.cmp(&b.name));
-        encode(&fams, Format::Text)
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     #[test]
     fn filenames() {

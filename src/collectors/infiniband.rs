@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
-use super::netdev::sort_samples;
 use super::{read_to_string, CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// A counter: directory (`counters` or `counters_ext`), file, metric suffix, HELP, times 4.

@@ -9,8 +9,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::netdev::sort_samples;
 use super::{read_to_string, CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// The totals of `/proc/net/ip_vs_stats`.
@@ -233,8 +233,8 @@ impl Collector for Ipvs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render, sorted};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render, sorted};
     use std::path::Path;
 
     fn root(d: &str) -> Paths {

@@ -390,19 +390,8 @@ pub mod xfs;
 pub mod zfs;
 pub mod zoneinfo;
 
-/// Shared by the collectors' tests.
 #[cfg(test)]
-pub(crate) mod testutil {
-    use std::path::PathBuf;
-
-    /// A file or directory under `tests/fixtures/<group>/`.
-    pub(crate) fn fixture(group: &str, rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(group)
-            .join(rel)
-    }
-}
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {

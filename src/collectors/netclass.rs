@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::netdev::sort_samples;
 use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// What node_exporter exports of one interface; `None` when the attribute is unreadable.
@@ -276,8 +276,8 @@ impl Collector for NetClass {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render, sorted};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render, sorted};
 
     fn root(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use super::options::{collector_options, Pattern};
 use super::{read_to_string, CollectError, Collector, DeviceFilter, Options, Paths};
-use crate::exposition::{MetricFamily, Sample};
+use crate::exposition::MetricFamily;
 
 /// One interface's line of `/proc/net/dev`: the 8 receive then the 8 transmit columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,87 +115,10 @@ pub fn families(lines: &[NetDevLine], nohandler: &[Option<u64>]) -> Vec<MetricFa
     out
 }
 
-/// Sorts a family's samples as client_golang's registry does: by label values in label order,
-/// compared as strings (so `cpu="10"` sorts before `cpu="2"`). Shared by the network
-/// collectors.
-pub(crate) fn sort_samples(fam: &mut MetricFamily) {
-    fam.samples.sort_by(cmp_samples);
-}
-
-fn cmp_samples(a: &Sample, b: &Sample) -> std::cmp::Ordering {
-    a.labels.len().cmp(&b.labels.len()).then_with(|| {
-        a.labels
-            .iter()
-            .map(|(_, v)| v)
-            .cmp(b.labels.iter().map(|(_, v)| v))
-    })
-}
-
 /// Reads a sysfs file holding one unsigned number; `None` when absent, unreadable or not a
 /// number.
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {
     super::fsio::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Test helpers shared by the network collectors: families in node_exporter's text form, for
-/// comparison with what node_exporter printed.
-#[cfg(test)]
-pub(crate) mod testutil {
-    use crate::exposition::{MetricFamily, MetricType};
-
-    /// One line of the text format: `# HELP`/`# TYPE` lines with no value, series with theirs.
-    pub type Line = (String, Option<f64>);
-
-    /// Renders families (in the given order, samples as they are) without escaping.
-    pub fn render(fams: &[MetricFamily]) -> Vec<Line> {
-        let mut out = Vec::new();
-        for f in fams {
-            if f.samples.is_empty() {
-                continue;
-            }
-            out.push((format!("# HELP {} {}", f.name, f.help), None));
-            let t = match f.kind {
-                MetricType::Counter => "counter",
-                MetricType::Gauge => "gauge",
-                MetricType::Untyped => "untyped",
-            };
-            out.push((format!("# TYPE {} {t}", f.name), None));
-            for s in &f.samples {
-                let mut series = f.name.to_string();
-                if !s.labels.is_empty() {
-                    let l: Vec<String> = s
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}=\"{v}\""))
-                        .collect();
-                    series = format!("{series}{{{}}}", l.join(","));
-                }
-                out.push((series, Some(s.value)));
-            }
-        }
-        out
-    }
-
-    /// Parses node_exporter's output (as `curl` printed it) into [`Line`]s.
-    pub fn parse(text: &str) -> Vec<Line> {
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                if l.starts_with('#') {
-                    (l.to_string(), None)
-                } else {
-                    let (series, v) = l.rsplit_once(' ').expect("series and value");
-                    (series.to_string(), Some(v.parse().expect("value")))
-                }
-            })
-            .collect()
-    }
-
-    /// Sorts families by name, as the agent's registry does before encoding.
-    pub fn sorted(mut fams: Vec<MetricFamily>) -> Vec<MetricFamily> {
-        fams.sort_by(|a, b| a.name.cmp(&b.name));
-        fams
-    }
 }
 
 collector_options! {
@@ -249,7 +172,7 @@ impl Collector for NetDev {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::MetricType;
+    use crate::exposition::{sort_samples, MetricType};
     use regex::Regex;
     use std::borrow::Cow;
 
@@ -412,7 +335,7 @@ mod tests {
     fn debian12_matches_node_exporter() {
         // node_exporter 1.5 (Debian's build excludes `lo` by default) scraped on this host
         // while the fixture tree was copied.
-        use super::testutil::{parse, render, sorted};
+        use crate::collectors::testutil::lines::{parse, render, sorted};
         let root =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/debian12-vm-6.18");
         let paths = Paths {

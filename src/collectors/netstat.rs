@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn debian12_names_help_and_types_match_node_exporter() {
-        use super::super::netdev::testutil::{parse, render, sorted};
+        use crate::collectors::testutil::lines::{parse, render, sorted};
         let headers = |lines: Vec<(String, Option<f64>)>| -> Vec<String> {
             lines
                 .into_iter()

@@ -264,8 +264,8 @@ impl Collector for NetworkRoute {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render};
     use std::path::Path;
 
     fn root(d: &str) -> Paths {

@@ -24,9 +24,10 @@ use std::path::Path;
 
 use regex::Regex;
 
-use super::hwmon::{read_trimmed, sort_samples};
+use super::hwmon::read_trimmed;
 use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// How a numeric attribute is exported: its file, its metric suffix, its divisor.
@@ -254,8 +255,8 @@ impl Collector for PowerSupplyClass {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     fn with_ignored(re: &str) -> PowerSupplyClass {
         PowerSupplyClass {

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::hwmon::sort_samples;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// procfs' `getIndexAndName`: `package-1` → (1, `package`); other names take the count of
@@ -115,8 +115,8 @@ impl Collector for Rapl {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     #[test]
     fn names() {

@@ -7,7 +7,7 @@
 //! `node_scrape_collector_success 0`, so this collector fails then.
 
 use super::{CollectError, Collector, Options, Paths};
-use crate::collectors::textfile::sort_samples;
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -97,7 +97,7 @@ impl Collector for Schedstat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

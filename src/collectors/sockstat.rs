@@ -139,8 +139,8 @@ impl Collector for SockStat {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render, sorted};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render, sorted};
     use std::path::Path;
 
     const V4: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat");

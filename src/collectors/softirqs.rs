@@ -8,7 +8,7 @@
 //! or a non-numeric count, fails the collector.
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
-use crate::collectors::textfile::sort_samples;
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 const KINDS: [&str; 10] = [
@@ -76,7 +76,7 @@ impl Collector for Softirqs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

@@ -7,8 +7,8 @@
 //! Each line has at least 9 hexadecimal columns (prometheus/procfs' check); a shorter line, a
 //! bad number or a missing file fails the collector.
 
-use super::netdev::sort_samples;
 use super::{read_to_string, CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// One CPU's line: processed, dropped, time_squeezed.
@@ -88,8 +88,8 @@ impl Collector for SoftnetCollector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render};
     use std::path::Path;
 
     const DEBIAN12: &str =

@@ -24,7 +24,7 @@ use std::io::Read;
 
 use super::options::collector_options;
 use super::{CollectError, Collector, Options, Paths};
-use crate::collectors::textfile::sort_samples;
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 collector_options! {
@@ -287,7 +287,7 @@ impl Collector for Sysctl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

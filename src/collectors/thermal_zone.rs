@@ -14,8 +14,9 @@
 
 use std::path::Path;
 
-use super::hwmon::{read_trimmed, sort_samples};
+use super::hwmon::read_trimmed;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// Whether an I/O error means "skip this zone/device" rather than "fail".
@@ -125,8 +126,8 @@ impl Collector for ThermalZone {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     /// Three zones (one in `disabled` mode, still exported as by 1.5, one below zero) and two
     /// cooling devices (one at -1), against node_exporter 1.5.0's output for the same tree.

@@ -80,8 +80,8 @@ impl Collector for UdpQueues {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netdev::testutil::{parse, render};
     use super::*;
+    use crate::collectors::testutil::lines::{parse, render};
     use std::path::Path;
 
     const NODE_EXPORTER: &str =

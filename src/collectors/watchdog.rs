@@ -18,9 +18,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::hwmon::{read_trimmed, sort_samples};
+use super::hwmon::read_trimmed;
 use super::powersupplyclass::parse_int0;
 use super::{CollectError, Collector, Options, Paths};
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 /// Numeric attributes: (file, metric, help).
@@ -139,8 +140,8 @@ impl Collector for Watchdog {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hwmon::testutil::*;
     use super::*;
+    use crate::collectors::testutil::hw::*;
 
     fn lines(fams: Vec<MetricFamily>) -> String {
         encoded(fams)

@@ -11,7 +11,7 @@
 
 use super::sysctl::parse_go_int;
 use super::{read_to_string, CollectError, Collector, Options, Paths};
-use crate::collectors::textfile::sort_samples;
+use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -342,7 +342,7 @@ impl Collector for Zoneinfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::textfile::render;
+    use crate::collectors::testutil::render;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
 

@@ -1,0 +1,127 @@
+//! Shared by the collectors' unit tests: fixture paths, families encoded as the agent serves
+//! them, node_exporter's output as comparable lines, and the hardware group's golden file.
+
+use std::path::PathBuf;
+
+use crate::exposition::{encode, Format, MetricFamily};
+
+/// A file or directory under `tests/fixtures/<group>/`.
+pub(crate) fn fixture(group: &str, rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(group)
+        .join(rel)
+}
+
+/// The families in the text format, sorted by name as the scrape sorts them.
+pub(crate) fn render(mut fams: Vec<MetricFamily>) -> String {
+    fams.sort_by(|a, b| a.name.cmp(&b.name));
+    encode(&fams, Format::Text)
+}
+
+/// Families and node_exporter's output as comparable lines (values as numbers, so that a
+/// float printed differently still compares equal).
+pub(crate) mod lines {
+    use crate::exposition::{MetricFamily, MetricType};
+
+    /// One line of the text format: `# HELP`/`# TYPE` lines with no value, series with theirs.
+    pub type Line = (String, Option<f64>);
+
+    /// Renders families (in the given order, samples as they are) without escaping.
+    pub fn render(fams: &[MetricFamily]) -> Vec<Line> {
+        let mut out = Vec::new();
+        for f in fams {
+            if f.samples.is_empty() {
+                continue;
+            }
+            out.push((format!("# HELP {} {}", f.name, f.help), None));
+            let t = match f.kind {
+                MetricType::Counter => "counter",
+                MetricType::Gauge => "gauge",
+                MetricType::Untyped => "untyped",
+            };
+            out.push((format!("# TYPE {} {t}", f.name), None));
+            for s in &f.samples {
+                let mut series = f.name.to_string();
+                if !s.labels.is_empty() {
+                    let l: Vec<String> = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    series = format!("{series}{{{}}}", l.join(","));
+                }
+                out.push((series, Some(s.value)));
+            }
+        }
+        out
+    }
+
+    /// Parses node_exporter's output (as `curl` printed it) into [`Line`]s.
+    pub fn parse(text: &str) -> Vec<Line> {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if l.starts_with('#') {
+                    (l.to_string(), None)
+                } else {
+                    let (series, v) = l.rsplit_once(' ').expect("series and value");
+                    (series.to_string(), Some(v.parse().expect("value")))
+                }
+            })
+            .collect()
+    }
+
+    /// Sorts families by name, as the agent's registry does before encoding.
+    pub fn sorted(mut fams: Vec<MetricFamily>) -> Vec<MetricFamily> {
+        fams.sort_by(|a, b| a.name.cmp(&b.name));
+        fams
+    }
+}
+
+/// The fixture tree of the hardware group and node_exporter 1.5.0's output for it.
+pub(crate) mod hw {
+    use crate::collectors::Paths;
+    use crate::exposition::MetricFamily;
+    use std::path::PathBuf;
+
+    pub fn base() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw")
+    }
+
+    pub fn paths() -> Paths {
+        let b = base();
+        Paths {
+            procfs: b.join("proc"),
+            sysfs: b.join("sys"),
+            rootfs: b.join("root"),
+            udev_data: b.join("udev"),
+            textfile_directory: None,
+        }
+    }
+
+    /// The families of `node_exporter-1.5.0.prom` whose names start with one of `prefixes`, in
+    /// text format, `@SYSFS@` replaced by the fixture's sysfs root.
+    pub fn golden(prefixes: &[&str]) -> String {
+        let text =
+            std::fs::read_to_string(base().join("node_exporter-1.5.0.prom")).expect("golden file");
+        let sysfs = paths().sysfs.display().to_string();
+        let mut out = String::new();
+        let mut keep = false;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                keep = prefixes.iter().any(|p| rest.starts_with(p));
+            }
+            if keep {
+                out.push_str(&line.replace("@SYSFS@", &sysfs));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Encodes families as the runtime serves them (sorted by name).
+    pub fn encoded(fams: Vec<MetricFamily>) -> String {
+        super::render(fams)
+    }
+}
