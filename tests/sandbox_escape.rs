@@ -265,6 +265,9 @@ impl Script {
             .args(["-iex", "set debuginfod enabled off"])
             .args(["-iex", "set auto-load no"])
             .args(["-iex", "set pagination off"])
+            // gdb 13 may hit an internal error when the inferior dies under it: no core file.
+            .args(["-iex", "maint set internal-error corefile no"])
+            .args(["-iex", "maint set internal-error quit yes"])
             .args(["-p", &pid.to_string()]);
         for c in &self.cmds {
             cmd.arg("-ex").arg(c);
@@ -302,13 +305,24 @@ impl Script {
                 Some("@@CALL") | Some("@@VALUE") => {}
                 _ => continue,
             }
-            let name = f.next().expect("name").to_string();
-            let ret: i64 = f.next().and_then(|v| v.parse().ok()).expect("result");
+            // After the agent died, gdb's printf of an unset variable stops mid-line: no result.
+            let (Some(name), Some(ret)) = (f.next(), f.next().and_then(|v| v.parse::<i64>().ok()))
+            else {
+                continue;
+            };
             let errno: i32 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            results.insert(name, (ret, errno));
+            results.insert(name.to_string(), (ret, errno));
         }
-        let died = (transcript.contains("Program terminated with signal") || !alive(pid))
-            .then(|| agent.wait_exit());
+        // A call without a result: the agent died in it (gdb then says "Program terminated with
+        // signal SIGSYS", or, racing with the threads' exits, may lose track of them and abort
+        // on an internal error). Give the dying process its bounded time to become a zombie.
+        let incomplete = self.planned.iter().any(|n| !results.contains_key(n));
+        let gone = if incomplete {
+            wait_gone(pid, WAIT)
+        } else {
+            !alive(pid)
+        };
+        let died = gone.then(|| agent.wait_exit());
         let inj = Injection {
             pid,
             planned: self.planned.clone(),
