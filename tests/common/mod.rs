@@ -432,6 +432,8 @@ pub struct Start<'a> {
     pub extra: Vec<String>,
     /// When false, no `--web.listen-address` is passed (the test passes its own).
     pub listen_arg: bool,
+    /// Environment variables set for the agent (on top of the tests' own environment).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Start<'a> {
@@ -441,6 +443,7 @@ impl<'a> Start<'a> {
             port: free_port(),
             extra: Vec::new(),
             listen_arg: true,
+            env: Vec::new(),
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -457,6 +460,11 @@ impl<'a> Start<'a> {
     }
     pub fn no_listen_arg(mut self) -> Self {
         self.listen_arg = false;
+        self
+    }
+    /// Sets an environment variable for the agent (e.g. `NOTIFY_SOCKET`).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -484,6 +492,7 @@ impl<'a> Start<'a> {
         let args = self.argv();
         let mut child = Command::new(BIN)
             .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
