@@ -1428,7 +1428,8 @@ enum PidAbuse {
     Truncate,
     /// flock(fd, LOCK_UN): a second instance could start.
     Unlock,
-    /// unlink(path): a second instance creates and locks a new file.
+    /// unlink(path) of a file outside the PID file's directory, in a directory the agent's
+    /// user owns (the agent may remove its own PID file at exit, nothing else).
     Unlink,
     /// mmap(PROT_READ|PROT_WRITE, MAP_SHARED, fd) then a memory write: no write() at all.
     SharedMapping,
@@ -1436,6 +1437,10 @@ enum PidAbuse {
 
 fn pid_file(mode: Mode, abuse: PidAbuse) {
     let dir = TestDir::new();
+    // A file the agent's user could remove by its permissions alone.
+    let elsewhere = TestDir::new();
+    let victim = elsewhere.path().join("victim");
+    fs::write(&victim, "keep\n").expect("victim file");
     let mut agent = start(&dir, mode, &[]);
     let want = format!("{}\n", agent.pid());
     assert_eq!(dir.pid_file_content().as_deref(), Some(want.as_str()));
@@ -1471,7 +1476,7 @@ fn pid_file(mode: Mode, abuse: PidAbuse) {
             "mmap"
         }
         PidAbuse::Unlink => {
-            let path = dir.pid_file().display().to_string();
+            let path = victim.display().to_string();
             s.put(AUX, format!("{path}\0").as_bytes()).call(
                 "unlinkat",
                 libc::SYS_unlinkat,
@@ -1484,6 +1489,9 @@ fn pid_file(mode: Mode, abuse: PidAbuse) {
     let content = dir.pid_file_content();
     let mut escaped = (content.as_deref() != Some(want.as_str()))
         .then(|| format!("the PID file now holds {content:?} instead of {want:?}"));
+    if !victim.exists() {
+        escaped = Some(format!("{} was removed", victim.display()));
+    }
     if escaped.is_none() && inj.died.is_none() {
         // Is the lock still held? A second open file description must not get it.
         let f = fs::File::open(dir.pid_file()).expect("open PID file");

@@ -32,8 +32,11 @@ pub enum PidFileError {
 /// A locked PID file holding our pid.
 pub struct PidFile {
     path: PathBuf,
-    /// Read-only: holds the lock and nothing else.
-    lock: Flock<File>,
+    /// Read-only: holds the lock and nothing else. Never dropped: nix's `Flock` would
+    /// `flock(LOCK_UN)` on drop, which the sandbox forbids (a compromised agent could
+    /// otherwise unlock and let a second instance start). The descriptor, and the lock with
+    /// it, goes when the process exits.
+    _lock: std::mem::ManuallyDrop<Flock<File>>,
     /// Whether the agent's user may remove the file at exit.
     removable: bool,
 }
@@ -93,7 +96,7 @@ impl PidFile {
         }
         Ok(PidFile {
             path: path.to_path_buf(),
-            lock,
+            _lock: std::mem::ManuallyDrop::new(lock),
             removable,
         })
     }
@@ -103,17 +106,16 @@ impl PidFile {
     }
 
     /// Removes the file at exit when the agent's user may; otherwise leaves it (said at
-    /// start-up). The lock goes with the descriptor either way.
+    /// start-up). The lock is released when the process exits, a moment later.
     pub fn remove(self) {
         if self.removable {
             if let Err(e) = std::fs::remove_file(&self.path) {
                 log::warn!(
-                    "could not remove PID file {} ({e}); its lock is released",
+                    "could not remove PID file {} ({e}); its lock is released at exit",
                     self.path.display()
                 );
             }
         }
-        drop(self.lock);
     }
 }
 
@@ -161,7 +163,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("agent.pid");
         let pf = PidFile::acquire(&path, true).expect("acquire");
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&*pf.lock);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&**pf._lock);
         // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         assert_eq!(flags & libc::O_ACCMODE, libc::O_RDONLY);
