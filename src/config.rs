@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
-use crate::collectors::Paths;
+use crate::collector::Paths;
 pub use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS, DEFAULT_PORT};
 
 pub const DEFAULT_USER: &str = "monitoring-agent";

@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod check;
 pub mod cli;
+pub mod collector;
 pub mod collectors;
 pub mod config;
 pub mod daemon;

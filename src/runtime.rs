@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::agent::Agent;
 use crate::cli::Cli;
-use crate::collectors::{self, Collector};
+use crate::collector::Collector;
+use crate::collectors;
 use crate::config::ListenAddr;
 use crate::daemon::logging;
 use crate::daemon::notify::Notifier;

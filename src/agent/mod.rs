@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::collectors;
 use crate::config::{ReloadableSettings, Settings, StartupSettings, WebSettings};
 use crate::daemon::logging::client_event;
 use crate::exposition::{self, Format, MetricFamily};
+use crate::{collector, collectors};
 use scheduler::Entry;
 
 /// Which of the enabled collectors a scrape runs (`collect[]` / `exclude[]`).
@@ -192,7 +192,7 @@ impl Agent {
         }
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
         let mut families: Vec<MetricFamily> = Vec::with_capacity(256);
-        families.extend(collectors::meta_families(&outcomes));
+        families.extend(collector::meta_families(&outcomes));
         for o in outcomes {
             families.extend(o.families);
         }

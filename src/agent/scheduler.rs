@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::collectors::{self, Collector};
+use crate::collector::{self, Collector};
+use crate::collectors;
 use crate::config::CollectorSettings;
 use crate::daemon::logging::client_event;
 
@@ -51,9 +52,9 @@ pub fn build_entries(
 /// earlier scrape, is reported failed; the others are served.
 pub async fn run_collectors(
     entries: Vec<Entry>,
-    paths: collectors::Paths,
+    paths: collector::Paths,
     budget: Duration,
-) -> Vec<collectors::Outcome> {
+) -> Vec<collector::Outcome> {
     let n = entries.len();
     let deadline = tokio::time::Instant::now() + budget;
     let queue = Arc::new(entries);
@@ -66,17 +67,17 @@ pub async fn run_collectors(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(e) = queue.get(i) else { break };
             let outcome = if e.busy.swap(true, Ordering::AcqRel) {
-                collectors::Outcome {
+                collector::Outcome {
                     name: e.name,
                     families: Vec::new(),
-                    error: Some(collectors::CollectError::Other(
+                    error: Some(collector::CollectError::Other(
                         "still running since an earlier scrape that it made miss its deadline"
                             .into(),
                     )),
                     seconds: 0.0,
                 }
             } else {
-                let o = collectors::run(e.collector.as_ref(), &paths);
+                let o = collector::run(e.collector.as_ref(), &paths);
                 e.busy.store(false, Ordering::Release);
                 o
             };
@@ -87,7 +88,7 @@ pub async fn run_collectors(
         });
     }
     drop(tx);
-    let mut results: Vec<Option<collectors::Outcome>> = (0..n).map(|_| None).collect();
+    let mut results: Vec<Option<collector::Outcome>> = (0..n).map(|_| None).collect();
     while let Ok(Some((i, o))) = tokio::time::timeout_at(deadline, rx.recv()).await {
         if let Some(slot) = results.get_mut(i) {
             *slot = Some(o);
@@ -106,10 +107,10 @@ pub async fn run_collectors(
                         budget.as_secs_f64()
                     ),
                 );
-                collectors::Outcome {
+                collector::Outcome {
                     name,
                     families: Vec::new(),
-                    error: Some(collectors::CollectError::Other(format!(
+                    error: Some(collector::CollectError::Other(format!(
                         "deadline of {:.1}s exceeded",
                         budget.as_secs_f64()
                     ))),

@@ -81,7 +81,7 @@ pub(crate) mod lines {
 
 /// The fixture tree of the hardware group and node_exporter 1.5.0's output for it.
 pub(crate) mod hw {
-    use crate::collectors::Paths;
+    use crate::collector::Paths;
     use crate::exposition::MetricFamily;
     use std::path::PathBuf;
 

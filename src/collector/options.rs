@@ -2,8 +2,9 @@
 //! [`collector_options!`]: one type that is both its command-line flags
 //! (`--collector.<name>.<option>`) and its table in the configuration file
 //! (`[collector.<name>]`, the same options with `_` for `-`). Every option is optional: a flag
-//! wins over the file, the collector's own default over nothing. [`Options`] mounts each such
-//! type once, flattened into [`crate::cli::Cli`] and read from the file's `[collector]` table.
+//! wins over the file, the collector's own default over nothing. The registry's `Options`
+//! (`collectors::Options`, made by [`options_table!`]) mounts each such type once, flattened
+//! into the command line and read from the file's `[collector]` table.
 
 use std::str::FromStr;
 
@@ -70,7 +71,7 @@ macro_rules! collector_options {
             $( $(#[$fmeta])* #[serde(default)] pub $field: Option<$ty>, )*
         }
 
-        impl $crate::collectors::options::Merge for $name {
+        impl $crate::collector::options::Merge for $name {
             fn merge(self, file: Self) -> Self {
                 $name { $( $field: self.$field.or(file.$field), )* }
             }
@@ -84,11 +85,11 @@ macro_rules! collector_options {
 }
 pub(crate) use collector_options;
 
-/// Mounts each collector's options type once.
-macro_rules! options {
-    ($($field:ident: $ty:ty),* $(,)?) => {
-        /// Every collector's options: flattened into the command line, and the file's
-        /// `[collector]` table (`[collector.<name>]` per collector).
+/// Mounts each collector's options type once, as `Options` (invoked by the registry,
+/// the collectors module).
+macro_rules! options_table {
+    ($(#[$meta:meta])* $($field:ident: $ty:ty),* $(,)?) => {
+        $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct Options {
@@ -98,26 +99,17 @@ macro_rules! options {
         impl Options {
             /// The flags (`self`) over the file's values.
             pub fn merge(self, file: Options) -> Options {
+                use $crate::collector::options::Merge;
                 Options { $( $field: Merge::merge(self.$field, file.$field), )* }
             }
 
             /// Each collector's own check, named.
             pub fn check(&self) -> Result<(), String> {
+                use $crate::collector::options::Merge;
                 $( Merge::check(&self.$field).map_err(|e| format!("{}: {e}", stringify!($field)))?; )*
                 Ok(())
             }
         }
     };
 }
-
-use super::{diskstats, filesystem, netclass, netdev, powersupplyclass, sysctl, textfile};
-
-options! {
-    diskstats: diskstats::DiskstatsOptions,
-    filesystem: filesystem::FilesystemOptions,
-    netclass: netclass::NetclassOptions,
-    netdev: netdev::NetdevOptions,
-    powersupplyclass: powersupplyclass::PowersupplyOptions,
-    sysctl: sysctl::SysctlOptions,
-    textfile: textfile::TextfileOptions,
-}
+pub(crate) use options_table;

@@ -1,0 +1,258 @@
+//! The collector framework: the `Collector` trait and what every collector shares (the
+//! injectable roots of [`Paths`], errors that carry the path, the kept-open file reads of
+//! [`fsio`], option types and the `collector_options!` macro of [`options`], device and name
+//! filters), running one collector and the meta metrics. The collectors themselves, and the
+//! registry of them, are in the `collectors` module.
+
+pub mod fsio;
+pub mod options;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use regex::Regex;
+
+use crate::exposition::MetricFamily;
+
+/// Where the collectors find the operating system (`--path.procfs`, `--path.sysfs`,
+/// `--path.rootfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    /// udev's database (`--path.udev.data`), for `node_disk_info` and friends.
+    pub udev_data: PathBuf,
+    /// `--collector.textfile.directory` (read through Landlock: see SECURITY.md).
+    pub textfile_directory: Option<PathBuf>,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            procfs: PathBuf::from("/proc"),
+            sysfs: PathBuf::from("/sys"),
+            rootfs: PathBuf::from("/"),
+            udev_data: PathBuf::from("/run/udev/data"),
+            textfile_directory: None,
+        }
+    }
+}
+
+impl Paths {
+    /// A path below the procfs root, e.g. `proc("stat")`.
+    pub fn proc(&self, rel: &str) -> PathBuf {
+        self.procfs.join(rel)
+    }
+    /// A path below the sysfs root, e.g. `sys("class/net")`.
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        self.sysfs.join(rel)
+    }
+    /// A host path below the rootfs, e.g. `root("/etc/os-release")` (as node_exporter's
+    /// `rootfsFilePath`: the rootfs prefix is stripped from mount points it reports).
+    pub fn root(&self, abs: &str) -> PathBuf {
+        self.rootfs.join(abs.trim_start_matches('/'))
+    }
+}
+
+/// Why a collector produced nothing (or only part of its output).
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CollectError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        CollectError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub fn parse(path: &Path, msg: impl Into<String>) -> Self {
+        CollectError::Parse {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Reads a whole file, the error carrying its path.
+pub fn read_to_string(path: &Path) -> Result<String, CollectError> {
+    fsio::read_to_string(path).map_err(|e| CollectError::io(path, e))
+}
+
+/// A collector: a name (as in `--collector.<name>` and the `collector` label) and a way to
+/// read the system.
+pub trait Collector: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError>;
+}
+
+impl PartialEq for DeviceFilter {
+    fn eq(&self, o: &Self) -> bool {
+        self.include.as_ref().map(Regex::as_str) == o.include.as_ref().map(Regex::as_str)
+            && self.exclude.as_ref().map(Regex::as_str) == o.exclude.as_ref().map(Regex::as_str)
+    }
+}
+
+/// A regular expression applied to names that repeat on every scrape (kernel statistic
+/// fields): each name's verdict is remembered, so the automaton runs once per name, not once
+/// per scrape (it was the largest user-space cost of a scrape).
+#[derive(Debug)]
+pub struct MemoRegex {
+    re: Regex,
+    seen: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl MemoRegex {
+    /// Names remembered at most; past that the automaton runs every time.
+    const MAX: usize = 4096;
+
+    pub fn new(pattern: &str) -> Result<MemoRegex, regex::Error> {
+        Ok(MemoRegex {
+            re: Regex::new(pattern)?,
+            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    pub fn is_match(&self, name: &str) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return self.re.is_match(name);
+        };
+        if let Some(v) = seen.get(name) {
+            return *v;
+        }
+        let v = self.re.is_match(name);
+        if seen.len() < Self::MAX {
+            seen.insert(name.to_string(), v);
+        }
+        v
+    }
+}
+
+/// A device include/exclude pair as node_exporter's `deviceFilter`: with an include pattern,
+/// only matching devices; otherwise all but those matching the exclude pattern.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub include: Option<Regex>,
+    pub exclude: Option<Regex>,
+}
+
+impl DeviceFilter {
+    /// From a collector's include and exclude options; `default_exclude` applies when
+    /// neither is set.
+    pub fn new(
+        include: &Option<options::Pattern>,
+        exclude: &Option<options::Pattern>,
+        default_exclude: Option<&str>,
+    ) -> DeviceFilter {
+        match (include, exclude) {
+            (Some(i), _) => DeviceFilter {
+                include: Some(i.0.clone()),
+                exclude: None,
+            },
+            (None, Some(e)) => DeviceFilter {
+                include: None,
+                exclude: Some(e.0.clone()),
+            },
+            (None, None) => DeviceFilter {
+                include: None,
+                exclude: default_exclude.map(|d| options::Pattern::or_default(&None, d)),
+            },
+        }
+    }
+
+    /// node_exporter refuses both an include and an exclude pattern.
+    pub fn exclusive(
+        include: &Option<options::Pattern>,
+        exclude: &Option<options::Pattern>,
+    ) -> Result<(), String> {
+        if include.is_some() && exclude.is_some() {
+            return Err("device-include and device-exclude are mutually exclusive".into());
+        }
+        Ok(())
+    }
+
+    pub fn ignored(&self, name: &str) -> bool {
+        if let Some(inc) = &self.include {
+            return !inc.is_match(name);
+        }
+        self.exclude.as_ref().is_some_and(|e| e.is_match(name))
+    }
+}
+
+/// The outcome of one collector's run in a scrape.
+pub struct Outcome {
+    pub name: &'static str,
+    pub families: Vec<MetricFamily>,
+    pub error: Option<CollectError>,
+    pub seconds: f64,
+}
+
+/// Runs one collector, timing it.
+pub fn run(collector: &dyn Collector, paths: &Paths) -> Outcome {
+    let start = Instant::now();
+    let result = collector.collect(paths);
+    let seconds = start.elapsed().as_secs_f64();
+    match result {
+        Ok(families) => Outcome {
+            name: collector.name(),
+            families,
+            error: None,
+            seconds,
+        },
+        Err(e) => Outcome {
+            name: collector.name(),
+            families: Vec::new(),
+            error: Some(e),
+            seconds,
+        },
+    }
+}
+
+/// node_exporter's per-collector meta metrics for a set of outcomes.
+pub fn meta_families(outcomes: &[Outcome]) -> Vec<MetricFamily> {
+    let mut duration = MetricFamily::gauge(
+        "node_scrape_collector_duration_seconds",
+        "node_exporter: Duration of a collector scrape.",
+    );
+    let mut success = MetricFamily::gauge(
+        "node_scrape_collector_success",
+        "node_exporter: Whether a collector succeeded.",
+    );
+    for o in outcomes {
+        duration.push(&[("collector", o.name)], o.seconds);
+        success.push(
+            &[("collector", o.name)],
+            if o.error.is_none() { 1.0 } else { 0.0 },
+        );
+    }
+    vec![duration, success]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_regex_gives_the_regex_verdicts() {
+        let m = MemoRegex::new("^(pg.*fault|oom_kill)").expect("pattern");
+        for _ in 0..2 {
+            assert!(m.is_match("pgmajfault"));
+            assert!(m.is_match("oom_kill"));
+            assert!(!m.is_match("nr_free_pages"));
+        }
+        assert_eq!(m.seen.lock().expect("lock").len(), 3);
+    }
+}
