@@ -209,6 +209,14 @@ fn with_collector_flags(mut cmd: clap::Command) -> clap::Command {
     cmd
 }
 
+/// The whole command line as [`Cli::parse_args`] parses it: the derived flags plus one
+/// `--collector.<name>` (and hidden `--no-collector.<name>`) per known collector. For generated
+/// documentation (`examples/gen-docs.rs`: man page, shell completions) and for
+/// `monitoring-agent migrate-from-node-exporter`, which sorts node_exporter's flags by it.
+pub fn command() -> clap::Command {
+    with_collector_flags(Cli::command())
+}
+
 fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u32>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),

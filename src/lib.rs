@@ -20,6 +20,7 @@ pub mod collectors;
 pub mod config;
 pub mod daemon;
 pub mod exposition;
+pub mod migrate;
 pub mod privilege;
 pub mod runtime;
 pub mod sandbox;
@@ -89,6 +90,11 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     limit_malloc_arenas();
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // `monitoring-agent migrate-from-node-exporter ...`: a one-shot conversion, not the agent.
+    if args.get(1).is_some_and(|a| a == migrate::SUBCOMMAND) {
+        return migrate::run(args[1..].to_vec());
+    }
     // Step 1: parse, load, validate, resolve. Nothing is touched before this succeeds.
     let cli = match Cli::parse_args(args) {
         Ok(c) => c,
