@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on Debian, as root (the privilege, sandbox and daemon tests need it).
-# Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh) when missing,
-# creates the agent's system user when missing, then runs every test.
+# Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh, lintian) when
+# missing, creates the agent's system user when missing, builds the Debian package
+# (scripts/package.sh, a release build) for tests/package_deb.rs, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd)
+pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -55,6 +56,14 @@ fi
 export MONITORING_AGENT_EXPECT_LANDLOCK_ABI
 
 cargo build --locked --all-targets
+# The package tests/package_deb.rs inspects and runs lintian on. If this fails, that test runs
+# package.sh itself and fails with its output.
+if deb=$(./scripts/package.sh | tail -n 1); then
+  export MONITORING_AGENT_DEB="$deb"
+  echo "scripts/test.sh: package $MONITORING_AGENT_DEB"
+else
+  echo "scripts/test.sh: scripts/package.sh failed; tests/package_deb.rs will say why" >&2
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Removes what scripts/install.sh installed; running it again is harmless. The configuration,
-# the logs and the system user stay unless --purge is given.
+# Removes what scripts/install.sh installed; running it again is harmless. The configuration
+# (config.toml, /etc/default/monitoring-agent, the --ip-allow drop-in), the logs and the system
+# user stay unless --purge is given.
 # ROOT=/some/dir removes below that directory (as install.sh's ROOT).
 set -euo pipefail
 ROOT="${ROOT:-}"
@@ -25,6 +26,8 @@ if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
 fi
 if [ "$purge" = 1 ]; then
   rm -rf "$ROOT/etc/monitoring-agent" "$ROOT/var/log/monitoring-agent"
+  rm -f "$ROOT/etc/default/monitoring-agent" "$ROOT/etc/systemd/system/monitoring-agent.service.d/ip-address-allow.conf"
+  rmdir "$ROOT/etc/systemd/system/monitoring-agent.service.d" 2>/dev/null || true
   if [ -z "$ROOT" ] && id -u monitoring-agent >/dev/null 2>&1; then
     userdel monitoring-agent
   fi

@@ -139,8 +139,11 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 
 /// Adds `--collector.<name>` and `--no-collector.<name>` for every known collector, as
 /// node_exporter's flags.
-/// The whole command line as clap sees it: the derived flags, the defaults shown from code and
-/// the generated `--collector.<name>` switches (for the man page and shell completions too).
+/// The whole command line as [`Cli::parse_args`] parses it: the derived flags, the defaults
+/// shown from code, and one `--collector.<name>` (and hidden `--no-collector.<name>`) per known
+/// collector. Also for generated documentation (`examples/gen-docs.rs`: man page, shell
+/// completions) and for `monitoring-agent migrate-from-node-exporter`, which sorts
+/// node_exporter's flags by it.
 pub fn command() -> clap::Command {
     with_collector_flags(with_defaults(Cli::command()))
 }

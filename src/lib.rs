@@ -22,6 +22,7 @@ pub mod collectors;
 pub mod config;
 pub mod daemon;
 pub mod exposition;
+pub mod migrate;
 pub mod privilege;
 pub mod reload;
 pub mod runtime;

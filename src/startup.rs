@@ -27,6 +27,11 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     limit_malloc_arenas();
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // `monitoring-agent migrate-from-node-exporter ...`: a one-shot conversion, not the agent.
+    if args.get(1).is_some_and(|a| a == crate::migrate::SUBCOMMAND) {
+        return crate::migrate::run(args[1..].to_vec());
+    }
     // Step 1: parse, load, validate, resolve. Nothing is touched before this succeeds.
     let cli = match Cli::parse_args(args) {
         Ok(c) => c,
