@@ -141,7 +141,7 @@ impl Collector for SockStat {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render, sorted};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const V4: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat");
     const V6: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat6");
@@ -225,16 +225,9 @@ mod tests {
     #[test]
     fn absent_files() {
         let c = collector(&Options::default());
-        let paths = Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/nowhere"),
-            ..Paths::default()
-        };
+        let paths = procfs("net", "nowhere");
         assert_eq!(c.collect(&paths).expect("absent is fine").len(), 0);
-        let paths = Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net/debian12-vm-6.18/proc"),
-            ..Paths::default()
-        };
+        let paths = procfs("net", "debian12-vm-6.18/proc");
         assert_eq!(c.collect(&paths).expect("collects").len(), 20);
     }
 
