@@ -118,16 +118,11 @@ impl Collector for MemInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
     use crate::exposition::MetricType;
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/hosts/debian12-vm-6.18/proc/meminfo");
     const PROCFS: &str = include_str!("../../tests/fixtures/hosts/procfs-fixture/proc/meminfo");
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
-    }
 
     #[test]
     fn debian12() {

@@ -153,6 +153,7 @@ impl Collector for NetStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
     use crate::collectors::testutil::{procfs, procfs_at};
     use crate::exposition::MetricType;
 
@@ -169,12 +170,6 @@ mod tests {
 
     fn pattern() -> MemoRegex {
         MemoRegex::new(DEFAULT_FIELDS).expect("pattern")
-    }
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
     }
 
     fn all(netstat: &str, snmp: &str, snmp6: &str) -> Vec<MetricFamily> {

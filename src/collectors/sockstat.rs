@@ -140,6 +140,7 @@ impl Collector for SockStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
     use crate::collectors::testutil::lines::{parse, render, sorted};
     use crate::collectors::testutil::procfs;
 
@@ -147,12 +148,6 @@ mod tests {
     const V6: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat6");
     const RHE4: &str =
         include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/sockstat_rhe4");
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
-    }
 
     #[test]
     fn debian12() {

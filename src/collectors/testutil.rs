@@ -52,6 +52,13 @@ pub(crate) fn assert_golden(text: String, group: &str, rel: &str) {
     assert_eq!(text, fixture_text(group, rel), "{group}/{rel}");
 }
 
+/// The value of the first sample of the family `name`, if there is such a family.
+pub(crate) fn first_value(fams: &[MetricFamily], name: &str) -> Option<f64> {
+    fams.iter()
+        .find(|f| f.name == name)
+        .map(|f| f.samples[0].value)
+}
+
 /// The families in the text format, in the order given, samples as they are (what a
 /// collector's own order looks like).
 pub(crate) fn raw(fams: &[MetricFamily]) -> String {
