@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -222,11 +222,8 @@ impl Collector for Ipvs {
         "ipvs"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let sp = paths.proc("net/ip_vs_stats");
-        let stats = parse_stats(&read_to_string(&sp)?).map_err(|m| CollectError::parse(&sp, m))?;
-        let bp = paths.proc("net/ip_vs");
-        let backends =
-            parse_backends(&read_to_string(&bp)?).map_err(|m| CollectError::parse(&bp, m))?;
+        let stats = read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats)?;
+        let backends = read_parsed(&paths.proc("net/ip_vs"), parse_backends)?;
         Ok(families(&stats, &backends))
     }
 }
