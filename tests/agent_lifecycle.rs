@@ -255,6 +255,31 @@ fn sighup_keeps_command_line_overrides() {
     assert_eq!(agent.get("/file-two").status, 404);
 }
 
+/// Waits until the agent, still serving `/before`, counts `n` failed reloads, and checks that
+/// it reports the last one as failed; `what` names the wait in a failure.
+fn failed_reloads(agent: &Agent, n: f64, what: &str) {
+    let last = std::cell::RefCell::new(String::new());
+    wait_until(
+        || format!("{what}\n{}\n{}", last.borrow(), agent.diagnostics()),
+        || {
+            *last.borrow_mut() = try_scrape(agent, "/before").unwrap_or_default();
+            value(
+                &last.borrow(),
+                "monitoring_agent_config_reload_failures_total",
+                &[],
+            ) == Some(n)
+        },
+    );
+    assert_eq!(
+        must_value(
+            &last.borrow(),
+            "monitoring_agent_config_last_reload_successful",
+            &[]
+        ),
+        0.0
+    );
+}
+
 /// SIGHUP with a broken file: the old configuration keeps serving on the same listener, the
 /// error is logged with its line and column, and the failure is counted; a later valid file
 /// is applied and clears the failure gauge.
@@ -274,29 +299,7 @@ fn sighup_with_broken_file_keeps_serving_and_counts_failure() {
     // A syntax error.
     write_in_place(&cfg, "[web\ntelemetry_path = \"/after\"\n");
     agent.signal(Signal::SIGHUP);
-    let last = std::cell::RefCell::new(String::new());
-    wait_until(
-        || {
-            format!(
-                "reload failure counted\n{}\n{}",
-                last.borrow(),
-                agent.diagnostics()
-            )
-        },
-        || {
-            *last.borrow_mut() = try_scrape(&agent, "/before").unwrap_or_default();
-            value(
-                &last.borrow(),
-                "monitoring_agent_config_reload_failures_total",
-                &[],
-            ) == Some(1.0)
-        },
-    );
-    let body = last.borrow().clone();
-    assert_eq!(
-        must_value(&body, "monitoring_agent_config_last_reload_successful", &[]),
-        0.0
-    );
+    failed_reloads(&agent, 1.0, "reload failure counted");
     assert_eq!(agent.get("/after").status, 404);
     assert_eq!(listening_inode(agent.port), Some(listener));
     let log = agent.wait_log("configuration not reloaded");
@@ -311,28 +314,7 @@ fn sighup_with_broken_file_keeps_serving_and_counts_failure() {
         "[web]\ntelemetry_path = \"/after\"\nmax_requests = 0\n",
     );
     agent.signal(Signal::SIGHUP);
-    wait_until(
-        || {
-            format!(
-                "second reload failure counted\n{}\n{}",
-                last.borrow(),
-                agent.diagnostics()
-            )
-        },
-        || {
-            *last.borrow_mut() = try_scrape(&agent, "/before").unwrap_or_default();
-            value(
-                &last.borrow(),
-                "monitoring_agent_config_reload_failures_total",
-                &[],
-            ) == Some(2.0)
-        },
-    );
-    let body = last.borrow().clone();
-    assert_eq!(
-        must_value(&body, "monitoring_agent_config_last_reload_successful", &[]),
-        0.0
-    );
+    failed_reloads(&agent, 2.0, "second reload failure counted");
     assert!(alive(agent.pid()));
 
     // A valid file again: applied, gauge back to 1, the counter keeps its count.

@@ -14,7 +14,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{assert_promtool_ok, must_value, Start, TestDir};
+use common::{assert_promtool_ok, assert_sandbox_enforced, Start, TestDir};
 
 /// Collectors whose output depends on the fixture tree alone. Left out: `time`, `timex` and
 /// `uname` (system calls about the running host), `filesystem` (statfs of live mount points),
@@ -244,23 +244,9 @@ fn scrape_fixture(dir: &TestDir) -> (String, PathBuf) {
         "two scrapes of an unchanging fixture tree differ\n{}",
         diff_listing(&normalise(&body, &tree), &normalise(&again, &tree))
     );
-    for layer in [
-        "landlock_fs",
-        "seccomp",
-        "privileges_dropped",
-        "no_new_privs",
-    ] {
-        assert_eq!(
-            must_value(
-                &body,
-                "monitoring_agent_sandbox_enforced",
-                &[("layer", layer)]
-            ),
-            1.0,
-            "sandbox layer {layer} not enforced in the e2e run\n{}",
-            agent.diagnostics()
-        );
-    }
+    assert_sandbox_enforced(&body, "the e2e run must be sandboxed", || {
+        agent.diagnostics()
+    });
     (body, tree)
 }
 

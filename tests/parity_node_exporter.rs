@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http, loopback, must_value, Start, TestDir};
+use common::{assert_sandbox_enforced, find_program, free_port, http, loopback, Start, TestDir};
 
 /// Families whose label *values* may legitimately differ between the two processes (label
 /// names must still match), with the reason.
@@ -165,19 +165,14 @@ fn parse_series(line: &str) -> (String, BTreeMap<String, String>, &str) {
 
 /// `prometheus-node-exporter`, or a failure saying how to install it.
 fn node_exporter_bin() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-        let p = dir.join("prometheus-node-exporter");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "prometheus-node-exporter not found: the parity test compares the agent with Debian's \
+    find_program("prometheus-node-exporter").unwrap_or_else(|| {
+        panic!(
+            "prometheus-node-exporter not found: the parity test compares the agent with Debian's \
          node_exporter 1.5.0 on this host; install it with \
          `apt-get install prometheus-node-exporter` (and `systemctl disable --now \
          prometheus-node-exporter` if you do not want the service running)"
-    );
+        )
+    })
 }
 
 /// node_exporter started by the test, killed on drop.
@@ -282,23 +277,9 @@ fn agent_matches_node_exporter_on_this_host() {
     // Collector sets: node_exporter's defaults on this host, the agent's defaults.
     let ne_all = Exposition::parse(&ne.scrape("/metrics"));
     let ag_body = agent.scrape("/metrics");
-    for layer in [
-        "landlock_fs",
-        "seccomp",
-        "privileges_dropped",
-        "no_new_privs",
-    ] {
-        assert_eq!(
-            must_value(
-                &ag_body,
-                "monitoring_agent_sandbox_enforced",
-                &[("layer", layer)]
-            ),
-            1.0,
-            "sandbox layer {layer} not enforced: the parity run must be sandboxed\n{}",
-            agent.diagnostics()
-        );
-    }
+    assert_sandbox_enforced(&ag_body, "the parity run must be sandboxed", || {
+        agent.diagnostics()
+    });
     let ag_all = Exposition::parse(&ag_body);
     let ne_collectors = ne_all.collectors();
     let ag_collectors = ag_all.collectors();

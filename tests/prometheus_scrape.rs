@@ -24,18 +24,13 @@ const DOC_TARGET: &str = "localhost:9100";
 
 /// Path of the `prometheus` server; fails, never skips, when it is missing.
 fn prometheus_bin() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-        let p = dir.join("prometheus");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
+    find_program("prometheus").unwrap_or_else(|| {
+        panic!(
         "the `prometheus` server binary was not found: install the Debian package `prometheus` \
          (`apt-get install prometheus`; scripts/test.sh installs it) — this test runs a real \
          Prometheus against the agent"
-    );
+        )
+    })
 }
 
 /// A Prometheus server started by the test, killed and reaped on drop.

@@ -92,6 +92,43 @@ pub fn read_to_string(path: &Path) -> Result<String, CollectError> {
     fsio::read_to_string(path).map_err(|e| CollectError::io(path, e))
 }
 
+/// Reads a whole file and parses it, either error carrying the file's path.
+pub fn read_parsed<T, E: Into<String>>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, CollectError> {
+    parse(&read_to_string(path)?).map_err(|m| CollectError::parse(path, m))
+}
+
+/// The names in a directory, sorted; a name that is not UTF-8 is skipped, a failure to list
+/// the directory is an error.
+pub fn sorted_names(dir: &Path) -> Result<Vec<String>, CollectError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
+        let e = e.map_err(|e| CollectError::io(dir, e))?;
+        if let Ok(name) = e.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The names in `dir` that `keep` accepts, sorted, as Go's `filepath.Glob` finds them: an I/O
+/// error (no directory, an unreadable one or entry) matches nothing.
+pub fn glob_names(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| keep(n))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// A collector: a name (as in `--collector.<name>` and the `collector` label) and a way to
 /// read the system.
 pub trait Collector: Send + Sync {

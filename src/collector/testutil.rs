@@ -1,9 +1,11 @@
-//! Shared by the collectors' unit tests: fixture paths, families encoded as the agent serves
-//! them, node_exporter's output as comparable lines, and the hardware group's golden file.
+//! Shared by the collectors' unit tests: fixture paths, `Paths` rooted in a fixture, golden
+//! files, families encoded as the agent serves them, node_exporter's output as comparable
+//! lines, and the hardware group's golden file.
 
 use std::path::PathBuf;
 
-use crate::exposition::{encode, Format, MetricFamily};
+use crate::collectors::Paths;
+use crate::exposition::{encode, sort_samples, Format, MetricFamily};
 
 /// A file or directory under `tests/fixtures/<group>/`.
 pub(crate) fn fixture(group: &str, rel: &str) -> PathBuf {
@@ -13,10 +15,67 @@ pub(crate) fn fixture(group: &str, rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// `Paths` whose procfs is `dir`, the rest the host's.
+pub(crate) fn procfs_at(dir: impl Into<PathBuf>) -> Paths {
+    Paths {
+        procfs: dir.into(),
+        ..Paths::default()
+    }
+}
+
+/// `Paths` whose sysfs is `dir`, the rest the host's.
+pub(crate) fn sysfs_at(dir: impl Into<PathBuf>) -> Paths {
+    Paths {
+        sysfs: dir.into(),
+        ..Paths::default()
+    }
+}
+
+/// `Paths` whose procfs is `tests/fixtures/<group>/<rel>`, the rest the host's.
+pub(crate) fn procfs(group: &str, rel: &str) -> Paths {
+    procfs_at(fixture(group, rel))
+}
+
+/// `Paths` whose sysfs is `tests/fixtures/<group>/<rel>`, the rest the host's.
+pub(crate) fn sysfs(group: &str, rel: &str) -> Paths {
+    sysfs_at(fixture(group, rel))
+}
+
+/// The text of a file under `tests/fixtures/<group>/` (a golden file, or an input).
+pub(crate) fn fixture_text(group: &str, rel: &str) -> String {
+    std::fs::read_to_string(fixture(group, rel)).expect("golden file")
+}
+
+/// Asserts that `text` is, byte for byte, the golden file `tests/fixtures/<group>/<rel>`.
+#[track_caller]
+pub(crate) fn assert_golden(text: String, group: &str, rel: &str) {
+    assert_eq!(text, fixture_text(group, rel), "{group}/{rel}");
+}
+
+/// The value of the first sample of the family `name`, if there is such a family.
+pub(crate) fn first_value(fams: &[MetricFamily], name: &str) -> Option<f64> {
+    fams.iter()
+        .find(|f| f.name == name)
+        .map(|f| f.samples[0].value)
+}
+
+/// The families in the text format, in the order given, samples as they are (what a
+/// collector's own order looks like).
+pub(crate) fn raw(fams: &[MetricFamily]) -> String {
+    encode(fams, Format::Text)
+}
+
 /// The families in the text format, sorted by name as the scrape sorts them.
 pub(crate) fn render(mut fams: Vec<MetricFamily>) -> String {
     fams.sort_by(|a, b| a.name.cmp(&b.name));
     encode(&fams, Format::Text)
+}
+
+/// The families as the exposition layer serves them: sorted by name, samples in
+/// client_golang's order.
+pub(crate) fn served(mut fams: Vec<MetricFamily>) -> String {
+    fams.iter_mut().for_each(sort_samples);
+    render(fams)
 }
 
 /// Families and node_exporter's output as comparable lines (values as numbers, so that a
@@ -104,7 +163,7 @@ pub(crate) mod hw {
     /// text format, `@SYSFS@` replaced by the fixture's sysfs root.
     pub fn golden(prefixes: &[&str]) -> String {
         let text =
-            std::fs::read_to_string(base().join("node_exporter-1.5.0.prom")).expect("golden file");
+            std::fs::read_to_string(base().join("node_exporter-1.5.0.prom")).expect("fixture file");
         let sysfs = paths().sysfs.display().to_string();
         let mut out = String::new();
         let mut keep = false;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// Counts entries per device (sorted by device name).
@@ -49,10 +49,9 @@ impl Collector for Arp {
         "arp"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let path = paths.proc("net/arp");
-        let text = read_to_string(&path)?;
-        let entries = parse_arp(&text).map_err(|m| CollectError::parse(&path, m))?;
-        Ok(families(&entries))
+        read_parsed(&paths.proc("net/arp"), |text| {
+            parse_arp(text).map(|entries| families(&entries))
+        })
     }
 }
 
@@ -60,7 +59,7 @@ impl Collector for Arp {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/arp");
     const NODE_EXPORTER: &str =
@@ -98,14 +97,11 @@ node_arp_entries{device=\"eth0\"} 1
 
     #[test]
     fn fixture_tree_and_absent() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net");
-        let p = |d: &str| Paths {
-            procfs: root.join(d),
-            ..Paths::default()
-        };
-        let fams = Arp.collect(&p("debian12-vm-6.18/proc")).expect("collects");
+        let fams = Arp
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
+            .expect("collects");
         assert_eq!(fams[0].samples.len(), 1);
-        assert!(Arp.collect(&p("nowhere")).is_err());
+        assert!(Arp.collect(&procfs("net", "nowhere")).is_err());
     }
 
     #[test]

@@ -35,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{glob_names, read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -452,18 +452,10 @@ impl Collector for Bcache {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let root: PathBuf = paths.sys("fs/bcache");
         // Go's filepath.Glob ignores I/O errors: no directory, no cache sets.
-        let Ok(rd) = std::fs::read_dir(&root) else {
-            return Ok(Vec::new());
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains('-'))
-            .collect();
+        let names = glob_names(&root, |n| n.contains('-'));
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        names.sort_unstable();
         let sets = names
             .iter()
             .map(|n| read_set(&root.join(n), self.priority_stats))
@@ -475,49 +467,35 @@ impl Collector for Bcache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, sort_samples, Format};
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage2", rel)
-    }
-
-    fn paths(sys: PathBuf) -> Paths {
-        Paths {
-            sysfs: sys,
-            ..Paths::default()
-        }
-    }
-
-    /// Families as the exposition layer serves them: sorted by name, samples sorted.
-    fn served(mut fams: Vec<MetricFamily>) -> String {
-        fams.sort_by(|a, b| a.name.cmp(&b.name));
-        fams.iter_mut().for_each(sort_samples);
-        encode(&fams, Format::Text)
-    }
+    use crate::collectors::testutil::{assert_golden, fixture, served, sysfs, sysfs_at};
 
     #[test]
     fn matches_node_exporter() {
         let fams = Bcache::with_priority_stats(false)
-            .collect(&paths(fixture("bcache/sys")))
+            .collect(&sysfs("storage2", "bcache/sys"))
             .expect("collects");
-        let want = std::fs::read_to_string(fixture("bcache/expected.txt")).expect("golden");
-        assert_eq!(served(fams), want);
+        assert_golden(served(fams), "storage2", "bcache/expected.txt");
     }
 
     #[test]
     fn matches_node_exporter_with_priority_stats() {
         let fams = Bcache::with_priority_stats(true)
-            .collect(&paths(fixture("bcache/sys")))
+            .collect(&sysfs("storage2", "bcache/sys"))
             .expect("collects");
-        let want =
-            std::fs::read_to_string(fixture("bcache/expected-priority-stats.txt")).expect("golden");
-        assert_eq!(served(fams), want);
+        assert_golden(
+            served(fams),
+            "storage2",
+            "bcache/expected-priority-stats.txt",
+        );
     }
 
     #[test]
     fn reads_the_set_exactly() {
         let s = read_set(
-            &fixture("bcache/sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74"),
+            &fixture(
+                "storage2",
+                "bcache/sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74",
+            ),
             true,
         )
         .expect("reads");
@@ -592,12 +570,12 @@ mod tests {
             std::fs::write(set.join("internal").join(f), "2\n").expect("write");
         }
         let c = Bcache::with_priority_stats(false);
-        let fams = c.collect(&paths(dir.clone())).expect("collects");
+        let fams = c.collect(&sysfs_at(dir.clone())).expect("collects");
         assert_eq!(fams.iter().filter(|f| !f.samples.is_empty()).count(), 10);
         std::fs::write(set.join("congested"), "").expect("write");
-        assert!(c.collect(&paths(dir.clone())).is_err());
+        assert!(c.collect(&sysfs_at(dir.clone())).is_err());
         std::fs::remove_file(set.join("congested")).expect("rm");
-        assert!(c.collect(&paths(dir.clone())).is_err());
+        assert!(c.collect(&sysfs_at(dir.clone())).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -605,7 +583,7 @@ mod tests {
     fn absent_is_empty_success() {
         let c = Bcache::with_priority_stats(false);
         assert!(c
-            .collect(&paths(fixture("no-such-dir")))
+            .collect(&sysfs("storage2", "no-such-dir"))
             .expect("success")
             .is_empty());
     }

@@ -111,15 +111,7 @@ impl Collector for Bonding {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render};
-
-    fn paths(d: &str) -> Paths {
-        Paths {
-            sysfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::sysfs;
 
     #[test]
     fn node_exporter_fixture_as_node_exporter_prints_it() {
@@ -137,7 +129,7 @@ node_bonding_slaves{master=\"dmz\"} 2
 node_bonding_slaves{master=\"int\"} 2
 ";
         let fams = Bonding
-            .collect(&paths("node_exporter-fixture/sys"))
+            .collect(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("collects");
         assert_eq!(render(&fams), parse(expected));
     }
@@ -145,7 +137,9 @@ node_bonding_slaves{master=\"int\"} 2
     #[test]
     fn no_bonding_driver() {
         // This host (and its fixture) has no bonding_masters.
-        assert!(Bonding.collect(&paths("debian12-vm-6.18/sys")).is_err());
+        assert!(Bonding
+            .collect(&sysfs("net", "debian12-vm-6.18/sys"))
+            .is_err());
     }
 
     #[test]

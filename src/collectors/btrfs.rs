@@ -32,7 +32,7 @@
 use std::path::{Path, PathBuf};
 
 use super::nvme::sys_read_file;
-use super::{CollectError, Collector, Options, Paths};
+use super::{glob_names, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -276,18 +276,10 @@ impl Collector for Btrfs {
         let root = paths.sys("fs/btrfs");
         // Go's filepath.Glob ignores I/O errors: an unreadable or missing directory matches
         // nothing.
-        let Ok(rd) = std::fs::read_dir(&root) else {
-            return Ok(Vec::new());
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains('-'))
-            .collect();
+        let names = glob_names(&root, |n| n.contains('-'));
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        names.sort_unstable();
         let all = names
             .iter()
             .map(|n| read_fs(&root.join(n)))
@@ -299,33 +291,22 @@ impl Collector for Btrfs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage2", rel)
-    }
-
-    fn paths(sys: PathBuf) -> Paths {
-        Paths {
-            sysfs: sys,
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, fixture, raw, sysfs, sysfs_at};
 
     #[test]
     fn matches_node_exporter() {
         let mut fams = Btrfs
-            .collect(&paths(fixture("btrfs/sys")))
+            .collect(&sysfs("storage2", "btrfs/sys"))
             .expect("collects");
         // The exposition layer sorts samples as client_golang does; so does this test.
         fams.iter_mut().for_each(crate::exposition::sort_samples);
-        let want = std::fs::read_to_string(fixture("btrfs/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        assert_golden(raw(&fams), "storage2", "btrfs/expected.txt");
     }
 
     #[test]
     fn parses_fixture_exactly() {
         let s = read_fs(&fixture(
+            "storage2",
             "btrfs/sys/fs/btrfs/7f07c59f-6136-449c-ab87-e1cf2328731b",
         ))
         .expect("reads");
@@ -377,8 +358,8 @@ mod tests {
         std::fs::write(fs.join("allocation/global_rsv_size"), "5\n").expect("write");
         // No metadata_uuid, no data/metadata directories, an unparsable size, an unknown
         // layout: all tolerated, as procfs does; without `features`, global_rsv_size reads 0.
-        let fams = Btrfs.collect(&paths(dir.clone())).expect("collects");
-        let text = encode(&fams, Format::Text);
+        let fams = Btrfs.collect(&sysfs_at(dir.clone())).expect("collects");
+        let text = raw(&fams);
         assert!(text.contains("node_btrfs_info{label=\"\",uuid=\"aaaa-bbbb\"} 1\n"));
         assert!(text.contains("node_btrfs_global_rsv_size_bytes{uuid=\"aaaa-bbbb\"} 0\n"));
         assert!(
@@ -392,14 +373,14 @@ mod tests {
         ));
         // Without allocation/system procfs' error survives: the collector fails.
         std::fs::remove_dir_all(fs.join("allocation/system")).expect("rm");
-        assert!(Btrfs.collect(&paths(dir.clone())).is_err());
+        assert!(Btrfs.collect(&sysfs_at(dir.clone())).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn absent_is_empty_success() {
         assert!(Btrfs
-            .collect(&paths(fixture("no-such-dir")))
+            .collect(&sysfs("storage2", "no-such-dir"))
             .expect("success")
             .is_empty());
     }

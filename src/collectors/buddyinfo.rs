@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -69,8 +69,7 @@ impl Collector for BuddyInfo {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("buddyinfo");
-        let buddy =
-            parse_buddyinfo(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+        let buddy = read_parsed(&path, parse_buddyinfo)?;
         Ok(vec![family(&buddy)])
     }
 }
@@ -78,9 +77,7 @@ impl Collector for BuddyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn parses() {
@@ -100,15 +97,9 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let fams = BuddyInfo.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-buddyinfo.txt")
-        );
+        assert_golden(render(fams), "procmisc", "expected/debian12-buddyinfo.txt");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! missing one of them fails the collector, as node_exporter (which wants exactly 17 columns)
 //! fails there too.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// The statistics exported: header column, metric suffix, HELP.
@@ -137,8 +137,7 @@ impl Collector for Conntrack {
         let count = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_count"))?;
         let max = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_max"))?;
         let path = paths.proc("net/stat/nf_conntrack");
-        let text = read_to_string(&path)?;
-        let stats = parse_conntrack_stat(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let stats = read_parsed(&path, parse_conntrack_stat)?;
         Ok(families(count, max, &stats))
     }
 }
@@ -147,24 +146,15 @@ impl Collector for Conntrack {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render, sorted};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const NODE_EXPORTER: &str =
         include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/stat/nf_conntrack");
 
-    fn root(d: &str) -> Paths {
-        Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
-
     #[test]
     fn debian12_matches_node_exporter() {
         let fams = Conntrack
-            .collect(&root("debian12-vm-6.18/proc"))
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
             .expect("collects");
         let expected = include_str!(
             "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-conntrack.txt"
@@ -213,7 +203,7 @@ mod tests {
 
     #[test]
     fn module_not_loaded() {
-        assert!(Conntrack.collect(&root("nowhere")).is_err());
+        assert!(Conntrack.collect(&procfs("net", "nowhere")).is_err());
     }
 
     #[test]

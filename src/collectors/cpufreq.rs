@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 /// (file, family, help), in output order.
@@ -124,9 +124,7 @@ impl Collector for Cpufreq {
                 }
             }
         }
-        fams.retain(|f| !f.samples.is_empty());
-        fams.iter_mut().for_each(sort_samples);
-        Ok(fams)
+        Ok(nonempty_sorted(fams))
     }
 }
 

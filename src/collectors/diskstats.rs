@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use super::options::{collector_options, Pattern};
-use super::{CollectError, Collector, DeviceFilter, Options, Paths};
+use super::{read_parsed, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
 collector_options! {
@@ -339,8 +339,7 @@ impl Collector for Diskstats {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("diskstats");
-        let text = super::read_to_string(&path)?;
-        let mut disks = parse_diskstats(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let mut disks = read_parsed(&path, parse_diskstats)?;
         disks.retain(|d| !self.filter.ignored(&d.name));
         Ok(families(&mut disks, |major, minor| {
             let p = paths.udev_data.join(format!("b{major}:{minor}"));

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 fn read_u64(path: &Path) -> Result<f64, CollectError> {
@@ -95,10 +95,7 @@ impl Collector for Edac {
                 row_ue.push(&labels, read_u64(&rdir.join("ue_count"))?);
             }
         }
-        let mut fams = vec![ce, row_ce, row_ue, ue];
-        fams.retain(|f| !f.samples.is_empty());
-        fams.iter_mut().for_each(sort_samples);
-        Ok(fams)
+        Ok(nonempty_sorted(vec![ce, row_ce, row_ue, ue]))
     }
 }
 

@@ -8,7 +8,7 @@
 //! procfs' `KernelRandom`) also reads `urandom_min_reseed_secs` and the wakeup thresholds but
 //! exports none of them: they are not read here.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -35,9 +35,7 @@ pub fn families(available: u64, pool_size: u64) -> Vec<MetricFamily> {
 }
 
 fn read_bits(paths: &Paths, rel: &str) -> Result<u64, CollectError> {
-    let path = paths.proc(rel);
-    let text = read_to_string(&path)?;
-    parse_bits(&text).map_err(|m| CollectError::parse(&path, m))
+    read_parsed(&paths.proc(rel), parse_bits)
 }
 
 impl Collector for Entropy {
@@ -54,18 +52,7 @@ impl Collector for Entropy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture_paths() -> Paths {
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw");
-        Paths {
-            procfs: base.join("proc"),
-            sysfs: base.join("sys"),
-            rootfs: base.join("root"),
-            udev_data: base.join("udev"),
-            textfile_directory: None,
-        }
-    }
+    use crate::collectors::testutil::hw;
 
     #[test]
     fn parses_debian12_values() {
@@ -78,7 +65,7 @@ mod tests {
 
     #[test]
     fn collect_fixture() {
-        let fams = Entropy.collect(&fixture_paths()).expect("collects");
+        let fams = Entropy.collect(&hw::paths()).expect("collects");
         assert_eq!(fams.len(), 2);
         assert_eq!(fams[0].name, "node_entropy_available_bits");
         assert_eq!(fams[0].samples[0].value, 1337.0);
@@ -89,7 +76,7 @@ mod tests {
 
     #[test]
     fn missing_source_fails() {
-        let mut p = fixture_paths();
+        let mut p = hw::paths();
         p.procfs = p.procfs.join("nonexistent");
         assert!(Entropy.collect(&p).is_err());
     }

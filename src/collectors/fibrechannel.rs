@@ -14,8 +14,8 @@
 
 use std::path::Path;
 
-use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use super::{sorted_names, CollectError, Collector, Options, Paths};
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 /// The info attributes, in label (alphabetical) order, `fc_host` excepted.
@@ -173,15 +173,10 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
 
 /// Reads every host under `class` (`<sysfs>/class/fc_host`), sorted by name.
 pub fn read_hosts(class: &Path) -> Result<Vec<Host>, CollectError> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(class).map_err(|e| CollectError::io(class, e))? {
-        let e = e.map_err(|e| CollectError::io(class, e))?;
-        if let Ok(n) = e.file_name().into_string() {
-            names.push(n);
-        }
-    }
-    names.sort();
-    names.iter().map(|n| read_host(&class.join(n), n)).collect()
+    sorted_names(class)?
+        .iter()
+        .map(|n| read_host(&class.join(n), n))
+        .collect()
 }
 
 pub fn families(hosts: &[Host]) -> Vec<MetricFamily> {
@@ -219,11 +214,7 @@ pub fn families(hosts: &[Host]) -> Vec<MetricFamily> {
     }
     let mut out = vec![info];
     out.append(&mut counters);
-    for f in &mut out {
-        sort_samples(f);
-    }
-    out.retain(|f| !f.samples.is_empty());
-    out
+    nonempty_sorted(out)
 }
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -244,15 +235,7 @@ impl Collector for FibreChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn paths(d: &str) -> Paths {
-        Paths {
-            sysfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::sysfs;
 
     fn sample(fams: &[MetricFamily], name: &str, host: &str) -> Option<f64> {
         fams.iter()
@@ -266,7 +249,7 @@ mod tests {
     #[test]
     fn node_exporter_fixture() {
         let fams = FibreChannel
-            .collect(&paths("node_exporter-fixture/sys"))
+            .collect(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("collects");
         let info = fams
             .iter()
@@ -328,7 +311,7 @@ mod tests {
     #[test]
     fn absent() {
         assert!(FibreChannel
-            .collect(&paths("debian12-vm-6.18/sys"))
+            .collect(&sysfs("net", "debian12-vm-6.18/sys"))
             .is_err());
     }
 

@@ -4,7 +4,7 @@
 //! The file is one line of three tab-separated numbers (allocated, free — always 0 since
 //! 2.6 —, maximum). As node_exporter, a missing or malformed file fails the collector.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -58,8 +58,7 @@ impl Collector for FileFd {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("sys/fs/file-nr");
-        let text = read_to_string(&path)?;
-        let f = parse_file_nr(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let f = read_parsed(&path, parse_file_nr)?;
         Ok(families(&f))
     }
 }
@@ -67,9 +66,7 @@ impl Collector for FileFd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, procfs_at, render};
 
     #[test]
     fn parses() {
@@ -88,19 +85,10 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let fams = FileFd.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-filefd.txt")
-        );
-        let none = Paths {
-            procfs: "/nonexistent".into(),
-            ..Paths::default()
-        };
+        assert_golden(render(fams), "procmisc", "expected/debian12-filefd.txt");
+        let none = procfs_at("/nonexistent");
         assert!(FileFd.collect(&none).is_err());
     }
 

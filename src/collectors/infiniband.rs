@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use super::{read_to_string, sorted_names, CollectError, Collector, Options, Paths};
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 /// A counter: directory (`counters` or `counters_ext`), file, metric suffix, HELP, times 4.
@@ -176,22 +176,10 @@ fn read_port(port_dir: &Path, port: u32) -> Result<Port, CollectError> {
     })
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<String>, CollectError> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
-        let e = e.map_err(|e| CollectError::io(dir, e))?;
-        if let Ok(name) = e.file_name().into_string() {
-            out.push(name);
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Reads every device under `class` (`<sysfs>/class/infiniband`).
 pub fn read_devices(class: &Path) -> Result<Vec<Device>, CollectError> {
     let mut out = Vec::new();
-    for name in sorted_entries(class)? {
+    for name in sorted_names(class)? {
         let dir = class.join(&name);
         let fw = dir.join("fw_ver");
         let firmware_version = read_to_string(&fw)?.trim().to_string();
@@ -207,7 +195,7 @@ pub fn read_devices(class: &Path) -> Result<Vec<Device>, CollectError> {
         let hca_type = opt("hca_type")?;
         let ports_dir = dir.join("ports");
         let mut ports = Vec::new();
-        for p in sorted_entries(&ports_dir)? {
+        for p in sorted_names(&ports_dir)? {
             let n: u32 = p.parse().map_err(|_| {
                 CollectError::parse(&ports_dir, format!("port {p:?} is not a number"))
             })?;
@@ -270,11 +258,7 @@ pub fn families(devices: &[Device]) -> Vec<MetricFamily> {
     }
     let mut out = vec![info, state, phys, rate];
     out.append(&mut counters);
-    for f in &mut out {
-        sort_samples(f);
-    }
-    out.retain(|f| !f.samples.is_empty());
-    out
+    nonempty_sorted(out)
 }
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -295,15 +279,7 @@ impl Collector for InfiniBand {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn paths(d: &str) -> Paths {
-        Paths {
-            sysfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::sysfs;
 
     fn sample(fams: &[MetricFamily], name: &str, dev: &str, port: &str) -> Option<f64> {
         fams.iter()
@@ -317,7 +293,7 @@ mod tests {
     #[test]
     fn node_exporter_fixture() {
         let fams = InfiniBand
-            .collect(&paths("node_exporter-fixture/sys"))
+            .collect(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("collects");
         let info = fams
             .iter()
@@ -400,7 +376,9 @@ mod tests {
 
     #[test]
     fn absent() {
-        assert!(InfiniBand.collect(&paths("debian12-vm-6.18/sys")).is_err());
+        assert!(InfiniBand
+            .collect(&sysfs("net", "debian12-vm-6.18/sys"))
+            .is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -96,28 +96,16 @@ impl Collector for Interrupts {
         "interrupts"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let path = paths.proc("interrupts");
-        let text = read_to_string(&path)?;
-        let rows = parse_interrupts(&text).map_err(|m| CollectError::parse(&path, m))?;
-        Ok(vec![
-            family(&rows).map_err(|m| CollectError::parse(&path, m))?
-        ])
+        read_parsed(&paths.proc("interrupts"), |text| {
+            Ok::<_, String>(vec![family(&parse_interrupts(text)?)?])
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
-
-    fn at(tree: &str) -> Paths {
-        Paths {
-            procfs: format!("{FIXTURES}/{tree}/proc").into(),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn parses() {
@@ -145,19 +133,20 @@ mod tests {
     #[test]
     fn fixture_matches_node_exporter() {
         let fams = Interrupts
-            .collect(&at("debian12-vm-6.18"))
+            .collect(&procfs("procmisc", "debian12-vm-6.18/proc"))
             .expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-interrupts.txt")
-        );
+        assert_golden(render(fams), "procmisc", "expected/debian12-interrupts.txt");
     }
 
     #[test]
     fn aarch64_glued_name() {
         // node_exporter 1.5 fails on this file (see the module doc); every row it parses right
         // comes out the same here, and the glued `IPI0` row is read correctly.
-        let text = render(Interrupts.collect(&at("node_exporter")).expect("collects"));
+        let text = render(
+            Interrupts
+                .collect(&procfs("procmisc", "node_exporter/proc"))
+                .expect("collects"),
+        );
         let expected =
             include_str!("../../tests/fixtures/procmisc/expected/node_exporter-interrupts.txt");
         for line in expected.lines().filter(|l| !l.contains("IPI0")) {

@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -222,11 +222,8 @@ impl Collector for Ipvs {
         "ipvs"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let sp = paths.proc("net/ip_vs_stats");
-        let stats = parse_stats(&read_to_string(&sp)?).map_err(|m| CollectError::parse(&sp, m))?;
-        let bp = paths.proc("net/ip_vs");
-        let backends =
-            parse_backends(&read_to_string(&bp)?).map_err(|m| CollectError::parse(&bp, m))?;
+        let stats = read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats)?;
+        let backends = read_parsed(&paths.proc("net/ip_vs"), parse_backends)?;
         Ok(families(&stats, &backends))
     }
 }
@@ -235,21 +232,13 @@ impl Collector for Ipvs {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render, sorted};
+    use crate::collectors::testutil::procfs;
     use std::path::Path;
-
-    fn root(d: &str) -> Paths {
-        Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
 
     #[test]
     fn node_exporter_fixture_matches_its_expected_output() {
         let fams = Ipvs
-            .collect(&root("node_exporter-fixture/proc"))
+            .collect(&procfs("net", "node_exporter-fixture/proc"))
             .expect("collects");
         let expected =
             include_str!("../../tests/fixtures/net/node_exporter-fixture/ip_vs_result.txt");
@@ -287,7 +276,9 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
         assert!(
             parse_backends("TCP  C0A80016:0CEA wlc\n  -> C0A85216:0CEA Tunnel x 1 2\n").is_err()
         );
-        assert!(Ipvs.collect(&root("debian12-vm-6.18/proc")).is_err());
+        assert!(Ipvs
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
+            .is_err());
     }
 
     #[test]

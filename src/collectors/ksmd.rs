@@ -4,7 +4,7 @@
 //! Any file missing or not an unsigned integer fails the collector (as node_exporter;
 //! `CONFIG_KSM=n` included).
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 const FILES: [&str; 9] = [
@@ -54,8 +54,7 @@ impl Collector for Ksmd {
         let mut out = Vec::with_capacity(FILES.len());
         for file in FILES {
             let path = paths.sys(&format!("kernel/mm/ksm/{file}"));
-            let v =
-                parse_uint(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+            let v = read_parsed(&path, parse_uint)?;
             out.push(family(file, v));
         }
         Ok(out)
@@ -65,9 +64,7 @@ impl Collector for Ksmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, render, sysfs, sysfs_at};
 
     #[test]
     fn parses() {
@@ -79,19 +76,10 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            sysfs: format!("{FIXTURES}/debian12-vm-6.18/sys").into(),
-            ..Paths::default()
-        };
+        let paths = sysfs("procmisc", "debian12-vm-6.18/sys");
         let fams = Ksmd.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-ksmd.txt")
-        );
-        let none = Paths {
-            sysfs: "/nonexistent".into(),
-            ..Paths::default()
-        };
+        assert_golden(render(fams), "procmisc", "expected/debian12-ksmd.txt");
+        let none = sysfs_at("/nonexistent");
         assert!(Ksmd.collect(&none).is_err());
     }
 

@@ -1,7 +1,7 @@
 //! `loadavg` collector: `node_load1`, `node_load5`, `node_load15` from `/proc/loadavg`, as
 //! node_exporter 1.5's `loadavg.go`/`loadavg_linux.go`.
 
-use super::{read_to_string, CollectError, Collector, Paths};
+use super::{read_parsed, CollectError, Collector, Paths};
 use crate::exposition::MetricFamily;
 
 /// The 1, 5 and 15 minute load averages.
@@ -47,8 +47,7 @@ impl Collector for LoadAvg {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("loadavg");
-        let text = read_to_string(&path)?;
-        let l = parse_loadavg(&text).map_err(|msg| CollectError::parse(&path, msg))?;
+        let l = read_parsed(&path, parse_loadavg)?;
         Ok(families(&l))
     }
 }

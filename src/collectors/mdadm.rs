@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -216,8 +216,7 @@ impl Collector for Mdadm {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("mdstat");
-        let text = super::read_to_string(&path)?;
-        let mds = parse_mdstat(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let mds = read_parsed(&path, parse_mdstat)?;
         Ok(families(mds))
     }
 }
@@ -225,29 +224,14 @@ impl Collector for Mdadm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage", rel)
-    }
-
-    fn paths(dir: &str) -> Paths {
-        let root = fixture(dir);
-        Paths {
-            procfs: root.join("proc"),
-            sysfs: root.join("sys"),
-            rootfs: root.clone(),
-            udev_data: root.join("udev/data"),
-            textfile_directory: None,
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, fixture_text, procfs, raw};
 
     /// Our output for a fixture tree equals node_exporter 1.5's, byte for byte.
     fn golden(dir: &str) {
-        let fams = Mdadm.collect(&paths(dir)).expect("collects");
-        let want = std::fs::read_to_string(fixture(dir).join("expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Mdadm
+            .collect(&procfs("storage", &format!("{dir}/proc")))
+            .expect("collects");
+        assert_golden(raw(&fams), "storage", &format!("{dir}/expected.txt"));
     }
 
     #[test]
@@ -258,7 +242,7 @@ mod tests {
 
     #[test]
     fn parsed_values() {
-        let text = std::fs::read_to_string(fixture("mdadm/proc/mdstat")).expect("fixture");
+        let text = fixture_text("storage", "mdadm/proc/mdstat");
         let mds = parse_mdstat(&text).expect("parses");
         assert_eq!(mds.len(), 15);
         let md6 = mds.iter().find(|m| m.name == "md6").expect("md6");
@@ -306,6 +290,6 @@ mod tests {
 
     #[test]
     fn absent_source_fails() {
-        assert!(Mdadm.collect(&paths("nowhere")).is_err());
+        assert!(Mdadm.collect(&procfs("storage", "nowhere/proc")).is_err());
     }
 }

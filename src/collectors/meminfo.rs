@@ -9,7 +9,7 @@
 //! (`MemAvailable` since 3.14, `Zswap`, `SecPageTables`, `Unaccepted`, …) appear exactly where
 //! the kernel has them.
 
-use super::{read_to_string, CollectError, Collector, Paths};
+use super::{read_parsed, CollectError, Collector, Paths};
 use crate::exposition::MetricFamily;
 
 /// One field: its metric-name suffix (`MemTotal_bytes`, `HugePages_Total`) and value (bytes for
@@ -53,7 +53,7 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
 
 /// `Active(anon)` → `Active_anon`: node_exporter's `\((.*)\)` → `_${1}` (greedy, so from the
 /// first `(` to the last `)`), without a regex.
-fn metric_key(key: &str) -> String {
+pub(super) fn metric_key(key: &str) -> String {
     if let (Some(open), Some(close)) = (key.find('('), key.rfind(')')) {
         if open < close {
             return format!(
@@ -110,8 +110,7 @@ impl Collector for MemInfo {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("meminfo");
-        let text = read_to_string(&path)?;
-        let fields = parse_meminfo(&text).map_err(|msg| CollectError::parse(&path, msg))?;
+        let fields = read_parsed(&path, parse_meminfo)?;
         Ok(families(fields))
     }
 }
@@ -119,16 +118,11 @@ impl Collector for MemInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
     use crate::exposition::MetricType;
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/hosts/debian12-vm-6.18/proc/meminfo");
     const PROCFS: &str = include_str!("../../tests/fixtures/hosts/procfs-fixture/proc/meminfo");
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
-    }
 
     #[test]
     fn debian12() {

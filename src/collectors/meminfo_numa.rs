@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::meminfo::metric_key;
+use super::{read_parsed, read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -53,21 +54,6 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
         });
     }
     Ok(out)
-}
-
-/// `Active(anon)` → `Active_anon` (node_exporter's greedy `\((.*)\)` → `_${1}`).
-fn metric_key(key: &str) -> String {
-    if let (Some(open), Some(close)) = (key.find('('), key.rfind(')')) {
-        if open < close {
-            return format!(
-                "{}_{}{}",
-                &key[..open],
-                &key[open + 1..close],
-                &key[close + 1..]
-            );
-        }
-    }
-    key.to_string()
 }
 
 /// Parses a node's `numastat` (`numa_hit 16259562`): names get `_total`.
@@ -145,10 +131,7 @@ impl Collector for MeminfoNuma {
         let (mut gauges, mut counters) = (Vec::new(), Vec::new());
         for (node, dir) in &nodes {
             let path = base.join(dir).join("meminfo");
-            gauges.extend(
-                parse_meminfo(&read_to_string(&path)?)
-                    .map_err(|m| CollectError::parse(&path, m))?,
-            );
+            gauges.extend(read_parsed(&path, parse_meminfo)?);
             let path = base.join(dir).join("numastat");
             counters.extend(
                 parse_numastat(&read_to_string(&path)?, node)
@@ -162,9 +145,7 @@ impl Collector for MeminfoNuma {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, render, sysfs, sysfs_at};
 
     #[test]
     fn parses() {
@@ -197,19 +178,14 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            sysfs: format!("{FIXTURES}/debian12-vm-6.18/sys").into(),
-            ..Paths::default()
-        };
+        let paths = sysfs("procmisc", "debian12-vm-6.18/sys");
         let fams = MeminfoNuma.collect(&paths).expect("collects");
-        assert_eq!(
+        assert_golden(
             render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-meminfo_numa.txt")
+            "procmisc",
+            "expected/debian12-meminfo_numa.txt",
         );
-        let none = Paths {
-            sysfs: "/nonexistent".into(),
-            ..Paths::default()
-        };
+        let none = sysfs_at("/nonexistent");
         assert!(MeminfoNuma.collect(&none).expect("no nodes").is_empty());
     }
 

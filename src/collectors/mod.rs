@@ -8,7 +8,8 @@
 #[cfg(test)]
 pub(crate) use crate::collector::testutil;
 pub use crate::collector::{
-    fsio, options, read_to_string, CollectError, Collector, DeviceFilter, MemoRegex, Paths,
+    fsio, glob_names, options, read_parsed, read_to_string, sorted_names, CollectError, Collector,
+    DeviceFilter, MemoRegex, Paths,
 };
 pub use filesystem::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
 

@@ -509,33 +509,19 @@ impl Collector for MountStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, sort_samples, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage2", rel)
-    }
-
-    fn served(mut fams: Vec<MetricFamily>) -> String {
-        fams.sort_by(|a, b| a.name.cmp(&b.name));
-        fams.iter_mut().for_each(sort_samples);
-        encode(&fams, Format::Text)
-    }
+    use crate::collectors::testutil::{assert_golden, fixture_text, procfs, served};
 
     #[test]
     fn matches_node_exporter() {
-        let paths = Paths {
-            procfs: fixture("mountstats/proc"),
-            ..Paths::default()
-        };
-        let fams = MountStats.collect(&paths).expect("collects");
-        let want = std::fs::read_to_string(fixture("mountstats/expected.txt")).expect("golden");
-        assert_eq!(served(fams), want);
+        let fams = MountStats
+            .collect(&procfs("storage2", "mountstats/proc"))
+            .expect("collects");
+        assert_golden(served(fams), "storage2", "mountstats/expected.txt");
     }
 
     #[test]
     fn parses_fixture_exactly() {
-        let text = std::fs::read_to_string(fixture("mountstats/proc/10/mountstats")).expect("fx");
+        let text = fixture_text("storage2", "mountstats/proc/10/mountstats");
         let mounts = parse_mountstats(&text).expect("parses");
         assert_eq!(mounts.len(), 7);
         assert!(mounts[..4].iter().all(|m| m.nfs.is_none()));
@@ -579,7 +565,7 @@ mod tests {
         assert_eq!(u.operations[3].queue_ms, 18_446_743_919_241_604_546);
         assert_eq!(ms_to_s(u.operations[3].queue_ms), 9_007_044_786_793.922);
 
-        let info = std::fs::read_to_string(fixture("mountstats/proc/10/mountinfo")).expect("fx");
+        let info = fixture_text("storage2", "mountstats/proc/10/mountinfo");
         let addrs = parse_mountinfo_addrs(&info).expect("parses");
         assert_eq!(
             addrs,
@@ -675,10 +661,8 @@ mod tests {
         let fams = MountStats.collect(&Paths::default()).expect("collects");
         let text = std::fs::read_to_string("/proc/self/mountstats").expect("mountstats");
         assert_eq!(fams.is_empty(), !text.contains("statvers="), "{fams:?}");
-        let absent = Paths {
-            procfs: fixture("no-such-dir"),
-            ..Paths::default()
-        };
-        assert!(MountStats.collect(&absent).is_err());
+        assert!(MountStats
+            .collect(&procfs("storage2", "no-such-dir"))
+            .is_err());
     }
 }

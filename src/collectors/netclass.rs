@@ -17,7 +17,7 @@ use regex::Regex;
 
 use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 /// What node_exporter exports of one interface; `None` when the attribute is unreadable.
@@ -146,11 +146,7 @@ pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
     }
     let mut out = vec![info, up];
     out.append(&mut numeric);
-    for f in &mut out {
-        sort_samples(f);
-    }
-    out.retain(|f| !f.samples.is_empty());
-    out
+    nonempty_sorted(out)
 }
 
 /// Reads a small sysfs file into `buf`. `Ok(false)` for the errors procfs treats as "attribute
@@ -278,17 +274,7 @@ impl Collector for NetClass {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render, sorted};
-
-    fn root(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-    }
-
-    fn paths(rel: &str) -> Paths {
-        Paths {
-            sysfs: root(rel),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::sysfs;
 
     fn nc(ignored: &str) -> NetClass {
         NetClass {
@@ -302,7 +288,7 @@ mod tests {
         // `speed` of a down interface, are absent) and node_exporter 1.5 was scraped on the
         // same host at the same time.
         let fams = nc("^$")
-            .collect(&paths("tests/fixtures/net/debian12-vm-6.18/sys"))
+            .collect(&sysfs("net", "debian12-vm-6.18/sys"))
             .expect("collects");
         let expected = include_str!(
             "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netclass.txt"
@@ -313,7 +299,7 @@ mod tests {
     #[test]
     fn node_exporter_fixture() {
         let ifaces = nc("^$")
-            .read(&paths("tests/fixtures/net/node_exporter-fixture/sys"))
+            .read(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("reads");
         // `bonding_masters` is a regular file: skipped.
         let names: Vec<_> = ifaces.iter().map(|i| i.name.as_str()).collect();
@@ -377,7 +363,7 @@ mod tests {
     #[test]
     fn ignored_devices() {
         let ifaces = nc("^(bond|int)")
-            .read(&paths("tests/fixtures/net/node_exporter-fixture/sys"))
+            .read(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("reads");
         let names: Vec<_> = ifaces.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["dmz"]);
@@ -385,9 +371,7 @@ mod tests {
 
     #[test]
     fn absent_class_fails() {
-        assert!(nc("^$")
-            .collect(&paths("tests/fixtures/net/nowhere"))
-            .is_err());
+        assert!(nc("^$").collect(&sysfs("net", "nowhere")).is_err());
     }
 
     #[test]

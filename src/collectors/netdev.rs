@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use super::options::{collector_options, Pattern};
-use super::{read_to_string, CollectError, Collector, DeviceFilter, Options, Paths};
+use super::{read_parsed, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// One interface's line of `/proc/net/dev`: the 8 receive then the 8 transmit columns.
@@ -151,8 +151,7 @@ impl Collector for NetDev {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/dev");
-        let text = read_to_string(&path)?;
-        let mut lines = parse_net_dev(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let mut lines = read_parsed(&path, parse_net_dev)?;
         lines.retain(|l| !self.filter.ignored(&l.name));
         let class = paths.sys("class/net");
         let nohandler: Vec<Option<u64>> = lines
@@ -172,6 +171,7 @@ impl Collector for NetDev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::fixture;
     use crate::exposition::{sort_samples, MetricType};
     use regex::Regex;
     use std::borrow::Cow;
@@ -288,21 +288,29 @@ mod tests {
         assert_eq!(parse_net_dev(""), Ok(vec![]));
     }
 
-    #[test]
-    fn filter_and_fixture_tree() {
-        let root =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/debian12-vm-6.18");
-        let paths = Paths {
-            procfs: root.join("proc"),
-            sysfs: root.join("sys"),
+    /// This host's captured `/proc` and `/sys`.
+    fn debian12_tree() -> Paths {
+        Paths {
+            procfs: fixture("net", "debian12-vm-6.18/proc"),
+            sysfs: fixture("net", "debian12-vm-6.18/sys"),
             ..Paths::default()
-        };
-        let c = NetDev {
+        }
+    }
+
+    /// Debian's default: every device but `lo`.
+    fn excluding_lo() -> NetDev {
+        NetDev {
             filter: DeviceFilter {
                 include: None,
                 exclude: Some(Regex::new("^lo$").expect("regex")),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn filter_and_fixture_tree() {
+        let paths = debian12_tree();
+        let c = excluding_lo();
         let fams = c.collect(&paths).expect("collects");
         assert_eq!(fams.len(), 17);
         let devs: Vec<_> = fams[0]
@@ -325,7 +333,7 @@ mod tests {
         assert_eq!(fams[0].samples.len(), 2);
 
         let missing = Paths {
-            procfs: root.join("nowhere"),
+            procfs: fixture("net", "debian12-vm-6.18/nowhere"),
             ..Paths::default()
         };
         assert!(c.collect(&missing).is_err());
@@ -336,19 +344,8 @@ mod tests {
         // node_exporter 1.5 (Debian's build excludes `lo` by default) scraped on this host
         // while the fixture tree was copied.
         use crate::collectors::testutil::lines::{parse, render, sorted};
-        let root =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/debian12-vm-6.18");
-        let paths = Paths {
-            procfs: root.join("proc"),
-            sysfs: root.join("sys"),
-            ..Paths::default()
-        };
-        let c = NetDev {
-            filter: DeviceFilter {
-                include: None,
-                exclude: Some(Regex::new("^lo$").expect("regex")),
-            },
-        };
+        let paths = debian12_tree();
+        let c = excluding_lo();
         let fams = c.collect(&paths).expect("collects");
         let expected =
             include_str!("../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netdev.txt");

@@ -153,10 +153,10 @@ impl Collector for NetStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
+    use crate::collectors::testutil::{procfs, procfs_at};
     use crate::exposition::MetricType;
-    use std::path::Path;
 
-    const DIR: &str = "tests/fixtures/net/debian12-vm-6.18/proc/net";
     const NETSTAT: &str =
         include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/netstat");
     const SNMP: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/snmp");
@@ -170,12 +170,6 @@ mod tests {
 
     fn pattern() -> MemoRegex {
         MemoRegex::new(DEFAULT_FIELDS).expect("pattern")
-    }
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
     }
 
     fn all(netstat: &str, snmp: &str, snmp6: &str) -> Vec<MetricFamily> {
@@ -334,14 +328,10 @@ mod tests {
 
     #[test]
     fn fixture_tree_and_absent_files() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
-        let proc_root = root.parent().expect("proc").to_path_buf();
         let c = collector(&Options::default());
-        let paths = Paths {
-            procfs: proc_root,
-            ..Paths::default()
-        };
-        let fams = c.collect(&paths).expect("collects");
+        let fams = c
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
+            .expect("collects");
         assert_eq!(fams.len(), DEBIAN12_NAMES.len());
 
         // No IPv6: snmp6 absent is fine.
@@ -349,10 +339,7 @@ mod tests {
         std::fs::create_dir_all(tmp.join("net")).expect("mkdir");
         std::fs::write(tmp.join("net/netstat"), NETSTAT).expect("write");
         std::fs::write(tmp.join("net/snmp"), SNMP).expect("write");
-        let paths = Paths {
-            procfs: tmp.clone(),
-            ..Paths::default()
-        };
+        let paths = procfs_at(&tmp);
         let fams = c.collect(&paths).expect("collects");
         assert_eq!(value(&fams, "node_netstat_Ip6_InOctets"), None);
         assert!(value(&fams, "node_netstat_Tcp_InSegs").is_some());

@@ -266,21 +266,12 @@ impl Collector for NetworkRoute {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render};
-    use std::path::Path;
-
-    fn root(d: &str) -> Paths {
-        Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::procfs;
 
     #[test]
     fn debian12_matches_node_exporter() {
         let fams = NetworkRoute
-            .collect(&root("debian12-vm-6.18/proc"))
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
             .expect("collects");
         let expected = include_str!(
             "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-network_route.txt"
@@ -348,7 +339,7 @@ eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0
         assert!(parse_route("h\neth0 0 0\n", &[]).is_err());
         assert!(parse_ipv6_route("00 00\n").is_err());
         assert!(parse_ipv6_route(&"0 ".repeat(10)).is_err());
-        assert!(NetworkRoute.collect(&root("nowhere")).is_err());
+        assert!(NetworkRoute.collect(&procfs("net", "nowhere")).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! Deviation: a line procfs 0.8 does not know is skipped; procfs fails the whole file.
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -187,7 +187,8 @@ impl Default for ClientStats {
     }
 }
 
-fn copy_into(dst: &mut [u64], src: &[u64]) {
+/// Copies `src` into the start of `dst`, as far as both go.
+pub(super) fn copy_into(dst: &mut [u64], src: &[u64]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = *s;
     }
@@ -263,8 +264,7 @@ impl Collector for Nfs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/rpc/nfs");
-        let text = super::read_to_string(&path)?;
-        let stats = parse_client(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let stats = read_parsed(&path, parse_client)?;
         Ok(families(&stats))
     }
 }
@@ -272,30 +272,19 @@ impl Collector for Nfs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage", rel)
-    }
-
-    fn paths(dir: &str) -> Paths {
-        Paths {
-            procfs: fixture(dir).join("proc"),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, fixture_text, procfs, raw};
 
     #[test]
     fn matches_node_exporter() {
-        let fams = Nfs.collect(&paths("nfs")).expect("collects");
-        let want = std::fs::read_to_string(fixture("nfs/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Nfs
+            .collect(&procfs("storage", "nfs/proc"))
+            .expect("collects");
+        assert_golden(raw(&fams), "storage", "nfs/expected.txt");
     }
 
     #[test]
     fn values_and_padding() {
-        let text = std::fs::read_to_string(fixture("nfs/proc/net/rpc/nfs")).expect("fixture");
+        let text = fixture_text("storage", "nfs/proc/net/rpc/nfs");
         let s = parse_client(&text).expect("parses");
         assert_eq!(s.net, [70, 70, 69, 45]);
         assert_eq!(s.rpc, [1_218_785_755, 374_636, 1_218_815_394]);
@@ -322,7 +311,7 @@ mod tests {
 
     #[test]
     fn absent_source_fails() {
-        assert!(Nfs.collect(&paths("nowhere")).is_err());
+        assert!(Nfs.collect(&procfs("storage", "nowhere/proc")).is_err());
     }
 
     #[test]

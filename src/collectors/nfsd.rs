@@ -22,8 +22,8 @@
 //!   skipped; procfs 0.8 fails the whole file, so node_exporter 1.5 reports nothing on such
 //!   kernels.
 
-use super::nfs::{counted, fixed, parse_lines, push_requests, V2, V3};
-use super::{CollectError, Collector, Options, Paths};
+use super::nfs::{copy_into, counted, fixed, parse_lines, push_requests, V2, V3};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -73,43 +73,8 @@ const V4_OPS: [&str; 37] = [
     "RelLockOwner",
 ];
 
-/// The v4 operations node_exporter exports (it skips `PutPubFH`, `PutRootFH`, `SetClientID`
-/// and `SetClientIDConfirm`).
-const V4_EXPORTED: [&str; 33] = [
-    "Access",
-    "Close",
-    "Commit",
-    "Create",
-    "DelegPurge",
-    "DelegReturn",
-    "GetAttr",
-    "GetFH",
-    "Link",
-    "Lock",
-    "Lockt",
-    "Locku",
-    "Lookup",
-    "LookupRoot",
-    "Nverify",
-    "Open",
-    "OpenAttr",
-    "OpenConfirm",
-    "OpenDgrd",
-    "PutFH",
-    "Read",
-    "ReadDir",
-    "ReadLink",
-    "Remove",
-    "Rename",
-    "Renew",
-    "RestoreFH",
-    "SaveFH",
-    "SecInfo",
-    "SetAttr",
-    "Verify",
-    "Write",
-    "RelLockOwner",
-];
+/// The v4 operations node_exporter does not export.
+const V4_SKIPPED: [&str; 4] = ["PutPubFH", "PutRootFH", "SetClientID", "SetClientIDConfirm"];
 
 /// What node_exporter reports from `/proc/net/rpc/nfsd`.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,12 +115,6 @@ impl Default for ServerStats {
             v3: [0; 22],
             v4_ops: [0; 37],
         }
-    }
-}
-
-fn copy_into(dst: &mut [u64], src: &[u64]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = *s;
     }
 }
 
@@ -215,7 +174,7 @@ pub fn families(s: &ServerStats) -> Vec<MetricFamily> {
         V4_OPS
             .iter()
             .zip(&s.v4_ops)
-            .filter(|(m, _)| V4_EXPORTED.contains(m))
+            .filter(|(m, _)| !V4_SKIPPED.contains(m))
             .map(|(m, v)| (*m, "4", *v)),
     );
     push_requests(&mut requests, rows);
@@ -300,8 +259,7 @@ impl Collector for Nfsd {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/rpc/nfsd");
-        let text = super::read_to_string(&path)?;
-        let stats = parse_server(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let stats = read_parsed(&path, parse_server)?;
         Ok(families(&stats))
     }
 }
@@ -309,25 +267,13 @@ impl Collector for Nfsd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage", rel)
-    }
-
-    fn paths(dir: &str) -> Paths {
-        Paths {
-            procfs: fixture(dir).join("proc"),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{fixture_text, procfs, raw};
 
     /// node_exporter 1.5's output with its three mis-mapped v4 operations corrected (see the
     /// module doc): the fixture's SETCLIENTID and SETCLIENTID_CONFIRM counts (3 and 3) are not
     /// `Verify` and `Write`, which are 0, as is RELEASE_LOCKOWNER.
     fn expected() -> String {
-        let want = std::fs::read_to_string(fixture("nfsd/expected.txt")).expect("golden");
+        let want = fixture_text("storage", "nfsd/expected.txt");
         let fixed: Vec<String> = want
             .lines()
             .map(|l| match l {
@@ -347,17 +293,21 @@ mod tests {
     #[test]
     fn matches_node_exporter() {
         let want = expected();
-        let fams = Nfsd.collect(&paths("nfsd")).expect("collects");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Nfsd
+            .collect(&procfs("storage", "nfsd/proc"))
+            .expect("collects");
+        assert_eq!(raw(&fams), want);
         // A 6.x kernel's extra `wdeleg_getattr` line changes nothing (node_exporter 1.5
         // fails there).
-        let fams = Nfsd.collect(&paths("nfsd-6.x")).expect("collects");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Nfsd
+            .collect(&procfs("storage", "nfsd-6.x/proc"))
+            .expect("collects");
+        assert_eq!(raw(&fams), want);
     }
 
     #[test]
     fn values() {
-        let text = std::fs::read_to_string(fixture("nfsd/proc/net/rpc/nfsd")).expect("fixture");
+        let text = fixture_text("storage", "nfsd/proc/net/rpc/nfsd");
         let s = parse_server(&text).expect("parses");
         assert_eq!(s.reply_cache, [0, 6, 18622]);
         assert_eq!(s.threads, 8);
@@ -381,7 +331,7 @@ mod tests {
 
     #[test]
     fn absent_source_fails() {
-        assert!(Nfsd.collect(&paths("nowhere")).is_err());
+        assert!(Nfsd.collect(&procfs("storage", "nowhere/proc")).is_err());
     }
 
     #[test]

@@ -101,23 +101,13 @@ impl Collector for Nvme {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage2", rel)
-    }
-
-    fn paths(sys: PathBuf) -> Paths {
-        Paths {
-            sysfs: sys,
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, raw, sysfs, sysfs_at};
 
     #[test]
     fn matches_node_exporter() {
-        let fams = Nvme.collect(&paths(fixture("nvme/sys"))).expect("collects");
+        let fams = Nvme
+            .collect(&sysfs("storage2", "nvme/sys"))
+            .expect("collects");
         assert_eq!(
             fams[0].samples[0].labels,
             vec![
@@ -128,14 +118,13 @@ mod tests {
                 ("state".into(), "live".to_string()),
             ]
         );
-        let want = std::fs::read_to_string(fixture("nvme/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        assert_golden(raw(&fams), "storage2", "nvme/expected.txt");
     }
 
     #[test]
     fn absent_class_fails_like_node_exporter() {
         // node_exporter: ErrNoData → node_scrape_collector_success 0.
-        assert!(Nvme.collect(&paths(fixture("no-such-dir"))).is_err());
+        assert!(Nvme.collect(&sysfs("storage2", "no-such-dir")).is_err());
     }
 
     #[test]
@@ -150,9 +139,9 @@ mod tests {
         ] {
             std::fs::write(dev.join(f), v).expect("write");
         }
-        assert!(Nvme.collect(&paths(dir.clone())).is_err());
+        assert!(Nvme.collect(&sysfs_at(dir.clone())).is_err());
         std::fs::write(dev.join("state"), "live\n").expect("write");
-        let fams = Nvme.collect(&paths(dir.clone())).expect("collects");
+        let fams = Nvme.collect(&sysfs_at(dir.clone())).expect("collects");
         assert_eq!(fams[0].samples[0].labels[2].1, "M");
         let _ = std::fs::remove_dir_all(&dir);
     }

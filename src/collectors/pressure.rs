@@ -11,7 +11,7 @@
 //! (node_exporter keeps the resources read before the missing one; a failed collector here
 //! exports nothing.)
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
@@ -72,8 +72,7 @@ impl Collector for Pressure {
         let mut out = Vec::with_capacity(5);
         for res in ["cpu", "io", "memory"] {
             let path = paths.proc(&format!("pressure/{res}"));
-            let psi =
-                parse_psi(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+            let psi = read_parsed(&path, parse_psi)?;
             let need = |v: Option<u64>, kind: &str| {
                 v.map(seconds)
                     .ok_or_else(|| CollectError::parse(&path, format!("no {kind:?} line")))
@@ -127,16 +126,7 @@ impl Collector for Pressure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
-
-    fn at(tree: &str) -> Paths {
-        Paths {
-            procfs: format!("{FIXTURES}/{tree}/proc").into(),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn parses() {
@@ -165,12 +155,13 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let fams = Pressure.collect(&at("debian12-vm-6.18")).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-pressure.txt")
-        );
+        let fams = Pressure
+            .collect(&procfs("procmisc", "debian12-vm-6.18/proc"))
+            .expect("collects");
+        assert_golden(render(fams), "procmisc", "expected/debian12-pressure.txt");
         // node_exporter's fixtures lack `memory`: ErrNoData there, a failure here.
-        assert!(Pressure.collect(&at("node_exporter")).is_err());
+        assert!(Pressure
+            .collect(&procfs("procmisc", "node_exporter/proc"))
+            .is_err());
     }
 }

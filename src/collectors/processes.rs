@@ -206,9 +206,7 @@ impl Collector for Processes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, procfs_at, render};
 
     #[test]
     fn parses() {
@@ -237,19 +235,10 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let fams = Processes.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-processes.txt")
-        );
-        let none = Paths {
-            procfs: "/nonexistent".into(),
-            ..Paths::default()
-        };
+        assert_golden(render(fams), "procmisc", "expected/debian12-processes.txt");
+        let none = procfs_at("/nonexistent");
         assert!(Processes.collect(&none).is_err());
     }
 

@@ -97,9 +97,7 @@ impl Collector for Schedstat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn parses() {
@@ -121,20 +119,15 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/node_exporter/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "node_exporter/proc");
         let fams = Schedstat.collect(&paths).expect("collects");
-        assert_eq!(
+        assert_golden(
             render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/node_exporter-schedstat.txt")
+            "procmisc",
+            "expected/node_exporter-schedstat.txt",
         );
         // Absent (this VM's kernel has no CONFIG_SCHEDSTATS): ErrNoData, success 0.
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         assert!(Schedstat.collect(&paths).is_err());
     }
 

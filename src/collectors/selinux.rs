@@ -136,17 +136,7 @@ impl Collector for Selinux {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture_paths() -> Paths {
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw");
-        Paths {
-            procfs: base.join("proc"),
-            sysfs: base.join("sys"),
-            rootfs: base.join("root"),
-            udev_data: base.join("udev"),
-            textfile_directory: None,
-        }
-    }
+    use crate::collectors::testutil::hw;
 
     #[test]
     fn config_parsing() {
@@ -166,7 +156,7 @@ mod tests {
 
     #[test]
     fn collect_fixture_enabled() {
-        let fams = Selinux.collect(&fixture_paths()).expect("collects");
+        let fams = Selinux.collect(&hw::paths()).expect("collects");
         let got: Vec<(&str, f64)> = fams
             .iter()
             .map(|f| (&*f.name, f.samples[0].value))
@@ -183,7 +173,7 @@ mod tests {
 
     #[test]
     fn absent_is_disabled_and_success() {
-        let mut p = fixture_paths();
+        let mut p = hw::paths();
         p.sysfs = p.sysfs.join("nonexistent");
         let fams = Selinux.collect(&p).expect("collects");
         assert_eq!(fams.len(), 1);

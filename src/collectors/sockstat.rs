@@ -140,19 +140,14 @@ impl Collector for SockStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testutil::first_value as value;
     use crate::collectors::testutil::lines::{parse, render, sorted};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const V4: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat");
     const V6: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/sockstat6");
     const RHE4: &str =
         include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/sockstat_rhe4");
-
-    fn value(fams: &[MetricFamily], name: &str) -> Option<f64> {
-        fams.iter()
-            .find(|f| f.name == name)
-            .map(|f| f.samples[0].value)
-    }
 
     #[test]
     fn debian12() {
@@ -225,16 +220,9 @@ mod tests {
     #[test]
     fn absent_files() {
         let c = collector(&Options::default());
-        let paths = Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/nowhere"),
-            ..Paths::default()
-        };
+        let paths = procfs("net", "nowhere");
         assert_eq!(c.collect(&paths).expect("absent is fine").len(), 0);
-        let paths = Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net/debian12-vm-6.18/proc"),
-            ..Paths::default()
-        };
+        let paths = procfs("net", "debian12-vm-6.18/proc");
         assert_eq!(c.collect(&paths).expect("collects").len(), 20);
     }
 

@@ -7,7 +7,7 @@
 //! softirq kinds procfs knows are exported; other lines are skipped. An empty or missing file,
 //! or a non-numeric count, fails the collector.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -67,8 +67,7 @@ impl Collector for Softirqs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("softirqs");
-        let rows =
-            parse_softirqs(&read_to_string(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+        let rows = read_parsed(&path, parse_softirqs)?;
         Ok(vec![family(&rows)])
     }
 }
@@ -76,9 +75,7 @@ impl Collector for Softirqs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{procfs, render};
 
     #[test]
     fn parses() {
@@ -96,10 +93,7 @@ mod tests {
 
     #[test]
     fn fixture() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let text = render(Softirqs.collect(&paths).expect("collects"));
         assert!(text.starts_with(
             "# HELP node_softirqs_functions_total Softirq counts per CPU.\n\

@@ -7,7 +7,7 @@
 //! Each line has at least 9 hexadecimal columns (prometheus/procfs' check); a shorter line, a
 //! bad number or a missing file fails the collector.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::sort_samples;
 use crate::exposition::MetricFamily;
 
@@ -80,8 +80,7 @@ impl Collector for SoftnetCollector {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/softnet_stat");
-        let text = read_to_string(&path)?;
-        let stats = parse_softnet(&text).map_err(|m| CollectError::parse(&path, m))?;
+        let stats = read_parsed(&path, parse_softnet)?;
         Ok(families(&stats))
     }
 }
@@ -90,7 +89,7 @@ impl Collector for SoftnetCollector {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const DEBIAN12: &str =
         include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/softnet_stat");
@@ -165,16 +164,11 @@ node_softnet_times_squeezed_total{cpu=\"3\"} 50
 
     #[test]
     fn fixture_tree_and_absent() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net");
-        let p = |d: &str| Paths {
-            procfs: root.join(d),
-            ..Paths::default()
-        };
         let fams = SoftnetCollector
-            .collect(&p("debian12-vm-6.18/proc"))
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
             .expect("collects");
         assert_eq!(fams[1].samples[1].value, 9697.0);
-        assert!(SoftnetCollector.collect(&p("nowhere")).is_err());
+        assert!(SoftnetCollector.collect(&procfs("net", "nowhere")).is_err());
     }
 
     #[test]

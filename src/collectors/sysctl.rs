@@ -287,9 +287,7 @@ impl Collector for Sysctl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn go_ints() {
@@ -362,10 +360,7 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let c = collector(&opts(
             &[
                 "vm.swappiness",
@@ -378,10 +373,7 @@ mod tests {
             ],
         ));
         let fams = c.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-sysctl.txt")
-        );
+        assert_golden(render(fams), "procmisc", "expected/debian12-sysctl.txt");
         let missing = collector(&opts(&["vm.swappiness", "kernel.nope"], &[]));
         assert!(missing.collect(&paths).is_err());
         // Nothing configured: no samples, success.

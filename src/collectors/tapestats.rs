@@ -184,25 +184,13 @@ impl Collector for Tapestats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage2", rel)
-    }
-
-    fn paths(sys: PathBuf) -> Paths {
-        Paths {
-            sysfs: sys,
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, fixture, raw, sysfs, sysfs_at};
 
     #[test]
     fn matches_node_exporter() {
         let c = Tapestats { ignored: None };
         let fams = c
-            .collect(&paths(fixture("tapestats/sys")))
+            .collect(&sysfs("storage2", "tapestats/sys"))
             .expect("collects");
         // Only st0: nst0, st0a, st0l, st0m, nst0a, ... are skipped.
         assert!(fams.iter().all(|f| f.samples.len() == 1));
@@ -210,13 +198,16 @@ mod tests {
             fams[0].samples[0].labels,
             vec![("device".into(), "st0".to_string())]
         );
-        let want = std::fs::read_to_string(fixture("tapestats/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        assert_golden(raw(&fams), "storage2", "tapestats/expected.txt");
     }
 
     #[test]
     fn counters_parse_exactly() {
-        let c = read_counters(&fixture("tapestats/sys/class/scsi_tape/st0/stats")).expect("reads");
+        let c = read_counters(&fixture(
+            "storage2",
+            "tapestats/sys/class/scsi_tape/st0/stats",
+        ))
+        .expect("reads");
         assert_eq!(
             c,
             Counters {
@@ -238,7 +229,7 @@ mod tests {
     fn ignored_devices() {
         let c = Tapestats::ignoring(Regex::new("^st0$").expect("re"));
         let fams = c
-            .collect(&paths(fixture("tapestats/sys")))
+            .collect(&sysfs("storage2", "tapestats/sys"))
             .expect("collects");
         assert!(fams.iter().all(|f| f.samples.is_empty()));
     }
@@ -264,19 +255,19 @@ mod tests {
         std::fs::create_dir_all(&stats).expect("mkdir");
         std::fs::write(stats.join("read_cnt"), "12\n").expect("write");
         let c = Tapestats { ignored: None };
-        let fams = c.collect(&paths(dir.clone())).expect("collects");
+        let fams = c.collect(&sysfs_at(dir.clone())).expect("collects");
         // Missing counter files count 0.
         assert_eq!(fams[5].name, "node_tape_reads_completed_total");
         assert_eq!(fams[5].samples[0].value, 12.0);
         assert_eq!(fams[0].samples[0].value, 0.0);
         std::fs::write(stats.join("io_ns"), "n/a\n").expect("write");
-        assert!(c.collect(&paths(dir.clone())).is_err());
+        assert!(c.collect(&sysfs_at(dir.clone())).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn absent_class_fails_like_node_exporter() {
         let c = Tapestats { ignored: None };
-        assert!(c.collect(&paths(fixture("no-such-dir"))).is_err());
+        assert!(c.collect(&sysfs("storage2", "no-such-dir")).is_err());
     }
 }

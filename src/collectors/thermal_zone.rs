@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::hwmon::read_trimmed;
 use super::{CollectError, Collector, Options, Paths};
-use crate::exposition::sort_samples;
+use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
 /// Whether an I/O error means "skip this zone/device" rather than "fail".
@@ -117,10 +117,7 @@ impl Collector for ThermalZone {
             cur.push(&labels, c as f64);
             max.push(&labels, m as f64);
         }
-        let mut fams: Vec<MetricFamily> = vec![temp, cur, max];
-        fams.retain(|f| !f.samples.is_empty());
-        fams.iter_mut().for_each(sort_samples);
-        Ok(fams)
+        Ok(nonempty_sorted(vec![temp, cur, max]))
     }
 }
 

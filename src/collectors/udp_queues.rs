@@ -82,24 +82,15 @@ impl Collector for UdpQueues {
 mod tests {
     use super::*;
     use crate::collectors::testutil::lines::{parse, render};
-    use std::path::Path;
+    use crate::collectors::testutil::procfs;
 
     const NODE_EXPORTER: &str =
         include_str!("../../tests/fixtures/net/node_exporter-fixture/proc/net/udp");
 
-    fn root(d: &str) -> Paths {
-        Paths {
-            procfs: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/net")
-                .join(d),
-            ..Paths::default()
-        }
-    }
-
     #[test]
     fn debian12_matches_node_exporter() {
         let fams = UdpQueues
-            .collect(&root("debian12-vm-6.18/proc"))
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
             .expect("collects");
         let expected = "# HELP node_udp_queues Number of allocated memory in the kernel for UDP datagrams in bytes.
 # TYPE node_udp_queues gauge
@@ -136,11 +127,11 @@ node_udp_queues{ip=\"v6\",queue=\"tx\"} 0
     #[test]
     fn without_ipv6_and_without_ipv4() {
         let fams = UdpQueues
-            .collect(&root("node_exporter-fixture/proc"))
+            .collect(&procfs("net", "node_exporter-fixture/proc"))
             .expect("v4 only");
         assert_eq!(fams[0].samples.len(), 2);
         assert_eq!(fams[0].samples[1].value, 21.0);
-        assert!(UdpQueues.collect(&root("nowhere")).is_err());
+        assert!(UdpQueues.collect(&procfs("net", "nowhere")).is_err());
     }
 
     #[test]

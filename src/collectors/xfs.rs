@@ -209,35 +209,21 @@ impl Collector for Xfs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage", rel)
-    }
-
-    fn paths(dir: &str) -> Paths {
-        Paths {
-            sysfs: fixture(dir).join("sys"),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, fixture_text, raw, sysfs};
 
     #[test]
     fn matches_node_exporter() {
-        let fams = Xfs.collect(&paths("xfs")).expect("collects");
-        let want = std::fs::read_to_string(fixture("xfs/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Xfs.collect(&sysfs("storage", "xfs/sys")).expect("collects");
+        assert_golden(raw(&fams), "storage", "xfs/expected.txt");
     }
 
     #[test]
     fn host_format_parses() {
         // The global stats file of this host's 6.18 kernel (all zeros, every modern line).
-        let text = std::fs::read_to_string(fixture("xfs/sys/fs/xfs/stats/stats")).expect("fixture");
+        let text = fixture_text("storage", "xfs/sys/fs/xfs/stats/stats");
         let s = parse_stats(&text).expect("parses");
         assert_eq!(s.get("vnodes", 6), 0);
-        let old =
-            std::fs::read_to_string(fixture("xfs/sys/fs/xfs/sda1/stats/stats")).expect("fixture");
+        let old = fixture_text("storage", "xfs/sys/fs/xfs/sda1/stats/stats");
         let s = parse_stats(&old).expect("parses");
         assert_eq!(s.get("extent_alloc", 0), 92447);
         assert_eq!(s.get("ig", 6), 22);
@@ -258,7 +244,10 @@ mod tests {
 
     #[test]
     fn absent_source_is_empty() {
-        assert!(Xfs.collect(&paths("nowhere")).expect("ok").is_empty());
+        assert!(Xfs
+            .collect(&sysfs("storage", "nowhere/sys"))
+            .expect("ok")
+            .is_empty());
     }
 
     #[test]

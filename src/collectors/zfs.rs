@@ -239,25 +239,14 @@ impl Collector for Zfs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{encode, Format};
-    use std::path::PathBuf;
-
-    fn fixture(rel: &str) -> PathBuf {
-        crate::collectors::testutil::fixture("storage", rel)
-    }
-
-    fn paths(dir: &str) -> Paths {
-        Paths {
-            procfs: fixture(dir).join("proc"),
-            ..Paths::default()
-        }
-    }
+    use crate::collectors::testutil::{assert_golden, procfs, raw};
 
     #[test]
     fn matches_node_exporter() {
-        let fams = Zfs.collect(&paths("zfs")).expect("collects");
-        let want = std::fs::read_to_string(fixture("zfs/expected.txt")).expect("golden");
-        assert_eq!(encode(&fams, Format::Text), want);
+        let fams = Zfs
+            .collect(&procfs("storage", "zfs/proc"))
+            .expect("collects");
+        assert_golden(raw(&fams), "storage", "zfs/expected.txt");
     }
 
     #[test]
@@ -277,7 +266,7 @@ mod tests {
 
     #[test]
     fn absent_source_fails() {
-        assert!(Zfs.collect(&paths("nowhere")).is_err());
+        assert!(Zfs.collect(&procfs("storage", "nowhere/proc")).is_err());
     }
 
     #[test]

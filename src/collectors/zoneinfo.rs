@@ -342,9 +342,7 @@ impl Collector for Zoneinfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::render;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/procmisc");
+    use crate::collectors::testutil::{assert_golden, procfs, render};
 
     #[test]
     fn parses() {
@@ -372,15 +370,9 @@ mod tests {
 
     #[test]
     fn fixture_matches_node_exporter() {
-        let paths = Paths {
-            procfs: format!("{FIXTURES}/debian12-vm-6.18/proc").into(),
-            ..Paths::default()
-        };
+        let paths = procfs("procmisc", "debian12-vm-6.18/proc");
         let fams = Zoneinfo.collect(&paths).expect("collects");
-        assert_eq!(
-            render(fams),
-            include_str!("../../tests/fixtures/procmisc/expected/debian12-zoneinfo.txt")
-        );
+        assert_golden(render(fams), "procmisc", "expected/debian12-zoneinfo.txt");
     }
 
     #[test]

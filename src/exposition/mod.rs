@@ -130,6 +130,14 @@ pub fn sort_samples(fam: &mut MetricFamily) {
     }
 }
 
+/// A collector's families ready to serve: those without samples dropped, the others'
+/// samples in [`sort_samples`]' order.
+pub fn nonempty_sorted(mut fams: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    fams.retain(|f| !f.samples.is_empty());
+    fams.iter_mut().for_each(sort_samples);
+    fams
+}
+
 fn cmp_labels(a: &Sample, b: &Sample) -> std::cmp::Ordering {
     a.labels.len().cmp(&b.labels.len()).then_with(|| {
         a.labels

@@ -55,19 +55,23 @@ pub fn require_root_and_user() -> (u32, u32) {
     }
 }
 
+/// A program named `name` in `$PATH`, or else in `/usr/bin`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Path of `promtool`; fails, never skips, when it is missing.
 pub fn promtool() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-        let p = dir.join("promtool");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
+    find_program("promtool").unwrap_or_else(|| {
+        panic!(
         "promtool not found: install it (Debian: `apt-get install prometheus`; scripts/test.sh \
          installs it) — the scrape tests check the exposition with `promtool check metrics`"
-    );
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -949,6 +953,29 @@ pub fn value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// Like [`value`], but fails with the body when the sample is missing.
+/// Asserts that the scrape `body` reports each sandbox layer a test run depends on
+/// (Landlock's file system rules, seccomp, the privilege drop, `no_new_privs`) as enforced;
+/// `run` names the run in the failure, `diagnostics` is the agent's output.
+pub fn assert_sandbox_enforced(body: &str, run: &str, diagnostics: impl Fn() -> String) {
+    for layer in [
+        "landlock_fs",
+        "seccomp",
+        "privileges_dropped",
+        "no_new_privs",
+    ] {
+        assert_eq!(
+            must_value(
+                body,
+                "monitoring_agent_sandbox_enforced",
+                &[("layer", layer)]
+            ),
+            1.0,
+            "sandbox layer {layer} not enforced: {run}\n{}",
+            diagnostics()
+        );
+    }
+}
+
 pub fn must_value(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(body, name, labels).unwrap_or_else(|| {
         panic!(
