@@ -29,6 +29,12 @@ install -m 0644 monitoring-agent.service "$ROOT/etc/systemd/system/monitoring-ag
 install -m 0644 contrib/systemd/monitoring-agent.socket "$ROOT/etc/systemd/system/monitoring-agent.socket"
 install -m 0644 contrib/systemd/monitoring-agent-socket.service "$ROOT/etc/systemd/system/monitoring-agent-socket.service"
 install -m 0644 contrib/logrotate/monitoring-agent "$ROOT/etc/logrotate.d/monitoring-agent"
+# The agent's user comes before the configuration check: `--check-config` resolves the
+# configured user (`monitoring-agent` by default), which fails on a fresh system without it.
+# With ROOT= no user is created (packaging creates it in its own maintainer scripts).
+if [ -z "$ROOT" ] && ! id -u monitoring-agent >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin monitoring-agent
+fi
 if [ ! -e "$ROOT/etc/monitoring-agent/config.toml" ]; then
   install -m 0644 contrib/config.example.toml "$ROOT/etc/monitoring-agent/config.toml"
 else
@@ -39,9 +45,6 @@ fi
 if [ -n "$ROOT" ]; then
   echo "install.sh: installed below $ROOT (no user created, systemd untouched)"
   exit 0
-fi
-if ! id -u monitoring-agent >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin monitoring-agent
 fi
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
