@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on Debian, as root (the privilege, sandbox and daemon tests need it).
+# Runs the whole test suite on Debian, as root (the privilege, sandbox and daemon tests need it):
+# cargo test, then scripts/vm-test.sh on this kernel and on Debian 12's own kernel in QEMU.
 # Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh, lintian) when
 # missing, creates the agent's system user when missing, builds the Debian package
 # (scripts/package.sh, a release build) for tests/package_deb.rs, then runs every test.
@@ -69,8 +70,20 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --locked -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The sandbox on real kernels (scripts/vm-test.sh): this machine's own kernel without systemd,
+# then Debian 12's own kernel (6.1, Landlock ABI 2) under systemd 252 in QEMU. Each prints
+# `vm-test: N passed, M failed`; a VM that cannot boot is a failure, never a skip. The release
+# binary was built by package.sh above (vm-test.sh builds it otherwise).
+for mode in --host --vm; do
+  args=()
+  [ "$mode" = --host ] && args=(--host)
+  ./scripts/vm-test.sh "${args[@]}" 2>&1 | tee -a "$log"
+  vm_status=${PIPESTATUS[0]}
+  [ "$vm_status" -eq 0 ] || status=$vm_status
+done
 set -e
-# One closing line for the whole suite, summed over every test binary.
+# One closing line for the whole suite, summed over every test binary and the VM checks.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^vm-test: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
