@@ -453,6 +453,72 @@ fn strict_mode_refuses_an_older_abi_and_accepts_the_pinned_one() {
     }
 }
 
+/// A kernel (or an outer filter, as systemd 252's `@system-service` with EPERM) that offers no
+/// Landlock: enforce and strict refuse before applying anything, naming landlock_fs and the
+/// cause; best-effort starts and reports the Landlock layers it cannot hold.
+#[test]
+fn no_landlock_refuses_in_enforce_and_strict_mode() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+    for mode in [Mode::Enforce, Mode::Strict, Mode::BestEffort] {
+        let code = in_child(|| {
+            // Landlock's calls answer EPERM, as under a unit that forgot to allow them.
+            let rules = [
+                libc::SYS_landlock_create_ruleset,
+                libc::SYS_landlock_add_rule,
+                libc::SYS_landlock_restrict_self,
+            ]
+            .into_iter()
+            .map(|n| (n, Vec::new()))
+            .collect();
+            let filter = SeccompFilter::new(
+                rules,
+                SeccompAction::Allow,
+                SeccompAction::Errno(libc::EPERM as u32),
+                std::env::consts::ARCH.try_into().expect("arch"),
+            )
+            .expect("filter");
+            let program: BpfProgram = filter.try_into().expect("bpf");
+            seccompiler::apply_filter(&program).expect("outer filter");
+            let spec = Spec {
+                read_only: vec![PathBuf::from("/proc")],
+                ..Spec::default()
+            };
+            match (mode, sandbox::apply(&spec, mode, &dropped())) {
+                (Mode::Enforce | Mode::Strict, Err(e)) => {
+                    let msg = e.to_string();
+                    if e.layer() == Some("landlock_fs") && msg.contains("outer seccomp filter") {
+                        // Refused before anything irreversible of its own: reads still work.
+                        if std::fs::read_to_string("/etc/hostname").is_ok() {
+                            0
+                        } else {
+                            6
+                        }
+                    } else {
+                        say(&format!("{mode}: unexpected error {msg}\n"));
+                        2
+                    }
+                }
+                (Mode::BestEffort, Ok(e)) => {
+                    if !e.landlock_fs.holds() && e.landlock_net.holds() && e.seccomp {
+                        0
+                    } else {
+                        say(&format!("best-effort: unexpected report {e:?}\n"));
+                        3
+                    }
+                }
+                (_, r) => {
+                    say(&format!(
+                        "{mode}: unexpected outcome {:?}\n",
+                        r.map(|e| e.summary())
+                    ));
+                    4
+                }
+            }
+        });
+        assert_eq!(code, 0, "{mode}: see the child's messages above");
+    }
+}
+
 #[test]
 fn mode_parses() {
     assert_eq!("strict".parse::<Mode>().ok(), Some(Mode::Strict));
