@@ -311,7 +311,7 @@ fn lock_down(
     let spec = sandbox::Spec {
         read_only: readable_paths(startup),
         remove_file_dirs,
-        landlock_max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
+        max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
     };
     let enforcement = sandbox::apply(&spec, mode, &privileges)?;
     Ok(LockedDown {

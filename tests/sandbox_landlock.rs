@@ -347,7 +347,7 @@ fn dropped() -> PrivilegeReport {
 }
 
 /// Enforce mode on every Landlock ABI the agent may meet (5.13's 1 to 6.12's 6, reproduced
-/// with `landlock_max_abi` on this kernel): it starts, every layer holds, and the layers the
+/// with `max_abi` on this kernel): it starts, every layer holds, and the layers the
 /// ABI lacks are reported as compensated by seccomp, exactly per the table in SECURITY.md.
 #[test]
 fn enforce_mode_starts_on_every_landlock_abi_and_names_compensated_layers() {
@@ -364,7 +364,7 @@ fn enforce_mode_starts_on_every_landlock_abi_and_names_compensated_layers() {
         let code = in_child(|| {
             let spec = Spec {
                 read_only: vec![PathBuf::from("/proc")],
-                landlock_max_abi: abi,
+                max_abi: abi,
                 ..Spec::default()
             };
             let e = match sandbox::apply(&spec, Mode::Enforce, &dropped()) {
@@ -416,7 +416,7 @@ fn strict_mode_refuses_an_older_abi_and_accepts_the_pinned_one() {
         let code = in_child(|| {
             let spec = Spec {
                 read_only: vec![PathBuf::from("/proc")],
-                landlock_max_abi: abi,
+                max_abi: abi,
                 ..Spec::default()
             };
             match (sandbox::apply(&spec, Mode::Strict, &dropped()), layer) {

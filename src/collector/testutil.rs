@@ -59,6 +59,13 @@ pub(crate) fn first_value(fams: &[MetricFamily], name: &str) -> Option<f64> {
         .map(|f| f.samples[0].value)
 }
 
+/// Each family's name with its first sample's value, in order.
+pub(crate) fn first_values(fams: &[MetricFamily]) -> Vec<(&str, f64)> {
+    fams.iter()
+        .map(|f| (&*f.name, f.samples[0].value))
+        .collect()
+}
+
 /// The families in the text format, in the order given, samples as they are (what a
 /// collector's own order looks like).
 pub(crate) fn raw(fams: &[MetricFamily]) -> String {

@@ -215,12 +215,8 @@ mod tests {
     #[test]
     fn blank_lines_and_duplicates() {
         let fams = families(parse_meminfo("A:  1 kB\n\nA:  2 kB\nB:  3\n").expect("parses"));
-        let got: Vec<_> = fams
-            .iter()
-            .map(|f| (&*f.name, f.samples[0].value))
-            .collect();
         assert_eq!(
-            got,
+            crate::collectors::testutil::first_values(&fams),
             [("node_memory_A_bytes", 2048.0), ("node_memory_B", 3.0)]
         );
     }

@@ -276,12 +276,8 @@ mod tests {
             100.0,
             4096.0,
         );
-        let got: Vec<_> = fams
-            .iter()
-            .map(|f| (&*f.name, f.samples[0].value))
-            .collect();
         assert_eq!(
-            got,
+            crate::collectors::testutil::first_values(&fams),
             [
                 ("process_cpu_seconds_total", 0.0),
                 ("process_max_fds", 20_000.0),

@@ -41,9 +41,13 @@ pub const SCOPE_MIN_ABI: i32 = 6;
 /// What the caller wants restricted.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    /// Files and directories (recursively) that stay readable. Nothing else is readable.
+    /// Files and directories (recursively) that stay readable: the procfs and sysfs roots, the
+    /// configuration, operator-configured directories. Nothing else is readable, nothing is
+    /// writable or executable. A rule follows the inode, not the name: a config file replaced
+    /// by rename is unreadable after SIGHUP unless its directory is listed.
     pub read_only: Vec<PathBuf>,
-    /// Directories in which files may be removed (the PID file's own directory).
+    /// Directories in which files may be removed: the PID file's directory, only when the
+    /// agent's user owns it (see [`crate::privilege::prepare_owned_dir`]).
     pub remove_file_dirs: Vec<PathBuf>,
     /// The highest ABI to request, at most [`PINNED_ABI_NUMBER`]: lower only to reproduce an
     /// older kernel's Landlock on a newer one (`--landlock-max-abi`, for tests).

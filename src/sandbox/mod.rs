@@ -5,7 +5,6 @@ pub mod landlock;
 pub mod seccomp;
 pub mod verify;
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::exposition::MetricFamily;
@@ -52,32 +51,9 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// What the sandboxed process still needs.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// Files and directories that stay readable: the procfs and sysfs roots, the config file,
-    /// operator-configured files. Nothing else is readable, nothing is writable or executable.
-    ///
-    /// A rule follows the inode, not the name: a config file replaced by rename (most editors,
-    /// configuration management) is unreadable after SIGHUP unless its directory is listed.
-    pub read_only: Vec<PathBuf>,
-    /// Directories in which files may be removed: the PID file's directory, only when the
-    /// agent's user owns it (see [`crate::privilege::prepare_owned_dir`]).
-    pub remove_file_dirs: Vec<PathBuf>,
-    /// The highest Landlock ABI to request (`--landlock-max-abi`; normally
-    /// [`landlock::PINNED_ABI_NUMBER`]).
-    pub landlock_max_abi: i32,
-}
-
-impl Default for Spec {
-    fn default() -> Self {
-        Spec {
-            read_only: Vec::new(),
-            remove_file_dirs: Vec::new(),
-            landlock_max_abi: landlock::PINNED_ABI_NUMBER,
-        }
-    }
-}
+/// What the sandboxed process still needs: the Landlock rules (the seccomp policy is fixed at
+/// build time).
+pub type Spec = landlock::Rules;
 
 /// The layers, in the order they are reported.
 pub const LAYERS: [&str; 7] = [
@@ -381,7 +357,7 @@ pub fn apply(
     }
 
     // Landlock: tell the operator exactly what the kernel lacks before anything is applied.
-    let requested = spec.landlock_max_abi.clamp(1, landlock::PINNED_ABI_NUMBER);
+    let requested = spec.max_abi.clamp(1, landlock::PINNED_ABI_NUMBER);
     match (mode, kernel_abi) {
         (Mode::Strict | Mode::Enforce, Err(why)) => missing(mode, "landlock_fs", why.to_string())?,
         (Mode::Strict, Ok(abi)) => {
@@ -406,12 +382,7 @@ pub fn apply(
         }
         _ => {}
     }
-    let rules = landlock::Rules {
-        read_only: spec.read_only.clone(),
-        remove_file_dirs: spec.remove_file_dirs.clone(),
-        max_abi: requested,
-    };
-    match landlock::restrict(&rules, mode == Mode::Strict) {
+    match landlock::restrict(spec, mode == Mode::Strict) {
         Ok(outcome) => enforcement.landlock_enforced_abi = outcome.enforced_abi,
         Err(e) if mode != Mode::BestEffort => return Err(e.into()),
         Err(e) => log::warn!("SANDBOX DEGRADED: Landlock not applied: {e}"),
