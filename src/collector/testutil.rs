@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::collectors::Paths;
+use crate::collector::Paths;
 use crate::exposition::{encode, sort_samples, Format, MetricFamily};
 
 /// A file or directory under `tests/fixtures/<group>/`.
