@@ -1,6 +1,6 @@
 //! The foreground agent's lifecycle through the real binary: PID file and second instance,
 //! SIGTERM/SIGINT, SIGHUP reload (a changed setting in effect on the same listener; a broken
-//! file keeps the old configuration and is counted), SIGUSR1/SIGUSR2, SIGPIPE, log
+//! file keeps the old configuration and is counted), SIGUSR1/SIGUSR2, a broken pipe, log
 //! destinations and level, `kill -9` then restart.
 
 mod common;
@@ -381,40 +381,92 @@ fn sigusr2_logs_summary() {
     assert_eq!(agent.get("/metrics").status, 200);
 }
 
-/// SIGPIPE (sent with kill, and provoked by clients that hang up mid-response) never kills
-/// the agent.
+/// A real broken pipe: the agent's stderr is a pipe whose reader has gone (a foreground agent
+/// piped into a pager or `head` that quit). Each log line the agent then writes there fails
+/// with EPIPE, and the kernel raises SIGPIPE with it; the agent has SIGPIPE set aside (ignored
+/// or caught), drops the stderr copy of the line, keeps logging to its file, and serves on.
+///
+/// Sending SIGPIPE with kill (what this test did before) proved nothing: Rust's runtime ignores
+/// SIGPIPE before main. Nor does a client hanging up: tokio sends on sockets with
+/// MSG_NOSIGNAL (seen with strace: `sendto(..., MSG_NOSIGNAL)`), so a reset connection never
+/// raises SIGPIPE; pipes (stderr) are where the agent can meet it.
 #[test]
-fn sigpipe_does_not_kill_the_agent() {
+fn stderr_reader_gone_broken_pipe_does_not_stop_the_agent() {
     let dir = TestDir::new();
-    let mut agent = Start::new(&dir).spawn();
-    agent.signal(Signal::SIGPIPE);
-    agent.signal(Signal::SIGPIPE);
-    // Clients that send a request and reset the connection without reading.
-    for _ in 0..20 {
-        let s = TcpStream::connect(agent.addr()).expect("connect");
-        let mut s2 = s.try_clone().expect("clone");
-        let _ = s2.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-        // SO_LINGER 0: close sends a reset.
-        let _ = nix::sys::socket::setsockopt(
-            &s,
-            nix::sys::socket::sockopt::Linger,
-            &libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        );
-        drop(s);
-        drop(s2);
+    let start = Start::new(&dir).args(["--log.level", "debug"]);
+    let port = start.port;
+    let args = start.argv();
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    let mut child = std::process::Command::new(BIN)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(writer))
+        .spawn()
+        .expect("spawn monitoring-agent");
+    let pid = child.id();
+    // Kill the child if an assertion fails below.
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
-    assert!(alive(agent.pid()), "killed\n{}", agent.diagnostics());
-    assert!(
-        agent.try_exit().is_none(),
-        "exited\n{}",
-        agent.diagnostics()
+    let reap = Reap(&mut child);
+    let addr = loopback(port);
+    let log = || std::fs::read_to_string(dir.log_file()).unwrap_or_default();
+    wait_until(
+        || format!("the agent serving on {addr}\nlog:\n{}", log()),
+        || accepts(addr),
     );
-    assert_eq!(agent.get("/metrics").status, 200);
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.wait_exit().code(), Some(0), "{}", agent.diagnostics());
+    // The agent did write to the pipe while it had a reader.
+    let mut stderr = std::fs::File::from(reader);
+    let mut first = [0u8; 64];
+    let n = stderr.read(&mut first).expect("read the agent's stderr");
+    assert!(n > 0, "nothing on the agent's stderr");
+
+    // SIGPIPE is not at its default action, which would kill the agent at its next write to
+    // stderr: ignored or caught, process-wide.
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex mask"))
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    };
+    let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    assert_ne!(
+        (mask("SigIgn:") | mask("SigCgt:")) & sigpipe_bit,
+        0,
+        "SIGPIPE at its default action: a closed stderr would kill the agent\n{status}"
+    );
+
+    // The reader goes away: from now on every write to stderr is a broken pipe.
+    drop(stderr);
+    for round in 0..3 {
+        // Each of these logs a line (to stderr and the log file).
+        signal(pid, Signal::SIGUSR2);
+        let r = http(addr, "GET", "/metrics", &[])
+            .unwrap_or_else(|e| panic!("round {round}: scrape: {e}\nlog:\n{}", log()));
+        assert_eq!(r.status, 200, "round {round}\nlog:\n{}", log());
+        assert!(alive(pid), "round {round}: the agent died\nlog:\n{}", log());
+    }
+    // The SIGUSR2 lines reached the log file: they were written after the pipe broke.
+    wait_until(
+        || format!("three SIGUSR2 lines in the log\n{}", log()),
+        || count_lines(&log(), "SIGUSR2: uptime") >= 3,
+    );
+    assert!(
+        reap.0.try_wait().expect("try_wait").is_none(),
+        "the agent exited\nlog:\n{}",
+        log()
+    );
+    signal(pid, Signal::SIGTERM);
+    let st = wait_child(reap.0, WAIT).expect("the agent exits on SIGTERM");
+    assert_eq!(st.code(), Some(0), "{st:?}\nlog:\n{}", log());
 }
 
 /// `kill -9` leaves a stale PID file; the same command starts again over it.
