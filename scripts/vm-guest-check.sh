@@ -82,6 +82,7 @@ finish() {
 T=""
 agent_pid=""
 trap 'err_line=$LINENO; err_cmd=$BASH_COMMAND' ERR
+# shellcheck disable=SC2317 # run by the EXIT trap
 on_exit() {
   local rc=$?
   if [ -n "$agent_pid" ]; then kill -KILL "$agent_pid" 2>/dev/null || true; fi

@@ -88,8 +88,10 @@ if [ "$mode" = host ]; then
   rc=$?
   set -e
   passed=0 failed=1
-  # shellcheck disable=SC1091
-  [ -f "$results/counts" ] && . "$results/counts"
+  if [ -f "$results/counts" ]; then
+    passed=$(sed -n 's/^passed=\([0-9]*\)$/\1/p' "$results/counts")
+    failed=$(sed -n 's/^failed=\([0-9]*\)$/\1/p' "$results/counts")
+  fi
   [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
   say "timings: binary ${t_bin}s, total $(secs "$t_start" "$(now_ms)")s"
   echo "vm-test: $passed passed, $failed failed"
@@ -119,6 +121,7 @@ GUEST_IMAGE_SIZE=2G
 # Runs at boot from vm-test.service: unpacks the payload from /dev/vdb, runs the checks of the
 # payload's scripts/vm-guest-check.sh, writes the results as a tar to /dev/vdc. The unit then
 # powers the machine off (which ends QEMU). /run is noexec here: work under /var/tmp.
+# shellcheck disable=SC2016 # expanded in the guest
 GUEST_RUNNER='#!/bin/bash
 set -uo pipefail
 w=/var/tmp/vm-test
@@ -227,6 +230,7 @@ if [ "${VM_REBUILD:-0}" = 1 ] || [ ! -f "$IMG/root.img" ]; then
   # No login prompts on the console: nobody logs in.
   ln -sf /dev/null "$rootfs/etc/systemd/system/serial-getty@ttyS0.service"
   ln -sf /dev/null "$rootfs/etc/systemd/system/getty@tty1.service"
+  # shellcheck disable=SC2016 # dpkg-query's format
   chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' > "$IMG.tmp/packages.txt"
   kernel=$(find "$rootfs/boot" -name 'vmlinuz-*' | sort | tail -1)
   initrd=$(find "$rootfs/boot" -name 'initrd.img-*' | sort | tail -1)
@@ -329,8 +333,8 @@ if [ -f "$VM_OUT/results/checks.log" ]; then
   echo
   g_passed=0 g_failed=0
   if [ -f "$VM_OUT/results/counts" ]; then
-    # shellcheck disable=SC1091
-    . <(sed 's/^passed=/g_passed=/; s/^failed=/g_failed=/' "$VM_OUT/results/counts")
+    g_passed=$(sed -n 's/^passed=\([0-9]*\)$/\1/p' "$VM_OUT/results/counts")
+    g_failed=$(sed -n 's/^failed=\([0-9]*\)$/\1/p' "$VM_OUT/results/counts")
   else
     host_fail "the guest checks ended without their counts (killed by the guest timeout?)"
   fi
