@@ -584,18 +584,7 @@ fn node_exporter_scrape_normalised(dir: &TestDir) -> String {
             }
         },
     );
-    let own: String = body
-        .lines()
-        .filter(|l| {
-            let name = l
-                .trim_start_matches("# HELP ")
-                .trim_start_matches("# TYPE ");
-            !(name.starts_with("go_")
-                || name.starts_with("promhttp_")
-                || name.starts_with("node_exporter_build_info"))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let own = without_exporter_self_metrics(&body);
     normalise(&own, &tree)
 }
 
@@ -680,18 +669,7 @@ fn normalise_file() {
     let body = fs::read_to_string(&file).expect("read scrape file");
     // node_exporter's own meta families are named as its process' (go_*, promhttp_*); drop
     // them too.
-    let body: String = body
-        .lines()
-        .filter(|l| {
-            let name = l
-                .trim_start_matches("# HELP ")
-                .trim_start_matches("# TYPE ");
-            !(name.starts_with("go_")
-                || name.starts_with("promhttp_")
-                || name.starts_with("node_exporter_build_info"))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let body = without_exporter_self_metrics(&body);
     fs::write(
         format!("{file}.normalised"),
         normalise(&body, Path::new(&tree)),
@@ -726,4 +704,20 @@ fn normalise_drops_what_varies() {
          node_textfile_mtime_seconds{file=\"@TREE@/textfile/a.prom\"} <varies>\n\
          node_load1 0.21\n"
     );
+}
+
+/// node_exporter's scrape without its own process families (`go_*`, `promhttp_*`,
+/// `node_exporter_build_info`), which the agent has no counterpart for.
+fn without_exporter_self_metrics(body: &str) -> String {
+    body.lines()
+        .filter(|l| {
+            let name = l
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ");
+            !(name.starts_with("go_")
+                || name.starts_with("promhttp_")
+                || name.starts_with("node_exporter_build_info"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

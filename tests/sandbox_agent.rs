@@ -221,16 +221,7 @@ fn older_landlock_abi_starts_in_enforce_mode_with_compensated_layers() {
                 "ABI {abi}: {layer} holds"
             );
         }
-        let out = Command::new(BIN)
-            .args([
-                "--check-sandbox",
-                "--pid-file",
-                &dir.pid_file().display().to_string(),
-                "--web.listen-address",
-                &agent.addr().to_string(),
-            ])
-            .output()
-            .expect("check runs");
+        let out = check_sandbox(&dir, &agent);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "ABI {abi}: {text}");
         let compensated: &[&str] = if net == "seccomp" {
@@ -277,20 +268,25 @@ fn strict_mode_refuses_an_older_abi() {
     assert!(!dir.pid_file().exists(), "no PID file left behind");
 }
 
-#[test]
-fn check_sandbox_reports_missing_layers() {
-    let dir = TestDir::new();
-    let agent = Start::new(&dir).arg("--sandbox=off").spawn();
-    let out = Command::new(BIN)
+/// `monitoring-agent --check-sandbox` against a running test agent.
+fn check_sandbox(dir: &TestDir, agent: &Agent) -> std::process::Output {
+    Command::new(BIN)
         .args([
             "--check-sandbox",
             "--pid-file",
             &dir.pid_file().display().to_string(),
             "--web.listen-address",
-            &format!("127.0.0.1:{}", agent.port),
+            &agent.addr().to_string(),
         ])
         .output()
-        .expect("check runs");
+        .expect("check runs")
+}
+
+#[test]
+fn check_sandbox_reports_missing_layers() {
+    let dir = TestDir::new();
+    let agent = Start::new(&dir).arg("--sandbox=off").spawn();
+    let out = check_sandbox(&dir, &agent);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     for layer in ["seccomp", "landlock_fs", "landlock_net", "landlock_scope"] {
