@@ -68,7 +68,8 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --locked -- --test-threads=2 2>&1 | tee "$log"
+# --no-fail-fast: one failing test binary does not hide the failures of the others.
+cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The sandbox on real kernels (scripts/vm-test.sh): this machine's own kernel without systemd,
 # then Debian 12's own kernel (6.1, Landlock ABI 2) under systemd 252 in QEMU. Each prints

@@ -65,19 +65,17 @@ fn monotonic(prev: Option<&Counters>, new: &Counters) -> Counters {
     out
 }
 
-/// Last exported counters, per procfs root (so tests against fixture trees do not disturb the
-/// real one). The registry constructs `Cpu` as a unit struct, hence a static.
-static LAST: Mutex<Option<(PathBuf, HashMap<u32, Counters>)>> = Mutex::new(None);
+/// Last exported counters, per procfs root: tests against fixture trees, running in parallel,
+/// never disturb each other nor the real one, and the memory outlives a SIGHUP that rebuilds the
+/// collectors (a counter never goes backwards across a reload). Only configured roots are keys.
+static LAST: Mutex<BTreeMap<PathBuf, HashMap<u32, Counters>>> = Mutex::new(BTreeMap::new());
 
 /// Applies [`monotonic`] against the remembered counters and remembers the result. CPUs no longer
 /// in `/proc/stat` are forgotten (and not exported, unlike node_exporter 1.5 which kept
 /// exporting their last values).
 fn guard(procfs: &Path, cpus: &[(u32, CpuTimes)]) -> Vec<(u32, Counters)> {
     let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    let prev = match &mut *last {
-        Some((root, map)) if root == procfs => std::mem::take(map),
-        _ => HashMap::new(),
-    };
+    let prev = last.remove(procfs).unwrap_or_default();
     let mut next = HashMap::with_capacity(cpus.len());
     let out: Vec<_> = cpus
         .iter()
@@ -87,7 +85,7 @@ fn guard(procfs: &Path, cpus: &[(u32, CpuTimes)]) -> Vec<(u32, Counters)> {
             (*id, c)
         })
         .collect();
-    *last = Some((procfs.to_path_buf(), next));
+    last.insert(procfs.to_path_buf(), next);
     out
 }
 
