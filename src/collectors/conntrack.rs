@@ -134,7 +134,8 @@ impl Collector for Conntrack {
         "conntrack"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let count = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_count"))?;
+        let count = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_count"))
+            .map_err(CollectError::absent_is_no_data)?;
         let max = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_max"))?;
         let path = paths.proc("net/stat/nf_conntrack");
         let stats = read_parsed(&path, parse_conntrack_stat)?;

@@ -222,7 +222,8 @@ impl Collector for Ipvs {
         "ipvs"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let stats = read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats)?;
+        let stats =
+            read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats).map_err(CollectError::absent_is_no_data)?;
         let backends = read_parsed(&paths.proc("net/ip_vs"), parse_backends)?;
         Ok(families(&stats, &backends))
     }

@@ -67,7 +67,7 @@ impl Collector for UdpQueues {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let p4 = paths.proc("net/udp");
-        let v4 = parse_udp(&read_to_string(&p4)?).map_err(|m| CollectError::parse(&p4, m))?;
+        let v4 = parse_udp(&read_to_string(&p4).map_err(CollectError::absent_is_no_data)?).map_err(|m| CollectError::parse(&p4, m))?;
         let p6 = paths.proc("net/udp6");
         let v6 = match super::fsio::read_to_string(&p6) {
             Ok(t) => Some(parse_udp(&t).map_err(|m| CollectError::parse(&p6, m))?),
