@@ -392,7 +392,7 @@ mod tests {
         let Claim::Mine(guard) = slot.claim() else {
             panic!("a free slot is claimed")
         };
-        let Claim::Joined(mut rx) = slot.claim() else {
+        let Claim::Joined(rx) = slot.claim() else {
             panic!("a running slot is joined")
         };
         drop(guard);
