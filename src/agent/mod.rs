@@ -42,6 +42,7 @@ pub struct Agent {
     scrapes: AtomicU64,
     collector_failures: AtomicU64,
     collector_no_data: AtomicU64,
+    collector_runs_joined: AtomicU64,
     reload_failures: AtomicU64,
     reload_ok: AtomicBool,
     reload_time: AtomicU64,
@@ -68,6 +69,7 @@ impl Agent {
             scrapes: AtomicU64::new(0),
             collector_failures: AtomicU64::new(0),
             collector_no_data: AtomicU64::new(0),
+            collector_runs_joined: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             reload_ok: AtomicBool::new(true),
             reload_time: AtomicU64::new(self_metrics::unix_now() as u64),
@@ -182,6 +184,9 @@ impl Agent {
         let outcomes =
             scheduler::run_collectors(selected, self.startup.paths.clone(), budget).await;
         for o in &outcomes {
+            if o.joined {
+                self.collector_runs_joined.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(e) = &o.error {
                 let what = if e.is_no_data() {
                     self.collector_no_data.fetch_add(1, Ordering::Relaxed);

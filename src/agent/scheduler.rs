@@ -199,7 +199,10 @@ pub async fn run_collectors(
         let name = queue.get(i).map_or("unknown", |e| e.name);
         let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await
         {
-            Ok(Ok(v)) => v.as_ref().map(|o| (**o).clone()),
+            Ok(Ok(v)) => v.as_ref().map(|o| collector::Outcome {
+                joined: true,
+                ..(**o).clone()
+            }),
             Ok(Err(_)) => Some(collector::Outcome::failed(
                 name,
                 "the run this scrape joined ended without a result",
@@ -338,6 +341,7 @@ mod tests {
                 .is_some_and(|tx| tx.receiver_count() == 7)
         });
         g.set(true);
+        let mut joined = 0;
         for s in scrapes {
             let outcomes = rt.block_on(s).expect("scrape");
             assert_eq!(outcomes.len(), 2);
@@ -345,7 +349,9 @@ mod tests {
                 assert!(o.error.is_none(), "{}: {:?}", o.name, o.error);
             }
             assert_eq!(value(&outcomes[0]), Some(1.0), "the samples of run 1");
+            joined += usize::from(outcomes[0].joined);
         }
+        assert_eq!(joined, 7, "seven scrapes joined the first one's run");
         assert_eq!(g.runs(), 1, "eight scrapes, one run");
         assert!(slot.lock().is_none(), "the slot is free again");
         // The next scrape starts a run of its own.

@@ -286,6 +286,8 @@ pub struct Outcome {
     pub families: Vec<MetricFamily>,
     pub error: Option<Arc<CollectError>>,
     pub seconds: f64,
+    /// This scrape joined a run another scrape started (the samples are that run's).
+    pub joined: bool,
 }
 
 impl Outcome {
@@ -296,6 +298,7 @@ impl Outcome {
             families: Vec::new(),
             error: Some(Arc::new(CollectError::Other(why.to_string()))),
             seconds,
+            joined: false,
         }
     }
 }
@@ -315,6 +318,7 @@ pub fn run(collector: &dyn Collector, paths: &Paths) -> Outcome {
         families,
         error: error.map(Arc::new),
         seconds,
+        joined: false,
     }
 }
 
