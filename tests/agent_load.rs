@@ -187,7 +187,8 @@ fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
         for (i, body) in bodies.iter().enumerate() {
             let seen = collector_success(body);
             assert_eq!(
-                seen, lone,
+                seen,
+                lone,
                 "round {round}, scrape {i}: per-collector success differs from a lone scrape's\n{}",
                 agent.diagnostics()
             );

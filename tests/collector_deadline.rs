@@ -220,7 +220,10 @@ fn hung_collector_misses_deadline_is_joined_not_rerun_then_recovers() {
         "monitoring_agent_collector_runs_joined_total",
         &[],
     );
-    assert_eq!(joined, 0.0, "a joined run that timed out is no joined result");
+    assert_eq!(
+        joined, 0.0,
+        "a joined run that timed out is no joined result"
+    );
     let after = threads(agent.pid());
     eprintln!("agent threads: {before} after the first scrape, {after} after six more");
     // A pile-up would add one stuck runner per scrape; the blocking pool may start a
@@ -259,5 +262,9 @@ fn hung_collector_misses_deadline_is_joined_not_rerun_then_recovers() {
     let opened = gate.opens();
     let body = scrape(&agent);
     assert_eq!(ok(&body, "loadavg"), 1.0, "{body}");
-    assert_eq!(gate.opens(), opened + 1, "a new run once the hung one returned");
+    assert_eq!(
+        gate.opens(),
+        opened + 1,
+        "a new run once the hung one returned"
+    );
 }

@@ -197,8 +197,7 @@ pub async fn run_collectors(
     // waits no longer than waiting for all at once.
     for (i, mut rx) in joined {
         let name = queue.get(i).map_or("unknown", |e| e.name);
-        let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await
-        {
+        let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await {
             Ok(Ok(v)) => v.as_ref().map(|o| collector::Outcome {
                 joined: true,
                 ..(**o).clone()
@@ -280,7 +279,9 @@ mod tests {
             while !*open {
                 open = self.cv.wait(open).expect("wait");
             }
-            Ok(vec![MetricFamily::gauge("gated_run", "run").with(&[], f64::from(run))])
+            Ok(vec![
+                MetricFamily::gauge("gated_run", "run").with(&[], f64::from(run))
+            ])
         }
     }
 
@@ -368,7 +369,10 @@ mod tests {
         let short = Duration::from_millis(200);
         for _ in 0..5 {
             let o = rt.block_on(run_collectors(entries(&g, &slot), Paths::default(), short));
-            assert!(o[0].error.is_some(), "the hung collector is reported failed");
+            assert!(
+                o[0].error.is_some(),
+                "the hung collector is reported failed"
+            );
             assert!(o[0].families.is_empty());
             assert!(o[1].error.is_none(), "the other collector is served");
             assert_eq!(value(&o[1]), Some(1.0));

@@ -31,7 +31,10 @@ impl Agent {
                 "Collector results a scrape took from a run another concurrent scrape had \
                  started, instead of running the collector again, since the agent started.",
             )
-            .with(&[], self.collector_runs_joined.load(Ordering::Relaxed) as f64),
+            .with(
+                &[],
+                self.collector_runs_joined.load(Ordering::Relaxed) as f64,
+            ),
             MetricFamily::gauge(
                 "monitoring_agent_config_last_reload_successful",
                 "Whether the last configuration reload attempt was successful.",

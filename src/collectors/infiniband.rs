@@ -273,7 +273,8 @@ impl Collector for InfiniBand {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         Ok(families(
-            &read_devices(&paths.sys("class/infiniband")).map_err(CollectError::absent_is_no_data)?,
+            &read_devices(&paths.sys("class/infiniband"))
+                .map_err(CollectError::absent_is_no_data)?,
         ))
     }
 }

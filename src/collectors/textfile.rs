@@ -105,16 +105,17 @@ pub fn merge(files: &[(String, Vec<Family>)]) -> Vec<MetricFamily> {
         }
     }
     let mut accepted: BTreeMap<String, Accepted> = BTreeMap::new();
+    // The default HELP of each name, made once (it lists every file holding the name: made
+    // and copied per file, it was quadratic in the number of files).
+    let default_help: BTreeMap<&str, String> = files_of
+        .iter()
+        .map(|(n, v)| (*n, format!("Metric read from {}", v.join(", "))))
+        .collect();
     for (_, fams) in files {
         for f in fams {
-            let help = match &f.help {
-                Some(h) => h.clone(),
-                None => format!(
-                    "Metric read from {}",
-                    files_of
-                        .get(f.name.as_str())
-                        .map_or(String::new(), |v| v.join(", "))
-                ),
+            let help: &str = match &f.help {
+                Some(h) => h,
+                None => default_help.get(f.name.as_str()).map_or("", String::as_str),
             };
             let names: BTreeSet<&str> = f
                 .metrics
@@ -123,7 +124,7 @@ pub fn merge(files: &[(String, Vec<Family>)]) -> Vec<MetricFamily> {
                 .collect();
             let acc = accepted.entry(f.name.clone()).or_insert_with(|| Accepted {
                 kind: f.kind,
-                help: help.clone(),
+                help: help.to_string(),
                 seen: HashSet::new(),
                 metrics: Vec::new(),
             });
@@ -349,7 +350,8 @@ fn sample_count(fams: &[Family]) -> u64 {
 /// and only if regular (`fsio::open_regular`), read up to the size cap.
 fn read_file(path: &str, max_bytes: u64) -> Result<(Vec<Family>, f64), (Skip, String)> {
     let io = |what: &str, e: std::io::Error| (io_skip(&e), format!("{what} {path:?}: {e}"));
-    let mut f = super::fsio::open_regular(std::path::Path::new(path)).map_err(|e| io("opening", e))?;
+    let mut f =
+        super::fsio::open_regular(std::path::Path::new(path)).map_err(|e| io("opening", e))?;
     let meta = f.metadata().map_err(|e| io("failed to stat", e))?;
     if meta.len() > max_bytes {
         return Err(io("reading", super::fsio::too_large(max_bytes)));
@@ -372,9 +374,7 @@ fn read_file(path: &str, max_bytes: u64) -> Result<(Vec<Family>, f64), (Skip, St
             ),
         ));
     }
-    let mtime = meta
-        .modified()
-        .map_err(|e| io("failed to stat", e))?;
+    let mtime = meta.modified().map_err(|e| io("failed to stat", e))?;
     let secs = match mtime.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as f64,
         Err(e) => -(e.duration().as_secs() as f64),
@@ -665,7 +665,11 @@ mod tests {
             textfile_directory: Some("/nonexistent".into()),
             ..Paths::default()
         };
-        let fams = Textfile { limits: Limits::default() }.collect(&missing).expect("always ok");
+        let fams = Textfile {
+            limits: Limits::default(),
+        }
+        .collect(&missing)
+        .expect("always ok");
         assert_eq!(fams.len(), 1);
         assert_eq!(fams[0].samples[0].value, 1.0);
     }
@@ -722,7 +726,11 @@ mod tests {
         let (fams, err) = Textfile::read_limited(Some(dir.path()), limits);
         assert!(err);
         let text = render(fams);
-        assert_eq!(text.matches("\nm{").count(), 3, "three files of two samples: {text}");
+        assert_eq!(
+            text.matches("\nm{").count(),
+            3,
+            "three files of two samples: {text}"
+        );
         assert!(text.contains("node_textfile_skipped_files{reason=\"sample_limit\"} 7\n"));
         // Within the caps nothing is skipped.
         let limits = Limits {
