@@ -381,6 +381,46 @@ fn sigusr2_logs_summary() {
     assert_eq!(agent.get("/metrics").status, 200);
 }
 
+/// The SIGUSR2 summary counts collectors that found no such hardware (node_exporter's
+/// `ErrNoData`) apart from real failures: on an empty sysfs and procfs, `nvme` has no data,
+/// and `meminfo` (whose file is not there either, but which has no "no data" case) fails.
+#[test]
+fn sigusr2_separates_no_hardware_from_failures() {
+    let dir = TestDir::new();
+    let root = dir.path().join("empty");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let agent = Start::new(&dir)
+        .args([
+            "--collector.disable-defaults",
+            "--collector.nvme",
+            "--collector.meminfo",
+            "--path.sysfs",
+        ])
+        .arg(root.display().to_string())
+        .arg("--path.procfs")
+        .arg(root.display().to_string())
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_eq!(
+        common::must_value(&body, "monitoring_agent_collector_failures_total", &[]),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        common::must_value(&body, "monitoring_agent_collector_no_data_total", &[]),
+        1.0,
+        "{body}"
+    );
+    agent.signal(Signal::SIGUSR2);
+    let log = agent.wait_log("SIGUSR2: uptime ");
+    let line = log
+        .lines()
+        .find(|l| l.contains("SIGUSR2: uptime "))
+        .unwrap_or("");
+    assert!(line.contains("collector failures 1,"), "{line}");
+    assert!(line.contains("(no data) 1,"), "{line}");
+}
+
 /// A real broken pipe: the agent's stderr is a pipe whose reader has gone (a foreground agent
 /// piped into a pager or `head` that quit). Each log line the agent then writes there fails
 /// with EPIPE, and the kernel raises SIGPIPE with it; the agent has SIGPIPE set aside (ignored

@@ -20,6 +20,21 @@ impl Agent {
                 "Collector runs that failed since the agent started.",
             )
             .with(&[], self.collector_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_no_data_total",
+                "Collector runs that found no such hardware or kernel feature (node_exporter's \
+                 ErrNoData: success 0, not counted as failures) since the agent started.",
+            )
+            .with(&[], self.collector_no_data.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_runs_joined_total",
+                "Collector results a scrape took from a run another concurrent scrape had \
+                 started, instead of running the collector again, since the agent started.",
+            )
+            .with(
+                &[],
+                self.collector_runs_joined.load(Ordering::Relaxed) as f64,
+            ),
             MetricFamily::gauge(
                 "monitoring_agent_config_last_reload_successful",
                 "Whether the last configuration reload attempt was successful.",

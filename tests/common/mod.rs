@@ -994,3 +994,42 @@ pub fn count_lines(text: &str, needle: &str) -> usize {
 pub fn inode(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
+
+/// Copies `src` to `dst` recursively: directories 0755, files 0644, symlinks as symlinks (the
+/// sysfs fixtures use relative links), so the dropped, Landlocked agent can read the copy.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("mkdir {}: {e}", dst.display()));
+    fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    for e in fs::read_dir(src).unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display())) {
+        let e = e.expect("dir entry");
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        let ft = e.file_type().expect("file type");
+        if ft.is_symlink() {
+            let target = fs::read_link(&from).expect("readlink");
+            std::os::unix::fs::symlink(&target, &to)
+                .unwrap_or_else(|err| panic!("symlink {}: {err}", to.display()));
+        } else if ft.is_dir() {
+            copy_tree(&from, &to);
+        } else {
+            fs::copy(&from, &to).unwrap_or_else(|err| panic!("copy {}: {err}", from.display()));
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
+        }
+    }
+}
+
+/// `node_scrape_collector_success` of a scrape, by collector.
+pub fn collector_success(body: &str) -> BTreeMap<String, f64> {
+    samples(body)
+        .into_iter()
+        .filter(|(name, _, _)| name == "node_scrape_collector_success")
+        .map(|(_, labels, v)| {
+            let c = labels
+                .split("collector=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            (c, v)
+        })
+        .collect()
+}
