@@ -486,13 +486,13 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             let slot = Arc::new(slot);
             let mut stopping = conn_shutdown.clone();
-            tokio::select! {
-                () = async {
-                    if slot.admitted().await {
-                        serve_connection(agent, stream, peer, conn_shutdown, slot.clone()).await;
-                    }
-                } => {}
-                () = async { let _ = stopping.wait_for(|s| *s).await; } => {}
+            let admitted = tokio::select! {
+                a = slot.admitted() => a,
+                _ = stopping.wait_for(|s| *s) => false,
+            };
+            if admitted {
+                // Shutdown from here on is graceful: a request in flight is finished.
+                serve_connection(agent, stream, peer, conn_shutdown, slot.clone()).await;
             }
             drop(slot);
             drop(tracker);
@@ -504,13 +504,13 @@ async fn serve_connection(
     agent: Arc<Agent>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     slot: Arc<ConnSlot>,
 ) {
-    let web = agent.web();
-    // Until its first complete request head, a connection has `header_read_timeout` from
-    // now, whatever it trickles, and may be evicted for another address's client.
-    let first_request_deadline = Instant::now() + web.header_read_timeout;
+    // Until its first complete request head (a TLS handshake included), a connection has
+    // `header_read_timeout` from now in all, whatever it trickles, and may be evicted for
+    // another address's client: both end `serve` wherever it is.
+    let first_request_deadline = Instant::now() + agent.web().header_read_timeout;
     let unproven_deadline = {
         let slot = slot.clone();
         async move {
@@ -520,21 +520,46 @@ async fn serve_connection(
             }
         }
     };
-    tokio::pin!(unproven_deadline);
+    tokio::select! {
+        () = serve(agent, stream, peer, shutdown, slot.clone()) => {}
+        () = unproven_deadline => {}
+        () = slot.evicted() => {}
+    }
+}
+
+/// One admitted connection, from its first byte to its end.
+async fn serve(
+    agent: Arc<Agent>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    slot: Arc<ConnSlot>,
+) {
     // A silent connection costs no read buffer: hyper allocates one only once bytes come.
     tokio::select! {
         r = stream.readable() => if r.is_err() { return; },
-        () = unproven_deadline.as_mut() => return,
-        () = slot.evicted() => return,
         _ = shutdown.wait_for(|s| *s) => return,
     }
+    // hyper's connection state lives on the heap from here on: the task of a connection that
+    // sends nothing stays small.
+    Box::pin(serve_http(agent, stream, peer, shutdown, slot)).await;
+}
+
+/// hyper on one connection that has sent its first bytes.
+async fn serve_http(
+    agent: Arc<Agent>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    slot: Arc<ConnSlot>,
+) {
+    let web = agent.web();
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
-    let service_agent = agent.clone();
-    let service_slot = slot.clone();
     let service = hyper::service::service_fn(move |req| {
-        service_slot.prove();
-        let agent = service_agent.clone();
+        // A complete request head: never evicted from now on.
+        slot.prove();
+        let agent = agent.clone();
         async move {
             let mut r = handle(agent, req).await;
             // Every response: no browser may sniff a page into something else.
@@ -555,8 +580,6 @@ async fn serve_connection(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        () = unproven_deadline.as_mut() => return,
-        () = slot.evicted() => return,
         _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();
             conn.as_mut().await
