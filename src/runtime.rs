@@ -55,6 +55,9 @@ pub struct Handoff<'a> {
     /// systemd's notification socket.
     pub notifier: Notifier,
     pub pid_file: Option<PidFile>,
+    /// The soft descriptor limit (`RLIMIT_NOFILE`), raised at start-up: it bounds the
+    /// connections held.
+    pub nofile: u64,
 }
 
 /// Runs the server until SIGTERM/SIGINT. Builds the tokio runtime: call only once the
@@ -65,6 +68,7 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         readiness,
         notifier,
         pid_file,
+        nofile,
     } = handoff;
     let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -97,8 +101,16 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         let web = agent.web();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (tracker, mut all_closed) = mpsc::channel::<()>(1);
+        let capacity = server::connection_capacity(nofile);
+        if web.max_connections as usize > capacity {
+            log::warn!(
+                "web.max_connections {} is more than the descriptor limit ({nofile}) leaves \
+                 room for: at most {capacity} connections are held",
+                web.max_connections
+            );
+        }
         let limits = Arc::new(ConnLimits {
-            slots: Arc::new(ConnSlots::new(web.max_connections)),
+            slots: Arc::new(ConnSlots::new(web.max_connections, capacity)),
             tracker,
             shutdown: shutdown_rx,
         });

@@ -243,6 +243,7 @@ fn start(
             readiness,
             notifier,
             pid_file,
+            nofile: locked.nofile,
         },
     )?;
     Ok(())
@@ -271,6 +272,8 @@ fn pid_dir_for_user<'a>(path: &'a Path, target: Option<&privilege::Target>) -> O
 struct LockedDown {
     listeners: Vec<(config::ListenAddr, std::net::TcpListener)>,
     enforcement: sandbox::Enforcement,
+    /// The soft descriptor limit after step 5 raised it.
+    nofile: u64,
 }
 
 /// Steps 5 to 8: bind, drop privileges, Landlock, seccomp.
@@ -281,7 +284,9 @@ fn lock_down(
     remove_file_dirs: Vec<PathBuf>,
     landlock_max_abi: Option<i32>,
 ) -> Result<LockedDown, StartError> {
-    // Step 5: listening sockets, bound here or passed by systemd (socket activation).
+    // Step 5: as many descriptors as the hard limit allows (each client connection holds
+    // one), then the listening sockets, bound here or passed by systemd (socket activation).
+    let nofile = raise_nofile_limit();
     let mut listeners = Vec::new();
     if startup.systemd_socket {
         for l in daemon::notify::listen_fds()? {
@@ -317,7 +322,29 @@ fn lock_down(
     Ok(LockedDown {
         listeners,
         enforcement,
+        nofile,
     })
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does for
+/// node_exporter: the soft default (1024) would make a thousand idle sockets exhaust the
+/// agent's descriptors. Returns the soft limit in force, which sizes the connection table
+/// ([`server::connection_capacity`]).
+fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => {
+                log::debug!("descriptor limit (RLIMIT_NOFILE) raised from {soft} to {hard}");
+                return hard;
+            }
+            Err(e) => log::warn!("cannot raise the descriptor limit from {soft} to {hard}: {e}"),
+        }
+    }
+    soft
 }
 
 /// What the sandbox leaves readable: the collectors' roots, the udev database, the textfile

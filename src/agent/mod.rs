@@ -145,7 +145,7 @@ impl Agent {
             .iter()
             .find(|n| !current.entries.iter().any(|e| e.name == n.as_str()))
         {
-            return Err(format!("unknown or disabled collector: {bad}"));
+            return Err(format!("unknown or disabled collector: {}", printable(bad)));
         }
         Ok(if !collect.is_empty() {
             Selection::Only(collect)
@@ -249,4 +249,15 @@ impl Drop for ScrapeSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Client input fit to echo in a page or a log line: printable ASCII only (everything else
+/// escaped as `\u{..}`, quotes and backslashes escaped too), at most 64 characters kept.
+pub fn printable(s: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_default).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    out
 }

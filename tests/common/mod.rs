@@ -438,6 +438,8 @@ pub struct Start<'a> {
     pub listen_arg: bool,
     /// Environment variables set for the agent (on top of the tests' own environment).
     pub env: Vec<(String, String)>,
+    /// The soft `RLIMIT_NOFILE` the agent starts with (the hard limit is kept).
+    pub nofile_soft: Option<u64>,
 }
 
 impl<'a> Start<'a> {
@@ -448,6 +450,7 @@ impl<'a> Start<'a> {
             extra: Vec::new(),
             listen_arg: true,
             env: Vec::new(),
+            nofile_soft: None,
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -464,6 +467,11 @@ impl<'a> Start<'a> {
     }
     pub fn no_listen_arg(mut self) -> Self {
         self.listen_arg = false;
+        self
+    }
+    /// Starts the agent with this soft descriptor limit (as systemd's default 1024).
+    pub fn nofile_soft(mut self, soft: u64) -> Self {
+        self.nofile_soft = Some(soft);
         self
     }
     /// Sets an environment variable for the agent (e.g. `NOTIFY_SOCKET`).
@@ -494,7 +502,20 @@ impl<'a> Start<'a> {
     /// Starts the agent in the foreground without waiting.
     pub fn spawn_no_wait(self) -> Agent {
         let args = self.argv();
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        if let Some(soft) = self.nofile_soft {
+            use nix::sys::resource::{getrlimit, setrlimit, Resource};
+            use std::os::unix::process::CommandExt;
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = cmd
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
