@@ -77,11 +77,11 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         // past its deadline; each thread costs a stack and memory (peak RSS is a goal).
         .max_blocking_threads(8)
         .thread_name("agent-worker")
-        // Start-up blocked the handled signals (inherited by every thread): each runtime
-        // thread takes them again, so the handlers below see them.
-        .on_thread_start(|| {
-            let _ = crate::handled_signals().thread_unblock();
-        })
+        // Start-up blocked the handled signals, and the runtime's threads inherit that mask and
+        // keep it: only this thread unblocks them, once the handlers below exist. A worker that
+        // unblocked them on its start would take a signal sent in between with its default
+        // action (SIGHUP, SIGUSR1 and SIGUSR2 terminate), before any handler is installed.
+        // Process-directed signals go to a thread that does not block them: this one.
         .enable_all()
         .build()
         .map_err(RuntimeError::Build)?;

@@ -337,6 +337,64 @@ fn sighup_with_broken_file_keeps_serving_and_counts_failure() {
 }
 
 /// SIGUSR1 toggles debug logging: debug messages (a malformed request) appear once it is on.
+/// Signals sent while the agent starts (once it has blocked them, which is what it can do
+/// after exec) are held until the runtime's handlers exist, never taken with their default
+/// action (SIGUSR2 terminates): a runtime worker used to unblock them before the handlers
+/// were installed, and a SIGUSR2 in that window killed the agent.
+#[test]
+fn signals_during_start_up_wait_for_the_handlers() {
+    for round in 0..5 {
+        let dir = TestDir::new();
+        let mut agent = Start::new(&dir).spawn_no_wait();
+        let pid = agent.pid();
+        // SigBlk has SIGUSR2 (signal 12, bit 11) once start-up blocked the handled signals.
+        let blocked = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("SigBlk:"))
+                        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                })
+                .is_some_and(|mask| mask & (1 << 11) != 0)
+        };
+        let mut waited = 0;
+        while !blocked() {
+            assert!(
+                agent.try_exit().is_none(),
+                "round {round}: exited before blocking signals\n{}",
+                agent.diagnostics()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            waited += 1;
+            assert!(waited < 30_000, "round {round}: never blocked SIGUSR2");
+        }
+        // SIGUSR2 all through start-up, until the agent serves (and a little after).
+        let mut sent = 0;
+        let mut serving_for = 0;
+        while serving_for < 20 {
+            if agent.try_exit().is_some() {
+                break;
+            }
+            agent.signal(Signal::SIGUSR2);
+            sent += 1;
+            if try_scrape(&agent, "/").is_some() {
+                serving_for += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let exit = agent.try_exit();
+        assert!(
+            exit.is_none(),
+            "round {round}: the agent died after {sent} SIGUSR2 during start-up: {exit:?}\n{}",
+            agent.diagnostics()
+        );
+        agent.scrape("/metrics");
+        agent.signal(Signal::SIGTERM);
+        assert_eq!(agent.wait_exit().code(), Some(0), "{}", agent.diagnostics());
+    }
+}
+
 #[test]
 fn sigusr1_toggles_debug_logging() {
     let dir = TestDir::new();
