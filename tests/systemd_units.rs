@@ -449,7 +449,10 @@ fn main_unit_declares_notify_watchdog_restart_and_directories() {
         "CAP_NET_BIND_SERVICE",
         "{MAIN}: CAP_NET_BIND_SERVICE is the one capability"
     );
-    assert_eq!(value(MAIN, s, "AmbientCapabilities"), "CAP_NET_BIND_SERVICE");
+    assert_eq!(
+        value(MAIN, s, "AmbientCapabilities"),
+        "CAP_NET_BIND_SERVICE"
+    );
     assert_eq!(value(MAIN, s, "User"), "monitoring-agent");
     assert_eq!(value(MAIN, s, "Group"), "monitoring-agent");
 }
