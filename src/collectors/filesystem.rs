@@ -640,11 +640,14 @@ fn read_table(paths: &Paths) -> Result<Table, CollectError> {
     Err(last.unwrap_or_else(|| CollectError::Other("no mount table".into())))
 }
 
+/// The agent's own mounts: by mount id, and as listed.
+type OwnNamespace = (Arc<HashMap<u64, Dev>>, Vec<Mount>);
+
 /// The agent's own mount namespace, when it is not the reported table's: what each mount's
 /// path must be checked against ([`SameFs`]). `None` in the same namespace (the same mount
 /// ids: they are unique system-wide, a new namespace has new ones), or when the agent's own
 /// table cannot be read (then paths are used as they are, as node_exporter does).
-fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<(Arc<HashMap<u64, Dev>>, Vec<Mount>)> {
+fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
     let path = paths.proc("self/mountinfo");
     let own = match super::fsio::read_to_string(&path)
         .map_err(|e| e.to_string())
@@ -677,11 +680,7 @@ fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<(Arc<HashMap<u64, Dev>
 const MAX_OTHER_PATHS: usize = 4;
 
 /// The check for one host mount in the agent's namespace.
-fn same_fs(
-    m: &Mount,
-    path: &Path,
-    own: &(Arc<HashMap<u64, Dev>>, Vec<Mount>),
-) -> Option<Arc<SameFs>> {
+fn same_fs(m: &Mount, path: &Path, own: &OwnNamespace) -> Option<Arc<SameFs>> {
     let dev = m.info.as_ref()?.dev;
     let others = own
         .1
