@@ -439,6 +439,66 @@ else
   fail "[3]" "curl localhost:9100/metrics: HTTP ${code:-none}, ${nodes:-0} node_ samples $(head -c 200 "$W/curl.err")"
 fi
 
+# [4] The operator's check.
+set +e
+/usr/local/bin/monitoring-agent --check-sandbox >"$W/check-sandbox" 2>&1
+rc=$?
+set -e
+if [ "$rc" -eq 0 ]; then pass "[4]" "monitoring-agent --check-sandbox exits 0"; else fail "[4]" "monitoring-agent --check-sandbox exits $rc"; fi
+show < "$W/check-sandbox"
+
+# [5] Every thread.
+if [ "$active" = 1 ]; then
+  if why=$(check_threads "$pid" 2>"$W/threads"); then
+    pass "[5]" "$(cat "$W/threads")"
+  else
+    fail "[5]" "a thread of pid $pid is not hardened"
+    show <<<"$why"
+  fi
+else
+  fail "[5]" "threads: the unit is not active, no agent to inspect"
+fi
+
+# A normal stop, then [7] and [8] over the start (by install.sh) and this stop.
+systemctl stop "$UNIT" || true
+settle 30
+jsync
+agent_messages "$c0" "$start_pid" > "$W/agent-lines"
+if [ -n "$RESULTS" ]; then
+  # For reading after the run: every field of the agent's entries, and its log file.
+  journalctl -q --after-cursor="$c0" -u "$UNIT" -o verbose > "$RESULTS/agent-journal-verbose.txt" 2>&1 || true
+  cp /var/log/monitoring-agent/monitoring-agent.log "$RESULTS/agent.log" 2>/dev/null || true
+fi
+dups=$(sort "$W/agent-lines" | uniq -cd | sort -rn || true)
+if [ ! -s "$W/agent-lines" ]; then
+  fail "[7]" "the journal has no line from the agent (pid $start_pid)"
+elif [ -z "$dups" ]; then
+  pass "[7]" "journal: each of the agent's $(wc -l < "$W/agent-lines") lines appears once (pid $start_pid, start + stop)"
+else
+  fail "[7]" "journal: $(wc -l <<<"$dups") of the agent's lines appear more than once (pid $start_pid):"
+  head -n 8 <<<"$dups" | show
+fi
+agent_entries "$c0" 4 > "$W/warnings"
+if [ "$active" = 1 ] && [ ! -s "$W/warnings" ]; then
+  pass "[8]" "no journal line at priority warning or worse across a start and a stop"
+elif [ "$active" = 1 ]; then
+  fail "[8]" "$(wc -l < "$W/warnings") journal lines at priority warning or worse on a normal start + stop:"
+  show < "$W/warnings"
+else
+  fail "[8]" "no normal start to judge (the unit did not become active); its warnings:"
+  show < "$W/warnings"
+fi
+
+# [12] and [13] run after [7] and [8], which judge the journal of a plain start and stop (these
+# add an agent outside the unit and a failed reload). The unit is started again for them.
+systemctl reset-failed "$UNIT" 2>/dev/null || true
+systemctl start "$UNIT" 2>/dev/null || true
+settle 60
+pid=$(prop MainPID)
+active=0
+if [ "$(prop ActiveState)" = active ] && [ "$pid" != 0 ]; then active=1; fi
+curl -sS -o "$W/metrics" http://localhost:9100/metrics 2>/dev/null || true
+
 # [12] The host's file systems under the unit: the same mount points and read-only flags as the
 # same binary started outside the unit; a mount the unit hides (ProtectHome=) is there only with
 # node_filesystem_device_error 1, never with what covers it. Also: what the unit's namespace
@@ -500,56 +560,6 @@ if [ "$active" = 1 ]; then
   fi
 else
   fail "[13]" "systemctl reload: the unit is not active"
-fi
-
-# [4] The operator's check.
-set +e
-/usr/local/bin/monitoring-agent --check-sandbox >"$W/check-sandbox" 2>&1
-rc=$?
-set -e
-if [ "$rc" -eq 0 ]; then pass "[4]" "monitoring-agent --check-sandbox exits 0"; else fail "[4]" "monitoring-agent --check-sandbox exits $rc"; fi
-show < "$W/check-sandbox"
-
-# [5] Every thread.
-if [ "$active" = 1 ]; then
-  if why=$(check_threads "$pid" 2>"$W/threads"); then
-    pass "[5]" "$(cat "$W/threads")"
-  else
-    fail "[5]" "a thread of pid $pid is not hardened"
-    show <<<"$why"
-  fi
-else
-  fail "[5]" "threads: the unit is not active, no agent to inspect"
-fi
-
-# A normal stop, then [7] and [8] over the start (by install.sh) and this stop.
-systemctl stop "$UNIT" || true
-settle 30
-jsync
-agent_messages "$c0" "$start_pid" > "$W/agent-lines"
-if [ -n "$RESULTS" ]; then
-  # For reading after the run: every field of the agent's entries, and its log file.
-  journalctl -q --after-cursor="$c0" -u "$UNIT" -o verbose > "$RESULTS/agent-journal-verbose.txt" 2>&1 || true
-  cp /var/log/monitoring-agent/monitoring-agent.log "$RESULTS/agent.log" 2>/dev/null || true
-fi
-dups=$(sort "$W/agent-lines" | uniq -cd | sort -rn || true)
-if [ ! -s "$W/agent-lines" ]; then
-  fail "[7]" "the journal has no line from the agent (pid $start_pid)"
-elif [ -z "$dups" ]; then
-  pass "[7]" "journal: each of the agent's $(wc -l < "$W/agent-lines") lines appears once (pid $start_pid, start + stop)"
-else
-  fail "[7]" "journal: $(wc -l <<<"$dups") of the agent's lines appear more than once (pid $start_pid):"
-  head -n 8 <<<"$dups" | show
-fi
-agent_entries "$c0" 4 > "$W/warnings"
-if [ "$active" = 1 ] && [ ! -s "$W/warnings" ]; then
-  pass "[8]" "no journal line at priority warning or worse across a start and a stop"
-elif [ "$active" = 1 ]; then
-  fail "[8]" "$(wc -l < "$W/warnings") journal lines at priority warning or worse on a normal start + stop:"
-  show < "$W/warnings"
-else
-  fail "[8]" "no normal start to judge (the unit did not become active); its warnings:"
-  show < "$W/warnings"
 fi
 
 # [6] One forbidden syscall kills the agent with SIGSYS (the unit restarts it afterwards).
