@@ -19,6 +19,7 @@ use crate::config::ListenAddr;
 use crate::daemon::logging;
 use crate::daemon::notify::Notifier;
 use crate::daemon::pidfile::PidFile;
+use crate::daemon::reload_channel::ReloadChannel;
 use crate::daemon::Readiness;
 use crate::server::{self, ConnLimits, ConnSlots};
 
@@ -54,6 +55,8 @@ pub struct Handoff<'a> {
     pub readiness: &'a mut Readiness,
     /// systemd's notification socket.
     pub notifier: Notifier,
+    /// Where each reload's outcome goes for `--reload`.
+    pub reload_channel: Option<ReloadChannel>,
     pub pid_file: Option<PidFile>,
     /// The soft descriptor limit (`RLIMIT_NOFILE`), raised at start-up: it bounds the
     /// connections held.
@@ -69,6 +72,7 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         notifier,
         pid_file,
         nofile,
+        reload_channel,
     } = handoff;
     let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -133,14 +137,23 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
             tokio::spawn(watchdog(agent.clone(), notifier.clone(), every));
         }
 
+        // Reloads so far (the channel's generation counter when there is one).
+        let mut generation = 0u64;
         loop {
             tokio::select! {
                 _ = term.recv() => { log::info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { log::info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => {
+                    generation += 1;
+                    if let Some(c) = &reload_channel {
+                        generation = c.begin();
+                    }
                     notifier.reloading();
-                    let status = crate::reload::reload(&agent, &cli, &limits);
-                    notifier.ready(&status);
+                    let outcome = crate::reload::reload(&agent, &cli, &limits, generation);
+                    if let Some(c) = &reload_channel {
+                        c.finish(generation, outcome.ok, &outcome.message);
+                    }
+                    notifier.ready(&outcome.status);
                 }
                 _ = usr1.recv() => {
                     let on = logging::toggle_debug();

@@ -44,6 +44,9 @@ where
             return code;
         }
     };
+    if cli.reload {
+        return crate::reload::client(&cli);
+    }
     if cli.check_sandbox {
         return match Settings::load(&cli) {
             Ok(settings) => check::run(&settings),
@@ -188,6 +191,14 @@ fn start(
     )?;
     *logging_ready = true;
     let notifier = daemon::notify::Notifier::from_env()?;
+    // The reload outcome channel for `--reload`, made now: the sandbox allows no new file.
+    let reload_channel = match daemon::reload_channel::ReloadChannel::create() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            log::warn!("reload outcome channel unavailable ({e}): --reload cannot report");
+            None
+        }
+    };
     log::info!(
         "monitoring-agent {} starting (pid {})",
         env!("CARGO_PKG_VERSION"),
@@ -244,6 +255,7 @@ fn start(
             notifier,
             pid_file,
             nofile: locked.nofile,
+            reload_channel,
         },
     )?;
     Ok(())

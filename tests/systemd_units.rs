@@ -441,8 +441,18 @@ fn main_unit_declares_notify_watchdog_restart_and_directories() {
         "{MAIN} binds its own port: {exec}"
     );
     assert!(
-        value(MAIN, s, "ExecReload").contains("-HUP $MAINPID"),
-        "{MAIN}: ExecReload= should send SIGHUP (RELOADING=1 ... READY=1)"
+        value(MAIN, s, "ExecReload")
+            == format!(
+                "+/usr/bin/monitoring-agent --reload --pid-file {}",
+                value(MAIN, s, "ExecStart")
+                    .split_whitespace()
+                    .skip_while(|w| *w != "--pid-file")
+                    .nth(1)
+                    .unwrap_or("(no --pid-file in ExecStart)")
+            ),
+        "{MAIN}: ExecReload= should be `monitoring-agent --reload` on ExecStart's PID file, as \
+         root outside the sandbox (it signals the agent and waits for the outcome, so that \
+         `systemctl reload` fails when the reload did)"
     );
     assert_eq!(
         value(MAIN, s, "CapabilityBoundingSet"),

@@ -1,5 +1,5 @@
-//! The agent's own metrics: scrapes served, collector failures, configuration reloads, and
-//! the build information.
+//! The agent's own metrics: scrapes served, collector failures, configuration reloads, log
+//! write errors, and the build information.
 
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,6 +57,14 @@ impl Agent {
                 "Configuration reloads that failed and left the running configuration in place.",
             )
             .with(&[], self.reload_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_log_write_errors_total",
+                "Log lines the log file did not take (a full disk, an I/O error) since the agent started.",
+            )
+            .with(
+                &[("destination", "file")],
+                crate::daemon::logging::file_write_errors() as f64,
+            ),
         ]
     }
 }

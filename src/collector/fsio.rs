@@ -150,6 +150,17 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads a whole file from offset 0 through a descriptor kept by its owner (one that `fsio`
+/// would not keep itself, e.g. PID 1's mount table opened before the privilege drop).
+pub fn pread_to_string(file: &File) -> io::Result<String> {
+    let mut buf = Vec::with_capacity(4096);
+    pread_all(file, &mut buf)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     let mut offset = 0u64;
     loop {
