@@ -9,6 +9,7 @@ use crate::agent::Agent;
 use crate::cli::Cli;
 use crate::config::{ConfigAccess, ConfigError, Settings};
 use crate::daemon::logging;
+use crate::sandbox::fragments::Set;
 use crate::server::ConnLimits;
 
 /// Reloads; returns the status line for systemd.
@@ -25,7 +26,19 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>) -> String
     for name in agent.startup().changes(&new.startup) {
         log::warn!("SIGHUP: the change to {name} takes effect only after a restart");
     }
-    let reloadable = new.reloadable;
+    let mut reloadable = new.reloadable;
+    let waiting = hold_back(
+        agent.startup().fragments,
+        &mut reloadable.collectors.enabled,
+    );
+    for (collector, fragments) in &waiting {
+        log::warn!(
+            "SIGHUP: collector {collector} needs the sandbox policy fragment {} (policy/fragments/), \
+             which is not in the seccomp filter installed at start-up: enabling it takes effect \
+             only after a restart; not running it until then",
+            fragments.describe()
+        );
+    }
     limits.slots.set_limit(reloadable.web.max_connections);
     logging::set_level(reloadable.log_level);
     let summary = format!(
@@ -42,6 +55,22 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>) -> String
     agent.replace(reloadable);
     log::info!("SIGHUP: configuration reloaded; {summary}");
     format!("serving metrics; {summary}")
+}
+
+/// Removes from `enabled` the collectors that need a policy fragment not in `in_force` (their
+/// system calls would kill the process); returns them with the fragments they lack.
+pub fn hold_back(in_force: Set, enabled: &mut Vec<&'static str>) -> Vec<(&'static str, Set)> {
+    let mut held = Vec::new();
+    enabled.retain(|c| {
+        let needed = Set::for_collectors(&[*c]);
+        if in_force.contains(needed) {
+            true
+        } else {
+            held.push((*c, Set(needed.0 & !in_force.0)));
+            false
+        }
+    });
+    held
 }
 
 /// A clearer reason for a configuration file the sandbox or the file's permissions keep the
@@ -72,4 +101,24 @@ fn explain(agent: &Agent, e: &ConfigError) -> Option<String> {
             agent.startup().user
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_whose_fragment_is_not_in_force_is_held_back() {
+        let mut enabled = vec!["cpu", "systemd", "time"];
+        let held = hold_back(Set::default(), &mut enabled);
+        assert_eq!(enabled, vec!["cpu", "time"]);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].0, "systemd");
+        assert_eq!(held[0].1.names(), vec!["dbus"]);
+
+        let mut enabled = vec!["cpu", "systemd"];
+        let in_force = Set::for_collectors(&["systemd"]);
+        assert!(hold_back(in_force, &mut enabled).is_empty());
+        assert_eq!(enabled, vec!["cpu", "systemd"]);
+    }
 }
