@@ -322,6 +322,11 @@ fn real_binary_under_full_sandbox_serves_and_reconnects() {
         agent.diagnostics()
     );
     assert_seccomp_everywhere(&agent, dir.uid);
+    let check = check_sandbox(&dir, &agent);
+    assert!(
+        check.lines().any(|l| l.trim() == "policy fragments    dbus (for systemd)"),
+        "--check-sandbox does not list the dbus fragment:\n{check}"
+    );
 
     // dbus goes away: the collector fails, the scrape does not.
     bus.down();
@@ -425,6 +430,11 @@ fn default_collectors_have_no_fragment() {
         agent.diagnostics()
     );
     assert!(!body.contains("collector=\"systemd\""));
+    let check = check_sandbox(&dir, &agent);
+    assert!(
+        check.lines().any(|l| l.trim() == "policy fragments    none"),
+        "--check-sandbox:\n{check}"
+    );
 }
 
 /// SIGHUP enabling the collector on an agent started without its fragment: the collector does
@@ -483,4 +493,19 @@ fn sighup_cannot_enable_a_collector_whose_fragment_is_not_in_force() {
         "{}",
         agent.diagnostics()
     );
+}
+
+/// `monitoring-agent --check-sandbox` against a running test agent: its standard output.
+fn check_sandbox(dir: &TestDir, agent: &Agent) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "--check-sandbox",
+            "--pid-file",
+            &dir.pid_file().display().to_string(),
+            "--web.listen-address",
+            &agent.addr().to_string(),
+        ])
+        .output()
+        .expect("check runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
