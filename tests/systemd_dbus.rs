@@ -324,7 +324,9 @@ fn real_binary_under_full_sandbox_serves_and_reconnects() {
     assert_seccomp_everywhere(&agent, dir.uid);
     let check = check_sandbox(&dir, &agent);
     assert!(
-        check.lines().any(|l| l.trim() == "policy fragments    dbus (for systemd)"),
+        check
+            .lines()
+            .any(|l| l.trim() == "policy fragments    dbus (for systemd)"),
         "--check-sandbox does not list the dbus fragment:\n{check}"
     );
 
@@ -432,7 +434,9 @@ fn default_collectors_have_no_fragment() {
     assert!(!body.contains("collector=\"systemd\""));
     let check = check_sandbox(&dir, &agent);
     assert!(
-        check.lines().any(|l| l.trim() == "policy fragments    none"),
+        check
+            .lines()
+            .any(|l| l.trim() == "policy fragments    none"),
         "--check-sandbox:\n{check}"
     );
 }
