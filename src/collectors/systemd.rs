@@ -758,15 +758,18 @@ async fn read_snapshot(
     include: &Regex,
     exclude: &Regex,
 ) -> Result<Snapshot, (CollectError, bool)> {
-    let mut s = Snapshot::default();
     // The first call tells whether the connection still works.
-    s.version = match string_property(conn, MANAGER_PATH, MANAGER, "Version").await {
+    let version = match string_property(conn, MANAGER_PATH, MANAGER, "Version").await {
         Ok(v) => Some(v),
         Err(e) if transport_broken(&e) => return Err(broken(e, "systemd version")),
         Err(e) => {
             log::debug!("systemd collector: cannot read Version: {e}");
             None
         }
+    };
+    let mut s = Snapshot {
+        version,
+        ..Snapshot::default()
     };
     s.virtualization = string_property(conn, MANAGER_PATH, MANAGER, "Virtualization")
         .await
@@ -900,8 +903,10 @@ mod tests {
             &exc
         ));
         // Anchored: an include of "ssh" does not keep "ssh.service".
-        let mut o = SystemdOptions::default();
-        o.unit_include = Some("ssh".parse().expect("pattern"));
+        let o = SystemdOptions {
+            unit_include: Some("ssh".parse().expect("pattern")),
+            ..SystemdOptions::default()
+        };
         let s = Settings::from_options(&o);
         assert!(!kept(
             &unit("ssh.service", "loaded", "active"),
@@ -913,8 +918,10 @@ mod tests {
     #[test]
     fn deprecated_spellings_conflict_with_their_successors() {
         use crate::collector::options::Merge;
-        let mut o = SystemdOptions::default();
-        o.unit_whitelist = Some("a".parse().expect("pattern"));
+        let mut o = SystemdOptions {
+            unit_whitelist: Some("a".parse().expect("pattern")),
+            ..SystemdOptions::default()
+        };
         assert!(o.check().is_ok());
         o.unit_include = Some("b".parse().expect("pattern"));
         assert!(o.check().is_err());
