@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on Debian, as root (the privilege, sandbox and daemon tests need it):
 # cargo test, then scripts/vm-test.sh on this kernel and on Debian 12's own kernel in QEMU.
-# Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh, lintian) when
+# Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh, lintian,
+# dbus-daemon and python3-dbus for the mock systemd of tests/systemd_dbus.rs) when
 # missing, creates the agent's system user when missing, builds the Debian package
 # (scripts/package.sh, a release build) for tests/package_deb.rs, then runs every test.
 set -euo pipefail
@@ -12,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils)
+pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils dbus python3-dbus python3-gi)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,7 @@
 # [9] facts (kernel, Landlock ABI, systemd), [10] no restart loop, [11] unit exposure,
 # [12] the filesystem collector's host view under the unit vs outside it, [13] systemctl
 # reload's exit status (good and broken configuration).
+# [14] the systemd collector over D-Bus under the unit (systemd mode only).
 set -eEuo pipefail
 
 mode=""
@@ -173,6 +174,7 @@ if [ "$mode" = nosystemd ]; then
   na "[7]" "journal lines once: no journal here; the agent's log file is checked instead ([8])"
   na "[10]" "no restart loop on refusal: a property of the unit under systemd (VM only)"
   na "[11]" "unit exposure: a property of the unit file (VM, and tests/systemd_units.rs)"
+  na "[14]" "systemd collector over D-Bus under the unit: needs systemd as PID 1 (VM; tests/systemd_dbus.rs runs a mock systemd here)"
   if ! id -u "$USER_NAME" >/dev/null 2>&1; then
     echo "vm-guest-check: creating system user $USER_NAME (as scripts/run.sh does)"
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$USER_NAME"
@@ -618,6 +620,62 @@ rm -f "/run/systemd/system/$UNIT.d/99-vm-invalid-config.conf" /etc/monitoring-ag
 systemctl daemon-reload
 systemctl stop "$UNIT" 2>/dev/null || true
 systemctl reset-failed "$UNIT" 2>/dev/null || true
+
+# [14] The systemd collector over D-Bus under the shipped unit: the agent's own unit reported
+# active, a unit that exits 1 reported failed, and after dbus is killed (dbus.socket starts it
+# again) the collector connects again under the sandbox (the `dbus` policy fragment) and the
+# agent is the same process.
+cat > /run/systemd/system/vm-fails.service <<'UNIT'
+[Unit]
+Description=vm-guest-check: a unit that fails
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'exit 1'
+UNIT
+mkdir -p "/run/systemd/system/$UNIT.d"
+exec_start=$(sed -n "s/^ExecStart=//p" "/etc/systemd/system/$UNIT")
+printf '[Service]\nExecStart=\nExecStart=%s --collector.systemd\n' "$exec_start" \
+  > "/run/systemd/system/$UNIT.d/99-vm-systemd-collector.conf"
+systemctl daemon-reload
+systemctl start vm-fails.service 2>/dev/null || true
+systemctl reset-failed "$UNIT" 2>/dev/null || true
+systemctl start "$UNIT" 2>/dev/null || true
+settle 30
+sd_scrape() {
+  curl -sS http://localhost:9100/metrics 2>/dev/null \
+    | grep -E '^node_systemd_unit_state\{name="(monitoring-agent|vm-fails)\.service",state="(active|failed)"|^node_scrape_collector_success\{collector="systemd"\}|^monitoring_agent_sandbox_fragment' || true
+}
+sd_scrape > "$W/systemd-1"
+pid_before=$(prop MainPID)
+want_active='node_systemd_unit_state{name="monitoring-agent.service",state="active",type="notify"} 1'
+want_failed='node_systemd_unit_state{name="vm-fails.service",state="failed",type="oneshot"} 1'
+if grep -qxF "$want_active" "$W/systemd-1" && grep -qxF "$want_failed" "$W/systemd-1" \
+   && grep -qxF 'monitoring_agent_sandbox_fragment{fragment="dbus"} 1' "$W/systemd-1"; then
+  pass "[14]" "--collector.systemd under the unit: $want_active; $want_failed; fragment dbus in force"
+else
+  fail "[14]" "--collector.systemd under the unit: expected $want_active and $want_failed"
+  show < "$W/systemd-1"
+  journalctl -u "$UNIT" -n 20 --no-pager 2>/dev/null | show || true
+fi
+systemctl kill --signal=SIGKILL dbus.service 2>/dev/null || true
+ok=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  sleep 1
+  sd_scrape > "$W/systemd-2"
+  if grep -qxF 'node_scrape_collector_success{collector="systemd"} 1' "$W/systemd-2" \
+     && grep -qxF "$want_active" "$W/systemd-2"; then ok=1; break; fi
+done
+pid_after=$(prop MainPID)
+if [ "$ok" = 1 ] && [ "$pid_before" = "$pid_after" ] && [ "$(prop NRestarts)" = 0 ]; then
+  pass "[14]" "dbus killed and socket-activated again: the collector reconnected under the sandbox (same pid $pid_after)"
+else
+  fail "[14]" "after dbus was killed: reconnected=$ok, pid $pid_before -> $pid_after, $(unit_state)"
+  show < "$W/systemd-2"
+fi
+rm -f "/run/systemd/system/$UNIT.d/99-vm-systemd-collector.conf" /run/systemd/system/vm-fails.service
+systemctl stop "$UNIT" 2>/dev/null || true
+systemctl reset-failed "$UNIT" vm-fails.service 2>/dev/null || true
+systemctl daemon-reload
 
 # [11] The unit's exposure score (tests/systemd_units.rs holds it at 2.0 or lower).
 exposure=$(systemd-analyze security --offline=true "/etc/systemd/system/$UNIT" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')

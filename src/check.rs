@@ -40,6 +40,7 @@ pub fn run(settings: &Settings) -> i32 {
     };
     verdicts.extend(self_reported(settings));
     println!("monitoring-agent pid {pid} ({}):", pid_file.display());
+    let fragments = fragments_in_force(settings);
     for v in &verdicts {
         println!(
             "  {:<19} {:<11} {}",
@@ -52,6 +53,7 @@ pub fn run(settings: &Settings) -> i32 {
             v.detail
         );
     }
+    println!("  policy fragments    {fragments}");
     if verdicts.iter().all(|v| v.ok) {
         let compensated: Vec<&str> = verdicts
             .iter()
@@ -85,6 +87,43 @@ fn read_pid(path: &Path) -> Result<i32, String> {
                 path.display()
             )
         })
+}
+
+/// The policy fragments (policy/fragments/) in the instance's seccomp filter, from its own
+/// report (`monitoring_agent_sandbox_fragment`): `dbus (systemd)`, `none`, or why unknown.
+fn fragments_in_force(settings: &Settings) -> String {
+    let body = settings
+        .startup
+        .listen
+        .first()
+        .ok_or_else(|| "no listen address configured".to_string())
+        .and_then(|a| scrape(a, &settings.reloadable.web.telemetry_path.0));
+    match body {
+        Ok(text) => fragments_from_report(&text),
+        Err(e) => format!("unknown: could not ask the agent ({e})"),
+    }
+}
+
+/// Parses `monitoring_agent_sandbox_fragment{fragment="NAME"} 1` lines.
+fn fragments_from_report(text: &str) -> String {
+    let on: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("monitoring_agent_sandbox_fragment{fragment=\""))
+        .filter_map(|l| l.strip_suffix("\"} 1"))
+        .map(|name| {
+            let users = crate::sandbox::fragments::FRAGMENTS
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.collectors.join(", "))
+                .unwrap_or_default();
+            format!("{name} (for {users})")
+        })
+        .collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join("; ")
+    }
 }
 
 /// Scrapes the instance's own report of the Landlock layers.

@@ -203,6 +203,10 @@ pub struct StartupSettings {
     pub listen: Vec<ListenAddr>,
     /// Serve the sockets systemd passes instead of binding `listen`.
     pub systemd_socket: bool,
+    /// The seccomp policy fragments the collectors enabled at start-up need
+    /// (`policy/fragments/`): fixed with the filter, so a collector enabled later by SIGHUP
+    /// that needs another one waits for a restart.
+    pub fragments: crate::sandbox::fragments::Set,
 }
 
 impl StartupSettings {
@@ -226,6 +230,7 @@ impl StartupSettings {
                 },
             listen,
             systemd_socket,
+            fragments,
         } = self;
         let mut v = Vec::new();
         let mut differs = |changed: bool, name: &'static str| {
@@ -254,6 +259,11 @@ impl StartupSettings {
             "web.listen_addresses",
         );
         differs(*systemd_socket != new.systemd_socket, "web.systemd_socket");
+        // The seccomp filter is installed once (src/reload.rs names the collectors concerned).
+        differs(
+            !fragments.contains(new.fragments),
+            "sandbox policy fragments (collectors that need one)",
+        );
         v
     }
 }
@@ -522,6 +532,7 @@ impl Settings {
                 paths,
                 listen,
                 systemd_socket: cli.systemd_socket,
+                fragments: crate::sandbox::fragments::Set::for_collectors(&collectors.enabled),
             },
             reloadable: ReloadableSettings {
                 log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),

@@ -297,6 +297,7 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
     let known_collector = |name: &str| crate::collectors::known(name).is_some();
     let mut m = Migration::default();
     let mut textfile = false;
+    let mut systemd = false;
     let mut i = 0;
     while i < words.len() {
         let word = &words[i];
@@ -320,7 +321,11 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
             .map(|(_, new)| *new);
         let target = renamed.unwrap_or(&name).to_string();
         let arg = find(&target);
-        let takes_value = arg.map(|a| a.get_action().takes_values());
+        // A switch with an optional `=true`/`=false` (the systemd collector's enable-* flags,
+        // kingpin booleans in node_exporter): never takes the next word.
+        let switch_like =
+            arg.is_some_and(|a| a.get_num_args().is_some_and(|r| r.min_values() == 0));
+        let takes_value = arg.map(|a| a.get_action().takes_values() && !switch_like);
         // A flag's value may be the next word (`--flag value`): for the agent's own flags their
         // definition says so; for others, node_exporter has no positional argument, so a next
         // word that is not a flag can only be this flag's value.
@@ -346,6 +351,7 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
         };
         let new = match (arg.get_action().takes_values(), &value) {
             (true, Some(v)) => format!("--{target}={v}"),
+            (true, None) if switch_like => format!("--{target}"),
             (true, None) => {
                 m.dropped.push((original, "no value given".into()));
                 continue;
@@ -376,6 +382,9 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
         if target == "collector.textfile.directory" {
             textfile = true;
         }
+        if target == "collector.systemd" || target == "no-collector.systemd" {
+            systemd = true;
+        }
         if renamed.is_some() || new != original {
             m.kept
                 .push(format!("{original} -> {new} (node_exporter's older name)"));
@@ -397,6 +406,16 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
                 "no textfile directory: Debian's {DEBIAN_TEXTFILE_DIR} does not exist here"
             ));
         }
+    }
+    if !systemd {
+        // Debian builds node_exporter with its systemd collector enabled by default (node_exporter
+        // itself and this agent have it off): keep what the host had.
+        let flag = "--collector.systemd".to_string();
+        m.kept.push(format!(
+            "{flag} (added: Debian's node_exporter enables its systemd collector by default; \
+             node-mixin's NodeSystemdServiceFailed alert reads it)"
+        ));
+        m.args.push(flag);
     }
     // The whole line must be accepted too (e.g. two flags that exclude each other).
     if let Err(why) = accepted(&m.args) {
@@ -601,7 +620,7 @@ mod tests {
     };
 
     #[test]
-    fn debian_default_file_gives_the_textfile_directory_only() {
+    fn debian_default_file_gives_the_textfile_directory_and_systemd() {
         let text = "# Set the command-line arguments to pass to the server.\n\
                     # them (\\\\d for \\d). If running under systemd, you need to double them again\n\
                     ARGS=\"\"\n";
@@ -610,7 +629,10 @@ mod tests {
         let m = migrate(&split_words(&value).expect("split"), HOST);
         assert_eq!(
             m.args,
-            words(&["--collector.textfile.directory=/var/lib/prometheus/node-exporter"])
+            words(&[
+                "--collector.textfile.directory=/var/lib/prometheus/node-exporter",
+                "--collector.systemd"
+            ])
         );
         assert!(m.dropped.is_empty());
     }
@@ -623,6 +645,7 @@ mod tests {
             "/metrics",
             "--collector.systemd",
             "--collector.systemd.unit-include=(ssh|cron)\\.service",
+            "--collector.systemd.enable-restarts-metrics",
             "--no-collector.wifi",
             "--collector.processes",
             "--no-collector.zfs",
@@ -641,6 +664,9 @@ mod tests {
             words(&[
                 "--web.listen-address=:9100",
                 "--web.telemetry-path=/metrics",
+                "--collector.systemd",
+                "--collector.systemd.unit-include=(ssh|cron)\\.service",
+                "--collector.systemd.enable-restarts-metrics",
                 "--collector.processes",
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
@@ -651,8 +677,6 @@ mod tests {
         assert_eq!(
             dropped,
             [
-                "--collector.systemd",
-                "--collector.systemd.unit-include=(ssh|cron)\\.service",
                 "--no-collector.wifi",
                 "--collector.cpu.info",
                 "--web.config.file=/etc/prometheus/web.yml",
@@ -661,13 +685,41 @@ mod tests {
                 "stray",
             ]
         );
-        assert!(m.dropped[0].1.contains("no systemd collector"), "{m:?}");
+        assert!(m.dropped[0].1.contains("no wifi collector"), "{m:?}");
         assert!(
-            m.dropped[3].1.contains("cpu collector has no info"),
+            m.dropped[1].1.contains("cpu collector has no info"),
             "{m:?}"
         );
         // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 6, "{m:?}");
+        assert_eq!(m.kept.len(), 9, "{m:?}");
+    }
+
+    #[test]
+    fn debians_systemd_collector_stays_on_unless_switched_off() {
+        let m = migrate(&[], HOST);
+        assert!(m.args.contains(&"--collector.systemd".to_string()), "{m:?}");
+        let m = migrate(&words(&["--no-collector.systemd"]), HOST);
+        assert_eq!(
+            m.args,
+            words(&[
+                "--no-collector.systemd",
+                "--collector.textfile.directory=/var/lib/prometheus/node-exporter"
+            ])
+        );
+        let m = migrate(
+            &words(&[
+                "--collector.systemd.enable-task-metrics",
+                "--collector.systemd.enable-start-time-metrics=false",
+            ]),
+            HOST,
+        );
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert!(m
+            .args
+            .contains(&"--collector.systemd.enable-task-metrics".to_string()));
+        assert!(m
+            .args
+            .contains(&"--collector.systemd.enable-start-time-metrics=false".to_string()));
     }
 
     #[test]
@@ -675,7 +727,10 @@ mod tests {
         let m = migrate(&words(&["--web.listen-address=nonsense", "-x"]), HOST);
         assert_eq!(
             m.args,
-            words(&["--collector.textfile.directory=/var/lib/prometheus/node-exporter"])
+            words(&[
+                "--collector.textfile.directory=/var/lib/prometheus/node-exporter",
+                "--collector.systemd"
+            ])
         );
         assert_eq!(m.dropped.len(), 2, "{m:?}");
         assert!(m.dropped[0].1.contains("refused"), "{m:?}");
@@ -689,7 +744,7 @@ mod tests {
                 debian_textfile_dir: false,
             },
         );
-        assert!(m.args.is_empty());
+        assert_eq!(m.args, words(&["--collector.systemd"]));
     }
 
     #[test]
@@ -727,11 +782,11 @@ mod tests {
     #[test]
     fn rendered_file_is_read_back() {
         let m = migrate(
-            &words(&["--collector.systemd", "--web.listen-address=:9100"]),
+            &words(&["--collector.wifi", "--web.listen-address=:9100"]),
             HOST,
         );
         let text = render(&m, Path::new(NODE_EXPORTER_DEFAULTS));
-        assert!(text.contains("--collector.systemd: this agent has no systemd collector"));
+        assert!(text.contains("--collector.wifi: this agent has no wifi collector"));
         let back = split_words(&args_value(&text).expect("ARGS")).expect("split");
         assert_eq!(back, m.args);
     }

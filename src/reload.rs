@@ -20,6 +20,7 @@ use crate::config::{self, ConfigAccess, ConfigError, Settings};
 use crate::daemon::logging;
 use crate::daemon::reload_channel::ReloadView;
 use crate::exit;
+use crate::sandbox::fragments::Set;
 use crate::server::ConnLimits;
 
 /// What a reload did.
@@ -56,7 +57,19 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>, generatio
         log::warn!("SIGHUP: the change to {name} takes effect only after a restart");
         waiting.push(name);
     }
-    let reloadable = new.reloadable;
+    let mut reloadable = new.reloadable;
+    let waiting = hold_back(
+        agent.startup().fragments,
+        &mut reloadable.collectors.enabled,
+    );
+    for (collector, fragments) in &waiting {
+        log::warn!(
+            "SIGHUP: collector {collector} needs the sandbox policy fragment {} (policy/fragments/), \
+             which is not in the seccomp filter installed at start-up: enabling it takes effect \
+             only after a restart; not running it until then",
+            fragments.describe()
+        );
+    }
     limits.slots.set_limit(reloadable.web.max_connections);
     logging::set_level(reloadable.log_level);
     let summary = format!(
@@ -199,6 +212,22 @@ fn running_pid(pid_file: &Path) -> Result<u32, String> {
         .ok_or_else(|| format!("PID file {shown}: no pid in it ({:?})", text.trim()))
 }
 
+/// Removes from `enabled` the collectors that need a policy fragment not in `in_force` (their
+/// system calls would kill the process); returns them with the fragments they lack.
+pub fn hold_back(in_force: Set, enabled: &mut Vec<&'static str>) -> Vec<(&'static str, Set)> {
+    let mut held = Vec::new();
+    enabled.retain(|c| {
+        let needed = Set::for_collectors(&[*c]);
+        if in_force.contains(needed) {
+            true
+        } else {
+            held.push((*c, Set(needed.0 & !in_force.0)));
+            false
+        }
+    });
+    held
+}
+
 /// A clearer reason for a configuration file the sandbox or the file's permissions keep the
 /// agent from reading than a bare "Permission denied".
 fn explain(agent: &Agent, e: &ConfigError) -> Option<String> {
@@ -227,4 +256,24 @@ fn explain(agent: &Agent, e: &ConfigError) -> Option<String> {
             agent.startup().user
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_whose_fragment_is_not_in_force_is_held_back() {
+        let mut enabled = vec!["cpu", "systemd", "time"];
+        let held = hold_back(Set::default(), &mut enabled);
+        assert_eq!(enabled, vec!["cpu", "time"]);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].0, "systemd");
+        assert_eq!(held[0].1.names(), vec!["dbus"]);
+
+        let mut enabled = vec!["cpu", "systemd"];
+        let in_force = Set::for_collectors(&["systemd"]);
+        assert!(hold_back(in_force, &mut enabled).is_empty());
+        assert_eq!(enabled, vec!["cpu", "systemd"]);
+    }
 }

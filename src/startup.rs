@@ -228,6 +228,7 @@ fn start(
     // Steps 5 to 8. A start-up that fails from here on leaves no PID file behind.
     let locked = match lock_down(
         startup,
+        &settings.reloadable.collectors.enabled,
         target.as_ref(),
         mode,
         remove_dirs,
@@ -291,6 +292,7 @@ struct LockedDown {
 /// Steps 5 to 8: bind, drop privileges, Landlock, seccomp.
 fn lock_down(
     startup: &StartupSettings,
+    enabled: &[&'static str],
     target: Option<&privilege::Target>,
     mode: sandbox::Mode,
     remove_file_dirs: Vec<PathBuf>,
@@ -323,14 +325,18 @@ fn lock_down(
         privilege::Keep::NetBindService
     };
     let privileges = privilege::drop_privileges(target, keep)?;
+    // Between steps 6 and 7: what collectors connect to as the agent's user (the system bus),
+    // still on the single thread and before the sandbox.
+    collectors::connect_before_sandbox(enabled);
 
-    // Steps 7 and 8: Landlock, then seccomp.
+    // Steps 7 and 8: Landlock, then seccomp with the policy fragments of the enabled
+    // collectors (policy/fragments/).
     let spec = sandbox::Spec {
         read_only: readable_paths(startup),
         remove_file_dirs,
         max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
     };
-    let enforcement = sandbox::apply(&spec, mode, &privileges)?;
+    let enforcement = sandbox::apply_with(&spec, startup.fragments, mode, &privileges)?;
     Ok(LockedDown {
         listeners,
         enforcement,

@@ -96,8 +96,13 @@ fn gdb() -> PathBuf {
 /// checks that it runs as the agent's user with (or, for the control, without) seccomp on every
 /// thread.
 fn start(dir: &TestDir, mode: Mode, env: &[(&str, &str)]) -> Agent {
+    start_with(dir, mode, env, &[])
+}
+
+/// [`start`] with extra arguments (e.g. a collector that brings a policy fragment).
+fn start_with(dir: &TestDir, mode: Mode, env: &[(&str, &str)], args: &[&str]) -> Agent {
     gdb();
-    let mut s = Start::new(dir);
+    let mut s = Start::new(dir).args(args.iter().copied());
     for (k, v) in env {
         s = s.env(*k, *v);
     }
@@ -1680,3 +1685,134 @@ all_modes!(signal_rt_tgsigqueueinfo => |m| signal_victim(m, SignalPath::RtTgsigq
 all_modes!(signal_pidfd_send_signal => |m| signal_victim(m, SignalPath::Pidfd));
 
 all_modes!(ptrace_attach => |m| signal_victim(m, SignalPath::PtraceAttach));
+
+// ---------------------------------------------------------------------------------------
+// Policy fragments (policy/fragments/): the `dbus` fragment of the systemd collector
+// ---------------------------------------------------------------------------------------
+
+/// `sockaddr_un` for `path`, padded with zeros to `sizeof(struct sockaddr_un)` (110 bytes):
+/// what the systemd collector passes, and the only length the `dbus` fragment allows.
+fn sockaddr_unix_full(path: &Path) -> Vec<u8> {
+    let mut v = sockaddr_unix(path.as_os_str().as_encoded_bytes(), false);
+    v.resize(std::mem::size_of::<libc::sockaddr_un>(), 0);
+    v
+}
+
+/// SOCK_STREAM | SOCK_CLOEXEC: the socket type the `dbus` fragment allows.
+const STREAM_CLOEXEC: &str = "0x80001";
+
+/// A unix stream listener the test owns, at a 0666 path the agent's user may connect to.
+fn stream_listener() -> (tempfile::TempDir, PathBuf, UnixListener) {
+    let sdir = socket_dir();
+    let path = sdir.path().join("bus.sock");
+    let l = UnixListener::bind(&path).expect("bind listener");
+    world_writable(&path);
+    l.set_nonblocking(true).expect("nonblocking");
+    (sdir, path, l)
+}
+
+fn accepted(l: &UnixListener) -> bool {
+    match l.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+/// The systemd collector is not enabled, so its fragment is not in force: exactly the calls
+/// the fragment would allow (an AF_UNIX SOCK_STREAM|SOCK_CLOEXEC socket, connect with the full
+/// address length) kill the agent.
+fn dbus_fragment_not_in_force(mode: Mode) {
+    let dir = TestDir::new();
+    let (_sdir, path, l) = stream_listener();
+    let sa = sockaddr_unix_full(&path);
+    let mut agent = start(&dir, mode, &[]);
+    let mut s = Script::new();
+    s.put(ADDR, &sa)
+        .call("socket", libc::SYS_socket, &["1", STREAM_CLOEXEC, "0"])
+        .call(
+            "connect",
+            libc::SYS_connect,
+            &[&r("socket"), &at(ADDR), &sa.len().to_string()],
+        );
+    let inj = s.run(&mut agent);
+    let escaped = accepted(&l).then(|| "the test's unix listener accepted a connection".into());
+    verdict(mode, &agent, &inj, &["socket", "connect"], escaped);
+}
+
+all_modes!(dbus_fragment_not_in_force => dbus_fragment_not_in_force);
+
+/// With `--collector.systemd` the `dbus` fragment is in force: its calls work under the full
+/// sandbox (the connection reaches the test's listener and the agent lives on), and what the
+/// fragment does not allow still kills: connect with the address's own length (how an abstract
+/// name would be reached), a datagram socket, an AF_INET socket.
+fn dbus_fragment_in_force(mode: Mode) {
+    let args = ["--collector.systemd"];
+    // No bus at this address: the collector's own connection fails (a warning), which leaves
+    // the injected calls as the only connection attempts.
+    let env = [("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
+    let (_sdir, path, l) = stream_listener();
+    let sa = sockaddr_unix_full(&path);
+    {
+        let dir = TestDir::new();
+        let mut agent = start_with(&dir, mode, &env, &args);
+        let mut s = Script::new();
+        s.put(ADDR, &sa)
+            .call("socket", libc::SYS_socket, &["1", STREAM_CLOEXEC, "0"])
+            .call(
+                "connect",
+                libc::SYS_connect,
+                &[&r("socket"), &at(ADDR), &sa.len().to_string()],
+            )
+            .call("close", libc::SYS_close, &[&r("socket")]);
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_none() && inj.ret("socket").is_some_and(|fd| fd >= 0),
+            "({mode}) the dbus fragment's socket() failed\n{}",
+            inj.report()
+        );
+        assert_eq!(
+            inj.ret("connect"),
+            Some(0),
+            "({mode}) the dbus fragment's connect() failed\n{}",
+            inj.report()
+        );
+        assert!(accepted(&l), "({mode}) no connection reached the listener");
+        assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+    }
+    let exact = sockaddr_unix(path.as_os_str().as_encoded_bytes(), false);
+    let cases: [(&str, &str, Option<usize>); 3] = [
+        ("connect_own_length", STREAM_CLOEXEC, Some(exact.len())),
+        ("socket_dgram", "0x80002", None),
+        ("socket_inet", STREAM_CLOEXEC, None),
+    ];
+    for (name, ty, connect_len) in cases {
+        let dir = TestDir::new();
+        let mut agent = start_with(&dir, mode, &env, &args);
+        let domain = if name == "socket_inet" { "2" } else { "1" };
+        let mut s = Script::new();
+        s.put(ADDR, &exact)
+            .call("socket", libc::SYS_socket, &[domain, ty, "0"]);
+        let refused = match connect_len {
+            Some(len) => {
+                s.call(
+                    "connect",
+                    libc::SYS_connect,
+                    &[&r("socket"), &at(ADDR), &len.to_string()],
+                );
+                "connect"
+            }
+            None => "socket",
+        };
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_some(),
+            "({mode}) {name}: the agent survived a call the dbus fragment does not allow\n{}",
+            inj.report()
+        );
+        let escaped = accepted(&l).then(|| format!("{name}: the listener accepted a connection"));
+        verdict(mode, &agent, &inj, &[refused], escaped);
+    }
+}
+
+sandboxed_modes!(dbus_fragment_in_force => dbus_fragment_in_force);

@@ -278,7 +278,11 @@ fn full_sandbox_in_enforce_mode_reports_every_layer() {
             return 3;
         }
         let families = e.families();
-        if families.len() != 4 || families[0].samples.len() != 7 {
+        // The layers, who enforces them, the two ABIs, and the policy fragments (none here).
+        if families.len() != 5
+            || families[0].samples.len() != 7
+            || families[4].samples.iter().any(|s| s.value != 0.0)
+        {
             return 4;
         }
         let ok = allowed("read /proc/stat", std::fs::read_to_string("/proc/stat"))

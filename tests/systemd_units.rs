@@ -578,6 +578,26 @@ fn policy_syscalls() -> BTreeSet<String> {
             all.insert(syscall.to_string());
         }
     }
+    // The policy fragments' rules (policy/fragments/*.json): the unit must allow them too, or
+    // enabling a collector that needs one (systemd: the `dbus` fragment) would fail under it.
+    let dir = repo("policy/fragments");
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("fragment entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let frag: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+        let rules = frag["seccomp"][arch]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: no seccomp.{arch} rules", path.display()));
+        for rule in rules {
+            if let Some(sc) = rule["syscall"].as_str() {
+                all.insert(sc.to_string());
+            }
+        }
+    }
     all
 }
 

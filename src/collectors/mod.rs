@@ -74,6 +74,7 @@ pub const KNOWN: &[Known] = known! {
     softnet: true => softnet::collector,
     stat: true => |_| Box::new(stat::Stat),
     sysctl: false => sysctl::collector,
+    systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
     textfile: true => textfile::collector,
     thermal_zone: true => thermal_zone::collector,
@@ -108,6 +109,15 @@ pub fn warm_up(paths: &Paths) {
     filesystem::warm_up(paths);
 }
 
+/// Start-up, after the privilege drop and before the sandbox (on the single start-up thread):
+/// the connections enabled collectors make as the agent's user. The system bus for `systemd`;
+/// later reconnections happen under the sandbox, allowed by the collector's policy fragment.
+pub fn connect_before_sandbox(enabled: &[&str]) {
+    if enabled.contains(&"systemd") {
+        systemd::connect_before_sandbox();
+    }
+}
+
 crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
@@ -118,6 +128,7 @@ crate::collector::options::options_table! {
     netdev: netdev::NetdevOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     sysctl: sysctl::SysctlOptions,
+    systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
 }
 
@@ -167,6 +178,7 @@ pub mod softirqs;
 pub mod softnet;
 pub mod stat;
 pub mod sysctl;
+pub mod systemd;
 pub mod tapestats;
 pub mod textfile;
 pub mod thermal_zone;

@@ -1,6 +1,7 @@
 //! Sandbox: Landlock then seccomp on the single main thread, after the privilege drop and before
 //! the tokio runtime exists (DESIGN.md §1 steps 7-8), and the report of what really holds.
 
+pub mod fragments;
 pub mod landlock;
 pub mod seccomp;
 pub mod verify;
@@ -167,6 +168,8 @@ pub struct Enforcement {
     pub landlock_abi: i32,
     /// The ABI of the Landlock ruleset in force (0: none).
     pub landlock_enforced_abi: i32,
+    /// The policy fragments in the seccomp filter in force (empty without a filter).
+    pub fragments: fragments::Set,
 }
 
 impl Enforcement {
@@ -216,7 +219,16 @@ impl Enforcement {
             "Landlock ABI of the ruleset in force on this process (0: none).",
         )
         .with(&[], f64::from(self.landlock_enforced_abi));
-        vec![enforced, info, abi, enforced_abi]
+        let mut fragment = MetricFamily::gauge(
+            "monitoring_agent_sandbox_fragment",
+            "Whether a policy fragment (policy/fragments/) is part of the seccomp filter in \
+             force (1) or not (0); the enabled collectors decide at start-up.",
+        );
+        for (i, f) in fragments::FRAGMENTS.iter().enumerate() {
+            let on = self.fragments.0 & (1 << i) != 0;
+            fragment.push(&[("fragment", f.name)], if on { 1.0 } else { 0.0 });
+        }
+        vec![enforced, info, abi, enforced_abi, fragment]
     }
 
     /// One line for the log: each layer and who enforces it.
@@ -304,6 +316,17 @@ fn lacking(layer: &str, abi: i32, min: i32) -> String {
 /// Whatever can be known in advance is checked before anything irreversible happens.
 pub fn apply(
     spec: &Spec,
+    mode: Mode,
+    privileges: &PrivilegeReport,
+) -> Result<Enforcement, SandboxError> {
+    apply_with(spec, fragments::Set::default(), mode, privileges)
+}
+
+/// [`apply`] with the seccomp policy fragments in `set` (those of the enabled collectors,
+/// [`fragments::Set::for_collectors`]) merged into the `main` filter.
+pub fn apply_with(
+    spec: &Spec,
+    set: fragments::Set,
     mode: Mode,
     privileges: &PrivilegeReport,
 ) -> Result<Enforcement, SandboxError> {
@@ -398,9 +421,10 @@ pub fn apply(
     // Landlock (and seccompiler below) set no_new_privs; read back what holds now, because the
     // seccomp policy does not allow prctl(PR_GET_NO_NEW_PRIVS).
     enforcement.no_new_privs = crate::privilege::no_new_privs();
-    match seccomp::apply() {
+    match seccomp::apply_with(set) {
         Ok(()) => {
             enforcement.seccomp = true;
+            enforcement.fragments = set;
             // seccompiler sets PR_SET_NO_NEW_PRIVS before installing and fails without it.
             enforcement.no_new_privs = true;
         }
@@ -446,9 +470,11 @@ pub fn apply(
         )
     };
     log::info!(
-        "sandbox ({mode}): {} (kernel Landlock ABI {}, requested {requested}, in force {abi}){note}",
+        "sandbox ({mode}): {} (kernel Landlock ABI {}, requested {requested}, in force {abi}); \
+         policy fragments: {}{note}",
         enforcement.summary(),
         enforcement.landlock_abi,
+        enforcement.fragments.describe(),
     );
     Ok(enforcement)
 }

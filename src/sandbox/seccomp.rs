@@ -10,7 +10,9 @@
 //!   placeholder [`PID_PLACEHOLDER`], which [`apply`] replaces with `getpid()` in the compiled
 //!   program before installing it. This is what keeps signals inside the sandbox on kernels
 //!   whose Landlock lacks the signal scope (ABI < 6).
-//! - `main`: the allowlist; every other system call kills the whole process (`SIGSYS`).
+//! - `main`: the allowlist; every other system call kills the whole process (`SIGSYS`). It is
+//!   the base policy plus the policy fragments of the enabled collectors
+//!   ([`super::fragments`]): `build.rs` compiled every combination, [`apply_with`] picks one.
 //!
 //! The kernel evaluates every installed filter and keeps the strictest verdict, so `clone3`'s
 //! `ERRNO` wins over `main`'s `allow`, and `main`'s `kill_process` wins over `clone3`'s `allow`.
@@ -18,8 +20,7 @@
 
 use seccompiler::sock_filter;
 
-/// The `main` filter: raw `struct sock_filter` array, little-endian, written by `build.rs`.
-static MAIN_FILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_main.bpf"));
+use super::fragments;
 /// The `clone3` filter, see the module documentation.
 static CLONE3_FILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_clone3.bpf"));
 /// The `signals` filter, see the module documentation.
@@ -67,9 +68,21 @@ fn decode(name: &'static str, bytes: &[u8]) -> Result<Vec<sock_filter>, SeccompE
         .collect())
 }
 
-/// The embedded `main` filter (the allowlist), decoded.
+/// The embedded `main` filter (the allowlist) of the base policy alone, decoded.
 pub fn main_filter() -> Result<Vec<sock_filter>, SeccompError> {
-    decode("main", MAIN_FILTER)
+    main_filter_with(fragments::Set::default())
+}
+
+/// The embedded `main` filter made of the base policy and the fragments in `set`, decoded
+/// (raw `struct sock_filter` arrays, little-endian, written by `build.rs`).
+pub fn main_filter_with(set: fragments::Set) -> Result<Vec<sock_filter>, SeccompError> {
+    let bytes = fragments::MAIN_VARIANTS
+        .get(set.0)
+        .ok_or(SeccompError::Malformed {
+            name: "main",
+            len: 0,
+        })?;
+    decode("main", bytes)
 }
 
 /// The embedded `clone3` filter, decoded.
@@ -98,16 +111,22 @@ pub fn signals_filter(pid: u32) -> Result<Vec<sock_filter>, SeccompError> {
     Ok(program)
 }
 
-/// Installs the embedded policy on the calling thread. Sets `PR_SET_NO_NEW_PRIVS` as a side
-/// effect (seccompiler does, the kernel requires it without `CAP_SYS_ADMIN`).
+/// Installs the embedded base policy on the calling thread: [`apply_with`] and no fragment.
+pub fn apply() -> Result<(), SeccompError> {
+    apply_with(fragments::Set::default())
+}
+
+/// Installs the embedded policy, its `main` filter made of the base rules and the fragments in
+/// `set`, on the calling thread. Sets `PR_SET_NO_NEW_PRIVS` as a side effect (seccompiler
+/// does, the kernel requires it without `CAP_SYS_ADMIN`).
 ///
 /// Call it on the only thread of the process, after Landlock (whose system calls the policy does
 /// not allow) and before the tokio runtime exists. Irreversible.
-pub fn apply() -> Result<(), SeccompError> {
+pub fn apply_with(set: fragments::Set) -> Result<(), SeccompError> {
     // Decode all first so that a malformed blob cannot leave a half-installed policy.
     let clone3 = clone3_filter()?;
     let signals = signals_filter(std::process::id())?;
-    let main = main_filter()?;
+    let main = main_filter_with(set)?;
     seccompiler::apply_filter(&clone3).map_err(|source| SeccompError::Install {
         name: "clone3",
         source,
@@ -144,6 +163,11 @@ mod tests {
         assert!(main.len() > 50, "main filter suspiciously short");
         assert!(!clone3.is_empty());
         assert!(main.len() <= 4096);
+        for mask in 0..fragments::MAIN_VARIANTS.len() {
+            let with = main_filter_with(fragments::Set(mask)).expect("variant");
+            assert!(with.len() >= main.len(), "a fragment only adds rules");
+        }
+        assert!(main_filter_with(fragments::Set(fragments::MAIN_VARIANTS.len())).is_err());
     }
 
     #[test]
