@@ -91,7 +91,7 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>, generatio
             "; waiting for a restart: {}",
             waiting
                 .iter()
-                .map(|n| n.to_string())
+                .map(|(collector, _)| collector.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
