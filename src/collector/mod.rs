@@ -4,6 +4,11 @@
 //! filters), running one collector and the meta metrics. The collectors themselves, and the
 //! registry of them, are in the `collectors` module.
 
+// No panic on input (issue 11): indexing and slicing that can panic are refused here and in
+// every submodule; use `get`, `split_once`, `strip_prefix`, iterators. Tests may index
+// (clippy.toml: allow-indexing-slicing-in-tests; string slices are allowed per test module).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 pub mod fsio;
 pub mod options;
 #[cfg(test)]

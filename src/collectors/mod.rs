@@ -5,6 +5,11 @@
 //! sandbox ([`warm_up`]). The framework they share is [`crate::collector`], re-exported here
 //! for them.
 
+// No panic on input (issue 11): indexing and slicing that can panic are refused here and in
+// every submodule; use `get`, `split_once`, `strip_prefix`, iterators. Tests may index
+// (clippy.toml: allow-indexing-slicing-in-tests; string slices are allowed per test module).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 #[cfg(test)]
 pub(crate) use crate::collector::testutil;
 pub use crate::collector::{

@@ -42,7 +42,10 @@ pub fn parse_stat(text: &str) -> Result<Stat<'_>, String> {
     if close < open {
         return Err(format!("unexpected stat format {text:?}"));
     }
-    let mut fields = text[close + 1..].split_ascii_whitespace();
+    let mut fields = text
+        .get(close + 1..)
+        .unwrap_or_default()
+        .split_ascii_whitespace();
     let state = fields
         .next()
         .ok_or_else(|| format!("no state in {text:?}"))?;

@@ -36,18 +36,21 @@ pub fn index_and_name<'a>(counts: &HashMap<String, u64>, name: &'a str) -> (u64,
 pub fn sanitize(name: &str) -> String {
     let b = name.as_bytes();
     let bad = |c: u8| !(c.is_ascii_alphanumeric() || c == b'_');
+    let run = |from: usize, f: &dyn Fn(u8) -> bool| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest.iter().take_while(|&&c| f(c)).count()
+    };
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
-    while i < b.len() {
-        let j = i + b[i..].iter().take_while(|&&c| c == b'_').count();
-        if j < b.len() && bad(b[j]) {
-            let k = j + b[j..].iter().take_while(|&&c| bad(c)).count();
-            let m = k + b[k..].iter().take_while(|&&c| c == b'_').count();
+    while let Some(&c) = b.get(i) {
+        let j = run(i, &|c| c == b'_');
+        if b.get(j).is_some_and(|&c| bad(c)) {
+            let k = run(j, &bad);
+            i = run(k, &|c| c == b'_');
             out.push('_');
-            i = m;
         } else {
             // Not a match here: keep this byte (char boundaries: bad bytes never get here).
-            out.push(b[i] as char);
+            out.push(c as char);
             i += 1;
         }
     }
