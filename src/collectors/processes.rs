@@ -162,7 +162,8 @@ pub fn count(procfs: &Path) -> Result<Counts, CollectError> {
         let st = parse_stat(&buf).map_err(|m| CollectError::parse(&path.join("stat"), m))?;
         c.pids += 1;
         *c.states.entry(st.state.to_string()).or_default() += 1;
-        c.threads += st.num_threads;
+        // Saturating: a `num_threads` near i64::MAX overflowed (a debug-build panic; issue 11).
+        c.threads = c.threads.saturating_add(st.num_threads);
         path.push("task");
         for tid in numeric_entries(&path)?.unwrap_or_default() {
             if tid == pid {
