@@ -237,6 +237,21 @@ mod tests {
         assert!(parse_stat("42 (x) S 1 2").is_err());
     }
 
+    /// Issue 11: two processes claiming `i64::MAX` threads overflowed the sum (a panic in
+    /// debug builds); it saturates.
+    #[test]
+    fn thread_sum_saturates() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let fields = |n: &str| format!("1 (x) S{} {n}\n", " 0".repeat(16));
+        for pid in ["1", "2"] {
+            let d = tmp.path().join(pid);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("stat"), fields("9223372036854775807")).expect("write");
+        }
+        let c = count(tmp.path()).expect("counts");
+        assert_eq!((c.pids, c.threads), (2, i64::MAX));
+    }
+
     #[test]
     fn fixture_matches_node_exporter() {
         let paths = procfs("procmisc", "debian12-vm-6.18/proc");
