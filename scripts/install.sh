@@ -177,7 +177,8 @@ elif [ "$ip_allow_given" = 1 ]; then
   printf '%s\n' \
     "# Written by scripts/install.sh --ip-allow: who may scrape (other addresses' scrapes are" \
     "# dropped unanswered). Change it with install.sh --ip-allow \"LIST\" (or any)." \
-    "[Service]" "IPAddressDeny=any" "IPAddressAllow=$ip_allow" > "$stage/ip-allow"
+    "# The empty IPAddressAllow= first drops the unit's own default list (the lists add up)." \
+    "[Service]" "IPAddressDeny=any" "IPAddressAllow=" "IPAddressAllow=$ip_allow" > "$stage/ip-allow"
   put "$stage/ip-allow" "$dropin" 644 ip-allow && { units_changed=1; restart_needed=1; }
 fi
 

@@ -72,13 +72,15 @@ set +e
 cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The sandbox on real kernels (scripts/vm-test.sh): this machine's own kernel without systemd,
-# then Debian 12's own kernel (6.1, Landlock ABI 2) under systemd 252 in QEMU. Each prints
+# then Debian 12's own kernel (6.1, Landlock ABI 2) under systemd 252 in QEMU, then the Debian
+# package's life cycle in that VM (install, reload, upgrade, remove, purge). Each prints
 # `vm-test: N passed, M failed`; a VM that cannot boot is a failure, never a skip. The release
 # binary was built by package.sh above (vm-test.sh builds it otherwise).
-for mode in --host --vm; do
+for mode in --host --vm --deb; do
   args=()
-  [ "$mode" = --host ] && args=(--host)
-  ./scripts/vm-test.sh "${args[@]}" 2>&1 | tee -a "$log"
+  [ "$mode" = --vm ] || args=("$mode")
+  # --deb: the package built above, and a second one with a higher version for the upgrade.
+  DEB=${MONITORING_AGENT_DEB:-} ./scripts/vm-test.sh "${args[@]}" 2>&1 | tee -a "$log"
   vm_status=${PIPESTATUS[0]}
   [ "$vm_status" -eq 0 ] || status=$vm_status
 done

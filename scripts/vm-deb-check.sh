@@ -22,7 +22,7 @@
 #  [D3] node-mixin parity: every metric node-mixin's alerts, recording rules and dashboards use
 #       that node_exporter exposed in [N1] is exposed by the agent under its unit
 #  [D4] systemctl reload with a good configuration: same PID, still serving
-#  [D5] systemctl reload with a broken configuration: same PID, still serving, the failure counted
+#  [D5] systemctl reload with a broken configuration: exits non-zero, same PID, still serving, the failure counted
 #  [D6] debconf allow list: dpkg-reconfigure with an address list that excludes loopback makes
 #       scrapes from loopback go unanswered; `localhost` lets them in; empty removes the drop-in
 #  [D7] upgrade to SECOND: new version, restarted, the operator's edits of config.toml (conffile)
@@ -260,8 +260,8 @@ failures=""
 if scrape "$W/after-bad.metrics"; then
   failures=$(sed -n 's/^monitoring_agent_config_reload_failures_total \([0-9]*\).*/\1/p' "$W/after-bad.metrics")
 fi
-if [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" = "$pid" ] && [ "${failures:-0}" -ge 1 ]; then
-  pass "[D5]" "systemctl reload (broken config): exit $rc, still active, same pid, old configuration serving, monitoring_agent_config_reload_failures_total $failures"
+if [ "$rc" -ne 0 ] && [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" = "$pid" ] && [ "${failures:-0}" -ge 1 ]; then
+  pass "[D5]" "systemctl reload (broken config): exit $rc (ExecReload= reports the failure), still active, same pid, old configuration serving, monitoring_agent_config_reload_failures_total $failures"
 else
   fail "[D5]" "systemctl reload (broken config): exit $rc, $(prop ActiveState), pid $pid -> $(prop MainPID), reload failures '${failures}'"
   show < "$W/reload-bad.log"

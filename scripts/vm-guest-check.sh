@@ -20,7 +20,9 @@
 #          unit; proves the harness can pass on a kernel where enforce mode refuses).
 # Checks are numbered as in the harness's brief: [1] install, [2] unit active, [3] scrape,
 # [4] --check-sandbox, [5] threads, [6] SIGSYS, [7] journal lines once, [8] no warnings,
-# [9] facts (kernel, Landlock ABI, systemd), [10] no restart loop, [11] unit exposure.
+# [9] facts (kernel, Landlock ABI, systemd), [10] no restart loop, [11] unit exposure,
+# [12] the filesystem collector's host view under the unit vs outside it, [13] systemctl
+# reload's exit status (good and broken configuration).
 set -eEuo pipefail
 
 mode=""
@@ -485,6 +487,79 @@ elif [ "$active" = 1 ]; then
 else
   fail "[8]" "no normal start to judge (the unit did not become active); its warnings:"
   show < "$W/warnings"
+fi
+
+# [12] and [13] run after [7] and [8], which judge the journal of a plain start and stop (these
+# add an agent outside the unit and a failed reload). The unit is started again for them.
+systemctl reset-failed "$UNIT" 2>/dev/null || true
+systemctl start "$UNIT" 2>/dev/null || true
+settle 60
+pid=$(prop MainPID)
+active=0
+if [ "$(prop ActiveState)" = active ] && [ "$pid" != 0 ]; then active=1; fi
+curl -sS -o "$W/metrics" http://localhost:9100/metrics 2>/dev/null || true
+
+# [12] The host's file systems under the unit: the same mount points and read-only flags as the
+# same binary started outside the unit; a mount the unit hides (ProtectHome=) is there only with
+# node_filesystem_device_error 1, never with what covers it. Also: what the unit's namespace
+# itself would have shown (its own mount table), to prove the check can fail.
+if [ "$active" = 1 ]; then
+  mkdir -p "$W/outside"
+  chown "$USER_NAME" "$W/outside"
+  "$BIN" --web.listen-address 127.0.0.1:9199 --pid-file "$W/outside/pid" \
+    --collector.disable-defaults --collector.filesystem > "$W/outside.log" 2>&1 &
+  opid=$!
+  for _ in $(seq 1 100); do
+    curl -sf -o "$W/outside.metrics" http://127.0.0.1:9199/metrics 2>/dev/null && break
+    sleep 0.2
+  done
+  kill "$opid" 2>/dev/null || true
+  wait "$opid" 2>/dev/null || true
+  fam() { grep -E "^node_filesystem_$1\{" "$2" | sort || true; }
+  labels() { fam device_error "$1" | sed 's/} .*/}/'; }
+  hidden='mountpoint="/(home|root|run/user)(/|")'
+  ro_unit=$(fam readonly "$W/metrics")
+  ro_out=$(fam readonly "$W/outside.metrics" | grep -Ev "$hidden" || true)
+  err_bad=$(fam device_error "$W/metrics" | grep -Ev "$hidden" | grep -v ' 0$' || true)
+  own_ro=$(awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo" | head -1)
+  info "[12]" "the unit's own mount table has / as: ${own_ro:-?} (what the agent would report without the host view)"
+  if [ -s "$W/outside.metrics" ] && [ "$(labels "$W/metrics")" = "$(labels "$W/outside.metrics")" ] \
+    && [ "$ro_unit" = "$ro_out" ] && [ -z "$err_bad" ]; then
+    pass "[12]" "filesystem under the unit = outside it: $(labels "$W/metrics" | wc -l) mount points, the same readonly flags ($(grep -c ' 0$' <<<"$ro_unit" || true) read-write)"
+  else
+    fail "[12]" "filesystem samples differ between the unit and outside it"
+  fi
+  { echo "under the unit:"; fam device_error "$W/metrics"; fam readonly "$W/metrics"; echo "outside:"; fam device_error "$W/outside.metrics"; fam readonly "$W/outside.metrics"; } | show
+else
+  fail "[12]" "host view: the unit is not active"
+fi
+
+# [13] `systemctl reload` tells the truth (ExecReload= is `monitoring-agent --reload`): exit 0
+# with a good configuration, non-zero with a broken one (the agent keeps serving the old one).
+if [ "$active" = 1 ]; then
+  c13=$(cursor)
+  set +e
+  systemctl reload "$UNIT" > "$W/reload-good" 2>&1
+  rc_good=$?
+  cp /etc/monitoring-agent/config.toml "$W/config.toml.orig"
+  printf '\nno_such_setting = true\n' >> /etc/monitoring-agent/config.toml
+  systemctl reload "$UNIT" > "$W/reload-bad" 2>&1
+  rc_bad=$?
+  cp "$W/config.toml.orig" /etc/monitoring-agent/config.toml
+  systemctl reload "$UNIT" > "$W/reload-again" 2>&1
+  rc_again=$?
+  set -e
+  settle 30
+  jsync
+  why=$(journalctl -q --after-cursor="$c13" -u "$UNIT" -o cat 2>/dev/null | grep -m1 'failed: configuration not reloaded' || true)
+  if [ "$rc_good" = 0 ] && [ "$rc_bad" != 0 ] && [ "$rc_again" = 0 ] && [ "$(prop MainPID)" = "$pid" ] && [ -n "$why" ]; then
+    pass "[13]" "systemctl reload: good config exit 0, broken config exit $rc_bad ($why), repaired exit 0; same pid $pid"
+  else
+    fail "[13]" "systemctl reload: good $rc_good, broken $rc_bad, repaired $rc_again (expected 0, non-zero, 0); pid $pid -> $(prop MainPID); journal: ${why:-no failure line}"
+    cat "$W/reload-good" "$W/reload-bad" | show
+  fi
+else
+  fail "[13]" "systemctl reload: the unit is not active"
 fi
 
 # [6] One forbidden syscall kills the agent with SIGSYS (the unit restarts it afterwards).

@@ -8,6 +8,10 @@
 #   scripts/vm-test.sh                 the VM run (as root; installs what it needs with apt-get)
 #   scripts/vm-test.sh --host          the same checks on this machine's kernel, without systemd
 #                                      (scripts/vm-guest-check.sh --no-systemd)
+#   scripts/vm-test.sh --deb           the Debian package's life cycle in the VM
+#                                      (scripts/vm-deb-check.sh): two builds of scripts/package.sh,
+#                                      the second with a higher version, installed over Debian's
+#                                      prometheus-node-exporter, reloaded, upgraded, removed, purged
 #   scripts/vm-test.sh --self-test-best-effort
 #                                      harness self-test: the guest adds `--sandbox best-effort`
 #                                      to the unit with a drop-in, so that the checks can pass on
@@ -15,10 +19,12 @@
 #
 # Environment:
 #   BIN=path        agent binary to test (default: cargo build --release --locked)
+#   DEB=path DEB2=path   with --deb: the two packages to test (default: scripts/package.sh, then
+#                   DEB_VERSION=<version>+vmtest1 scripts/package.sh)
 #   VM_CACHE=dir    where the QEMU root and the guest image are cached, keyed by a hash of what
 #                   goes into them (default /var/cache/monitoring-agent-vm); VM_REBUILD=1 rebuilds
 #   VM_OUT=dir      where the last run's console log and results are kept (default target/vm-test)
-#   VM_TIMEOUT=s    hard limit for the guest, boot to power-off (default 900)
+#   VM_TIMEOUT=s    hard limit for the guest, boot to power-off (default 900; 1800 with --deb)
 #   VM_MEMORY=MiB, VM_SMP=n         guest size (default 1024, 2)
 #   VM_MIRROR, VM_SECURITY_MIRROR   Debian archive URLs (default deb.debian.org's)
 #
@@ -41,6 +47,7 @@ self_test=0
 for arg in "$@"; do
   case "$arg" in
     --host) mode=host ;;
+    --deb) mode=deb ;;
     --self-test-best-effort) self_test=1 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -67,7 +74,27 @@ t_start=$(now_ms)
 
 # --- The agent binary -----------------------------------------------------------------------
 t0=$(now_ms)
-if [ -n "${BIN:-}" ]; then
+if [ "$mode" = deb ]; then
+  [ "$self_test" = 1 ] && { echo "vm-test: --self-test-best-effort is for the VM run" >&2; exit 2; }
+  # Two packages: the upgrade step needs a higher version. package.sh prints the .deb's path
+  # on its last line and keeps each version's file apart (target/packages/).
+  if [ -z "${DEB:-}" ]; then
+    say "building the package (scripts/package.sh)"
+    DEB=$(./scripts/package.sh | tail -n 1)
+  fi
+  if [ -z "${DEB2:-}" ]; then
+    version=$(dpkg-deb -f "$DEB" Version)
+    say "building the upgrade package (DEB_VERSION=$version+vmtest1 scripts/package.sh)"
+    DEB2=$(DEB_VERSION="$version+vmtest1" ./scripts/package.sh | tail -n 1)
+  fi
+  for d in "$DEB" "$DEB2"; do
+    [ -f "$d" ] || { echo "vm-test: package $d not found" >&2; exit 1; }
+  done
+  DEB=$(readlink -f "$DEB")
+  DEB2=$(readlink -f "$DEB2")
+  say "testing the packages $(basename "$DEB") then $(basename "$DEB2")"
+  BIN=""
+elif [ -n "${BIN:-}" ]; then
   [ -x "$BIN" ] || { echo "vm-test: BIN=$BIN is not an executable file" >&2; exit 1; }
   BIN=$(readlink -f "$BIN")
   say "testing the given binary $BIN"
@@ -102,7 +129,9 @@ fi
 # --- VM mode ---------------------------------------------------------------------------------
 VM_CACHE=${VM_CACHE:-/var/cache/monitoring-agent-vm}
 VM_OUT=${VM_OUT:-$REPO/target/vm-test}
-VM_TIMEOUT=${VM_TIMEOUT:-900}
+# The package's life cycle installs, upgrades and purges under TCG: give it longer (measured:
+# about 850 s of guest time on a 2-core host loaded by parallel builds).
+if [ "$mode" = deb ]; then VM_TIMEOUT=${VM_TIMEOUT:-1800}; else VM_TIMEOUT=${VM_TIMEOUT:-900}; fi
 VM_MEMORY=${VM_MEMORY:-1024}
 VM_SMP=${VM_SMP:-2}
 VM_MIRROR=${VM_MIRROR:-http://deb.debian.org/debian}
@@ -113,9 +142,12 @@ SOURCES=("deb $VM_MIRROR $SUITE main" "deb $VM_MIRROR $SUITE-updates main"
   "deb $VM_SECURITY_MIRROR $SUITE-security main")
 
 # What the guest needs: systemd as PID 1 and its tools, Debian's cloud kernel, and what the
-# checks use (curl to scrape, gdb to inject a syscall, procps, iproute2, capsh, useradd).
+# checks use (curl to scrape, gdb to inject a syscall, procps, iproute2, capsh, useradd). For
+# the package checks (--deb): the package's dependencies (adduser, debconf) and Debian's own
+# prometheus-node-exporter, which the package replaces (disabled in the image: the sandbox checks
+# use its port, and vm-deb-check.sh starts it itself for its baseline).
 GUEST_PACKAGES=(systemd systemd-sysv dbus udev kmod linux-image-cloud-amd64 curl gdb procps
-  iproute2 libcap2-bin passwd)
+  iproute2 libcap2-bin passwd adduser debconf prometheus-node-exporter)
 GUEST_IMAGE_SIZE=2G
 
 # Runs at boot from vm-test.service: unpacks the payload from /dev/vdb, runs the checks of the
@@ -131,9 +163,16 @@ if tar -x -f /dev/vdb -C "$w" && [ -f "$w/vm-env" ]; then
   # shellcheck disable=SC1091
   . "$w/vm-env"
   echo "vm-test-runner: running the guest checks"
-  timeout -k 10 "${GUEST_TIMEOUT:-600}" bash "$w/src/scripts/vm-guest-check.sh" --systemd \
-    --bin "$w/bin/monitoring-agent" --src "$w/src" --results "$w/results" ${GUEST_ARGS:-} 2>&1 |
-    tee "$w/results/checks.log"
+  if [ -n "${GUEST_DEBS:-}" ]; then
+    # shellcheck disable=SC2086 # two paths
+    set -- $GUEST_DEBS
+    timeout -k 10 "${GUEST_TIMEOUT:-600}" bash "$w/src/scripts/vm-deb-check.sh" \
+      --deb "$w/$1" --upgrade "$w/$2" --results "$w/results" 2>&1 | tee "$w/results/checks.log"
+  else
+    timeout -k 10 "${GUEST_TIMEOUT:-600}" bash "$w/src/scripts/vm-guest-check.sh" --systemd \
+      --bin "$w/bin/monitoring-agent" --src "$w/src" --results "$w/results" ${GUEST_ARGS:-} 2>&1 |
+      tee "$w/results/checks.log"
+  fi
   echo "${PIPESTATUS[0]}" > "$w/results/rc"
 else
   echo "vm-test-runner: cannot read the payload on /dev/vdb" | tee "$w/results/error"
@@ -162,6 +201,19 @@ WantedBy=multi-user.target
 '
 
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+# Removes a build directory that an interrupted mmdebstrap may have left with the host's /proc,
+# /sys or /dev mounted inside: those are unmounted first, and rm never crosses into another file
+# system (a bind-mounted /dev must never be emptied).
+clean_dir() {
+  local d m
+  for d in "$@"; do
+    [ -e "$d" ] || continue
+    findmnt -rn -o TARGET | grep -F "$(readlink -f "$d")/" | sort -r | while read -r m; do
+      umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf --one-file-system "$d"
+  done
+}
 
 # Host tools: mmdebstrap (builds both roots), e2fsprogs (mkfs.ext4 -d), tar. Installed with
 # apt-get when missing, without recommends (none is needed in mmdebstrap's root mode).
@@ -187,7 +239,7 @@ t0=$(now_ms)
 t_qemu=cached
 if [ "${VM_REBUILD:-0}" = 1 ] || [ ! -x "$QROOT/usr/bin/qemu-system-x86_64" ]; then
   say "building the QEMU root $QROOT (mmdebstrap, Debian 12 qemu-system-x86)"
-  rm -rf "$QROOT" "$QROOT.tmp"
+  clean_dir "$QROOT" "$QROOT.tmp"
   if ! mmdebstrap --variant=essential --mode=root --include=qemu-system-x86 \
     "$SUITE" "$QROOT.tmp" "${SOURCES[@]}" >"$VM_OUT/mmdebstrap-qemu.log" 2>&1; then
     tail -20 "$VM_OUT/mmdebstrap-qemu.log" | sed 's/^/  | /'
@@ -207,7 +259,7 @@ t0=$(now_ms)
 t_image=cached
 if [ "${VM_REBUILD:-0}" = 1 ] || [ ! -f "$IMG/root.img" ]; then
   say "building the guest image $IMG (mmdebstrap --variant=minbase: ${GUEST_PACKAGES[*]})"
-  rm -rf "$IMG" "$IMG.tmp"
+  clean_dir "$IMG" "$IMG.tmp"
   mkdir -p "$IMG.tmp"
   rootfs=$IMG.tmp/rootfs
   packages=$(IFS=,; echo "${GUEST_PACKAGES[*]}")
@@ -230,6 +282,9 @@ if [ "${VM_REBUILD:-0}" = 1 ] || [ ! -f "$IMG/root.img" ]; then
   # No login prompts on the console: nobody logs in.
   ln -sf /dev/null "$rootfs/etc/systemd/system/serial-getty@ttyS0.service"
   ln -sf /dev/null "$rootfs/etc/systemd/system/getty@tty1.service"
+  # Debian's node_exporter is installed but not started at boot (the port is the agent's).
+  chroot "$rootfs" systemctl disable prometheus-node-exporter.service >/dev/null 2>&1 || true
+  rm -f "$rootfs"/etc/systemd/system/*.wants/prometheus-node-exporter*
   # shellcheck disable=SC2016 # dpkg-query's format
   chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' > "$IMG.tmp/packages.txt"
   kernel=$(find "$rootfs/boot" -name 'vmlinuz-*' | sort | tail -1)
@@ -243,12 +298,12 @@ if [ "${VM_REBUILD:-0}" = 1 ] || [ ! -f "$IMG/root.img" ]; then
   cp "$initrd" "$IMG.tmp/initrd.img"
   basename "$kernel" | sed 's/^vmlinuz-//' > "$IMG.tmp/kernel-version"
   mkfs.ext4 -q -F -L vm-root -d "$rootfs" "$IMG.tmp/root.img" "$GUEST_IMAGE_SIZE" >/dev/null
-  rm -rf "$rootfs"
+  clean_dir "$rootfs"
   mv "$IMG.tmp" "$IMG"
   t_image="$(secs "$t0" "$(now_ms)")s"
   # Images of other package lists or runner versions are not used any more.
   for old in "$VM_CACHE"/image-*; do
-    [ "$old" = "$IMG" ] || rm -rf "$old"
+    [ "$old" = "$IMG" ] || clean_dir "$old"
   done
 fi
 flock -u 9
@@ -268,10 +323,18 @@ cp "$IMG/vmlinuz" "$IMG/initrd.img" "$RUN/"
 # binary, and the guest's settings.
 mkdir -p "$RUN/payload/src" "$RUN/payload/bin"
 tar -C "$REPO" --exclude=./target --exclude=./.git --exclude=./.vm-cache -cf - . | tar -C "$RUN/payload/src" -xf -
-install -m 0755 "$BIN" "$RUN/payload/bin/monitoring-agent"
+guest_debs=""
+if [ "$mode" = deb ]; then
+  mkdir -p "$RUN/payload/debs"
+  cp "$DEB" "$DEB2" "$RUN/payload/debs/"
+  guest_debs="debs/$(basename "$DEB") debs/$(basename "$DEB2")"
+else
+  install -m 0755 "$BIN" "$RUN/payload/bin/monitoring-agent"
+fi
 guest_args=""
 [ "$self_test" = 1 ] && guest_args="--self-test-best-effort"
-printf 'GUEST_TIMEOUT=%s\nGUEST_ARGS=%q\n' "$((VM_TIMEOUT - 60))" "$guest_args" > "$RUN/payload/vm-env"
+printf 'GUEST_TIMEOUT=%s\nGUEST_ARGS=%q\nGUEST_DEBS=%q\n' "$((VM_TIMEOUT - 60))" "$guest_args" \
+  "$guest_debs" > "$RUN/payload/vm-env"
 tar -C "$RUN/payload" -cf "$RUN/in.tar" .
 rm -rf "$RUN/payload"
 truncate -s 64M "$RUN/out.img"

@@ -103,6 +103,12 @@ pub struct Cli {
     #[arg(long = "check-sandbox")]
     pub check_sandbox: bool,
 
+    /// Reload the running instance named by the PID file (SIGHUP), wait for the outcome and
+    /// exit 0 when the configuration was reloaded, 1 when not (systemd's ExecReload=). Run as
+    /// root.
+    #[arg(long = "reload", conflicts_with_all = ["check_sandbox", "check_config"])]
+    pub reload: bool,
+
     /// udev data path, for node_disk_info [default: /run/udev/data].
     #[arg(long = "path.udev.data", value_name = "PATH")]
     pub udev_data: Option<PathBuf>,

@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
 use crate::collector::Paths;
-pub use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS, DEFAULT_PORT};
+pub use crate::values::{
+    ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS,
+    DEFAULT_PORT,
+};
 
 pub const DEFAULT_USER: &str = "monitoring-agent";
 pub const DEFAULT_PID_FILE: &str = "/run/monitoring-agent/monitoring-agent.pid";
@@ -157,7 +160,9 @@ pub struct WebSettings {
     pub telemetry_path: TelemetryPath,
     /// Parallel scrapes; more are answered 503 (node_exporter's `--web.max-requests`).
     pub max_requests: u32,
-    /// Open connections; more wait in the kernel's accept queue.
+    /// Connections served at once; more are accepted and wait, and one address holding
+    /// more than its share gives up its oldest connection that has not yet sent a request
+    /// (`server::ConnSlots`).
     pub max_connections: u32,
     /// Time allowed for a request's headers, counted from when the server starts waiting
     /// for them (so it also closes keep-alive connections idle that long).
@@ -470,7 +475,10 @@ impl Settings {
                 .max_requests
                 .or(f.web.max_requests.map(|p| p.0))
                 .unwrap_or(DEFAULT_MAX_REQUESTS),
-            max_connections: f.web.max_connections.map_or(64, |p| p.0),
+            max_connections: f
+                .web
+                .max_connections
+                .map_or(DEFAULT_MAX_CONNECTIONS, |p| p.0),
             header_read_timeout: secs(f.web.header_read_timeout_seconds, 10),
             idle_timeout: secs(f.web.idle_timeout_seconds, 60),
             shutdown_timeout: secs(f.web.shutdown_timeout_seconds, 10),

@@ -125,8 +125,8 @@ pub struct Target {
 /// What [`drop_privileges`] achieved, verified by reading the state back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrivilegeReport {
-    /// Real, effective and saved uid and gid are all non-zero (the agent's user), supplementary
-    /// groups are empty, and `setuid(0)` fails.
+    /// Real, effective and saved uid and gid are all non-zero (the agent's user), no
+    /// supplementary group but its own gid, and `setuid(0)` fails.
     pub privileges_dropped: bool,
     /// `PR_SET_NO_NEW_PRIVS` is set.
     pub no_new_privs: bool,
@@ -362,8 +362,8 @@ fn check_capabilities(require_bounding: bool, keep: Keep) -> Result<(bool, bool)
     Ok((ok, eff.contains(&KEPT_CAPABILITY)))
 }
 
-/// True when every uid and gid is non-zero, there are no supplementary groups, and
-/// `setuid(0)`/`setgid(0)` fail.
+/// True when every uid and gid is non-zero, there is no supplementary group but the process's
+/// own gid, and `setuid(0)`/`setgid(0)` fail.
 fn check_switched(expected: Option<&Target>) -> Result<(), String> {
     let uids = nix::unistd::getresuid().map_err(|e| format!("getresuid: {e}"))?;
     let gids = nix::unistd::getresgid().map_err(|e| format!("getresgid: {e}"))?;
@@ -383,9 +383,17 @@ fn check_switched(expected: Option<&Target>) -> Result<(), String> {
     if all_g.contains(&0) {
         return Err(format!("a gid is still 0: {all_g:?}"));
     }
+    // A supplementary group that is the process's own gid grants nothing more; systemd's
+    // `User=` puts the user's primary group there (initgroups), and without CAP_SETGID the list
+    // cannot be emptied. Any other group could open files the agent's user alone cannot.
     let groups = nix::unistd::getgroups().map_err(|e| format!("getgroups: {e}"))?;
-    if !groups.is_empty() {
-        return Err(format!("supplementary groups remain: {groups:?}"));
+    let extra: Vec<u32> = groups
+        .iter()
+        .map(|g| g.as_raw())
+        .filter(|g| !all_g.contains(g))
+        .collect();
+    if !extra.is_empty() {
+        return Err(format!("supplementary groups remain: {extra:?}"));
     }
     // Any uid change needs CAP_SETUID, which must be gone: the raw call must fail.
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {

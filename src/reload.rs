@@ -2,28 +2,59 @@
 //! the reloadable settings as a whole. The start-up settings are never replaced: a change to
 //! one of them is named in the log as waiting for a restart. An invalid file keeps the running
 //! configuration and counts the failure.
+//!
+//! `--reload` ([`client`]) is the other end: it sends the SIGHUP and waits for the outcome on
+//! the channel the agent made at start-up (`daemon::reload_channel`).
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use crate::agent::Agent;
 use crate::cli::Cli;
-use crate::config::{ConfigAccess, ConfigError, Settings};
+use crate::config::{self, ConfigAccess, ConfigError, Settings};
 use crate::daemon::logging;
+use crate::daemon::reload_channel::ReloadView;
+use crate::exit;
 use crate::server::ConnLimits;
 
-/// Reloads; returns the status line for systemd.
-pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>) -> String {
+/// What a reload did.
+pub struct Outcome {
+    pub ok: bool,
+    /// The status line for systemd (`STATUS=`).
+    pub status: String,
+    /// The line `--reload` prints.
+    pub message: String,
+}
+
+/// Reloads (reload number `generation`); returns the outcome.
+pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>, generation: u64) -> Outcome {
     let new = match Settings::load(cli) {
         Ok(s) => s,
         Err(e) => {
             agent.reload_failed();
             let why = explain(agent, &e).unwrap_or_else(|| e.to_string());
-            log::error!("SIGHUP: configuration not reloaded, keeping the running one: {why}");
-            return "reload failed, serving with the previous configuration".into();
+            log::error!(
+                "SIGHUP: configuration not reloaded, keeping the running one (reload {generation}): {why}"
+            );
+            return Outcome {
+                ok: false,
+                status: "reload failed, serving with the previous configuration".into(),
+                message: format!(
+                    "configuration not reloaded, the running one stays in force: {}",
+                    logging::sanitize(&why)
+                ),
+            };
         }
     };
+    let mut waiting = Vec::new();
     for name in agent.startup().changes(&new.startup) {
         log::warn!("SIGHUP: the change to {name} takes effect only after a restart");
+        waiting.push(name);
     }
     let reloadable = new.reloadable;
     limits.slots.set_limit(reloadable.web.max_connections);
@@ -40,8 +71,132 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>) -> String
         reloadable.web.telemetry_path.0
     );
     agent.replace(reloadable);
-    log::info!("SIGHUP: configuration reloaded; {summary}");
-    format!("serving metrics; {summary}")
+    log::info!("SIGHUP: configuration reloaded (reload {generation}); {summary}");
+    let mut message = format!("configuration reloaded; {summary}");
+    if !waiting.is_empty() {
+        message.push_str(&format!(
+            "; waiting for a restart: {}",
+            waiting
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Outcome {
+        ok: true,
+        status: format!("serving metrics; {summary}"),
+        message,
+    }
+}
+
+/// How long `--reload` waits for the outcome.
+const CLIENT_WAIT: Duration = Duration::from_secs(30);
+
+/// `monitoring-agent --reload`: signals the instance in the PID file, waits for the outcome of
+/// a reload that began after this call, prints it and returns the exit status (0 reloaded,
+/// 1 not reloaded or no answer, 2 no running instance to ask).
+pub fn client(cli: &Cli) -> i32 {
+    match ask(cli) {
+        Ok(o) if o.ok => {
+            println!("monitoring-agent: reload {}: {}", o.generation, o.message);
+            exit::OK
+        }
+        Ok(o) => {
+            eprintln!(
+                "monitoring-agent: reload {} failed: {}",
+                o.generation, o.message
+            );
+            exit::FAILURE
+        }
+        Err((code, why)) => {
+            eprintln!("monitoring-agent: --reload: {why}");
+            code
+        }
+    }
+}
+
+fn ask(cli: &Cli) -> Result<Answer, (i32, String)> {
+    // The PID file: the command line's, else the configuration's (when it loads: a broken
+    // one is for the running agent to report), else the default.
+    let (pid_file, procfs) = match &cli.pid_file {
+        Some(p) => (p.clone(), PathBuf::from("/proc")),
+        None => match Settings::load(cli) {
+            Ok(s) => (
+                s.startup
+                    .pid_file
+                    .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PID_FILE)),
+                s.startup.paths.procfs,
+            ),
+            Err(_) => (
+                PathBuf::from(config::DEFAULT_PID_FILE),
+                PathBuf::from("/proc"),
+            ),
+        },
+    };
+    let pid = running_pid(&pid_file).map_err(|e| (exit::CONFIG, e))?;
+    let view = ReloadView::open(&procfs, pid).map_err(|e| (exit::FAILURE, e.to_string()))?;
+    let before = view.started();
+    kill(Pid::from_raw(pid as i32), Signal::SIGHUP)
+        .map_err(|e| (exit::FAILURE, format!("sending SIGHUP to pid {pid}: {e}")))?;
+    let deadline = Instant::now() + CLIENT_WAIT;
+    loop {
+        if let Some(o) = view.last().filter(|o| o.generation > before) {
+            return Ok(Answer {
+                generation: o.generation,
+                ok: o.ok,
+                message: logging::sanitize(&o.message).into_owned(),
+            });
+        }
+        if kill(Pid::from_raw(pid as i32), None).is_err() {
+            return Err((
+                exit::FAILURE,
+                format!("the agent (pid {pid}) exited before reporting the reload; see its log"),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err((
+                exit::FAILURE,
+                format!(
+                    "no outcome from pid {pid} within {}s (the reload may still be running); see its log",
+                    CLIENT_WAIT.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A finished reload, as the client reports it.
+struct Answer {
+    generation: u64,
+    ok: bool,
+    message: String,
+}
+
+/// The pid in `pid_file`, when an instance holds the file's lock.
+fn running_pid(pid_file: &Path) -> Result<u32, String> {
+    let shown = pid_file.display();
+    let file = File::open(pid_file).map_err(|e| {
+        format!("no running instance: PID file {shown}: {e} (give the instance's --pid-file)")
+    })?;
+    // The running agent holds an exclusive flock on it; a shared lock we can take means nobody
+    // does (a stale file left by a crash).
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+        Ok(_unlocked_on_drop) => {
+            return Err(format!(
+                "no running instance: PID file {shown} is stale (no process holds its lock)"
+            ))
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+        Err((_, e)) => return Err(format!("PID file {shown}: checking its lock: {e}")),
+    }
+    let text = std::fs::read_to_string(pid_file).map_err(|e| format!("PID file {shown}: {e}"))?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| format!("PID file {shown}: no pid in it ({:?})", text.trim()))
 }
 
 /// A clearer reason for a configuration file the sandbox or the file's permissions keep the

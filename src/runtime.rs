@@ -19,6 +19,7 @@ use crate::config::ListenAddr;
 use crate::daemon::logging;
 use crate::daemon::notify::Notifier;
 use crate::daemon::pidfile::PidFile;
+use crate::daemon::reload_channel::ReloadChannel;
 use crate::daemon::Readiness;
 use crate::server::{self, ConnLimits, ConnSlots};
 
@@ -54,7 +55,12 @@ pub struct Handoff<'a> {
     pub readiness: &'a mut Readiness,
     /// systemd's notification socket.
     pub notifier: Notifier,
+    /// Where each reload's outcome goes for `--reload`.
+    pub reload_channel: Option<ReloadChannel>,
     pub pid_file: Option<PidFile>,
+    /// The soft descriptor limit (`RLIMIT_NOFILE`), raised at start-up: it bounds the
+    /// connections held.
+    pub nofile: u64,
 }
 
 /// Runs the server until SIGTERM/SIGINT. Builds the tokio runtime: call only once the
@@ -65,6 +71,8 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         readiness,
         notifier,
         pid_file,
+        nofile,
+        reload_channel,
     } = handoff;
     let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -73,11 +81,11 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         // past its deadline; each thread costs a stack and memory (peak RSS is a goal).
         .max_blocking_threads(8)
         .thread_name("agent-worker")
-        // Start-up blocked the handled signals (inherited by every thread): each runtime
-        // thread takes them again, so the handlers below see them.
-        .on_thread_start(|| {
-            let _ = crate::handled_signals().thread_unblock();
-        })
+        // Start-up blocked the handled signals, and the runtime's threads inherit that mask and
+        // keep it: only this thread unblocks them, once the handlers below exist. A worker that
+        // unblocked them on its start would take a signal sent in between with its default
+        // action (SIGHUP, SIGUSR1 and SIGUSR2 terminate), before any handler is installed.
+        // Process-directed signals go to a thread that does not block them: this one.
         .enable_all()
         .build()
         .map_err(RuntimeError::Build)?;
@@ -97,8 +105,16 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         let web = agent.web();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (tracker, mut all_closed) = mpsc::channel::<()>(1);
+        let capacity = server::connection_capacity(nofile);
+        if web.max_connections as usize > capacity {
+            log::warn!(
+                "web.max_connections {} is more than the descriptor limit ({nofile}) leaves \
+                 room for: at most {capacity} connections are held",
+                web.max_connections
+            );
+        }
         let limits = Arc::new(ConnLimits {
-            slots: Arc::new(ConnSlots::new(web.max_connections)),
+            slots: Arc::new(ConnSlots::new(web.max_connections, capacity)),
             tracker,
             shutdown: shutdown_rx,
         });
@@ -121,14 +137,23 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
             tokio::spawn(watchdog(agent.clone(), notifier.clone(), every));
         }
 
+        // Reloads so far (the channel's generation counter when there is one).
+        let mut generation = 0u64;
         loop {
             tokio::select! {
                 _ = term.recv() => { log::info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { log::info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => {
+                    generation += 1;
+                    if let Some(c) = &reload_channel {
+                        generation = c.begin();
+                    }
                     notifier.reloading();
-                    let status = crate::reload::reload(&agent, &cli, &limits);
-                    notifier.ready(&status);
+                    let outcome = crate::reload::reload(&agent, &cli, &limits, generation);
+                    if let Some(c) = &reload_channel {
+                        c.finish(generation, outcome.ok, &outcome.message);
+                    }
+                    notifier.ready(&outcome.status);
                 }
                 _ = usr1.recv() => {
                     let on = logging::toggle_debug();

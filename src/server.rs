@@ -1,10 +1,11 @@
 //! The HTTP side: listeners bound before the sandbox (step 5), and the hyper 1 server that
 //! serves them (routes, limits, timeouts, graceful stop).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,15 +36,21 @@ pub struct BindError {
     pub source: io::Error,
 }
 
-/// Binds one configured address (close-on-exec, `SO_REUSEADDR` as std sets them,
-/// non-blocking for tokio). `:PORT` binds the IPv6 wildcard (dual-stack), or the IPv4 one
-/// where the host has no IPv6.
+/// The accept queue's length asked of the kernel (`listen(2)`'s backlog, capped by
+/// `net.core.somaxconn`, 4096 by default): a burst of connections waits there until the
+/// accept loop takes it, instead of seeing its SYNs dropped (std asks for 128).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds one configured address (close-on-exec, `SO_REUSEADDR` as std sets them, a
+/// [`LISTEN_BACKLOG`] queue, non-blocking for tokio). `:PORT` binds the IPv6 wildcard
+/// (dual-stack), or the IPv4 one where the host has no IPv6. Runs before the sandbox, which
+/// forbids `socket`, `bind` and `listen`.
 pub fn bind(addr: &ListenAddr) -> Result<StdListener, BindError> {
     let err = |a: String| move |source| BindError { addr: a, source };
     let listener = match addr {
-        ListenAddr::Addr(a) => StdListener::bind(a).map_err(err(a.to_string()))?,
+        ListenAddr::Addr(a) => listen_on(*a).map_err(err(a.to_string()))?,
         ListenAddr::Any(port) => {
-            match StdListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, *port))) {
+            match listen_on(SocketAddr::from((Ipv6Addr::UNSPECIFIED, *port))) {
                 Ok(l) => l,
                 Err(e)
                     if matches!(
@@ -51,97 +58,383 @@ pub fn bind(addr: &ListenAddr) -> Result<StdListener, BindError> {
                         Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
                     ) =>
                 {
-                    StdListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, *port)))
+                    listen_on(SocketAddr::from((Ipv4Addr::UNSPECIFIED, *port)))
                         .map_err(err(addr.to_string()))?
                 }
                 Err(e) => return Err(err(addr.to_string())(e)),
             }
         }
     };
-    listener
-        .set_nonblocking(true)
-        .map_err(err(addr.to_string()))?;
     Ok(listener)
 }
 
-/// The cap on open connections (`web.max_connections`), which a reload may raise or lower.
-/// Lowered below the number of connections open, it lets no new one in until enough have
-/// closed (a semaphore could only forget its free permits).
-pub struct ConnSlots {
-    /// (open, limit)
-    state: std::sync::Mutex<(u32, u32)>,
-    freed: tokio::sync::Notify,
+fn listen_on(addr: SocketAddr) -> io::Result<StdListener> {
+    use socket2::{Domain, Socket, Type};
+    // socket2 creates it close-on-exec.
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
-/// One open connection's slot, given back when dropped.
-pub struct ConnSlot(Arc<ConnSlots>);
+/// Who a connection counts against: its IPv4 address (an IPv4-mapped IPv6 peer of a
+/// dual-stack listener is its IPv4 address), or the /64 prefix of an IPv6 address (one host
+/// commonly holds a whole /64).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Where a held connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Accepted, not served: over `web.max_connections`, it waits for a slot.
+    Waiting,
+    /// Served, but no complete request head yet (nor TLS handshake): evictable.
+    Unproven,
+    /// Served, and has sent at least one complete request head: never evicted.
+    Proven,
+}
+
+struct Held {
+    key: IpAddr,
+    stage: Stage,
+    /// Wakes the connection's task: admitted, or evicted (gone from the table).
+    wake: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PerKey {
+    /// Served (unproven or proven).
+    open: usize,
+    unproven: usize,
+    waiting: usize,
+}
+
+struct Table {
+    /// `web.max_connections`: connections served at once.
+    limit: usize,
+    /// Connections held at all (served and waiting): what the descriptor limit allows.
+    capacity: usize,
+    next_id: u64,
+    /// By id, that is in accept order: the first one found is the oldest.
+    conns: std::collections::BTreeMap<u64, Held>,
+    keys: HashMap<IpAddr, PerKey>,
+    open: usize,
+}
+
+/// The agent's connections: which are served, which wait, and which to give up when one
+/// address holds more than its share (`web.max_connections`, which a reload may raise or
+/// lower).
+///
+/// Every connection is accepted at once, so none waits in the kernel's accept queue behind
+/// another client's. Then:
+/// - at most `limit` are served; the others wait, accepted but unread, for a slot, and a
+///   freed slot goes to the waiting connection whose address has the fewest served;
+/// - a new connection finding every slot taken evicts the oldest *unproven* connection (one
+///   that has not sent a complete request head) of the address holding the most unproven
+///   ones, when that address holds at least two more than the newcomer's: one address can
+///   never keep another's scrape out, however many sockets it opens; a client that already
+///   sent a request is never evicted;
+/// - an address waits with at most `limit` connections (its oldest waiting one is closed
+///   beyond that), and all held connections stay within `capacity` (what the descriptor
+///   limit allows), so descriptors and memory are bounded.
+///
+/// Lowering the limit below the number served lets no new connection in until enough have
+/// closed (a semaphore could only forget its free permits).
+pub struct ConnSlots {
+    table: std::sync::Mutex<Table>,
+}
+
+/// One held connection's place in [`ConnSlots`], given back when dropped.
+pub struct ConnSlot {
+    slots: Arc<ConnSlots>,
+    id: u64,
+    wake: Arc<tokio::sync::Notify>,
+    /// Set once the connection has sent a complete request head (so it is never evicted).
+    proven: std::sync::atomic::AtomicBool,
+}
+
+/// Descriptors kept for everything but client connections: listeners, logs, the PID file,
+/// the collectors' kept-open and per-scrape files, tokio's own.
+pub const RESERVED_FDS: u64 = 256;
+
+/// How many client connections a descriptor limit (`RLIMIT_NOFILE`) allows.
+pub fn connection_capacity(nofile: u64) -> usize {
+    let spare = nofile.saturating_sub(RESERVED_FDS).max(nofile / 2);
+    usize::try_from(spare).unwrap_or(usize::MAX).max(1)
+}
 
 impl ConnSlots {
-    pub fn new(limit: u32) -> ConnSlots {
+    /// `limit`: `web.max_connections`; `capacity`: connections the descriptor limit allows
+    /// ([`connection_capacity`]).
+    pub fn new(limit: u32, capacity: usize) -> ConnSlots {
         ConnSlots {
-            state: std::sync::Mutex::new((0, limit)),
-            freed: tokio::sync::Notify::new(),
+            table: std::sync::Mutex::new(Table {
+                limit: limit as usize,
+                capacity: capacity.max(1),
+                next_id: 0,
+                conns: std::collections::BTreeMap::new(),
+                keys: HashMap::new(),
+                open: 0,
+            }),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, (u32, u32)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until fewer connections than the limit are open, and takes a slot.
-    pub async fn acquire(self: &Arc<Self>) -> ConnSlot {
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            {
-                let mut s = self.state();
-                if s.0 < s.1 {
-                    s.0 += 1;
-                    return ConnSlot(self.clone());
+    /// Takes in a connection just accepted from `peer`: served at once if a slot is free
+    /// (or one can be taken from an address holding more than its share), else waiting.
+    /// `None`: nothing could make room within the capacity; close the connection.
+    pub fn register(self: &Arc<Self>, peer: IpAddr) -> Option<ConnSlot> {
+        let key = peer_key(peer);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let mut t = self.table();
+        let id = t.next_id;
+        t.next_id += 1;
+        t.insert(
+            id,
+            Held {
+                key,
+                stage: Stage::Waiting,
+                wake: wake.clone(),
+            },
+        );
+        if t.conns.len() > t.capacity && !t.evict_for_capacity() {
+            t.remove(id);
+        }
+        if !t.conns.contains_key(&id) {
+            // Nothing else could give way (or the newcomer's own address waits the most).
+            return None;
+        }
+        if t.open < t.limit {
+            t.admit(id);
+        } else if let Some(victim) = t.fair_share_victim(key) {
+            t.evict(victim);
+            t.admit(id);
+        } else {
+            // Waiting: at most `limit` per address; the oldest gives way.
+            let limit = t.limit.max(1);
+            if t.keys.get(&key).map_or(0, |k| k.waiting) > limit {
+                if let Some(old) = t.oldest(key, Stage::Waiting) {
+                    t.evict(old);
                 }
             }
-            freed.await;
+        }
+        drop(t);
+        Some(ConnSlot {
+            slots: self.clone(),
+            id,
+            wake,
+            proven: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Sets the limit (SIGHUP); a raised one admits waiting connections at once.
+    pub fn set_limit(&self, limit: u32) {
+        let mut t = self.table();
+        t.limit = limit as usize;
+        t.admit_waiting();
+    }
+
+    /// Connections served and connections waiting, for the log and tests.
+    pub fn counts(&self) -> (usize, usize) {
+        let t = self.table();
+        (t.open, t.conns.len() - t.open)
+    }
+}
+
+impl Table {
+    fn insert(&mut self, id: u64, held: Held) {
+        let k = self.keys.entry(held.key).or_default();
+        match held.stage {
+            Stage::Waiting => k.waiting += 1,
+            Stage::Unproven => {
+                k.open += 1;
+                k.unproven += 1;
+            }
+            Stage::Proven => k.open += 1,
+        }
+        if held.stage != Stage::Waiting {
+            self.open += 1;
+        }
+        self.conns.insert(id, held);
+    }
+
+    /// Takes a connection out of the table; returns it if it was there.
+    fn remove(&mut self, id: u64) -> Option<Held> {
+        let held = self.conns.remove(&id)?;
+        if let Some(k) = self.keys.get_mut(&held.key) {
+            match held.stage {
+                Stage::Waiting => k.waiting -= 1,
+                Stage::Unproven => {
+                    k.open -= 1;
+                    k.unproven -= 1;
+                }
+                Stage::Proven => k.open -= 1,
+            }
+            if k.open == 0 && k.waiting == 0 {
+                self.keys.remove(&held.key);
+            }
+        }
+        if held.stage != Stage::Waiting {
+            self.open -= 1;
+        }
+        Some(held)
+    }
+
+    fn set_stage(&mut self, id: u64, stage: Stage) {
+        if let Some(mut held) = self.remove(id) {
+            held.stage = stage;
+            let wake = held.wake.clone();
+            self.insert(id, held);
+            wake.notify_one();
         }
     }
 
-    /// Sets the limit (SIGHUP).
-    pub fn set_limit(&self, limit: u32) {
-        self.state().1 = limit;
-        self.freed.notify_waiters();
+    fn admit(&mut self, id: u64) {
+        self.set_stage(id, Stage::Unproven);
+    }
+
+    /// Closes a connection: its task sees it gone from the table.
+    fn evict(&mut self, id: u64) {
+        if let Some(held) = self.remove(id) {
+            held.wake.notify_one();
+        }
+    }
+
+    fn oldest(&self, key: IpAddr, stage: Stage) -> Option<u64> {
+        self.conns
+            .iter()
+            .find(|(_, h)| h.key == key && h.stage == stage)
+            .map(|(id, _)| *id)
+    }
+
+    /// The address holding the most connections of `stage`, and how many.
+    fn busiest(&self, stage: Stage) -> Option<(IpAddr, usize)> {
+        self.keys
+            .iter()
+            .map(|(key, k)| {
+                let n = match stage {
+                    Stage::Waiting => k.waiting,
+                    Stage::Unproven => k.unproven,
+                    Stage::Proven => k.open - k.unproven,
+                };
+                (*key, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .max_by_key(|(_, n)| *n)
+    }
+
+    /// The connection a newcomer from `key` may take the slot of: the oldest unproven one of
+    /// the address holding the most unproven, if it holds at least two more than the
+    /// newcomer's address serves (so two addresses never take slots back and forth).
+    fn fair_share_victim(&self, key: IpAddr) -> Option<u64> {
+        let (busiest, n) = self.busiest(Stage::Unproven)?;
+        let mine = self.keys.get(&key).map_or(0, |k| k.open);
+        if n > mine + 1 {
+            self.oldest(busiest, Stage::Unproven)
+        } else {
+            None
+        }
+    }
+
+    /// Over capacity: closes the oldest waiting connection of the address with the most
+    /// waiting, else the oldest unproven one of the address with the most unproven.
+    fn evict_for_capacity(&mut self) -> bool {
+        for stage in [Stage::Waiting, Stage::Unproven] {
+            if let Some(id) = self
+                .busiest(stage)
+                .and_then(|(key, _)| self.oldest(key, stage))
+            {
+                self.evict(id);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Fills free slots from the waiting connections: each time, the oldest of the address
+    /// with the fewest served.
+    fn admit_waiting(&mut self) {
+        while self.open < self.limit {
+            let next = self
+                .conns
+                .iter()
+                .filter(|(_, h)| h.stage == Stage::Waiting)
+                .min_by_key(|(id, h)| (self.keys.get(&h.key).map_or(0, |k| k.open), **id))
+                .map(|(id, _)| *id);
+            match next {
+                Some(id) => self.admit(id),
+                None => break,
+            }
+        }
     }
 }
 
 impl ConnSlot {
-    /// Waits until this slot is within the limit: a slot taken before a reload lowered the
-    /// limit (the accept loop takes one before it waits for a connection) must not let a
-    /// connection past the new cap.
-    pub async fn within_limit(&self) {
+    fn stage(&self) -> Option<Stage> {
+        self.slots.table().conns.get(&self.id).map(|h| h.stage)
+    }
+
+    /// Waits until the connection may be served: true, or it was evicted while waiting:
+    /// false.
+    pub async fn admitted(&self) -> bool {
         loop {
-            let freed = self.0.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            {
-                let s = self.0.state();
-                if s.0 <= s.1 {
-                    return;
-                }
+            match self.stage() {
+                None => return false,
+                Some(Stage::Waiting) => self.wake.notified().await,
+                Some(_) => return true,
             }
-            freed.await;
         }
+    }
+
+    /// Completes once the connection has been evicted (taken out of the table).
+    pub async fn evicted(&self) {
+        while self.stage().is_some() {
+            self.wake.notified().await;
+        }
+    }
+
+    /// The connection sent a complete request head: it is never evicted from now on.
+    pub fn prove(&self) {
+        if !self.proven.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let mut t = self.slots.table();
+            if t.conns.get(&self.id).map(|h| h.stage) == Some(Stage::Unproven) {
+                t.set_stage(self.id, Stage::Proven);
+            }
+        }
+    }
+
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        self.0.state().0 -= 1;
-        self.0.freed.notify_waiters();
+        let mut t = self.slots.table();
+        if t.remove(self.id).is_some_and(|h| h.stage != Stage::Waiting) {
+            t.admit_waiting();
+        }
     }
 }
 
 /// Shared by the accept loops of every listener.
 pub struct ConnLimits {
-    /// Caps open connections; further ones wait in the kernel's accept queue.
+    /// Which connections are served, which wait, which are evicted ([`ConnSlots`]).
     pub slots: Arc<ConnSlots>,
     /// Cloned into every connection task; shutdown waits until all clones are gone.
     pub tracker: mpsc::Sender<()>,
@@ -149,7 +442,9 @@ pub struct ConnLimits {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Accepts connections on one listener until `stop` fires or the agent shuts down.
+/// Accepts connections on one listener until `stop` fires or the agent shuts down. It
+/// accepts every connection at once (none waits in the kernel's queue behind another
+/// client's) and lets [`ConnSlots`] decide which is served.
 pub async fn accept_loop(
     agent: Arc<Agent>,
     listener: TcpListener,
@@ -162,11 +457,6 @@ pub async fn accept_loop(
         .unwrap_or_default();
     let mut shutdown = limits.shutdown.clone();
     loop {
-        let permit = tokio::select! {
-            p = limits.slots.acquire() => p,
-            _ = stop.changed() => return,
-            _ = shutdown.changed() => return,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -180,18 +470,31 @@ pub async fn accept_loop(
             _ = stop.changed() => return,
             _ = shutdown.changed() => return,
         };
+        let Some(slot) = limits.slots.register(peer.ip()) else {
+            client_event(
+                log::Level::Warn,
+                format_args!(
+                    "connection from {peer} refused: {} connections held, none evictable",
+                    limits.slots.counts().0
+                ),
+            );
+            continue;
+        };
         let agent = agent.clone();
         let tracker = limits.tracker.clone();
         let conn_shutdown = limits.shutdown.clone();
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
             let mut stopping = conn_shutdown.clone();
-            tokio::select! {
-                () = permit.within_limit() => {
-                    serve_connection(agent, stream, peer, conn_shutdown).await;
-                }
-                () = async { let _ = stopping.wait_for(|s| *s).await; } => {}
+            let admitted = tokio::select! {
+                a = slot.admitted() => a,
+                _ = stopping.wait_for(|s| *s) => false,
+            };
+            if admitted {
+                // Shutdown from here on is graceful: a request in flight is finished.
+                serve_connection(agent, stream, peer, conn_shutdown, slot.clone()).await;
             }
-            drop(permit);
+            drop(slot);
             drop(tracker);
         });
     }
@@ -201,15 +504,71 @@ async fn serve_connection(
     agent: Arc<Agent>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    slot: Arc<ConnSlot>,
 ) {
-    let _ = stream.set_nodelay(true);
+    // Until its first complete request head (a TLS handshake included), a connection has
+    // `header_read_timeout` from now in all, whatever it trickles, and may be evicted for
+    // another address's client: both end `serve` wherever it is.
+    let first_request_deadline = Instant::now() + agent.web().header_read_timeout;
+    let unproven_deadline = {
+        let slot = slot.clone();
+        async move {
+            tokio::time::sleep_until(first_request_deadline).await;
+            if slot.is_proven() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = serve(agent, stream, peer, shutdown, slot.clone()) => {}
+        () = unproven_deadline => {}
+        () = slot.evicted() => {}
+    }
+}
+
+/// One admitted connection, from its first byte to its end.
+async fn serve(
+    agent: Arc<Agent>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    slot: Arc<ConnSlot>,
+) {
+    // A silent connection costs no read buffer: hyper allocates one only once bytes come.
+    tokio::select! {
+        r = stream.readable() => if r.is_err() { return; },
+        _ = shutdown.wait_for(|s| *s) => return,
+    }
+    // hyper's connection state lives on the heap from here on: the task of a connection that
+    // sends nothing stays small.
+    Box::pin(serve_http(agent, stream, peer, shutdown, slot)).await;
+}
+
+/// hyper on one connection that has sent its first bytes.
+async fn serve_http(
+    agent: Arc<Agent>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    slot: Arc<ConnSlot>,
+) {
     let web = agent.web();
+    let _ = stream.set_nodelay(true);
     let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
-    let service_agent = agent.clone();
     let service = hyper::service::service_fn(move |req| {
-        let agent = service_agent.clone();
-        async move { Ok::<_, Infallible>(handle(agent, req).await) }
+        // A complete request head: never evicted from now on.
+        slot.prove();
+        let agent = agent.clone();
+        async move {
+            let mut r = handle(agent, req).await;
+            // Every response: no browser may sniff a page into something else.
+            r.headers_mut().insert(
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok::<_, Infallible>(r)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -238,8 +597,11 @@ async fn serve_connection(
 
 type Body = Full<Bytes>;
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+/// An error page (or any short text answer): `text/plain; charset=utf-8`, and, as every
+/// response, `X-Content-Type-Options: nosniff`. Client input in `text` must have gone
+/// through [`printable`].
+pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(text.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -293,9 +655,7 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
         Ok(s) => s,
         Err(msg) => {
             client_event(log::Level::Info, format_args!("bad scrape request: {msg}"));
-            let mut r = Response::new(Full::new(Bytes::from(format!("400 {msg}\n"))));
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            return r;
+            return plain(StatusCode::BAD_REQUEST, format!("400 {msg}\n"));
         }
     };
     // Prometheus says how long it will wait; collectors get a little less.
@@ -558,5 +918,123 @@ mod tests {
             let _ = scrape_timeout(Some(&format!("{v:e}")));
             let _ = scrape_timeout(Some(&s));
         }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    fn stages(slots: &[&ConnSlot]) -> Vec<Option<Stage>> {
+        slots.iter().map(|s| s.stage()).collect()
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_oldest_unproven_slot_of_the_busiest_address() {
+        let slots = Arc::new(ConnSlots::new(3, 100));
+        let a: Vec<ConnSlot> = (0..5)
+            .map(|_| slots.register(ip("127.0.0.1")).expect("held"))
+            .collect();
+        // Three served, two waiting: the same address never evicts its own.
+        assert_eq!(slots.counts(), (3, 2));
+        a[1].prove();
+        let b = slots.register(ip("127.0.0.2")).expect("held");
+        // 127.0.0.1 serves two unproven and one proven: its oldest unproven one (the
+        // first) gives way; the proven one is kept.
+        assert_eq!(b.stage(), Some(Stage::Unproven));
+        assert_eq!(
+            stages(&a.iter().collect::<Vec<_>>()),
+            vec![
+                None,
+                Some(Stage::Proven),
+                Some(Stage::Unproven),
+                Some(Stage::Waiting),
+                Some(Stage::Waiting)
+            ]
+        );
+        // A second newcomer from 127.0.0.2: 127.0.0.1 has one unproven, not two more
+        // than 127.0.0.2's one: it waits.
+        let b2 = slots.register(ip("127.0.0.2")).expect("held");
+        assert_eq!(b2.stage(), Some(Stage::Waiting));
+        // A freed slot goes to the waiting connection of the address with the fewest served.
+        drop(a);
+        assert_eq!(b2.stage(), Some(Stage::Unproven));
+    }
+
+    #[test]
+    fn a_lowered_limit_admits_nobody_until_enough_close() {
+        let slots = Arc::new(ConnSlots::new(4, 100));
+        let mut held: Vec<ConnSlot> = (0..3)
+            .map(|_| slots.register(ip("127.0.0.1")).expect("held"))
+            .collect();
+        slots.set_limit(2);
+        held.pop();
+        let new = slots.register(ip("127.0.0.1")).expect("held");
+        assert_eq!(new.stage(), Some(Stage::Waiting));
+        held.pop();
+        assert_eq!(new.stage(), Some(Stage::Unproven));
+        slots.set_limit(1);
+        let waiting = slots.register(ip("127.0.0.1")).expect("held");
+        slots.set_limit(10);
+        assert_eq!(waiting.stage(), Some(Stage::Unproven));
+    }
+
+    #[test]
+    fn waiting_and_held_connections_are_bounded() {
+        let slots = Arc::new(ConnSlots::new(2, 6));
+        let a: Vec<ConnSlot> = (0..10)
+            .map(|_| slots.register(ip("::ffff:127.0.0.1")).expect("held"))
+            .collect();
+        // Two served, at most `limit` (two) waiting for one address.
+        assert_eq!(slots.counts(), (2, 2));
+        assert_eq!(a.iter().filter(|s| s.stage().is_some()).count(), 4);
+        // Other addresses fill the capacity (six); beyond it, the busiest address's oldest
+        // waiting connection gives way.
+        let others: Vec<ConnSlot> = (1..=4)
+            .map(|i| slots.register(ip(&format!("10.0.0.{i}"))).expect("held"))
+            .collect();
+        let (open, waiting) = slots.counts();
+        assert!(open + waiting <= 6, "{open} + {waiting}");
+        // 10.0.0.1 took the slot of 127.0.0.1's oldest unproven one (IPv4-mapped counts
+        // as IPv4).
+        assert_eq!(others[0].stage(), Some(Stage::Unproven));
+        // Everything proven and the capacity full: a newcomer is refused.
+        let full = Arc::new(ConnSlots::new(2, 2));
+        let p: Vec<ConnSlot> = (0..2)
+            .map(|_| full.register(ip("192.0.2.1")).expect("held"))
+            .collect();
+        p.iter().for_each(ConnSlot::prove);
+        assert!(full.register(ip("192.0.2.2")).is_none());
+    }
+
+    #[test]
+    fn ipv6_peers_count_per_64() {
+        assert_eq!(peer_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(peer_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(peer_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn client_input_is_echoed_as_printable_ascii() {
+        assert_eq!(
+            crate::agent::printable("<script>\u{1b}[31m\u{e9}\"x"),
+            "<script>\\u{1b}[31m\\u{e9}\\\"x"
+        );
+        let long = "a".repeat(100);
+        assert_eq!(
+            crate::agent::printable(&long),
+            format!("{}...", "a".repeat(64))
+        );
+    }
+
+    #[test]
+    fn error_pages_are_plain_text() {
+        let r = plain(
+            StatusCode::BAD_REQUEST,
+            format!("400 {}\n", crate::agent::printable("x")),
+        );
+        assert_eq!(
+            r.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(&b"text/plain; charset=utf-8"[..])
+        );
     }
 }

@@ -44,6 +44,9 @@ where
             return code;
         }
     };
+    if cli.reload {
+        return crate::reload::client(&cli);
+    }
     if cli.check_sandbox {
         return match Settings::load(&cli) {
             Ok(settings) => check::run(&settings),
@@ -188,6 +191,14 @@ fn start(
     )?;
     *logging_ready = true;
     let notifier = daemon::notify::Notifier::from_env()?;
+    // The reload outcome channel for `--reload`, made now: the sandbox allows no new file.
+    let reload_channel = match daemon::reload_channel::ReloadChannel::create() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            log::warn!("reload outcome channel unavailable ({e}): --reload cannot report");
+            None
+        }
+    };
     log::info!(
         "monitoring-agent {} starting (pid {})",
         env!("CARGO_PKG_VERSION"),
@@ -243,6 +254,8 @@ fn start(
             readiness,
             notifier,
             pid_file,
+            nofile: locked.nofile,
+            reload_channel,
         },
     )?;
     Ok(())
@@ -271,6 +284,8 @@ fn pid_dir_for_user<'a>(path: &'a Path, target: Option<&privilege::Target>) -> O
 struct LockedDown {
     listeners: Vec<(config::ListenAddr, std::net::TcpListener)>,
     enforcement: sandbox::Enforcement,
+    /// The soft descriptor limit after step 5 raised it.
+    nofile: u64,
 }
 
 /// Steps 5 to 8: bind, drop privileges, Landlock, seccomp.
@@ -281,7 +296,9 @@ fn lock_down(
     remove_file_dirs: Vec<PathBuf>,
     landlock_max_abi: Option<i32>,
 ) -> Result<LockedDown, StartError> {
-    // Step 5: listening sockets, bound here or passed by systemd (socket activation).
+    // Step 5: as many descriptors as the hard limit allows (each client connection holds
+    // one), then the listening sockets, bound here or passed by systemd (socket activation).
+    let nofile = raise_nofile_limit();
     let mut listeners = Vec::new();
     if startup.systemd_socket {
         for l in daemon::notify::listen_fds()? {
@@ -317,7 +334,29 @@ fn lock_down(
     Ok(LockedDown {
         listeners,
         enforcement,
+        nofile,
     })
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does for
+/// node_exporter: the soft default (1024) would make a thousand idle sockets exhaust the
+/// agent's descriptors. Returns the soft limit in force, which sizes the connection table
+/// ([`server::connection_capacity`]).
+fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => {
+                log::debug!("descriptor limit (RLIMIT_NOFILE) raised from {soft} to {hard}");
+                return hard;
+            }
+            Err(e) => log::warn!("cannot raise the descriptor limit from {soft} to {hard}: {e}"),
+        }
+    }
+    soft
 }
 
 /// What the sandbox leaves readable: the collectors' roots, the udev database, the textfile

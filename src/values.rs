@@ -10,6 +10,10 @@ use std::str::FromStr;
 pub const DEFAULT_PORT: u16 = 9100;
 /// Parallel scrapes before 503 (node_exporter's `--web.max-requests` default).
 pub const DEFAULT_MAX_REQUESTS: u32 = 40;
+/// Connections served at once (`web.max_connections`). Above the 1,600 hostile sockets one
+/// address holds in `tests/edge_hostile.rs`; an idle connection costs about one kilobyte, one
+/// trickling a request head about ten (hyper's read buffer).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 2048;
 
 /// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

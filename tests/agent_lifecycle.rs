@@ -337,6 +337,64 @@ fn sighup_with_broken_file_keeps_serving_and_counts_failure() {
 }
 
 /// SIGUSR1 toggles debug logging: debug messages (a malformed request) appear once it is on.
+/// Signals sent while the agent starts (once it has blocked them, which is what it can do
+/// after exec) are held until the runtime's handlers exist, never taken with their default
+/// action (SIGUSR2 terminates): a runtime worker used to unblock them before the handlers
+/// were installed, and a SIGUSR2 in that window killed the agent.
+#[test]
+fn signals_during_start_up_wait_for_the_handlers() {
+    for round in 0..5 {
+        let dir = TestDir::new();
+        let mut agent = Start::new(&dir).spawn_no_wait();
+        let pid = agent.pid();
+        // SigBlk has SIGUSR2 (signal 12, bit 11) once start-up blocked the handled signals.
+        let blocked = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("SigBlk:"))
+                        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                })
+                .is_some_and(|mask| mask & (1 << 11) != 0)
+        };
+        let mut waited = 0;
+        while !blocked() {
+            assert!(
+                agent.try_exit().is_none(),
+                "round {round}: exited before blocking signals\n{}",
+                agent.diagnostics()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            waited += 1;
+            assert!(waited < 30_000, "round {round}: never blocked SIGUSR2");
+        }
+        // SIGUSR2 all through start-up, until the agent serves (and a little after).
+        let mut sent = 0;
+        let mut serving_for = 0;
+        while serving_for < 20 {
+            if agent.try_exit().is_some() {
+                break;
+            }
+            agent.signal(Signal::SIGUSR2);
+            sent += 1;
+            if try_scrape(&agent, "/").is_some() {
+                serving_for += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let exit = agent.try_exit();
+        assert!(
+            exit.is_none(),
+            "round {round}: the agent died after {sent} SIGUSR2 during start-up: {exit:?}\n{}",
+            agent.diagnostics()
+        );
+        agent.scrape("/metrics");
+        agent.signal(Signal::SIGTERM);
+        assert_eq!(agent.wait_exit().code(), Some(0), "{}", agent.diagnostics());
+    }
+}
+
 #[test]
 fn sigusr1_toggles_debug_logging() {
     let dir = TestDir::new();
@@ -379,6 +437,46 @@ fn sigusr2_logs_summary() {
     assert!(line.contains("scrapes served 2"), "{line}");
     assert!(alive(agent.pid()));
     assert_eq!(agent.get("/metrics").status, 200);
+}
+
+/// The SIGUSR2 summary counts collectors that found no such hardware (node_exporter's
+/// `ErrNoData`) apart from real failures: on an empty sysfs and procfs, `nvme` has no data,
+/// and `meminfo` (whose file is not there either, but which has no "no data" case) fails.
+#[test]
+fn sigusr2_separates_no_hardware_from_failures() {
+    let dir = TestDir::new();
+    let root = dir.path().join("empty");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let agent = Start::new(&dir)
+        .args([
+            "--collector.disable-defaults",
+            "--collector.nvme",
+            "--collector.meminfo",
+            "--path.sysfs",
+        ])
+        .arg(root.display().to_string())
+        .arg("--path.procfs")
+        .arg(root.display().to_string())
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_eq!(
+        common::must_value(&body, "monitoring_agent_collector_failures_total", &[]),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        common::must_value(&body, "monitoring_agent_collector_no_data_total", &[]),
+        1.0,
+        "{body}"
+    );
+    agent.signal(Signal::SIGUSR2);
+    let log = agent.wait_log("SIGUSR2: uptime ");
+    let line = log
+        .lines()
+        .find(|l| l.contains("SIGUSR2: uptime "))
+        .unwrap_or("");
+    assert!(line.contains("collector failures 1,"), "{line}");
+    assert!(line.contains("(no data) 1,"), "{line}");
 }
 
 /// A real broken pipe: the agent's stderr is a pipe whose reader has gone (a foreground agent

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{alive, must_value, wait_until, Start, TestDir};
+use common::{alive, collector_success, must_value, wait_until, Start, TestDir};
 use nix::sys::signal::Signal;
 
 /// Path of `wrk`; fails, never skips, when it is missing.
@@ -143,4 +143,74 @@ fn concurrent_scrapes_get_200_or_503_and_the_agent_stays_up() {
     );
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.wait_exit().code(), Some(0), "{}", agent.diagnostics());
+}
+
+/// Concurrent scrapes share one run per collector (an HA Prometheus pair scrapes at the same
+/// moment): eight scrapes started together each report exactly the per-collector success a
+/// lone scrape reports, with every default collector on the real `/proc` and `/sys`, under
+/// the real sandbox. Rounds repeat until the agent has counted joined runs
+/// (`monitoring_agent_collector_runs_joined_total`), so the comparison is known to have
+/// covered scrapes that joined another's run; every round is checked.
+#[test]
+fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .args(["--web.max-requests", "16", "--sandbox", "enforce"])
+        .spawn();
+    let lone = collector_success(&agent.scrape("/metrics"));
+    assert!(lone.len() > 30, "default collectors: {lone:?}");
+    // A second lone scrape agrees with the first (the host's answer is stable).
+    assert_eq!(collector_success(&agent.scrape("/metrics")), lone);
+    let addr = agent.addr();
+    let mut joined = 0.0;
+    for round in 0..20 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let bodies: Vec<String> = (0..8)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    b.wait();
+                    common::http(addr, "GET", "/metrics", &[]).map(|r| (r.status, r.text()))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| {
+                let (status, body) = t
+                    .join()
+                    .expect("scrape thread")
+                    .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", agent.diagnostics()));
+                assert_eq!(status, 200, "round {round}: {body}");
+                body
+            })
+            .collect();
+        for (i, body) in bodies.iter().enumerate() {
+            let seen = collector_success(body);
+            assert_eq!(
+                seen,
+                lone,
+                "round {round}, scrape {i}: per-collector success differs from a lone scrape's\n{}",
+                agent.diagnostics()
+            );
+        }
+        joined = must_value(
+            &agent.scrape("/metrics"),
+            "monitoring_agent_collector_runs_joined_total",
+            &[],
+        );
+        if joined > 0.0 {
+            eprintln!("{joined} joined runs after {} rounds", round + 1);
+            break;
+        }
+    }
+    assert!(
+        joined > 0.0,
+        "twenty rounds of eight simultaneous scrapes and no scrape ever joined another's run"
+    );
+    assert!(
+        !agent.log().contains("still running"),
+        "{}",
+        agent.diagnostics()
+    );
+    assert!(alive(agent.pid()));
 }

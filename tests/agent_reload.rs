@@ -240,3 +240,119 @@ fn shrinking_max_connections_applies_to_open_connections() {
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.wait_exit().code(), Some(0));
 }
+
+/// `monitoring-agent --reload ARGS`, run to completion: (exit status, stdout, stderr).
+fn reload_command(args: &[&str]) -> (i32, String, String) {
+    let mut v = vec!["--reload".to_string()];
+    v.extend(args.iter().map(|a| a.to_string()));
+    let out = run(&v);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--reload` (the unit's `ExecReload=`) tells the truth: 0 and the reload's line when the
+/// configuration was reloaded; 1 and the reason when it was not (the agent keeps serving with
+/// the previous one); 2 and "no running instance" when there is none to ask (no PID file, or
+/// a stale one).
+#[test]
+fn reload_command_reports_the_outcome() {
+    let dir = TestDir::new();
+    let cfg = dir.write_config("[web]\ntelemetry_path = \"/first\"\n");
+    let agent = start_with_config(&dir, &cfg);
+    let pid_file = dir.pid_file().display().to_string();
+
+    write_in_place(&cfg, "[web]\ntelemetry_path = \"/second\"\n");
+    let (code, out, err) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("reload 1: configuration reloaded; listening on 127.0.0.1:")
+            && out.contains("metrics at /second"),
+        "{out}"
+    );
+    assert_eq!(agent.get("/second").status, 200);
+
+    write_in_place(
+        &cfg,
+        "[web]\ntelemetry_path = \"/third\"\nno_such_setting = 1\n",
+    );
+    let (code, out, err) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(
+        code, 1,
+        "a failed reload exits 1\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        err.contains(
+            "reload 2 failed: configuration not reloaded, the running one stays in force:"
+        ) && err.contains("no_such_setting"),
+        "{err}"
+    );
+    assert_eq!(
+        agent.get("/second").status,
+        200,
+        "still serving the previous one"
+    );
+    assert!(agent.log().contains("(reload 2)"), "{}", agent.log());
+
+    // Repaired: a later reload succeeds again and is told apart from the failed one.
+    write_in_place(&cfg, "[web]\ntelemetry_path = \"/fourth\"\n");
+    let (code, out, _) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(code, 0);
+    assert!(out.contains("reload 3: configuration reloaded"), "{out}");
+
+    // The PID file from the configuration when not given on the command line.
+    write_in_place(
+        &cfg,
+        &format!("pid_file = {pid_file:?}\n[web]\ntelemetry_path = \"/fourth\"\n"),
+    );
+    let cfg_arg = cfg.display().to_string();
+    let (code, out, err) = reload_command(&["-c", &cfg_arg]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reload 4: configuration reloaded"), "{out}");
+
+    drop(agent);
+    let (code, _, err) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--reload: no running instance: PID file"),
+        "{err}"
+    );
+    fs::write(dir.pid_file(), "4194000\n").expect("stale pid file");
+    let (code, _, err) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is stale (no process holds its lock)"),
+        "{err}"
+    );
+}
+
+/// Concurrent `--reload`s each get the outcome of a reload that began after they were
+/// called, never an older one: every one exits 0 with a generation above those already done.
+#[test]
+fn concurrent_reload_commands_each_get_an_outcome() {
+    let dir = TestDir::new();
+    let cfg = dir.write_config("[web]\ntelemetry_path = \"/metrics\"\n");
+    let _agent = start_with_config(&dir, &cfg);
+    let pid_file = dir.pid_file().display().to_string();
+    let (code, out, _) = reload_command(&["--pid-file", &pid_file]);
+    assert_eq!(code, 0, "{out}");
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let p = pid_file.clone();
+            std::thread::spawn(move || reload_command(&["--pid-file", &p]))
+        })
+        .collect();
+    for h in handles {
+        let (code, out, err) = h.join().expect("thread");
+        assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+        let generation: u64 = out
+            .split("reload ")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no generation in {out:?}"));
+        assert!(generation >= 2, "an outcome older than the call: {out}");
+    }
+}

@@ -1,26 +1,32 @@
-//! Per-collector deadlines with a collector source that blocks: `proc/loadavg` of a fixture
-//! procfs is a FIFO nobody writes, so the `loadavg` collector blocks in `open(2)` until the
-//! test writes to it. The agent runs as in production (root → `monitoring-agent`, sandbox
+//! Per-collector deadlines with a collector source that hangs like a file on a stale NFS or
+//! dead FUSE mount: the test holds every `open(2)` of the fixture procfs' `loadavg` (a
+//! regular file) with a fanotify permission event (`FAN_OPEN_PERM`) and answers none until
+//! it lets the file go. The agent runs as in production (root → `monitoring-agent`, sandbox
 //! `enforce`) with `--collector.deadline 1`. The test shows that:
 //! 1. the scrape returns; `loadavg` reports `node_scrape_collector_success 0` and no samples,
 //!    while `stat` and `meminfo` are served;
-//! 2. the following scrapes skip the still-running collector at once (its duration is reported
-//!    as 0, the debug log says so) instead of piling runners up behind it: the agent's thread
-//!    count does not grow by more than a small bound over five scrapes;
-//! 3. once the source answers (the test writes a loadavg line into the FIFO and puts a regular
-//!    file in its place), a later scrape reports `loadavg` successful again, with its values.
+//! 2. the following scrapes join the hung run rather than start another: the file sees no new
+//!    `open` (the fanotify group counts every one), each scrape times out at its own deadline,
+//!    and the agent's thread count does not grow by more than a small bound over five scrapes;
+//! 3. once the source answers, a later scrape reports `loadavg` successful again, with its
+//!    values, from a new run.
 //!
-//! A `statfs` that hangs (stale NFS/FUSE mount) is not simulated here: this host offers no FUSE
-//! mount to the tests; the filesystem collector's own unit tests cover its stuck-mount logic.
+//! (A FIFO can no longer stand in for a hung file: the collectors open without blocking and
+//! refuse anything but regular files; tests/fault_injection.rs checks that.)
 
 mod common;
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::sys::fanotify::{
+    EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
+};
 
 use common::{must_value, value, Agent, Start, TestDir, WAIT};
 
@@ -40,8 +46,8 @@ fn write_file(path: &Path, text: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod");
 }
 
-/// A procfs with real `stat` and `meminfo` (from the e2e fixture) and `loadavg` a FIFO.
-fn blocking_procfs(dir: &TestDir) -> (std::path::PathBuf, std::path::PathBuf) {
+/// A procfs with real `stat` and `meminfo` (from the e2e fixture) and a `loadavg`.
+fn procfs(dir: &TestDir) -> (std::path::PathBuf, std::path::PathBuf) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/proc");
     let root = dir.path().join("tree");
     let proc_ = root.join("proc");
@@ -54,12 +60,88 @@ fn blocking_procfs(dir: &TestDir) -> (std::path::PathBuf, std::path::PathBuf) {
         let text = fs::read_to_string(src.join(f)).expect("fixture file");
         write_file(&proc_.join(f), &text);
     }
-    let fifo = proc_.join("loadavg");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .expect("mkfifo proc/loadavg");
-    // mkfifo honours the umask: make sure the dropped agent may open it.
-    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o644)).expect("chmod fifo");
+    write_file(&proc_.join("loadavg"), LOADAVG);
     (proc_, sys)
+}
+
+/// Holds every `open(2)` of one file (fanotify `FAN_OPEN_PERM`) until released, counting them.
+struct Gate {
+    opens: Arc<AtomicUsize>,
+    released: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Gate {
+    fn hold(path: &Path) -> Gate {
+        let fan = Fanotify::init(
+            InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
+            EventFFlags::O_RDONLY,
+        )
+        .expect(
+            "fanotify_init(FAN_CLASS_CONTENT): needs root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS",
+        );
+        fan.mark(
+            MarkFlags::FAN_MARK_ADD,
+            MaskFlags::FAN_OPEN_PERM,
+            nix::fcntl::AT_FDCWD,
+            Some(path),
+        )
+        .unwrap_or_else(|e| panic!("fanotify_mark {}: {e}", path.display()));
+        let opens = Arc::new(AtomicUsize::new(0));
+        let released = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (o, r, s) = (opens.clone(), released.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut held = Vec::new();
+            let allow = |e: &nix::sys::fanotify::FanotifyEvent| {
+                if let Some(fd) = e.fd() {
+                    let _ = fan.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
+                }
+            };
+            while !s.load(Ordering::SeqCst) {
+                match fan.read_events() {
+                    Ok(events) => {
+                        for e in events {
+                            o.fetch_add(1, Ordering::SeqCst);
+                            held.push(e);
+                        }
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => thread::sleep(Duration::from_millis(10)),
+                    Err(e) => panic!("fanotify read: {e}"),
+                }
+                if r.load(Ordering::SeqCst) {
+                    for e in held.drain(..) {
+                        allow(&e);
+                    }
+                }
+            }
+            for e in held.drain(..) {
+                allow(&e);
+            }
+        });
+        Gate {
+            opens,
+            released,
+            stop,
+            thread: Some(thread),
+        }
+    }
+    fn opens(&self) -> usize {
+        self.opens.load(Ordering::SeqCst)
+    }
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn scrape(agent: &Agent) -> String {
@@ -67,9 +149,10 @@ fn scrape(agent: &Agent) -> String {
 }
 
 #[test]
-fn blocked_collector_misses_deadline_is_skipped_then_recovers() {
+fn hung_collector_misses_deadline_is_joined_not_rerun_then_recovers() {
     let dir = TestDir::new();
-    let (proc_, sys) = blocking_procfs(&dir);
+    let (proc_, sys) = procfs(&dir);
+    let gate = Gate::hold(&proc_.join("loadavg"));
     let agent = Start::new(&dir)
         .args([
             "--sandbox",
@@ -95,11 +178,11 @@ fn blocked_collector_misses_deadline_is_skipped_then_recovers() {
     assert_eq!(
         ok(&body, "loadavg"),
         0.0,
-        "loadavg blocked but reported successful:\n{body}"
+        "loadavg hung but reported successful:\n{body}"
     );
     assert!(
         !body.contains("\nnode_load1 ") && !body.contains("\nnode_load5 "),
-        "the blocked collector's samples were served:\n{body}"
+        "the hung collector's samples were served:\n{body}"
     );
     assert_eq!(ok(&body, "stat"), 1.0, "stat not served:\n{body}");
     assert_eq!(ok(&body, "meminfo"), 1.0, "meminfo not served:\n{body}");
@@ -112,9 +195,10 @@ fn blocked_collector_misses_deadline_is_skipped_then_recovers() {
         "{body}"
     );
     agent.wait_log("collector loadavg missed its deadline");
+    assert_eq!(gate.opens(), 1, "one run, hung in open(2)");
 
-    // 2. Five more scrapes: each returns, each skips the still-running collector at once, and
-    //    the runners do not pile up behind it.
+    // 2. Five more scrapes: each returns at its own deadline, each joins the hung run (no
+    //    new open of the file), and the runners do not pile up behind it.
     let before = threads(agent.pid());
     for i in 0..5 {
         let b = scrape(&agent);
@@ -123,54 +207,40 @@ fn blocked_collector_misses_deadline_is_skipped_then_recovers() {
             0.0,
             "scrape {i}: loadavg not failed:\n{b}"
         );
-        assert_eq!(
-            must_value(
-                &b,
-                "node_scrape_collector_duration_seconds",
-                &[("collector", "loadavg")]
-            ),
-            0.0,
-            "scrape {i}: the stuck collector was run again rather than skipped:\n{b}"
-        );
         assert_eq!(ok(&b, "stat"), 1.0, "scrape {i}: stat not served:\n{b}");
     }
-    let after = threads(agent.pid());
-    eprintln!("agent threads: {before} after the first scrape, {after} after five more");
-    // A pile-up would add one stuck runner per scrape (5); the blocking pool may start a
-    // replacement for the one runner the stuck collector holds.
-    assert!(
-        after <= before + 2,
-        "the agent's thread count grew from {before} to {after} over five scrapes: runners \
-         pile up behind the stuck collector\n{}",
+    assert_eq!(
+        gate.opens(),
+        1,
+        "later scrapes started new runs of the hung collector instead of joining it\n{}",
         agent.diagnostics()
     );
-    agent.wait_log("still running since an earlier scrape");
+    let joined = must_value(
+        &scrape(&agent),
+        "monitoring_agent_collector_runs_joined_total",
+        &[],
+    );
+    assert_eq!(
+        joined, 0.0,
+        "a joined run that timed out is no joined result"
+    );
+    let after = threads(agent.pid());
+    eprintln!("agent threads: {before} after the first scrape, {after} after six more");
+    // A pile-up would add one stuck runner per scrape; the blocking pool may start a
+    // replacement for the one runner the hung collector holds.
+    assert!(
+        after <= before + 2,
+        "the agent's thread count grew from {before} to {after} over six scrapes: runners \
+         pile up behind the hung collector\n{}",
+        agent.diagnostics()
+    );
+    assert!(
+        !agent.log().contains("still running since"),
+        "no scrape is told a collector failed merely because another scrape runs it"
+    );
 
-    // 3. Unblock: move the FIFO aside, put a regular loadavg in its place, then write a line
-    //    into the FIFO for the collector blocked in open(2).
-    let aside = proc_.join("loadavg.fifo");
-    fs::rename(proc_.join("loadavg"), &aside).expect("move the FIFO aside");
-    write_file(&proc_.join("loadavg"), LOADAVG);
-    let deadline = Instant::now() + WAIT;
-    let mut w = loop {
-        // Non-blocking: fails with ENXIO while no reader has it open.
-        match fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&aside)
-        {
-            Ok(f) => break f,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                thread::sleep(Duration::from_millis(25));
-            }
-            Err(e) => panic!("no reader on the FIFO within {WAIT:?}: {e}"),
-        }
-    };
-    w.write_all(LOADAVG.as_bytes())
-        .expect("write into the FIFO");
-    drop(w);
-
+    // 3. Let the file answer: the hung run returns; a later scrape runs loadavg afresh.
+    gate.release();
     let deadline = Instant::now() + WAIT;
     let body = loop {
         let b = scrape(&agent);
@@ -187,4 +257,14 @@ fn blocked_collector_misses_deadline_is_skipped_then_recovers() {
     assert_eq!(must_value(&body, "node_load1", &[]), 0.21, "{body}");
     assert_eq!(must_value(&body, "node_load15", &[]), 0.45, "{body}");
     assert_eq!(ok(&body, "stat"), 1.0, "{body}");
+    // That scrape may have joined the hung run as it returned; with the collector idle, the
+    // next scrape starts a run of its own.
+    let opened = gate.opens();
+    let body = scrape(&agent);
+    assert_eq!(ok(&body, "loadavg"), 1.0, "{body}");
+    assert_eq!(
+        gate.opens(),
+        opened + 1,
+        "a new run once the hung one returned"
+    );
 }

@@ -141,7 +141,7 @@ fn install_twice_then_uninstall_twice() {
     assert_eq!(last_line(&out), "install.sh: changed: ip-allow", "{out}");
     let text = std::fs::read_to_string(&dropin).expect("drop-in");
     assert!(
-        text.contains("IPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.0/8\n"),
+        text.contains("IPAddressDeny=any\nIPAddressAllow=\nIPAddressAllow=localhost 10.0.0.0/8\n"),
         "{text}"
     );
     let out = run(

@@ -304,7 +304,9 @@ fn maintainer_scripts_parse_and_keep_their_promises() {
         "deb-systemd-helper enable \"$UNIT\"",
         "_dh_action=restart",
         "_dh_action=start",
-        "IPAddressAllow=$allow",
+        // The empty assignment resets the unit's default list: without it the answer would
+        // only add to it (seen in the Debian 12 VM: a loopback scrape still answered).
+        "IPAddressDeny=any\nIPAddressAllow=\nIPAddressAllow=$allow",
     ] {
         assert!(postinst.contains(needle), "postinst lacks {needle:?}");
     }

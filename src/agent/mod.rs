@@ -35,11 +35,14 @@ struct Current {
 pub struct Agent {
     startup: StartupSettings,
     current: RwLock<Arc<Current>>,
-    busy: HashMap<&'static str, Arc<AtomicBool>>,
+    /// Each collector's run, shared by concurrent scrapes and kept across reloads.
+    slots: HashMap<&'static str, Arc<scheduler::RunSlot>>,
     /// Families fixed at start-up (sandbox self-report, build info).
     static_families: Vec<MetricFamily>,
     scrapes: AtomicU64,
     collector_failures: AtomicU64,
+    collector_no_data: AtomicU64,
+    collector_runs_joined: AtomicU64,
     reload_failures: AtomicU64,
     reload_ok: AtomicBool,
     reload_time: AtomicU64,
@@ -49,25 +52,24 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(settings: Settings, static_families: Vec<MetricFamily>) -> Agent {
-        let busy: HashMap<_, _> = collectors::KNOWN
-            .iter()
-            .map(|k| (k.name, Arc::new(AtomicBool::new(false))))
-            .collect();
+        let slots = scheduler::slots();
         let Settings {
             startup,
             reloadable,
         } = settings;
-        let entries = scheduler::build_entries(&reloadable.collectors, &busy);
+        let entries = scheduler::build_entries(&reloadable.collectors, &slots);
         Agent {
             startup,
             current: RwLock::new(Arc::new(Current {
                 settings: Arc::new(reloadable),
                 entries: Arc::new(entries),
             })),
-            busy,
+            slots,
             static_families,
             scrapes: AtomicU64::new(0),
             collector_failures: AtomicU64::new(0),
+            collector_no_data: AtomicU64::new(0),
+            collector_runs_joined: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             reload_ok: AtomicBool::new(true),
             reload_time: AtomicU64::new(self_metrics::unix_now() as u64),
@@ -101,7 +103,7 @@ impl Agent {
     /// cannot change: a reload has no way to pass them.
     pub fn replace(&self, settings: ReloadableSettings) {
         let current = Arc::new(Current {
-            entries: Arc::new(scheduler::build_entries(&settings.collectors, &self.busy)),
+            entries: Arc::new(scheduler::build_entries(&settings.collectors, &self.slots)),
             settings: Arc::new(settings),
         });
         match self.current.write() {
@@ -143,7 +145,7 @@ impl Agent {
             .iter()
             .find(|n| !current.entries.iter().any(|e| e.name == n.as_str()))
         {
-            return Err(format!("unknown or disabled collector: {bad}"));
+            return Err(format!("unknown or disabled collector: {}", printable(bad)));
         }
         Ok(if !collect.is_empty() {
             Selection::Only(collect)
@@ -182,11 +184,20 @@ impl Agent {
         let outcomes =
             scheduler::run_collectors(selected, self.startup.paths.clone(), budget).await;
         for o in &outcomes {
+            if o.joined {
+                self.collector_runs_joined.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(e) = &o.error {
-                self.collector_failures.fetch_add(1, Ordering::Relaxed);
+                let what = if e.is_no_data() {
+                    self.collector_no_data.fetch_add(1, Ordering::Relaxed);
+                    "returned no data"
+                } else {
+                    self.collector_failures.fetch_add(1, Ordering::Relaxed);
+                    "failed"
+                };
                 client_event(
                     log::Level::Debug,
-                    format_args!("collector {} failed: {e}", o.name),
+                    format_args!("collector {} {what}: {e}", o.name),
                 );
             }
         }
@@ -205,13 +216,16 @@ impl Agent {
         exposition::encode(&families, format)
     }
 
-    /// The SIGUSR2 summary.
+    /// The SIGUSR2 summary. A collector run that found no such hardware or kernel feature
+    /// (node_exporter's `ErrNoData`) is counted apart from a real failure.
     pub fn summary(&self) -> String {
         format!(
-            "uptime {}s, scrapes served {}, collector failures {}, config reload failures {}",
+            "uptime {}s, scrapes served {}, collector failures {}, collector runs without \
+             hardware (no data) {}, config reload failures {}",
             self.started.elapsed().as_secs(),
             self.scrapes.load(Ordering::Relaxed),
             self.collector_failures.load(Ordering::Relaxed),
+            self.collector_no_data.load(Ordering::Relaxed),
             self.reload_failures.load(Ordering::Relaxed),
         )
     }
@@ -235,4 +249,15 @@ impl Drop for ScrapeSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Client input fit to echo in a page or a log line: printable ASCII only (everything else
+/// escaped as `\u{..}`, quotes and backslashes escaped too), at most 64 characters kept.
+pub fn printable(s: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_default).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    out
 }

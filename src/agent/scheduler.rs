@@ -1,13 +1,17 @@
 //! The collector scheduler: runs the collectors of one scrape on a few blocking threads, each
-//! within the scrape's deadline, and keeps a collector that hangs (a stale NFS mount's
-//! `statfs`) from piling up threads across scrapes.
+//! within the scrape's deadline. Concurrent scrapes share runs: a scrape that finds a collector
+//! already running (for another scrape) joins that run and gets its samples, waiting for it
+//! within its own deadline, instead of starting a second one or reporting the collector
+//! failed. The same rule keeps a collector that hangs (a stale NFS mount's `statfs`) from
+//! piling up threads across scrapes: later scrapes join the hung run and time out at their own
+//! deadlines; a new run starts only once the hung one has returned.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::collector::{self, Collector};
 use crate::collectors;
@@ -18,20 +22,107 @@ use crate::daemon::logging::client_event;
 /// from a shared queue: a collector that hangs holds up one runner, not the scrape.
 const RUNNERS: usize = 4;
 
-/// A collector ready to run, with the flag that marks it as still running (a run that
-/// missed its deadline keeps its thread until the kernel answers; the next scrapes skip the
-/// collector meanwhile instead of piling threads up behind it).
+/// What the scrapes that joined a run receive when it ends.
+type Published = Option<Arc<collector::Outcome>>;
+
+/// One collector's current run, shared by every scrape (and kept across reloads, so a reload
+/// does not start a second run beside a hung one). Holds the sender of the running run, if
+/// any: a scrape that finds one subscribes to it instead of running the collector.
+#[derive(Default)]
+pub struct RunSlot {
+    running: Mutex<Option<watch::Sender<Published>>>,
+}
+
+/// The slots of every known collector, by name.
+pub fn slots() -> HashMap<&'static str, Arc<RunSlot>> {
+    collectors::KNOWN
+        .iter()
+        .map(|k| (k.name, Arc::new(RunSlot::default())))
+        .collect()
+}
+
+/// What a runner found for one collector: it ran it, or joined the run already going.
+enum Claim {
+    Mine(RunGuard),
+    Joined(watch::Receiver<Published>),
+}
+
+impl RunSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<watch::Sender<Published>>> {
+        match self.running.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Starts a run, or joins the one already going.
+    fn claim(self: &Arc<Self>) -> Claim {
+        let mut running = self.lock();
+        if let Some(tx) = running.as_ref() {
+            return Claim::Joined(tx.subscribe());
+        }
+        let (tx, _) = watch::channel(None);
+        *running = Some(tx);
+        Claim::Mine(RunGuard {
+            slot: self.clone(),
+            done: false,
+        })
+    }
+}
+
+/// The claim of a run: publishing its outcome ends it; dropped unpublished (the collector
+/// panicked in a test build), it still frees the slot, and the joined scrapes see the run end
+/// without a result.
+struct RunGuard {
+    slot: Arc<RunSlot>,
+    done: bool,
+}
+
+impl RunGuard {
+    /// Ends the run: frees the slot (the next scrape starts a new run) and hands the outcome to
+    /// the scrapes that joined it. Without joiners nothing is copied.
+    fn publish(mut self, outcome: &collector::Outcome) {
+        self.done = true;
+        let tx = self.slot.lock().take();
+        if let Some(tx) = tx {
+            if tx.receiver_count() > 0 {
+                let _ = tx.send(Some(Arc::new(outcome.clone())));
+            }
+        }
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.lock().take();
+        }
+    }
+}
+
+/// A collector ready to run, with the slot it shares with every other scrape.
 #[derive(Clone)]
 pub struct Entry {
     pub name: &'static str,
     collector: Arc<dyn Collector>,
-    busy: Arc<AtomicBool>,
+    slot: Arc<RunSlot>,
 }
 
-/// The enabled collectors, each with its shared "still running" flag.
+impl Entry {
+    #[cfg(test)]
+    pub fn new(name: &'static str, collector: Arc<dyn Collector>, slot: Arc<RunSlot>) -> Self {
+        Entry {
+            name,
+            collector,
+            slot,
+        }
+    }
+}
+
+/// The enabled collectors, each with its shared run slot.
 pub fn build_entries(
     settings: &CollectorSettings,
-    busy: &HashMap<&'static str, Arc<AtomicBool>>,
+    slots: &HashMap<&'static str, Arc<RunSlot>>,
 ) -> Vec<Entry> {
     settings
         .enabled
@@ -41,15 +132,22 @@ pub fn build_entries(
             Some(Entry {
                 name: k.name,
                 collector: Arc::from((k.build)(&settings.options)),
-                busy: busy.get(k.name)?.clone(),
+                slot: slots.get(k.name)?.clone(),
             })
         })
         .collect()
 }
 
+/// What a runner sends back to its scrape for one collector.
+enum Report {
+    Ran(collector::Outcome),
+    Joined(watch::Receiver<Published>),
+}
+
 /// Runs `entries` on up to [`RUNNERS`] blocking threads and waits for them until `budget`
-/// has passed. A collector that has not answered by then, or is still running from an
-/// earlier scrape, is reported failed; the others are served.
+/// has passed. A collector already running for another scrape is joined: this scrape waits
+/// for that run (within its own budget) and reports its outcome. A collector that has not
+/// answered by the deadline is reported failed; the others are served.
 pub async fn run_collectors(
     entries: Vec<Entry>,
     paths: collector::Paths,
@@ -59,29 +157,24 @@ pub async fn run_collectors(
     let deadline = tokio::time::Instant::now() + budget;
     let queue = Arc::new(entries);
     let paths = Arc::new(paths);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = mpsc::unbounded_channel();
     for _ in 0..n.min(RUNNERS) {
         let (queue, paths, next, tx) = (queue.clone(), paths.clone(), next.clone(), tx.clone());
         tokio::task::spawn_blocking(move || loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(e) = queue.get(i) else { break };
-            let outcome = if e.busy.swap(true, Ordering::AcqRel) {
-                collector::Outcome {
-                    name: e.name,
-                    families: Vec::new(),
-                    error: Some(collector::CollectError::Other(
-                        "still running since an earlier scrape that it made miss its deadline"
-                            .into(),
-                    )),
-                    seconds: 0.0,
+            // Claimed when a runner takes it, not when the scrape starts: a collector this
+            // scrape never reaches (its runners all stuck) is never marked running.
+            let report = match e.slot.claim() {
+                Claim::Joined(rx) => Report::Joined(rx),
+                Claim::Mine(guard) => {
+                    let o = collector::run(e.collector.as_ref(), &paths);
+                    guard.publish(&o);
+                    Report::Ran(o)
                 }
-            } else {
-                let o = collector::run(e.collector.as_ref(), &paths);
-                e.busy.store(false, Ordering::Release);
-                o
             };
-            if tx.send((i, outcome)).is_err() {
+            if tx.send((i, report)).is_err() {
                 // The scrape gave up waiting; nobody reads further results.
                 break;
             }
@@ -89,9 +182,35 @@ pub async fn run_collectors(
     }
     drop(tx);
     let mut results: Vec<Option<collector::Outcome>> = (0..n).map(|_| None).collect();
-    while let Ok(Some((i, o))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+    let mut joined = Vec::new();
+    while let Ok(Some((i, report))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        match report {
+            Report::Ran(o) => {
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(o);
+                }
+            }
+            Report::Joined(rx) => joined.push((i, rx)),
+        }
+    }
+    // The runs joined share this scrape's deadline: waiting for them one after the other
+    // waits no longer than waiting for all at once.
+    for (i, mut rx) in joined {
+        let name = queue.get(i).map_or("unknown", |e| e.name);
+        let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(v)) => v.as_ref().map(|o| collector::Outcome {
+                joined: true,
+                ..(**o).clone()
+            }),
+            Ok(Err(_)) => Some(collector::Outcome::failed(
+                name,
+                "the run this scrape joined ended without a result",
+                0.0,
+            )),
+            Err(_) => None,
+        };
         if let Some(slot) = results.get_mut(i) {
-            *slot = Some(o);
+            *slot = outcome;
         }
     }
     results
@@ -107,16 +226,188 @@ pub async fn run_collectors(
                         budget.as_secs_f64()
                     ),
                 );
-                collector::Outcome {
+                collector::Outcome::failed(
                     name,
-                    families: Vec::new(),
-                    error: Some(collector::CollectError::Other(format!(
-                        "deadline of {:.1}s exceeded",
-                        budget.as_secs_f64()
-                    ))),
-                    seconds: budget.as_secs_f64(),
-                }
+                    &format!("deadline of {:.1}s exceeded", budget.as_secs_f64()),
+                    budget.as_secs_f64(),
+                )
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::{CollectError, Paths};
+    use crate::exposition::MetricFamily;
+    use std::sync::atomic::AtomicU32;
+    use std::sync::Condvar;
+
+    /// A collector that counts its runs and blocks until the test opens its gate; its one
+    /// sample is the number of the run that produced it.
+    struct Gated {
+        runs: AtomicU32,
+        open: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    impl Gated {
+        fn new() -> Arc<Gated> {
+            Arc::new(Gated {
+                runs: AtomicU32::new(0),
+                open: Mutex::new(false),
+                cv: Condvar::new(),
+            })
+        }
+        fn set(&self, open: bool) {
+            *self.open.lock().expect("lock") = open;
+            self.cv.notify_all();
+        }
+        fn runs(&self) -> u32 {
+            self.runs.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Collector for Gated {
+        fn name(&self) -> &'static str {
+            "gated"
+        }
+        fn collect(&self, _: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut open = self.open.lock().expect("lock");
+            while !*open {
+                open = self.cv.wait(open).expect("wait");
+            }
+            Ok(vec![
+                MetricFamily::gauge("gated_run", "run").with(&[], f64::from(run))
+            ])
+        }
+    }
+
+    struct Quick;
+    impl Collector for Quick {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn collect(&self, _: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+            Ok(vec![MetricFamily::gauge("quick", "q").with(&[], 1.0)])
+        }
+    }
+
+    fn entries(g: &Arc<Gated>, slot: &Arc<RunSlot>) -> Vec<Entry> {
+        vec![
+            Entry::new("gated", g.clone(), slot.clone()),
+            Entry::new("quick", Arc::new(Quick), Arc::new(RunSlot::default())),
+        ]
+    }
+
+    fn value(o: &collector::Outcome) -> Option<f64> {
+        o.families.first()?.samples.first().map(|s| s.value)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// Waits (bounded by a generous liveness limit) until `cond` holds.
+    fn wait(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[test]
+    fn concurrent_scrapes_join_one_run_and_get_its_samples() {
+        let rt = runtime();
+        let g = Gated::new();
+        let slot = Arc::new(RunSlot::default());
+        let budget = Duration::from_secs(60);
+        let scrapes: Vec<_> = (0..8)
+            .map(|_| rt.spawn(run_collectors(entries(&g, &slot), Paths::default(), budget)))
+            .collect();
+        // Every scrape has claimed or joined before the one run may finish.
+        wait("the first run starts", || g.runs() == 1);
+        wait("the other seven scrapes join it", || {
+            slot.lock()
+                .as_ref()
+                .is_some_and(|tx| tx.receiver_count() == 7)
+        });
+        g.set(true);
+        let mut joined = 0;
+        for s in scrapes {
+            let outcomes = rt.block_on(s).expect("scrape");
+            assert_eq!(outcomes.len(), 2);
+            for o in &outcomes {
+                assert!(o.error.is_none(), "{}: {:?}", o.name, o.error);
+            }
+            assert_eq!(value(&outcomes[0]), Some(1.0), "the samples of run 1");
+            joined += usize::from(outcomes[0].joined);
+        }
+        assert_eq!(joined, 7, "seven scrapes joined the first one's run");
+        assert_eq!(g.runs(), 1, "eight scrapes, one run");
+        assert!(slot.lock().is_none(), "the slot is free again");
+        // The next scrape starts a run of its own.
+        let o = rt.block_on(run_collectors(entries(&g, &slot), Paths::default(), budget));
+        assert_eq!(value(&o[0]), Some(2.0));
+        assert_eq!(g.runs(), 2);
+    }
+
+    #[test]
+    fn a_hung_run_is_joined_not_repeated_and_each_scrape_keeps_its_deadline() {
+        let rt = runtime();
+        let g = Gated::new();
+        let slot = Arc::new(RunSlot::default());
+        let short = Duration::from_millis(200);
+        for _ in 0..5 {
+            let o = rt.block_on(run_collectors(entries(&g, &slot), Paths::default(), short));
+            assert!(
+                o[0].error.is_some(),
+                "the hung collector is reported failed"
+            );
+            assert!(o[0].families.is_empty());
+            assert!(o[1].error.is_none(), "the other collector is served");
+            assert_eq!(value(&o[1]), Some(1.0));
+        }
+        assert_eq!(g.runs(), 1, "later scrapes joined the hung run");
+        // A joiner waiting when the hung run returns gets its samples.
+        let joiner = rt.spawn(run_collectors(
+            entries(&g, &slot),
+            Paths::default(),
+            Duration::from_secs(60),
+        ));
+        wait("the scrape joins the hung run", || {
+            slot.lock()
+                .as_ref()
+                .is_some_and(|tx| tx.receiver_count() == 1)
+        });
+        g.set(true);
+        let o = rt.block_on(joiner).expect("scrape");
+        assert!(o[0].error.is_none());
+        assert_eq!(value(&o[0]), Some(1.0));
+        assert_eq!(g.runs(), 1);
+    }
+
+    #[test]
+    fn a_run_that_ends_without_result_frees_its_slot() {
+        let slot = Arc::new(RunSlot::default());
+        let Claim::Mine(guard) = slot.claim() else {
+            panic!("a free slot is claimed")
+        };
+        let Claim::Joined(rx) = slot.claim() else {
+            panic!("a running slot is joined")
+        };
+        drop(guard);
+        assert!(slot.lock().is_none());
+        assert!(rx.has_changed().is_err(), "the joiner sees the run end");
+        assert!(matches!(slot.claim(), Claim::Mine(_)));
+    }
 }

@@ -1,5 +1,5 @@
-//! The agent's own metrics: scrapes served, collector failures, configuration reloads, and
-//! the build information.
+//! The agent's own metrics: scrapes served, collector failures, configuration reloads, log
+//! write errors, and the build information.
 
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +20,21 @@ impl Agent {
                 "Collector runs that failed since the agent started.",
             )
             .with(&[], self.collector_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_no_data_total",
+                "Collector runs that found no such hardware or kernel feature (node_exporter's \
+                 ErrNoData: success 0, not counted as failures) since the agent started.",
+            )
+            .with(&[], self.collector_no_data.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_collector_runs_joined_total",
+                "Collector results a scrape took from a run another concurrent scrape had \
+                 started, instead of running the collector again, since the agent started.",
+            )
+            .with(
+                &[],
+                self.collector_runs_joined.load(Ordering::Relaxed) as f64,
+            ),
             MetricFamily::gauge(
                 "monitoring_agent_config_last_reload_successful",
                 "Whether the last configuration reload attempt was successful.",
@@ -42,6 +57,14 @@ impl Agent {
                 "Configuration reloads that failed and left the running configuration in place.",
             )
             .with(&[], self.reload_failures.load(Ordering::Relaxed) as f64),
+            MetricFamily::counter(
+                "monitoring_agent_log_write_errors_total",
+                "Log lines the log file did not take (a full disk, an I/O error) since the agent started.",
+            )
+            .with(
+                &[("destination", "file")],
+                crate::daemon::logging::file_write_errors() as f64,
+            ),
         ]
     }
 }

@@ -12,11 +12,19 @@
 //! device. Every kept descriptor is dropped when it fails (the object went away) and the
 //! whole cache is dropped every [`MAX_AGE`], which bounds how long such a rename can show.
 //! Per-process files (`/proc/<pid>/...`) are never kept: processes come and go.
+//!
+//! Hostile or broken trees: every file is opened with `O_NONBLOCK` and must be a regular file
+//! (checked with `fstat` on the open descriptor), so a FIFO, socket or device planted where a
+//! collector expects a file fails at once instead of blocking the collector for good; and no
+//! more than [`MAX_FILE_BYTES`] are read from one file, so a file that returns more data on
+//! every read (or a huge one) fails instead of filling memory. `O_NONBLOCK` is allowed by the
+//! seccomp policy's `openat` rule (it checks only the access mode, `O_CREAT`, `O_TRUNC` and
+//! `O_PATH`) and changes nothing for regular files.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +33,73 @@ use std::time::{Duration, Instant};
 const MAX_CACHED: usize = 2048;
 /// The whole cache is dropped this often (see the module docs).
 const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Most bytes read from one `/proc`, `/sys` or other collector file: the largest real ones
+/// (`/proc/net/ipv6_route` with a full routing table, `/proc/self/mountstats` of a big NFS
+/// client) stay well below it.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// What an open finds that is not a regular file, in words for the error.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading without ever blocking in `open(2)` (`O_NONBLOCK`: a FIFO nobody
+/// writes returns at once) and only if it is a regular file (`fstat` on the descriptor, so a
+/// symlink to a FIFO is caught too). A socket fails the open itself (`ENXIO`).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let t = file.metadata()?.file_type();
+    if !t.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {}, not a regular file", path.display(), kind_of(t)),
+        ));
+    }
+    Ok(file)
+}
+
+/// The error for a file larger than `cap`.
+pub fn too_large(cap: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than {cap} bytes (the per-file read cap)"),
+    )
+}
+
+/// Reads `file` from its position into `buf` (appending), at most `cap` bytes: one more is an
+/// error ([`too_large`]).
+pub fn read_capped(file: &mut File, cap: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    let start = buf.len();
+    file.take(cap.saturating_add(1)).read_to_end(buf)?;
+    if (buf.len() - start) as u64 > cap {
+        buf.truncate(start);
+        return Err(too_large(cap));
+    }
+    Ok(())
+}
+
+/// Reads a whole file's bytes (see [`read_into`]).
+pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(4096);
+    read_into(path.as_ref(), &mut buf)?;
+    Ok(buf)
+}
 
 /// A kept descriptor. Reads through it are serialised: two scrapes reading one seq_file in
 /// chunks at once would move each other's position and could tear a record.
@@ -49,7 +124,8 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
     })
 }
 
-/// Reads a whole file into `buf` (cleared first).
+/// Reads a whole file into `buf` (cleared first): a regular file only, never blocking in
+/// `open`, at most [`MAX_FILE_BYTES`].
 pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     if let Some(kept) = cached(path) {
@@ -64,14 +140,25 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
         }
         buf.clear();
     }
-    let mut file = File::open(path)?;
+    let mut file = open_regular(path)?;
     if keepable(path, &file) {
         pread_all(&file, buf)?;
         remember(path, file);
     } else {
-        file.read_to_end(buf)?;
+        read_capped(&mut file, MAX_FILE_BYTES, buf)?;
     }
     Ok(())
+}
+
+/// Reads a whole file from offset 0 through a descriptor kept by its owner (one that `fsio`
+/// would not keep itself, e.g. PID 1's mount table opened before the privilege drop).
+pub fn pread_to_string(file: &File) -> io::Result<String> {
+    let mut buf = Vec::with_capacity(4096);
+    pread_all(file, &mut buf)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
@@ -96,6 +183,10 @@ fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
             return Ok(());
         }
         offset += n as u64;
+        if offset > MAX_FILE_BYTES {
+            buf.clear();
+            return Err(too_large(MAX_FILE_BYTES));
+        }
     }
 }
 
@@ -197,6 +288,50 @@ mod tests {
         let b = read_to_string(sys).expect("read");
         assert_eq!(a.lines().count(), b.lines().count());
         assert!(b.contains("\nbtime "));
+    }
+
+    #[test]
+    fn fifos_sockets_and_directories_fail_at_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644))
+            .expect("mkfifo");
+        let e = read_to_string(&fifo).expect_err("a FIFO is refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        // Through a symlink too.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        assert!(read_to_string(&link).is_err());
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        assert!(read_to_string(&sock).is_err(), "a socket is refused");
+        let e = read_to_string(dir.path()).expect_err("a directory is refused");
+        assert!(e.to_string().contains("a directory"), "{e}");
+        // A symlink loop: ELOOP, at once.
+        let a = dir.path().join("a");
+        std::os::unix::fs::symlink(dir.path().join("b"), &a).expect("symlink");
+        std::os::unix::fs::symlink(&a, dir.path().join("b")).expect("symlink");
+        assert_eq!(
+            read_to_string(&a).expect_err("loop").raw_os_error(),
+            Some(libc::ELOOP)
+        );
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let big = dir.path().join("big");
+        let f = File::create(&big).expect("create");
+        f.set_len(MAX_FILE_BYTES + 1).expect("sparse file");
+        let e = read_to_string(&big).expect_err("over the cap");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        f.set_len(MAX_FILE_BYTES).expect("truncate");
+        assert_eq!(read(&big).expect("at the cap").len() as u64, MAX_FILE_BYTES);
+        let mut small = File::open(&big).expect("open");
+        let mut buf = b"kept".to_vec();
+        assert!(read_capped(&mut small, 10, &mut buf).is_err());
+        assert_eq!(buf, b"kept", "nothing of the refused file is kept");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod options;
 pub(crate) mod testutil;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use regex::Regex;
@@ -72,6 +73,18 @@ impl Paths {
 /// Why a collector produced nothing (or only part of its output).
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
+    /// node_exporter's `ErrNoData`: the hardware or kernel feature the collector reads is not
+    /// there (`/sys/class/nvme` absent: no NVMe driver). Reported `success 0` as node_exporter
+    /// does, but counted apart from real errors (SIGUSR2 summary, `debug` log level).
+    #[error("no data: {what} (no such hardware or kernel feature)")]
+    NoData { what: String },
+    /// A collector that failed part-way and keeps the samples it could read, as node_exporter's
+    /// collectors that send metrics before returning an error (`success 0`, samples kept).
+    #[error("{source} (kept the samples read before the error)")]
+    Partial {
+        families: Vec<MetricFamily>,
+        source: Box<CollectError>,
+    },
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,
@@ -89,6 +102,42 @@ impl CollectError {
         CollectError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+    /// node_exporter's `ErrNoData` for an absent path.
+    pub fn no_data(what: &Path) -> Self {
+        CollectError::NoData {
+            what: format!("{} is absent", what.display()),
+        }
+    }
+    /// `error` after `families` were read: the samples are kept, the collector reports failure.
+    /// Without samples it is `error` alone.
+    pub fn partial(families: Vec<MetricFamily>, error: CollectError) -> Self {
+        if families.is_empty() {
+            return error;
+        }
+        CollectError::Partial {
+            families,
+            source: Box::new(error),
+        }
+    }
+    /// An absent path (`ENOENT`) is no data (no such hardware); any other error stays itself.
+    pub fn absent_is_no_data(self) -> Self {
+        match self {
+            CollectError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                CollectError::NoData {
+                    what: format!("{} is absent", path.display()),
+                }
+            }
+            e => e,
+        }
+    }
+    /// Whether this is node_exporter's "no data" rather than a real error.
+    pub fn is_no_data(&self) -> bool {
+        match self {
+            CollectError::NoData { .. } => true,
+            CollectError::Partial { source, .. } => source.is_no_data(),
+            _ => false,
         }
     }
     pub fn parse(path: &Path, msg: impl Into<String>) -> Self {
@@ -241,32 +290,47 @@ impl DeviceFilter {
     }
 }
 
-/// The outcome of one collector's run in a scrape.
+/// The outcome of one collector's run in a scrape: its samples (also those of a partial
+/// failure) and its error. Cloned for every scrape that joined the run.
+#[derive(Clone)]
 pub struct Outcome {
     pub name: &'static str,
     pub families: Vec<MetricFamily>,
-    pub error: Option<CollectError>,
+    pub error: Option<Arc<CollectError>>,
     pub seconds: f64,
+    /// This scrape joined a run another scrape started (the samples are that run's).
+    pub joined: bool,
 }
 
-/// Runs one collector, timing it.
+impl Outcome {
+    /// A collector that produced nothing, for `why`.
+    pub fn failed(name: &'static str, why: &str, seconds: f64) -> Outcome {
+        Outcome {
+            name,
+            families: Vec::new(),
+            error: Some(Arc::new(CollectError::Other(why.to_string()))),
+            seconds,
+            joined: false,
+        }
+    }
+}
+
+/// Runs one collector, timing it. A partial failure keeps its samples.
 pub fn run(collector: &dyn Collector, paths: &Paths) -> Outcome {
     let start = Instant::now();
     let result = collector.collect(paths);
     let seconds = start.elapsed().as_secs_f64();
-    match result {
-        Ok(families) => Outcome {
-            name: collector.name(),
-            families,
-            error: None,
-            seconds,
-        },
-        Err(e) => Outcome {
-            name: collector.name(),
-            families: Vec::new(),
-            error: Some(e),
-            seconds,
-        },
+    let (families, error) = match result {
+        Ok(families) => (families, None),
+        Err(CollectError::Partial { families, source }) => (families, Some(*source)),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    Outcome {
+        name: collector.name(),
+        families,
+        error: error.map(Arc::new),
+        seconds,
+        joined: false,
     }
 }
 

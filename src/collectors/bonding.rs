@@ -103,7 +103,9 @@ impl Collector for Bonding {
         "bonding"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(&read_bonds(&paths.sys("class/net"))?))
+        Ok(families(
+            &read_bonds(&paths.sys("class/net")).map_err(CollectError::absent_is_no_data)?,
+        ))
     }
 }
 

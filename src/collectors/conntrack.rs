@@ -134,10 +134,19 @@ impl Collector for Conntrack {
         "conntrack"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let count = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_count"))?;
-        let max = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_max"))?;
+        let count = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_count"))
+            .map_err(CollectError::absent_is_no_data)?;
+        // Partial output as node_exporter's: what was read before an error is kept.
+        let mut kept = families(count, 0, &[0; 8]);
+        kept.truncate(1);
+        let max = read_uint(&paths.proc("sys/net/netfilter/nf_conntrack_max"))
+            .map_err(|e| CollectError::partial(kept, e))?;
         let path = paths.proc("net/stat/nf_conntrack");
-        let stats = read_parsed(&path, parse_conntrack_stat)?;
+        let stats = read_parsed(&path, parse_conntrack_stat).map_err(|e| {
+            let mut kept = families(count, max, &[0; 8]);
+            kept.truncate(2);
+            CollectError::partial(kept, e)
+        })?;
         Ok(families(count, max, &stats))
     }
 }
@@ -145,6 +154,31 @@ impl Collector for Conntrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_output_keeps_entries_and_limit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let nf = dir.path().join("sys/net/netfilter");
+        std::fs::create_dir_all(&nf).expect("mkdir");
+        std::fs::write(nf.join("nf_conntrack_count"), "123\n").expect("write");
+        std::fs::write(nf.join("nf_conntrack_max"), "65536\n").expect("write");
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        // No net/stat/nf_conntrack: node_exporter has sent entries and limit by then.
+        let o = crate::collector::run(&Conntrack, &paths);
+        assert!(o.error.is_some());
+        let names: Vec<&str> = o.families.iter().map(|f| &*f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "node_nf_conntrack_entries",
+                "node_nf_conntrack_entries_limit"
+            ]
+        );
+        assert_eq!(o.families[1].samples[0].value, 65536.0);
+    }
     use crate::collectors::testutil::lines::{parse, render, sorted};
     use crate::collectors::testutil::procfs;
 

@@ -65,7 +65,7 @@ impl Collector for CpuVulnerabilities {
         for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&dir, e))?;
             let path = entry.path();
-            let raw = std::fs::read(&path).map_err(|e| CollectError::io(&path, e))?;
+            let raw = super::fsio::read(&path).map_err(|e| CollectError::io(&path, e))?;
             let (state, mitigation) = parse_vulnerability(&to_valid_utf8(&raw));
             let codename = entry.file_name().to_string_lossy().into_owned();
             fam.push(

@@ -123,9 +123,9 @@ impl Collector for Dmi {
             }
         };
         if labels.is_empty() {
-            return Err(CollectError::Other(
-                "platform does not support Desktop Management Interface (DMI) information".into(),
-            ));
+            // node_exporter: "platform does not support Desktop Management Interface (DMI)
+            // information", ErrNoData.
+            return Err(CollectError::no_data(&paths.sys("class/dmi/id")));
         }
         Ok(vec![family(&labels)])
     }

@@ -230,7 +230,9 @@ impl Collector for FibreChannel {
         "fibrechannel"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(&read_hosts(&paths.sys("class/fc_host"))?))
+        Ok(families(
+            &read_hosts(&paths.sys("class/fc_host")).map_err(CollectError::absent_is_no_data)?,
+        ))
     }
 }
 

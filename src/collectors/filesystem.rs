@@ -1,8 +1,23 @@
 //! `filesystem` collector: node_exporter 1.5's `filesystem_linux.go`.
 //!
-//! - Mounts come from `/proc/1/mounts` (the host's mount namespace), falling back to
-//!   `/proc/mounts` when that file cannot be opened (hidepid; under Landlock a process outside
-//!   the sandbox may answer EACCES, where node_exporter only falls back on ENOENT).
+//! - Mounts come from PID 1's mount table (the host's mount namespace): `/proc/1/mountinfo`,
+//!   opened by [`warm_up`] before the privilege drop and re-read through that descriptor with
+//!   `pread` from offset 0 (the kernel regenerates it on every read). Under the shipped unit
+//!   (`ProtectProc=invisible`) PID 1 is visible to the root phase (group 0: procfs's `gid=`
+//!   defaults to root's group) but not to the agent's user afterwards, and the agent's own
+//!   mount table is systemd's namespace (`ProtectSystem=strict` remounts everything read-only,
+//!   `ProtectHome=` covers `/home`, private `/tmp`, `/run/credentials`, ...), not the host's.
+//!   Without the kept descriptor: `/proc/1/mountinfo`, `/proc/1/mounts` (fixture trees), then
+//!   the agent's own table (`self/mountinfo`, then `mounts`) with a warning.
+//! - `_readonly` is the host's flag: the mount's own `ro` or its file system's (mountinfo's
+//!   super options), which is what `/proc/1/mounts` shows (node_exporter 1.5).
+//! - When the agent runs in another mount namespace than PID 1 (a systemd unit's), a mount
+//!   point's path may lead elsewhere in the agent's namespace (a covered `/home`). Each mount
+//!   is then checked before its `statfs`: `statx(STATX_MNT_ID)` of the path must land on a
+//!   mount of the same file system (the agent's own mountinfo: same `major:minor`); else any
+//!   other path of the agent's namespace reaching that file system is used (the numbers
+//!   `statfs` gives are the file system's); else the mount is reported with
+//!   `device_error 1` and no sizes, never with the sizes of what covers it.
 //! - Mount points matching `--collector.filesystem.mount-points-exclude` and file system types
 //!   matching `--collector.filesystem.fs-types-exclude` are skipped; the rootfs prefix is
 //!   stripped from mount points as node_exporter's `rootfsStripPrefix` does (a plain string
@@ -19,9 +34,11 @@
 //! helper thread takes the mount off the list. The helper threads are kept between scrapes,
 //! so a scrape normally starts none.
 //!
-//! Syscalls: `statfs` (plus `clone3`/`futex` for the helper threads).
+//! Syscalls: `statfs`, `statx` (the mount check), `pread64` (the kept mount table), plus
+//! `clone3`/`futex` for the helper threads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,20 +92,95 @@ pub fn collector(opts: &Options) -> Box<dyn Collector> {
     })
 }
 
-/// One line of `/proc/mounts`, as node_exporter 1.5's `filesystemLabels`.
+/// A file system's device number, mountinfo's `major:minor`.
+pub type Dev = (u32, u32);
+
+/// One line of `/proc/mounts` or `/proc/PID/mountinfo`, as node_exporter 1.5's
+/// `filesystemLabels`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub device: String,
     /// With `\040` and `\011` decoded and the rootfs prefix stripped.
     pub mount_point: String,
     pub fs_type: String,
+    /// The mount's own options (mountinfo: the per-mount ones).
     pub options: String,
+    /// mountinfo only: the file system itself is read-only (super options `ro`).
+    pub super_read_only: bool,
+    /// mountinfo only.
+    pub info: Option<MountInfo>,
+}
+
+/// What mountinfo adds to a mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub id: u64,
+    pub parent: u64,
+    pub dev: Dev,
+    /// The mount point as the table's namespace sees it (decoded, rootfs prefix kept).
+    pub path: String,
 }
 
 impl Mount {
+    /// `ro` as `/proc/mounts` shows it: the mount's flag or its file system's.
     fn read_only(&self) -> bool {
-        self.options.split(',').any(|o| o == "ro")
+        self.super_read_only || self.options.split(',').any(|o| o == "ro")
     }
+}
+
+/// node_exporter's decoding of mount points: `\040` and `\011` only.
+fn decode(mp: &str) -> String {
+    if mp.contains('\\') {
+        mp.replace("\\040", " ").replace("\\011", "\t")
+    } else {
+        mp.to_string()
+    }
+}
+
+/// Parses `/proc/PID/mountinfo` (proc(5)): `ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS
+/// [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS`. A line that does not have this shape is an
+/// error, as a short `/proc/mounts` line is.
+pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
+    let mut out = Vec::with_capacity(32);
+    for line in text.lines() {
+        let bad = || format!("malformed mountinfo line: {line:?}");
+        let mut f = line.split_ascii_whitespace();
+        let (Some(id), Some(parent), Some(dev), Some(_root), Some(mp), Some(options)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            return Err(bad());
+        };
+        // Optional fields up to the "-" separator.
+        if !f.by_ref().any(|x| x == "-") {
+            return Err(bad());
+        }
+        let (Some(fs_type), Some(source), Some(super_options)) = (f.next(), f.next(), f.next())
+        else {
+            return Err(bad());
+        };
+        let (Ok(id), Ok(parent)) = (id.parse::<u64>(), parent.parse::<u64>()) else {
+            return Err(bad());
+        };
+        let dev = dev
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .ok_or_else(bad)?;
+        let path = decode(mp);
+        out.push(Mount {
+            device: source.to_string(),
+            mount_point: strip_rootfs(path.clone(), rootfs),
+            fs_type: fs_type.to_string(),
+            options: options.to_string(),
+            super_read_only: super_options.split(',').any(|o| o == "ro"),
+            info: Some(MountInfo {
+                id,
+                parent,
+                dev,
+                path,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// Parses `/proc/mounts` (fstab(5) format). A line with fewer than 4 fields is an error, as in
@@ -102,16 +194,13 @@ pub fn parse_mounts(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
         else {
             return Err(format!("malformed mount point information: {line:?}"));
         };
-        let mp = if mp.contains('\\') {
-            mp.replace("\\040", " ").replace("\\011", "\t")
-        } else {
-            mp.to_string()
-        };
         out.push(Mount {
             device: device.to_string(),
-            mount_point: strip_rootfs(mp, rootfs),
+            mount_point: strip_rootfs(decode(mp), rootfs),
             fs_type: fs_type.to_string(),
             options: options.to_string(),
+            super_read_only: false,
+            info: None,
         });
     }
     Ok(out)
@@ -153,6 +242,74 @@ fn real_statfs(path: &Path) -> io::Result<FsStats> {
 
 type StatfsFn = dyn Fn(&Path) -> io::Result<FsStats> + Send + Sync;
 
+/// What to `statfs` for one mount: its path, and, when the agent runs in another mount
+/// namespace than the table it reports, how to make sure that path reaches the same file
+/// system.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub check: Option<Arc<SameFs>>,
+}
+
+impl From<PathBuf> for Target {
+    fn from(path: PathBuf) -> Self {
+        Target { path, check: None }
+    }
+}
+
+/// A host mount's file system, and where the agent's own namespace has it.
+#[derive(Debug)]
+pub struct SameFs {
+    /// The host mount's `major:minor`.
+    pub dev: Dev,
+    /// Other mount points of the agent's namespace with that file system.
+    pub others: Vec<PathBuf>,
+    /// The agent's own mounts: mount id to file system.
+    pub own: Arc<HashMap<u64, Dev>>,
+}
+
+impl SameFs {
+    /// The path of the agent's namespace to `statfs` for this file system: `path` when it
+    /// reaches it (the mount `statx` lands on has the same `major:minor`), else the first of
+    /// `others` that does. An error when none does: the namespace hides the file system.
+    pub fn path_for<'a>(&'a self, path: &'a Path) -> io::Result<&'a Path> {
+        for p in std::iter::once(path).chain(self.others.iter().map(PathBuf::as_path)) {
+            if self.reaches(p) {
+                return Ok(p);
+            }
+        }
+        Err(io::Error::other(format!(
+            "{} leads to another file system in the agent's mount namespace (hidden by it, e.g. \
+             ProtectHome=), and no other path there reaches {}:{}",
+            path.display(),
+            self.dev.0,
+            self.dev.1
+        )))
+    }
+
+    fn reaches(&self, path: &Path) -> bool {
+        match mount_id(path) {
+            Ok(id) => self.own.get(&id) == Some(&self.dev),
+            Err(e) => {
+                log::debug!("statx {}: {e}", path.display());
+                false
+            }
+        }
+    }
+}
+
+/// The id of the mount `path` is on (`statx` with `STATX_MNT_ID`, Linux 5.8+).
+fn mount_id(path: &Path) -> io::Result<u64> {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(CWD, path, AtFlags::empty(), StatxFlags::MNT_ID).map_err(io::Error::from)?;
+    if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
+        return Err(io::Error::other(
+            "the kernel reports no mount id (before Linux 5.8)",
+        ));
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// The outcome of one mount's `statfs` in a scrape.
 #[derive(Debug)]
 pub enum StatOutcome {
@@ -178,7 +335,7 @@ pub struct Statter {
 /// Work for one helper thread: stat these mounts in order, report each result, stop when
 /// abandoned.
 struct Batch {
-    items: Vec<(usize, String, PathBuf)>,
+    items: Vec<(usize, String, Target)>,
     results: mpsc::Sender<(usize, io::Result<FsStats>)>,
     /// Set (under the `stuck` lock) when the scrape stopped waiting for this batch.
     abandoned: Arc<AtomicBool>,
@@ -204,14 +361,14 @@ impl Statter {
         lock(&self.stuck).contains(mount_point)
     }
 
-    /// `statfs` of each `(mount point, path)`, in order. Never waits more than the timeout
+    /// `statfs` of each `(mount point, target)`, in order. Never waits more than the timeout
     /// for any one call; mounts already stuck are answered [`StatOutcome::Stuck`] at once.
     pub fn stat_all(
         &'static self,
-        mounts: &[(&str, PathBuf)],
+        mounts: &[(&str, Target)],
     ) -> Result<Vec<StatOutcome>, CollectError> {
         let mut out: Vec<Option<StatOutcome>> = (0..mounts.len()).map(|_| None).collect();
-        let mut pending: Vec<(usize, String, PathBuf)> = Vec::with_capacity(mounts.len());
+        let mut pending: Vec<(usize, String, Target)> = Vec::with_capacity(mounts.len());
         {
             let stuck = lock(&self.stuck);
             for (i, (mp, path)) in mounts.iter().enumerate() {
@@ -310,8 +467,12 @@ impl Statter {
         while let Ok(batch) = rx.recv() {
             let n = batch.items.len();
             let mut parked = false;
-            for (k, (i, mp, path)) in batch.items.into_iter().enumerate() {
-                let r = (self.statfs)(&path);
+            for (k, (i, mp, target)) in batch.items.into_iter().enumerate() {
+                // The check's statx runs here too: on a dead NFS server it can hang as well.
+                let r = match &target.check {
+                    None => (self.statfs)(&target.path),
+                    Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
+                };
                 let mut stuck = lock(&self.stuck);
                 if batch.abandoned.load(Ordering::SeqCst) {
                     // The scrape gave up on this call: it marked the mount stuck, and the
@@ -355,7 +516,7 @@ fn set(out: &mut [Option<StatOutcome>], i: usize, v: StatOutcome) {
 }
 
 /// The mounts still to stat after a stuck one.
-fn requeue(mounts: &[(&str, PathBuf)], rest: &[(usize, String)]) -> Vec<(usize, String, PathBuf)> {
+fn requeue(mounts: &[(&str, Target)], rest: &[(usize, String)]) -> Vec<(usize, String, Target)> {
     rest.iter()
         .filter_map(|(i, mp)| mounts.get(*i).map(|(_, p)| (*i, mp.clone(), p.clone())))
         .collect()
@@ -369,22 +530,179 @@ struct Filesystem {
     fs_types_exclude: Regex,
 }
 
-/// Reads the mount table: `/proc/1/mounts`, else `/proc/mounts`.
-fn read_mounts(paths: &Paths) -> Result<String, CollectError> {
-    let first = paths.proc("1/mounts");
-    match super::fsio::read_to_string(&first) {
-        Ok(t) => Ok(t),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-            ) =>
-        {
-            log::debug!("reading {}: {e}; falling back to mounts", first.display());
-            super::read_to_string(&paths.proc("mounts"))
+/// PID 1's `mountinfo`, opened by [`warm_up`] while the agent may still see PID 1.
+static KEPT: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+
+/// Whether the fallback to the agent's own mount table was reported already.
+static OWN_TABLE_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Opens `<procfs>/1/mountinfo` for every later scrape. Call before dropping privileges:
+/// afterwards `hidepid` (systemd's `ProtectProc=invisible`) hides PID 1 from the agent's user.
+pub fn warm_up(paths: &Paths) {
+    let path = paths.proc("1/mountinfo");
+    match File::open(&path) {
+        Ok(file) => {
+            if let Ok(mut kept) = KEPT.lock() {
+                *kept = Some((path, file));
+            }
         }
-        Err(e) => Err(CollectError::io(&first, e)),
+        Err(e) => log::debug!(
+            "{}: {e}; the filesystem collector opens it per scrape",
+            path.display()
+        ),
     }
+}
+
+/// The kept table's text, when it is the one asked for and still reads.
+fn read_kept(path: &Path) -> Option<String> {
+    let mut kept = KEPT.lock().ok()?;
+    let (p, file) = kept.as_ref()?;
+    if p != path {
+        return None;
+    }
+    match super::fsio::pread_to_string(file) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log::warn!("{}: {e}; reading it afresh from now on", path.display());
+            *kept = None;
+            None
+        }
+    }
+}
+
+/// A mount table and where it came from.
+struct Table {
+    text: String,
+    path: PathBuf,
+    /// mountinfo (else fstab format, `/proc/.../mounts`).
+    mountinfo: bool,
+    /// PID 1's (else the agent's own).
+    host: bool,
+}
+
+impl Table {
+    fn parse(&self, rootfs: &str) -> Result<Vec<Mount>, CollectError> {
+        let parsed = if self.mountinfo {
+            parse_mountinfo(&self.text, rootfs)
+        } else {
+            parse_mounts(&self.text, rootfs)
+        };
+        parsed.map_err(|msg| CollectError::parse(&self.path, msg))
+    }
+}
+
+/// Reads the host's mount table: PID 1's `mountinfo` through the kept descriptor, else
+/// `1/mountinfo` or `1/mounts` opened now; when PID 1 is not visible (hidepid, or a
+/// process outside the sandbox answering EACCES under Landlock, where node_exporter only falls
+/// back on ENOENT), the agent's own (`self/mountinfo`, `mounts`), with a warning.
+fn read_table(paths: &Paths) -> Result<Table, CollectError> {
+    let pid1 = paths.proc("1/mountinfo");
+    if let Some(text) = read_kept(&pid1) {
+        return Ok(Table {
+            text,
+            path: pid1,
+            mountinfo: true,
+            host: true,
+        });
+    }
+    let mut last = None;
+    for (rel, mountinfo, host) in [
+        ("1/mountinfo", true, true),
+        ("1/mounts", false, true),
+        ("self/mountinfo", true, false),
+        ("mounts", false, false),
+    ] {
+        let path = paths.proc(rel);
+        match super::fsio::read_to_string(&path) {
+            Ok(text) => {
+                if !host && !OWN_TABLE_WARNED.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "filesystem: PID 1's mount table is not readable ({}); reporting the \
+                         agent's own mount namespace, which may differ from the host's",
+                        last.as_ref()
+                            .map_or_else(String::new, |e: &CollectError| e.to_string())
+                    );
+                }
+                return Ok(Table {
+                    text,
+                    path,
+                    mountinfo,
+                    host,
+                });
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                log::debug!(
+                    "reading {}: {e}; trying the next mount table",
+                    path.display()
+                );
+                last = Some(CollectError::io(&path, e));
+            }
+            Err(e) => return Err(CollectError::io(&path, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| CollectError::Other("no mount table".into())))
+}
+
+/// The agent's own mounts: by mount id, and as listed.
+type OwnNamespace = (Arc<HashMap<u64, Dev>>, Vec<Mount>);
+
+/// The agent's own mount namespace, when it is not the reported table's: what each mount's
+/// path must be checked against ([`SameFs`]). `None` in the same namespace (the same mount
+/// ids: they are unique system-wide, a new namespace has new ones), or when the agent's own
+/// table cannot be read (then paths are used as they are, as node_exporter does).
+fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
+    let path = paths.proc("self/mountinfo");
+    let own = match super::fsio::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| parse_mountinfo(&t, "/"))
+    {
+        Ok(own) => own,
+        Err(e) => {
+            log::debug!("{}: {e}; mount points are not checked", path.display());
+            return None;
+        }
+    };
+    let ids: HashSet<u64> = own
+        .iter()
+        .filter_map(|m| m.info.as_ref().map(|i| i.id))
+        .collect();
+    if host
+        .iter()
+        .all(|m| m.info.as_ref().is_some_and(|i| ids.contains(&i.id)))
+    {
+        return None;
+    }
+    let by_id = own
+        .iter()
+        .filter_map(|m| m.info.as_ref().map(|i| (i.id, i.dev)))
+        .collect();
+    Some((Arc::new(by_id), own))
+}
+
+/// Most other paths tried for one hidden file system.
+const MAX_OTHER_PATHS: usize = 4;
+
+/// The check for one host mount in the agent's namespace.
+fn same_fs(m: &Mount, path: &Path, own: &OwnNamespace) -> Option<Arc<SameFs>> {
+    let dev = m.info.as_ref()?.dev;
+    let others = own
+        .1
+        .iter()
+        .filter_map(|o| o.info.as_ref())
+        .filter(|o| o.dev == dev && Path::new(&o.path) != path)
+        .map(|o| PathBuf::from(&o.path))
+        .take(MAX_OTHER_PATHS)
+        .collect();
+    Some(Arc::new(SameFs {
+        dev,
+        others,
+        own: own.0.clone(),
+    }))
 }
 
 /// The mounts to report: not excluded, one per (device, mount point, type), first wins (as
@@ -462,14 +780,22 @@ impl Filesystem {
         paths: &Paths,
         statter: &'static Statter,
     ) -> Result<Vec<MetricFamily>, CollectError> {
-        let text = read_mounts(paths)?;
+        let table = read_table(paths)?;
         let rootfs = paths.rootfs.to_string_lossy();
-        let mounts = parse_mounts(&text, &rootfs)
-            .map_err(|msg| CollectError::parse(&paths.proc("1/mounts"), msg))?;
+        let mounts = table.parse(&rootfs)?;
         let selected = select(&mounts, &self.mount_points_exclude, &self.fs_types_exclude);
-        let targets: Vec<(&str, PathBuf)> = selected
+        let own = if table.host && table.mountinfo {
+            own_namespace(paths, &mounts)
+        } else {
+            None
+        };
+        let targets: Vec<(&str, Target)> = selected
             .iter()
-            .map(|m| (m.mount_point.as_str(), paths.root(&m.mount_point)))
+            .map(|m| {
+                let path = paths.root(&m.mount_point);
+                let check = own.as_ref().and_then(|own| same_fs(m, &path, own));
+                (m.mount_point.as_str(), Target { path, check })
+            })
             .collect();
         let outcomes = statter.stat_all(&targets)?;
         for (m, o) in selected.iter().zip(&outcomes) {
@@ -552,6 +878,8 @@ mod tests {
                 mount_point: "/".into(),
                 fs_type: "ext4".into(),
                 options: "rw,relatime,discard,resv_strict,resuid=65534,resgid=65534".into(),
+                super_read_only: false,
+                info: None,
             }
         );
         let sel = select(
@@ -563,6 +891,129 @@ mod tests {
         assert_eq!(mps, ["/", "/mnt/sandboxing/model_tools_env/v1/python"]);
         assert!(sel[1].read_only());
         assert!(!sel[0].read_only());
+    }
+
+    /// proc(5)'s example plus what the unit's namespace shows: optional fields, a per-mount
+    /// `ro` on a read-write file system (ProtectSystem=strict's remount), a read-only file
+    /// system mounted `rw`-per-mount, an escaped mount point.
+    #[test]
+    fn parse_mountinfo_lines() {
+        let text = "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n\
+                    40 36 8:2 / / ro,relatime shared:1 - ext4 /dev/sda2 rw\n\
+                    41 36 8:3 / /srv/my\\040disk rw - iso9660 /dev/sr0 ro\n\
+                    42 36 0:40 / /tmp rw,nosuid - tmpfs tmpfs rw,size=10k\n";
+        let m = parse_mountinfo(text, "/").expect("parses");
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[0].device, "/dev/root");
+        assert_eq!(m[0].mount_point, "/mnt/parent");
+        assert_eq!(m[0].fs_type, "ext3");
+        assert_eq!(
+            m[0].info,
+            Some(MountInfo {
+                id: 36,
+                parent: 35,
+                dev: (98, 0),
+                path: "/mnt/parent".into()
+            })
+        );
+        assert!(!m[0].read_only());
+        assert!(m[1].read_only(), "a per-mount ro is read-only");
+        assert!(m[2].read_only(), "a read-only file system is read-only");
+        assert_eq!(m[2].mount_point, "/srv/my disk");
+        assert!(!m[3].read_only());
+        // The rootfs prefix is stripped from the label, kept in the namespace's path.
+        let m = parse_mountinfo("50 1 8:1 / /host/data rw - xfs /dev/sdb1 rw\n", "/host")
+            .expect("parses");
+        assert_eq!(m[0].mount_point, "/data");
+        assert_eq!(
+            m[0].info.as_ref().map(|i| i.path.as_str()),
+            Some("/host/data")
+        );
+        for bad in [
+            "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 ext3 /dev/root rw\n",
+            "36 35 98:0 /mnt1 /mnt/parent rw - ext3 /dev/root\n",
+            "x 35 98:0 / / rw - ext3 /dev/root rw\n",
+            "36 35 98 / / rw - ext3 /dev/root rw\n",
+            "36 35\n",
+        ] {
+            assert!(parse_mountinfo(bad, "/").is_err(), "{bad:?}");
+        }
+    }
+
+    /// The descriptor kept by `warm_up` is what later scrapes read: re-read from offset 0
+    /// (fresh content), even once the path itself is gone.
+    #[test]
+    fn kept_table_is_reread_through_the_descriptor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("1")).expect("mkdir");
+        let info = dir.path().join("1/mountinfo");
+        std::fs::write(&info, "40 1 8:2 / / rw - ext4 /dev/sda2 rw\n").expect("write");
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        warm_up(&paths);
+        // Rewritten in place (the same file): the kept descriptor reads the new content.
+        std::fs::write(&info, "40 1 8:2 / / ro - ext4 /dev/sda2 rw\n").expect("rewrite");
+        let table = read_table(&paths).expect("reads");
+        assert!(table.host && table.mountinfo);
+        assert!(table.text.contains(" / ro "), "{}", table.text);
+        // The path goes away (as PID 1 does for the agent's user under hidepid).
+        std::fs::remove_file(&info).expect("rm");
+        let table = read_table(&paths).expect("reads through the descriptor");
+        assert!(table.text.contains(" / ro "), "{}", table.text);
+        *KEPT.lock().expect("lock") = None;
+    }
+
+    /// The mount check on the live namespace: `/` reaches the file system mounted there; a
+    /// file system this namespace does not have is refused rather than replaced by whatever
+    /// the path leads to.
+    #[test]
+    fn same_fs_check_on_the_live_namespace() {
+        let own = parse_mountinfo(
+            &std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"),
+            "/",
+        )
+        .expect("parses");
+        let by_id: HashMap<u64, Dev> = own
+            .iter()
+            .filter_map(|m| m.info.as_ref().map(|i| (i.id, i.dev)))
+            .collect();
+        let id = mount_id(Path::new("/")).expect("statx mnt id");
+        let root_dev = by_id[&id];
+        let own = (Arc::new(by_id), own);
+        let root = own
+            .1
+            .iter()
+            .find(|m| m.info.as_ref().is_some_and(|i| i.id == id))
+            .expect("/");
+        let check = same_fs(root, Path::new("/"), &own).expect("mountinfo");
+        assert_eq!(check.dev, root_dev);
+        assert_eq!(
+            check.path_for(Path::new("/")).expect("reaches"),
+            Path::new("/")
+        );
+        let elsewhere = SameFs {
+            dev: (u32::MAX, u32::MAX),
+            others: vec![PathBuf::from("/")],
+            own: own.0.clone(),
+        };
+        let e = elsewhere
+            .path_for(Path::new("/"))
+            .expect_err("not this namespace's");
+        assert!(e.to_string().contains("another file system"), "{e}");
+        // Hidden at its own path, reachable at another one: that one is used.
+        let other = SameFs {
+            dev: root_dev,
+            others: vec![PathBuf::from("/no/such/path"), PathBuf::from("/")],
+            own: own.0.clone(),
+        };
+        assert_eq!(
+            other
+                .path_for(Path::new("/no/such/mount"))
+                .expect("another path"),
+            Path::new("/")
+        );
     }
 
     #[test]
@@ -695,9 +1146,9 @@ mod tests {
             }),
             Duration::from_millis(200),
         ));
-        let targets: Vec<(&str, PathBuf)> = ["/a", "/stale", "/gone", "/bb"]
+        let targets: Vec<(&str, Target)> = ["/a", "/stale", "/gone", "/bb"]
             .iter()
-            .map(|m| (*m, PathBuf::from(m)))
+            .map(|m| (*m, PathBuf::from(m).into()))
             .collect();
         let count = |k: &str| lock(&calls).get(k).copied().unwrap_or(0);
 
@@ -784,7 +1235,10 @@ mod tests {
             Box::new(|_: &Path| Ok(fixed(1.0))),
             Duration::from_secs(1),
         ));
-        let targets = vec![("/", PathBuf::from("/")), ("/x", PathBuf::from("/x"))];
+        let targets: Vec<(&str, Target)> = vec![
+            ("/", PathBuf::from("/").into()),
+            ("/x", PathBuf::from("/x").into()),
+        ];
         for _ in 0..20 {
             let out = statter.stat_all(&targets).expect("runs");
             assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
@@ -840,14 +1294,15 @@ mod tests {
             procfs: dir.path().to_path_buf(),
             ..Paths::default()
         };
-        let text = read_mounts(&paths).expect("falls back");
-        assert!(text.starts_with("/dev/vda"));
+        let table = read_table(&paths).expect("falls back");
+        assert!(table.text.starts_with("/dev/vda"));
+        assert!(!table.host && !table.mountinfo);
         let empty = tempfile::tempdir().expect("tempdir");
         let paths = Paths {
             procfs: empty.path().to_path_buf(),
             ..Paths::default()
         };
-        assert!(read_mounts(&paths).is_err());
+        assert!(read_table(&paths).is_err());
     }
 
     /// The live mount table: true on every Linux host (whatever its root file system, which
@@ -858,8 +1313,9 @@ mod tests {
         let paths = Paths::default();
         let c = default_collector();
         let fams = c.collect(&paths).expect("collects");
-        let text = read_mounts(&paths).expect("reads the live mount table");
-        let mounts = parse_mounts(&text, "/").expect("parses the live mount table");
+        let table = read_table(&paths).expect("reads the live mount table");
+        assert!(table.host && table.mountinfo, "PID 1's mountinfo, as root");
+        let mounts = table.parse("/").expect("parses the live mount table");
         let selected = select(&mounts, &c.mount_points_exclude, &c.fs_types_exclude);
         let mut want: Vec<String> = selected
             .iter()

@@ -145,7 +145,7 @@ type SensorData = BTreeMap<String, HashMap<String, String>>;
 /// One `read(2)` of at most 128 bytes, as node_exporter's `sysReadFile` (a driver answering
 /// `EAGAIN` fails the read instead of spinning).
 fn sys_read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = super::fsio::open_regular(path)?;
     let mut buf = vec![0u8; 128];
     let n = f.read(&mut buf)?;
     buf.truncate(n);
@@ -202,7 +202,7 @@ fn chip_name(dir: &Path) -> Option<String> {
 
 /// node_exporter's `hwmonHumanReadableChipName`: the cleaned `name` file.
 fn human_chip_name(dir: &Path) -> Option<String> {
-    let raw = std::fs::read(dir.join("name")).ok()?;
+    let raw = super::fsio::read(dir.join("name")).ok()?;
     let n = clean_name(&String::from_utf8_lossy(&raw));
     (!n.is_empty()).then_some(n)
 }
@@ -442,7 +442,8 @@ impl Collector for Hwmon {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let class = paths.sys("class/hwmon");
-        let entries = std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
+        let entries = std::fs::read_dir(&class)
+            .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
         let mut out = Families::default();
         for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&class, e))?;

@@ -272,7 +272,10 @@ impl Collector for InfiniBand {
         "infiniband"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(&read_devices(&paths.sys("class/infiniband"))?))
+        Ok(families(
+            &read_devices(&paths.sys("class/infiniband"))
+                .map_err(CollectError::absent_is_no_data)?,
+        ))
     }
 }
 

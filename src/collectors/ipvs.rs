@@ -231,8 +231,14 @@ impl Collector for Ipvs {
         "ipvs"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let stats = read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats)?;
-        let backends = read_parsed(&paths.proc("net/ip_vs"), parse_backends)?;
+        let stats = read_parsed(&paths.proc("net/ip_vs_stats"), parse_stats)
+            .map_err(CollectError::absent_is_no_data)?;
+        // Partial output as node_exporter's: the totals are sent before the backends are read.
+        let backends = read_parsed(&paths.proc("net/ip_vs"), parse_backends).map_err(|e| {
+            let mut totals = families(&stats, &[]);
+            totals.retain(|f| !f.samples.is_empty());
+            CollectError::partial(totals, e)
+        })?;
         Ok(families(&stats, &backends))
     }
 }
@@ -240,6 +246,28 @@ impl Collector for Ipvs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_output_keeps_what_was_read_before_the_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/e2e/proc/net/ip_vs_stats");
+        std::fs::create_dir_all(dir.path().join("net")).expect("mkdir");
+        std::fs::copy(&src, dir.path().join("net/ip_vs_stats")).expect("copy");
+        // net/ip_vs is a directory: reading it fails after the totals were read.
+        std::fs::create_dir_all(dir.path().join("net/ip_vs")).expect("mkdir");
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let o = crate::collector::run(&Ipvs, &paths);
+        assert!(o.error.is_some(), "the collector fails");
+        assert!(o
+            .families
+            .iter()
+            .any(|f| f.name == "node_ipvs_connections_total"));
+        assert!(o.families.iter().all(|f| f.name.ends_with("_total")));
+    }
     use crate::collectors::testutil::lines::{parse, render, sorted};
     use crate::collectors::testutil::procfs;
     use std::path::Path;

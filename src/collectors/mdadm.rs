@@ -216,7 +216,7 @@ impl Collector for Mdadm {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("mdstat");
-        let mds = read_parsed(&path, parse_mdstat)?;
+        let mds = read_parsed(&path, parse_mdstat).map_err(CollectError::absent_is_no_data)?;
         Ok(families(mds))
     }
 }

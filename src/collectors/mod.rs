@@ -115,6 +115,9 @@ pub fn warm_up(paths: &Paths) {
     // /proc/self/mountstats is 0400 root once privileges are dropped: opened now, re-read
     // through the kept descriptor.
     mountstats::warm_up(paths);
+    // PID 1's mount table: hidden from the agent's user under hidepid (systemd's
+    // ProtectProc=invisible), and the agent's own is the unit's namespace, not the host's.
+    filesystem::warm_up(paths);
 }
 
 crate::collector::options::options_table! {

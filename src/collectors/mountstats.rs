@@ -461,7 +461,7 @@ static KEPT: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 /// Call before dropping privileges.
 pub fn warm_up(paths: &Paths) {
     let path = paths.proc("self/mountstats");
-    if let Ok(file) = File::open(&path) {
+    if let Ok(file) = super::fsio::open_regular(&path) {
         if let Ok(mut kept) = KEPT.lock() {
             *kept = Some((path, file));
         }
@@ -481,6 +481,9 @@ fn pread_to_string(file: &File) -> std::io::Result<String> {
             break;
         }
         len += n;
+        if len as u64 > super::fsio::MAX_FILE_BYTES {
+            return Err(super::fsio::too_large(super::fsio::MAX_FILE_BYTES));
+        }
     }
     buf.truncate(len);
     Ok(String::from_utf8(buf)

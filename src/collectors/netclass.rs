@@ -266,7 +266,9 @@ impl Collector for NetClass {
         "netclass"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(&self.read(paths)?))
+        Ok(families(
+            &self.read(paths).map_err(CollectError::absent_is_no_data)?,
+        ))
     }
 }
 

@@ -264,7 +264,7 @@ impl Collector for Nfs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/rpc/nfs");
-        let stats = read_parsed(&path, parse_client)?;
+        let stats = read_parsed(&path, parse_client).map_err(CollectError::absent_is_no_data)?;
         Ok(families(&stats))
     }
 }

@@ -259,7 +259,7 @@ impl Collector for Nfsd {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("net/rpc/nfsd");
-        let stats = read_parsed(&path, parse_server)?;
+        let stats = read_parsed(&path, parse_server).map_err(CollectError::absent_is_no_data)?;
         Ok(families(&stats))
     }
 }

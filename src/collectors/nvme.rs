@@ -93,7 +93,8 @@ impl Collector for Nvme {
         "nvme"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let devices = read_class(&paths.sys("class/nvme"))?;
+        let devices =
+            read_class(&paths.sys("class/nvme")).map_err(CollectError::absent_is_no_data)?;
         Ok(families(&devices))
     }
 }

@@ -68,7 +68,7 @@ pub fn warm_up(paths: &Paths) {
 fn load(paths: &Paths) -> Loaded {
     for file in ["/etc/os-release", "/usr/lib/os-release"] {
         let path = paths.root(file);
-        match std::fs::read(&path) {
+        match super::fsio::read(&path) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 return match parse_os_release(&text) {
@@ -282,10 +282,8 @@ impl Collector for Os {
         };
         match loaded {
             Loaded::Release(r) => Ok(families(&r)),
-            Loaded::Missing => Err(CollectError::Other(format!(
-                "no os-release file found under {} (/etc/os-release, /usr/lib/os-release)",
-                paths.rootfs.display()
-            ))),
+            // node_exporter's ErrNoData: neither /etc/os-release nor /usr/lib/os-release.
+            Loaded::Missing => Err(CollectError::no_data(&paths.root("/etc/os-release"))),
             Loaded::Failed(m) => Err(CollectError::Other(m)),
         }
     }

@@ -239,7 +239,8 @@ impl Collector for PowerSupplyClass {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let class = paths.sys("class/power_supply");
-        let entries = std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
+        let entries = std::fs::read_dir(&class)
+            .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
         let mut supplies = BTreeMap::new();
         for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&class, e))?;

@@ -72,7 +72,7 @@ impl Collector for Pressure {
         let mut out = Vec::with_capacity(5);
         for res in ["cpu", "io", "memory"] {
             let path = paths.proc(&format!("pressure/{res}"));
-            let psi = read_parsed(&path, parse_psi)?;
+            let psi = read_parsed(&path, parse_psi).map_err(CollectError::absent_is_no_data)?;
             let need = |v: Option<u64>, kind: &str| {
                 v.map(seconds)
                     .ok_or_else(|| CollectError::parse(&path, format!("no {kind:?} line")))

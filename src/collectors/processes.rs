@@ -113,7 +113,8 @@ fn vanished(e: &std::io::Error) -> bool {
 /// Reads a file into `buf` (cleared first); `Ok(false)` when it vanished.
 fn read_into(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
     buf.clear();
-    let r = std::fs::File::open(path).and_then(|mut f| f.read_to_string(buf));
+    let r = super::fsio::open_regular(path)
+        .and_then(|f| f.take(super::fsio::MAX_FILE_BYTES).read_to_string(buf));
     match r {
         Ok(_) => Ok(true),
         Err(e) if vanished(&e) => Ok(false),

@@ -92,7 +92,8 @@ impl Collector for Schedstat {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("schedstat");
-        let text = super::fsio::read_to_string(&path).map_err(|e| CollectError::io(&path, e))?;
+        let text = super::fsio::read_to_string(&path)
+            .map_err(|e| CollectError::io(&path, e).absent_is_no_data())?;
         Ok(families(&parse_schedstat(&text)))
     }
 }

@@ -35,7 +35,7 @@ pub fn warm_up(paths: &Paths) {
 }
 
 fn read_config_mode(paths: &Paths) -> i64 {
-    match std::fs::read(paths.root("/etc/selinux/config")) {
+    match super::fsio::read(paths.root("/etc/selinux/config")) {
         Ok(b) => parse_config_mode(&String::from_utf8_lossy(&b)),
         Err(_) => -1,
     }
@@ -118,11 +118,11 @@ impl Collector for Selinux {
         "selinux"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let enforce = match std::fs::read_to_string(paths.sys("fs/selinux/enforce")) {
+        let enforce = match super::fsio::read_to_string(paths.sys("fs/selinux/enforce")) {
             Ok(t) => t,
             Err(_) => return Ok(families(None)),
         };
-        let context = std::fs::read(paths.proc("self/attr/current")).unwrap_or_default();
+        let context = super::fsio::read(paths.proc("self/attr/current")).unwrap_or_default();
         if !context_enabled(&String::from_utf8_lossy(&context)) {
             return Ok(families(None));
         }

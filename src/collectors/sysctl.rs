@@ -176,7 +176,7 @@ fn underscores_ok(digits: &str, prefixed: bool) -> bool {
 
 /// procfs' `util.SysReadFile`: one `read` of at most 128 bytes, trimmed.
 fn sys_read(path: &std::path::Path) -> Result<String, CollectError> {
-    let mut f = std::fs::File::open(path).map_err(|e| CollectError::io(path, e))?;
+    let mut f = super::fsio::open_regular(path).map_err(|e| CollectError::io(path, e))?;
     let mut buf = [0u8; 128];
     let n = f.read(&mut buf).map_err(|e| CollectError::io(path, e))?;
     let read = buf.get(..n).unwrap_or_default();

@@ -173,7 +173,8 @@ impl Collector for Tapestats {
         "tapestats"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut tapes = read_class(&paths.sys("class/scsi_tape"))?;
+        let mut tapes =
+            read_class(&paths.sys("class/scsi_tape")).map_err(CollectError::absent_is_no_data)?;
         if let Some(re) = &self.ignored {
             tapes.retain(|(n, _)| !re.is_match(n));
         }

@@ -14,6 +14,15 @@
 //!   logs a gathering error for them; `scrape_error` is not set).
 //! - `node_textfile_mtime_seconds{file="<dir>/<name>"}` for every file read successfully, and
 //!   `node_textfile_scrape_error`, 1 when the directory or a file could not be read or parsed.
+//! - Files are opened without blocking and read only if regular (a FIFO, socket, device or
+//!   directory named `*.prom` is skipped at once), at most
+//!   `--collector.textfile.max-file-bytes` each (default [`DEFAULT_MAX_FILE_BYTES`]: a larger
+//!   file is skipped without being read), and at most `--collector.textfile.max-samples`
+//!   samples in all (default [`DEFAULT_MAX_SAMPLES`]: the file that would pass the cap and
+//!   every later one are skipped, the files before it are kept). Each skipped file sets
+//!   `node_textfile_scrape_error 1` and counts in `node_textfile_skipped_files{reason}`
+//!   (`unreadable`, `not_regular`, `file_size_limit`, `sample_limit`, `invalid`; a family of
+//!   ours, exported only when a file was skipped).
 //! - No directory configured: only `node_textfile_scrape_error 0` (node_exporter's default
 //!   flag value is empty; Debian's package sets `/var/lib/prometheus/node-exporter`).
 //!
@@ -96,16 +105,17 @@ pub fn merge(files: &[(String, Vec<Family>)]) -> Vec<MetricFamily> {
         }
     }
     let mut accepted: BTreeMap<String, Accepted> = BTreeMap::new();
+    // The default HELP of each name, made once (it lists every file holding the name: made
+    // and copied per file, it was quadratic in the number of files).
+    let default_help: BTreeMap<&str, String> = files_of
+        .iter()
+        .map(|(n, v)| (*n, format!("Metric read from {}", v.join(", "))))
+        .collect();
     for (_, fams) in files {
         for f in fams {
-            let help = match &f.help {
-                Some(h) => h.clone(),
-                None => format!(
-                    "Metric read from {}",
-                    files_of
-                        .get(f.name.as_str())
-                        .map_or(String::new(), |v| v.join(", "))
-                ),
+            let help: &str = match &f.help {
+                Some(h) => h,
+                None => default_help.get(f.name.as_str()).map_or("", String::as_str),
             };
             let names: BTreeSet<&str> = f
                 .metrics
@@ -114,7 +124,7 @@ pub fn merge(files: &[(String, Vec<Family>)]) -> Vec<MetricFamily> {
                 .collect();
             let acc = accepted.entry(f.name.clone()).or_insert_with(|| Accepted {
                 kind: f.kind,
-                help: help.clone(),
+                help: help.to_string(),
                 seen: HashSet::new(),
                 metrics: Vec::new(),
             });
@@ -225,16 +235,54 @@ collector_options! {
         /// sandbox; a change needs a restart.
         #[arg(id = "collector.textfile.directory", long = "collector.textfile.directory", value_name = "DIR")]
         pub directory: Option<PathBuf>,
+        /// Largest *.prom file read, in bytes; a larger file is skipped
+        /// (node_textfile_skipped_files{reason="file_size_limit"}) [default: 16 MiB].
+        #[arg(id = "collector.textfile.max-file-bytes", long = "collector.textfile.max-file-bytes", value_name = "BYTES")]
+        pub max_file_bytes: Option<u64>,
+        /// Most samples read from all *.prom files of a scrape; the file that would pass it and
+        /// those after it are skipped (node_textfile_skipped_files{reason="sample_limit"})
+        /// [default: 100000].
+        #[arg(id = "collector.textfile.max-samples", long = "collector.textfile.max-samples", value_name = "N")]
+        pub max_samples: Option<u64>,
     }
 }
 
-pub fn collector(_: &Options) -> Box<dyn Collector> {
-    Box::new(Textfile)
+/// Default of `--collector.textfile.max-file-bytes`: far above any real textfile (a few KB to
+/// a few MB), far below what would strain the agent's memory.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 << 20;
+/// Default of `--collector.textfile.max-samples`: a whole node scrape is 1,000 to 3,000.
+pub const DEFAULT_MAX_SAMPLES: u64 = 100_000;
+
+pub fn collector(o: &Options) -> Box<dyn Collector> {
+    Box::new(Textfile {
+        limits: Limits {
+            max_file_bytes: o.textfile.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES),
+            max_samples: o.textfile.max_samples.unwrap_or(DEFAULT_MAX_SAMPLES),
+        },
+    })
+}
+
+/// The caps on what one scrape reads.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_file_bytes: u64,
+    max_samples: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_samples: DEFAULT_MAX_SAMPLES,
+        }
+    }
 }
 
 /// Reads `Paths::textfile_directory`: a start-up setting (Landlock grants that directory), so
 /// a reload cannot point the collector elsewhere.
-struct Textfile;
+struct Textfile {
+    limits: Limits,
+}
 
 /// `filepath.Join(dir, name)` for the `file` label and HELP texts (`.` components dropped).
 fn join(dir: &std::path::Path, name: &str) -> String {
@@ -248,25 +296,85 @@ fn join(dir: &std::path::Path, name: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Reads and parses one file: its families and mtime (whole seconds).
-fn read_file(path: &str) -> Result<(Vec<Family>, f64), String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| format!("opening {path:?}: {e}"))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
-        .map_err(|e| format!("reading {path:?}: {e}"))?;
-    let text = std::str::from_utf8(&buf).map_err(|_| format!("{path:?} is not UTF-8"))?;
-    let fams =
-        parse(text).map_err(|e| format!("failed to parse textfile data from {path:?}: {e}"))?;
+/// Why a file was skipped: the `reason` label of `node_textfile_skipped_files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Skip {
+    /// Could not be opened or read: gone since the listing, EACCES, a symlink loop.
+    Unreadable,
+    /// A FIFO, socket, device or directory: never opened blocking, never read.
+    NotRegular,
+    /// Larger than `--collector.textfile.max-file-bytes`.
+    FileSizeLimit,
+    /// Would take the scrape past `--collector.textfile.max-samples` (it and later files).
+    SampleLimit,
+    /// Not UTF-8, not the text format, or with client-side timestamps.
+    Invalid,
+}
+
+impl Skip {
+    fn label(self) -> &'static str {
+        match self {
+            Skip::Unreadable => "unreadable",
+            Skip::NotRegular => "not_regular",
+            Skip::FileSizeLimit => "file_size_limit",
+            Skip::SampleLimit => "sample_limit",
+            Skip::Invalid => "invalid",
+        }
+    }
+}
+
+/// An I/O error's reason: a socket fails `open` with `ENXIO`; `fsio::open_regular` refuses
+/// other non-regular files with `InvalidInput`; the read cap answers `InvalidData`.
+fn io_skip(e: &std::io::Error) -> Skip {
+    if e.raw_os_error() == Some(libc::ENXIO) || e.kind() == std::io::ErrorKind::InvalidInput {
+        Skip::NotRegular
+    } else if e.kind() == std::io::ErrorKind::InvalidData {
+        Skip::FileSizeLimit
+    } else {
+        Skip::Unreadable
+    }
+}
+
+/// Samples a file's families make (buckets and quantiles each count, as do `_sum`/`_count`).
+fn sample_count(fams: &[Family]) -> u64 {
+    fams.iter()
+        .flat_map(|f| &f.metrics)
+        .map(|m| match (m.buckets.is_empty(), m.quantiles.is_empty()) {
+            (true, true) => 1,
+            _ => (m.buckets.len() + m.quantiles.len() + 2) as u64,
+        })
+        .sum()
+}
+
+/// Reads and parses one file: its families and mtime (whole seconds). Opened without blocking
+/// and only if regular (`fsio::open_regular`), read up to the size cap.
+fn read_file(path: &str, max_bytes: u64) -> Result<(Vec<Family>, f64), (Skip, String)> {
+    let io = |what: &str, e: std::io::Error| (io_skip(&e), format!("{what} {path:?}: {e}"));
+    let mut f =
+        super::fsio::open_regular(std::path::Path::new(path)).map_err(|e| io("opening", e))?;
+    let meta = f.metadata().map_err(|e| io("failed to stat", e))?;
+    if meta.len() > max_bytes {
+        return Err(io("reading", super::fsio::too_large(max_bytes)));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    super::fsio::read_capped(&mut f, max_bytes, &mut buf).map_err(|e| io("reading", e))?;
+    let text =
+        std::str::from_utf8(&buf).map_err(|_| (Skip::Invalid, format!("{path:?} is not UTF-8")))?;
+    let fams = parse(text).map_err(|e| {
+        (
+            Skip::Invalid,
+            format!("failed to parse textfile data from {path:?}: {e}"),
+        )
+    })?;
     if has_timestamps(&fams) {
-        return Err(format!(
-            "textfile {path:?} contains unsupported client-side timestamps, skipping entire file"
+        return Err((
+            Skip::Invalid,
+            format!(
+                "textfile {path:?} contains unsupported client-side timestamps, skipping entire file"
+            ),
         ));
     }
-    let mtime = f
-        .metadata()
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("failed to stat {path:?}: {e}"))?;
+    let mtime = meta.modified().map_err(|e| io("failed to stat", e))?;
     let secs = match mtime.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as f64,
         Err(e) => -(e.duration().as_secs() as f64),
@@ -287,9 +395,16 @@ fn prom_files(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
 
 impl Textfile {
     /// The families and whether any error occurred (logged by the caller's debug channel).
+    #[cfg(test)]
     fn read(dir: Option<&std::path::Path>) -> (Vec<MetricFamily>, bool) {
+        Textfile::read_limited(dir, Limits::default())
+    }
+
+    fn read_limited(dir: Option<&std::path::Path>, limits: Limits) -> (Vec<MetricFamily>, bool) {
         let mut errored = false;
+        let mut skipped: BTreeMap<Skip, u64> = BTreeMap::new();
         let mut files = Vec::new();
+        let mut samples = 0u64;
         let mut mtimes = MetricFamily::gauge(
             "node_textfile_mtime_seconds",
             "Unixtime mtime of textfiles successfully read.",
@@ -301,15 +416,31 @@ impl Textfile {
                     log::debug!("textfile: failed to read directory {}: {e}", dir.display());
                 }
                 Ok(names) => {
-                    for name in names {
+                    let total = names.len() as u64;
+                    for (done, name) in names.into_iter().enumerate() {
                         let path = join(dir, &name);
-                        match read_file(&path) {
+                        match read_file(&path, limits.max_file_bytes) {
                             Ok((fams, mtime)) => {
+                                let n = sample_count(&fams);
+                                if samples.saturating_add(n) > limits.max_samples {
+                                    let left = total - done as u64;
+                                    log::debug!(
+                                        "textfile: {path:?} would pass the cap of {} samples; \
+                                         it and {} later files are skipped",
+                                        limits.max_samples,
+                                        left - 1
+                                    );
+                                    *skipped.entry(Skip::SampleLimit).or_default() += left;
+                                    errored = true;
+                                    break;
+                                }
+                                samples += n;
                                 mtimes.push(&[("file", &path)], mtime);
                                 files.push((path, fams));
                             }
-                            Err(e) => {
+                            Err((why, e)) => {
                                 errored = true;
+                                *skipped.entry(why).or_default() += 1;
                                 log::debug!("textfile: {e}");
                             }
                         }
@@ -321,6 +452,17 @@ impl Textfile {
         if !mtimes.samples.is_empty() {
             sort_samples(&mut mtimes);
             out.push(mtimes);
+        }
+        if !skipped.is_empty() {
+            let mut fam = MetricFamily::gauge(
+                "node_textfile_skipped_files",
+                "Textfiles skipped in this scrape, by reason: unreadable, not_regular, \
+                 file_size_limit, sample_limit, invalid (monitoring-agent).",
+            );
+            for (why, n) in &skipped {
+                fam.push(&[("reason", why.label())], *n as f64);
+            }
+            out.push(fam);
         }
         out.push(
             MetricFamily::gauge(
@@ -338,8 +480,9 @@ impl Collector for Textfile {
         "textfile"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        // As node_exporter: errors only show in `node_textfile_scrape_error`.
-        Ok(Textfile::read(paths.textfile_directory.as_deref()).0)
+        // As node_exporter: errors only show in `node_textfile_scrape_error` (and here in
+        // `node_textfile_skipped_files`); the files read are kept.
+        Ok(Textfile::read_limited(paths.textfile_directory.as_deref(), self.limits).0)
     }
 }
 
@@ -452,6 +595,8 @@ mod tests {
             let mut v: Vec<String> = t
                 .lines()
                 .filter(|l| !l.starts_with('#'))
+                // Ours alone: why files were skipped.
+                .filter(|l| !l.starts_with("node_textfile_skipped_files"))
                 .map(str::to_string)
                 .collect();
             v.sort();
@@ -503,7 +648,8 @@ mod tests {
         for bad in ["c2", "c4", "c5", "c7"] {
             let (text, err) = run(bad);
             assert!(err, "{bad}");
-            assert!(text.ends_with("node_textfile_scrape_error 1\n"), "{bad}");
+            assert!(text.contains("\nnode_textfile_scrape_error 1\n"), "{bad}");
+            assert!(text.contains("node_textfile_skipped_files{"), "{bad}");
         }
         assert!(!run("b").1);
     }
@@ -511,7 +657,7 @@ mod tests {
     #[test]
     fn no_directory_and_missing_directory() {
         assert_eq!(
-            render(Textfile.collect(&Paths::default()).expect("always ok")),
+            render(Textfile { limits: Limits::default() }.collect(&Paths::default()).expect("always ok")),
             "# HELP node_textfile_scrape_error 1 if there was an error opening or reading a file, 0 otherwise\n\
              # TYPE node_textfile_scrape_error gauge\nnode_textfile_scrape_error 0\n"
         );
@@ -519,9 +665,87 @@ mod tests {
             textfile_directory: Some("/nonexistent".into()),
             ..Paths::default()
         };
-        let fams = Textfile.collect(&missing).expect("always ok");
+        let fams = Textfile {
+            limits: Limits::default(),
+        }
+        .collect(&missing)
+        .expect("always ok");
         assert_eq!(fams.len(), 1);
         assert_eq!(fams[0].samples[0].value, 1.0);
+    }
+
+    #[test]
+    fn hostile_files_are_skipped_and_the_good_ones_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("a_good.prom"), "a 1\n").expect("write");
+        nix::unistd::mkfifo(
+            &d.join("b_fifo.prom"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+        let _sock = std::os::unix::net::UnixListener::bind(d.join("c_sock.prom")).expect("bind");
+        std::os::unix::fs::symlink(d.join("d_loop.prom"), d.join("d_loop.prom")).expect("link");
+        std::fs::create_dir(d.join("e_dir.prom")).expect("mkdir");
+        let big = std::fs::File::create(d.join("f_big.prom")).expect("create");
+        big.set_len(1 << 30).expect("sparse 1 GiB");
+        std::fs::write(d.join("g_bad.prom"), "not the format {\n").expect("write");
+        std::fs::write(d.join("h_good.prom"), "h 2\n").expect("write");
+        let (fams, err) = Textfile::read(Some(d));
+        assert!(err);
+        let text = render(fams);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"a 1") && lines.contains(&"h 2"), "{text}");
+        for (reason, n) in [
+            ("unreadable", 1),
+            ("not_regular", 3),
+            ("file_size_limit", 1),
+            ("invalid", 1),
+        ] {
+            let line = format!("node_textfile_skipped_files{{reason=\"{reason}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("reason=\"sample_limit\""), "{text}");
+        assert!(text.contains("node_textfile_scrape_error 1\n"));
+    }
+
+    #[test]
+    fn the_sample_cap_keeps_the_files_before_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for i in 0..10 {
+            std::fs::write(
+                dir.path().join(format!("f{i}.prom")),
+                format!("m{{i=\"{i}\"}} 1\nn{{i=\"{i}\"}} 2\n"),
+            )
+            .expect("write");
+        }
+        let limits = Limits {
+            max_samples: 7,
+            ..Limits::default()
+        };
+        let (fams, err) = Textfile::read_limited(Some(dir.path()), limits);
+        assert!(err);
+        let text = render(fams);
+        assert_eq!(
+            text.matches("\nm{").count(),
+            3,
+            "three files of two samples: {text}"
+        );
+        assert!(text.contains("node_textfile_skipped_files{reason=\"sample_limit\"} 7\n"));
+        // Within the caps nothing is skipped.
+        let limits = Limits {
+            max_samples: 20,
+            max_file_bytes: 64,
+        };
+        let (fams, err) = Textfile::read_limited(Some(dir.path()), limits);
+        assert!(!err);
+        assert!(!render(fams).contains("node_textfile_skipped_files"));
+        let limits = Limits {
+            max_samples: 20,
+            max_file_bytes: 10,
+        };
+        let (fams, _) = Textfile::read_limited(Some(dir.path()), limits);
+        assert!(render(fams).contains("{reason=\"file_size_limit\"} 10\n"));
     }
 
     #[test]

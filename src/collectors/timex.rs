@@ -188,9 +188,11 @@ impl Collector for Timex {
     fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         match read() {
             Ok(s) => Ok(families(&s)),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(CollectError::Other(format!(
-                "not collecting timex metrics (adjtimex: {e}; ProtectClock= or a seccomp filter?)"
-            ))),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(CollectError::NoData {
+                what: format!(
+                    "not collecting timex metrics (adjtimex: {e}; ProtectClock= or a seccomp filter?)"
+                ),
+            }),
             Err(e) => Err(CollectError::Other(format!(
                 "failed to retrieve adjtimex stats: {e}"
             ))),

@@ -67,12 +67,19 @@ impl Collector for UdpQueues {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let p4 = paths.proc("net/udp");
-        let v4 = parse_udp(&read_to_string(&p4)?).map_err(|m| CollectError::parse(&p4, m))?;
+        let v4 = parse_udp(&read_to_string(&p4).map_err(CollectError::absent_is_no_data)?)
+            .map_err(|m| CollectError::parse(&p4, m))?;
         let p6 = paths.proc("net/udp6");
         let v6 = match super::fsio::read_to_string(&p6) {
             Ok(t) => Some(parse_udp(&t).map_err(|m| CollectError::parse(&p6, m))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(CollectError::io(&p6, e)),
+            // Partial output as node_exporter's: v4 is sent before v6 is read.
+            Err(e) => {
+                return Err(CollectError::partial(
+                    families(v4, None),
+                    CollectError::io(&p6, e),
+                ))
+            }
         };
         Ok(families(v4, v6))
     }
@@ -81,6 +88,28 @@ impl Collector for UdpQueues {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_output_keeps_what_was_read_before_the_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("net/udp6")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("net/udp"),
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n",
+        )
+        .expect("write");
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let o = crate::collector::run(&UdpQueues, &paths);
+        assert!(o.error.is_some(), "the collector fails");
+        assert_eq!(o.families.len(), 1);
+        assert!(o.families[0]
+            .samples
+            .iter()
+            .all(|s| s.labels.iter().any(|(_, v)| v == "v4")));
+    }
     use crate::collectors::testutil::lines::{parse, render};
     use crate::collectors::testutil::procfs;
 

@@ -98,7 +98,9 @@ impl Collector for Watchdog {
             "node_watchdog_info",
             "Info of /sys/class/watchdog/<watchdog>",
         );
-        for entry in std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))? {
+        let entries = std::fs::read_dir(&class)
+            .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
+        for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&class, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();

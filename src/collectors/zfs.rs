@@ -188,7 +188,7 @@ impl Collector for Zfs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let base = paths.proc("spl/kstat/zfs");
-        std::fs::read_dir(&base).map_err(|e| CollectError::io(&base, e))?;
+        std::fs::read_dir(&base).map_err(|e| CollectError::io(&base, e).absent_is_no_data())?;
         let mut fams = Families::default();
         for (subsystem, file) in FILES {
             let path = base.join(file);

@@ -3,14 +3,17 @@
 //! syslog: journald is the syslog under systemd, and both would log every line twice). Every destination is
 //! opened at start-up, before the sandbox forbids new sockets and paths.
 //!
-//! Messages are stripped of control characters; messages a client can trigger go through
-//! [`client_event`], which is rate-limited.
+//! Messages are escaped ([`sanitize`]: control, line-separator, bidirectional and invisible
+//! format characters); messages a client can trigger go through [`client_event`], which is
+//! rate-limited. A write to the log file that fails (a full disk) is counted
+//! ([`file_write_errors`], `monitoring_agent_log_write_errors_total`), never fatal, and the
+//! next line that gets through is preceded by one saying how many were lost.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +44,13 @@ struct AgentLogger {
 }
 
 static CONFIGURED: AtomicU8 = AtomicU8::new(2);
+/// Lines the log file did not take (write errors), since start-up.
+static FILE_WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Lines the log file did not take since start-up (a full disk, an I/O error).
+pub fn file_write_errors() -> u64 {
+    FILE_WRITE_ERRORS.load(Ordering::Relaxed)
+}
 static DEBUG_TOGGLED: AtomicBool = AtomicBool::new(false);
 
 /// Opens every destination and installs the logger. Syslog being unavailable (no `/dev/log`
@@ -130,16 +140,55 @@ pub fn toggle_debug() -> bool {
     on
 }
 
-/// Replaces control characters (terminal escapes, newlines from a client) with visible
-/// escapes, so a log line is one line and cannot drive a terminal.
+/// Whether `c` could mislead a terminal or a log viewer and is shown escaped: control
+/// characters (C0, DEL, C1: terminal escapes, newlines, NEL), the line and paragraph
+/// separators (U+2028, U+2029: a new line in many viewers), and the format characters
+/// (Unicode category Cf: the bidirectional controls U+061C, U+200E/F, U+202A–U+202E,
+/// U+2066–U+2069, which reorder what follows, and the invisible ones such as U+200B–U+200D,
+/// U+2060–U+2064, U+FEFF, U+00AD and the tag characters, which hide text).
+pub fn misleading(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// Replaces every [`misleading`] character (terminal escapes, newlines from a client, bidi
+/// overrides, line separators) with a visible escape (`\n`, `\u{202e}`), so a log line is
+/// one line, shows what it contains, and cannot drive a terminal.
 pub fn sanitize(msg: &str) -> std::borrow::Cow<'_, str> {
-    if !msg.chars().any(char::is_control) {
+    if !msg.chars().any(misleading) {
         return std::borrow::Cow::Borrowed(msg);
     }
     let mut out = String::with_capacity(msg.len() + 8);
     for c in msg.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
+        } else if misleading(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -219,7 +268,7 @@ impl Log for AgentLogger {
         }
         if let Some(file) = &self.file {
             if let Ok(mut f) = file.lock() {
-                let _ = f.write_all(format!("{} {:<5} {msg}\n", timestamp(), level).as_bytes());
+                write_file(&mut *f, &format!("{} {:<5} {msg}\n", timestamp(), level));
             }
         }
         if let Some(syslog) = &self.syslog {
@@ -243,6 +292,51 @@ impl Log for AgentLogger {
         }
     }
 }
+
+/// Lines lost since the last line the file took (reported in the file once it takes lines
+/// again).
+static FILE_LOST: AtomicU64 = AtomicU64::new(0);
+
+/// Appends `line` to the log file; a failure is counted, not fatal (the agent keeps serving
+/// with a full disk), and the next line that gets through is preceded by one saying how many
+/// were lost. The descriptor is `O_APPEND`: after a copy-and-truncate rotation every write
+/// lands at the new end, leaving no hole of NULs.
+fn write_file(f: &mut impl Write, line: &str) {
+    let lost = FILE_LOST.load(Ordering::Relaxed);
+    if lost > 0 {
+        // A line the disk cut short is ended first, so that the notice starts a line.
+        let cut = if FILE_CUT.load(Ordering::Relaxed) {
+            "\n"
+        } else {
+            ""
+        };
+        let notice = format!(
+            "{cut}{} WARN  {lost} log lines could not be written to this file (write errors; counted in monitoring_agent_log_write_errors_total)\n",
+            timestamp()
+        );
+        if f.write_all(notice.as_bytes()).is_ok() {
+            FILE_LOST.fetch_sub(lost, Ordering::Relaxed);
+            FILE_CUT.store(false, Ordering::Relaxed);
+        }
+    }
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        match f.write(rest) {
+            Ok(0) | Err(_) => {
+                if rest.len() < line.len() {
+                    FILE_CUT.store(true, Ordering::Relaxed);
+                }
+                FILE_WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+                FILE_LOST.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether the last failed line was cut short (part of it is in the file).
+static FILE_CUT: AtomicBool = AtomicBool::new(false);
 
 /// syslog priority of a level, for the journal's `<N>` prefix.
 fn priority(level: Level) -> u8 {
@@ -289,6 +383,107 @@ mod tests {
     fn sanitize_escapes_controls() {
         assert_eq!(sanitize("plain text"), "plain text");
         assert_eq!(sanitize("a\x1b[31mred\nb\r"), "a\\u{1b}[31mred\\nb\\r");
+        // C1 (NEL, CSI) and DEL.
+        assert_eq!(
+            sanitize("a\u{85}b\u{9b}c\u{7f}"),
+            "a\\u{85}b\\u{9b}c\\u{7f}"
+        );
+    }
+
+    /// Every character that reorders, hides or breaks a line in a terminal or a log viewer is
+    /// escaped, one by one; ordinary text in any script is not.
+    #[test]
+    fn sanitize_escapes_separators_bidi_and_invisible_characters() {
+        let cases = [
+            ('\u{2028}', "\\u{2028}"),
+            ('\u{2029}', "\\u{2029}"),
+            ('\u{202A}', "\\u{202a}"),
+            ('\u{202B}', "\\u{202b}"),
+            ('\u{202C}', "\\u{202c}"),
+            ('\u{202D}', "\\u{202d}"),
+            ('\u{202E}', "\\u{202e}"),
+            ('\u{2066}', "\\u{2066}"),
+            ('\u{2067}', "\\u{2067}"),
+            ('\u{2068}', "\\u{2068}"),
+            ('\u{2069}', "\\u{2069}"),
+            ('\u{200E}', "\\u{200e}"),
+            ('\u{200F}', "\\u{200f}"),
+            ('\u{061C}', "\\u{61c}"),
+            ('\u{200B}', "\\u{200b}"),
+            ('\u{FEFF}', "\\u{feff}"),
+            ('\u{E0041}', "\\u{e0041}"),
+        ];
+        for (c, want) in cases {
+            assert!(misleading(c), "{:?}", c);
+            assert_eq!(sanitize(&format!("x{c}y")), format!("x{want}y"), "{:?}", c);
+        }
+        // Every C0 and C1 control.
+        for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
+            assert!(!sanitize(&c.to_string()).contains(c), "{:?}", c);
+        }
+        for plain in [
+            "/metrics?x=1",
+            "Grüße",
+            "Привет",
+            "مرحبا",
+            "שלום",
+            "日本語",
+            "e\u{301}",
+            "😀",
+        ] {
+            assert_eq!(sanitize(plain), plain);
+        }
+        // A realistic attack: a "path" that reverses what follows in the viewer.
+        assert_eq!(
+            sanitize("GET /a\u{202E}txt.exe HTTP/1.1"),
+            "GET /a\\u{202e}txt.exe HTTP/1.1"
+        );
+    }
+
+    /// A writer that refuses everything while `full` is set (a full disk).
+    struct Disk {
+        full: bool,
+        data: Vec<u8>,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.full {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.data.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Write errors are counted, and the file says how many lines it missed once it takes
+    /// lines again.
+    #[test]
+    fn write_errors_are_counted_and_reported_in_the_file() {
+        let mut disk = Disk {
+            full: false,
+            data: Vec::new(),
+        };
+        let before = file_write_errors();
+        write_file(&mut disk, "one\n");
+        disk.full = true;
+        write_file(&mut disk, "two\n");
+        write_file(&mut disk, "three\n");
+        assert!(file_write_errors() >= before + 2);
+        disk.full = false;
+        write_file(&mut disk, "four\n");
+        let text = String::from_utf8(disk.data).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "one");
+        assert!(
+            lines[1].ends_with("2 log lines could not be written to this file (write errors; counted in monitoring_agent_log_write_errors_total)"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "four");
     }
 
     #[test]

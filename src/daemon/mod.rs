@@ -4,6 +4,7 @@
 pub mod logging;
 pub mod notify;
 pub mod pidfile;
+pub mod reload_channel;
 
 use std::fs::File;
 use std::io::{Read, Write};

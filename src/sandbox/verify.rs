@@ -149,7 +149,13 @@ pub fn judge(threads: &[ThreadStatus]) -> Vec<Verdict> {
         over(
             "privileges_dropped",
             threads,
-            |t| !t.uid.contains(&0) && !t.gid.contains(&0) && t.groups.is_empty(),
+            // A supplementary group that is the thread's own gid grants nothing (systemd's
+            // `User=` puts the primary group there); any other one is a privilege kept.
+            |t| {
+                !t.uid.contains(&0)
+                    && !t.gid.contains(&0)
+                    && t.groups.iter().all(|g| t.gid.contains(g))
+            },
             |t| format!("Uid {:?} Gid {:?} Groups {:?}", t.uid, t.gid, t.groups),
         ),
         over(
@@ -194,6 +200,17 @@ mod tests {
     fn hardened_thread_passes() {
         let t = parse_status("1", HARDENED, Path::new("x")).expect("parse");
         assert!(judge(&[t]).iter().all(|v| v.ok));
+    }
+
+    #[test]
+    fn own_group_as_supplementary_passes_another_fails() {
+        let own = HARDENED.replace("Groups:\t\n", "Groups:\t997 \n");
+        let t = parse_status("1", &own, Path::new("x")).expect("parse");
+        assert!(judge(&[t]).iter().all(|v| v.ok));
+        let other = HARDENED.replace("Groups:\t\n", "Groups:\t4 997 \n");
+        let t = parse_status("1", &other, Path::new("x")).expect("parse");
+        let v = judge(&[t]);
+        assert!(!v[0].ok, "{:?}", v[0].detail);
     }
 
     #[test]

@@ -438,6 +438,8 @@ pub struct Start<'a> {
     pub listen_arg: bool,
     /// Environment variables set for the agent (on top of the tests' own environment).
     pub env: Vec<(String, String)>,
+    /// The soft `RLIMIT_NOFILE` the agent starts with (the hard limit is kept).
+    pub nofile_soft: Option<u64>,
 }
 
 impl<'a> Start<'a> {
@@ -448,6 +450,7 @@ impl<'a> Start<'a> {
             extra: Vec::new(),
             listen_arg: true,
             env: Vec::new(),
+            nofile_soft: None,
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -464,6 +467,11 @@ impl<'a> Start<'a> {
     }
     pub fn no_listen_arg(mut self) -> Self {
         self.listen_arg = false;
+        self
+    }
+    /// Starts the agent with this soft descriptor limit (as systemd's default 1024).
+    pub fn nofile_soft(mut self, soft: u64) -> Self {
+        self.nofile_soft = Some(soft);
         self
     }
     /// Sets an environment variable for the agent (e.g. `NOTIFY_SOCKET`).
@@ -494,7 +502,20 @@ impl<'a> Start<'a> {
     /// Starts the agent in the foreground without waiting.
     pub fn spawn_no_wait(self) -> Agent {
         let args = self.argv();
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        if let Some(soft) = self.nofile_soft {
+            use nix::sys::resource::{getrlimit, setrlimit, Resource};
+            use std::os::unix::process::CommandExt;
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = cmd
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -993,4 +1014,43 @@ pub fn count_lines(text: &str, needle: &str) -> usize {
 /// The file's inode, for "unchanged" checks.
 pub fn inode(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Copies `src` to `dst` recursively: directories 0755, files 0644, symlinks as symlinks (the
+/// sysfs fixtures use relative links), so the dropped, Landlocked agent can read the copy.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("mkdir {}: {e}", dst.display()));
+    fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    for e in fs::read_dir(src).unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display())) {
+        let e = e.expect("dir entry");
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        let ft = e.file_type().expect("file type");
+        if ft.is_symlink() {
+            let target = fs::read_link(&from).expect("readlink");
+            std::os::unix::fs::symlink(&target, &to)
+                .unwrap_or_else(|err| panic!("symlink {}: {err}", to.display()));
+        } else if ft.is_dir() {
+            copy_tree(&from, &to);
+        } else {
+            fs::copy(&from, &to).unwrap_or_else(|err| panic!("copy {}: {err}", from.display()));
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
+        }
+    }
+}
+
+/// `node_scrape_collector_success` of a scrape, by collector.
+pub fn collector_success(body: &str) -> BTreeMap<String, f64> {
+    samples(body)
+        .into_iter()
+        .filter(|(name, _, _)| name == "node_scrape_collector_success")
+        .map(|(_, labels, v)| {
+            let c = labels
+                .split("collector=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            (c, v)
+        })
+        .collect()
 }
