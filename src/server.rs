@@ -659,12 +659,9 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
         }
     };
     // Prometheus says how long it will wait; collectors get a little less.
-    let scrape_timeout = header_str(HeaderName::from_static(
+    let scrape_timeout = scrape_timeout(header_str(HeaderName::from_static(
         "x-prometheus-scrape-timeout-seconds",
-    ))
-    .and_then(|v| v.trim().parse::<f64>().ok())
-    .filter(|v| v.is_finite() && *v > 0.0)
-    .map(Duration::from_secs_f64);
+    )));
     let body = agent.scrape(format, &selection, scrape_timeout).await;
     let mut resp = if gzip {
         match exposition::gzip(body.as_bytes()) {
@@ -694,7 +691,21 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
+/// `X-Prometheus-Scrape-Timeout-Seconds`: a positive number of seconds a `Duration` can hold.
+/// `Duration::from_secs_f64` panics past `u64::MAX` seconds: `1e300` aborted the agent
+/// (issue 11), so the conversion is the checked one.
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
+fn scrape_timeout(header: Option<&str>) -> Option<Duration> {
+    let v = header?.trim().parse::<f64>().ok()?;
+    if v > 0.0 {
+        Duration::try_from_secs_f64(v).ok()
+    } else {
+        None
+    }
+}
+
 /// The `collect[]` and `exclude[]` values of a query string.
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 fn collector_params(query: &str) -> (Vec<String>, Vec<String>) {
     let (mut collect, mut exclude) = (Vec::new(), Vec::new());
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -709,28 +720,28 @@ fn collector_params(query: &str) -> (Vec<String>, Vec<String>) {
 }
 
 /// Decodes `%XX` escapes and `+` in a query component; invalid escapes stay as they are.
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        rest = tail;
+        match c {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
+            b'%' => match tail
+                .get(..2)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => {
+                    out.push(v);
+                    rest = tail.get(2..).unwrap_or_default();
                 }
-            }
+                None => out.push(b'%'),
+            },
             c => out.push(c),
         }
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -852,7 +863,61 @@ mod tests {
             )
         );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%41%+1%4"), "A% 1%4");
+        assert_eq!(percent_decode("%e2%80%AE%ff"), "\u{202e}\u{fffd}");
         assert_eq!(collector_params(""), (vec![], vec![]));
+    }
+
+    /// Issue 11: `X-Prometheus-Scrape-Timeout-Seconds: 1e300` made `Duration::from_secs_f64`
+    /// panic (abort in release) before the scrape started.
+    #[test]
+    fn scrape_timeout_header_never_panics() {
+        assert_eq!(
+            scrape_timeout(Some(" 10.5 ")),
+            Some(Duration::from_millis(10_500))
+        );
+        for bad in [
+            "1e300", "1.9e19", "inf", "+Inf", "NaN", "-1", "0", "-0", "", "x", "1e-400",
+        ] {
+            let t = scrape_timeout(Some(bad));
+            assert!(t.is_none_or(|d| d.is_zero()), "{bad:?}: {t:?}");
+        }
+        assert_eq!(scrape_timeout(None), None);
+        // The largest it accepts still leaves `Agent::scrape` room to take 90% of it.
+        let big = scrape_timeout(Some("1.8e19")).expect("fits a Duration");
+        assert!(big.mul_f64(0.9) < big);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any query string: no panic, and every `collect[]`/`exclude[]` value comes back.
+        #[test]
+        fn query_strings_never_panic(q in r#"([a-z\[\]%+&=]|%[0-9a-fA-F]{0,2}|[^\x00-\x7f]){0,64}"#,
+                                     raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let (c, e) = collector_params(&q);
+            let n = q.split('&').filter(|p| !p.is_empty()).count();
+            proptest::prop_assert!(c.len() + e.len() <= n);
+            let _ = collector_params(&String::from_utf8_lossy(&raw));
+            let _ = percent_decode(&String::from_utf8_lossy(&raw));
+        }
+
+        /// Any scrape timeout header value: no panic, and a `Duration` only for a positive
+        /// number.
+        #[test]
+        fn scrape_timeout_values_never_panic(
+            v in proptest::prelude::any::<f64>(),
+            s in r"[-+ ]?[0-9.eEinfINFa_x]{0,12} ?",
+        ) {
+            let t = scrape_timeout(Some(&v.to_string()));
+            proptest::prop_assert!(t.is_none() || v > 0.0);
+            let _ = scrape_timeout(Some(&format!("{v:e}")));
+            let _ = scrape_timeout(Some(&s));
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -170,7 +170,7 @@ fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
         let len = buf.len();
         let spare = buf.capacity() - len;
         buf.resize(len + spare, 0);
-        let n = match file.read_at(&mut buf[len..], offset) {
+        let n = match file.read_at(buf.get_mut(len..).unwrap_or_default(), offset) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => {

@@ -4,6 +4,18 @@
 //! filters), running one collector and the meta metrics. The collectors themselves, and the
 //! registry of them, are in the `collectors` module.
 
+// No panic on input (issue 11): here and in every submodule, indexing and slicing that can
+// panic, `unwrap`, `expect` and `panic!` are refused; use `get`, `split_once`,
+// `strip_prefix`, slice patterns, `?`. Tests may (clippy.toml). Why this set and not
+// `arithmetic_side_effects`: ARCHITECTURE.md, "No panic on input".
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 pub mod fsio;
 pub mod options;
 #[cfg(test)]

@@ -83,8 +83,8 @@ pub fn parse_conntrack_stat(text: &str) -> Result<[u64; 8], String> {
             ));
         }
         for (sum, &i) in sums.iter_mut().zip(idx.iter()) {
-            let v = u64::from_str_radix(fields[i], 16)
-                .map_err(|_| format!("bad hex value {:?}", fields[i]))?;
+            let f = fields.get(i).copied().unwrap_or("");
+            let v = u64::from_str_radix(f, 16).map_err(|_| format!("bad hex value {f:?}"))?;
             *sum = sum.wrapping_add(v);
         }
     }

@@ -118,7 +118,7 @@ pub fn parse_uint0(s: &str) -> Option<u64> {
     } else if let Some(o) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
         u64::from_str_radix(o, 8).ok()
     } else if s.len() > 1 && s.starts_with('0') {
-        u64::from_str_radix(&s[1..], 8).ok()
+        u64::from_str_radix(s.get(1..)?, 8).ok()
     } else {
         s.parse().ok()
     }
@@ -135,7 +135,9 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
         };
         let v = v.trim();
         let v = match f {
-            "port_id" | "port_name" | "fabric_name" if v.len() > 2 => &v[2..],
+            // node_exporter drops the first two bytes (`0x`); a value whose second byte is
+            // inside a multi-byte character stays whole (issue 11: this slice panicked).
+            "port_id" | "port_name" | "fabric_name" if v.len() > 2 => v.get(2..).unwrap_or(v),
             _ => v,
         };
         *slot = v.to_string();
@@ -308,6 +310,25 @@ mod tests {
         assert_eq!(parse_uint0("010"), Some(8));
         assert_eq!(parse_uint0("0"), Some(0));
         assert_eq!(parse_uint0("N/A"), None);
+    }
+
+    /// Issue 11: the agent aborted on `&v[2..]` of a `port_id` whose second byte is inside a
+    /// multi-byte character; such a value is now kept whole.
+    #[test]
+    fn multi_byte_port_id_is_kept_whole() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let host = tmp.path().join("class/fc_host/host0");
+        std::fs::create_dir_all(host.join("statistics")).expect("mkdir");
+        std::fs::write(host.join("port_id"), "\u{202e}x0\n").expect("write");
+        std::fs::write(host.join("port_name"), "é00aa\n").expect("write");
+        std::fs::write(host.join("fabric_name"), "0x10\n").expect("write");
+        let hosts = read_hosts(&tmp.path().join("class/fc_host")).expect("reads");
+        let attrs = &hosts[0].attrs;
+        // 0x10 loses its prefix; é (two bytes) is cut whole; the 3-byte U+202E cannot be.
+        for v in ["10", "00aa", "\u{202e}x0"] {
+            assert!(attrs.iter().any(|a| a == v), "{v:?} in {attrs:?}");
+        }
+        assert_eq!(parse_uint0("0é"), None);
     }
 
     #[test]

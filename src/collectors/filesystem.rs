@@ -374,7 +374,7 @@ impl Statter {
             for (i, (mp, path)) in mounts.iter().enumerate() {
                 if stuck.contains(*mp) {
                     log::debug!("mount point {mp}: still not answering, skipped");
-                    out[i] = Some(StatOutcome::Stuck);
+                    set(&mut out, i, StatOutcome::Stuck);
                 } else {
                     pending.push((i, (*mp).to_string(), path.clone()));
                 }
@@ -413,23 +413,23 @@ impl Statter {
                     // The helper died (a panicking statfs): count this mount as failed.
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         abandoned.store(true, Ordering::SeqCst);
-                        out[*i] = Some(StatOutcome::Failed(io::Error::other(
-                            "statfs helper thread died",
-                        )));
-                        pending = requeue(mounts, &order[pos + 1..]);
+                        let died = io::Error::other("statfs helper thread died");
+                        set(&mut out, *i, StatOutcome::Failed(died));
+                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
                         break;
                     }
                 };
                 match got {
                     Some((j, r)) => {
-                        out[j] = Some(match r {
+                        let outcome = match r {
                             Ok(s) => StatOutcome::Ok(s),
                             Err(e) => StatOutcome::Failed(e),
-                        });
+                        };
+                        set(&mut out, j, outcome);
                     }
                     None => {
-                        out[*i] = Some(StatOutcome::Stuck);
-                        pending = requeue(mounts, &order[pos + 1..]);
+                        set(&mut out, *i, StatOutcome::Stuck);
+                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
                         break;
                     }
                 }
@@ -504,6 +504,14 @@ impl Statter {
         }
         idle.push(me.clone());
         true
+    }
+}
+
+/// Records mount `i`'s outcome (`i` is always an index of `out`; `get_mut` keeps that from
+/// being a panic if it ever were not).
+fn set(out: &mut [Option<StatOutcome>], i: usize, v: StatOutcome) {
+    if let Some(slot) = out.get_mut(i) {
+        *slot = Some(v);
     }
 }
 

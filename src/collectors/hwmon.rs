@@ -112,23 +112,20 @@ pub fn explode_sensor_filename(name: &str) -> Option<(&str, u64, &str)> {
     if type_end == 0 {
         return None;
     }
-    let digits_end = type_end
-        + b[type_end..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-    let rest = &name[digits_end..];
+    // The offsets below follow ASCII digits and `_`: `get` never misses a boundary.
+    let (prefix, after) = (name.get(..type_end)?, name.get(type_end..)?);
+    let digits_end = after.bytes().take_while(|c| c.is_ascii_digit()).count();
+    let (digits, rest) = (after.get(..digits_end)?, after.get(digits_end..)?);
     let prop_ok = |r: &str| r.is_empty() || (r.len() > 1 && r.starts_with('_'));
     if prop_ok(rest) {
-        let id = if digits_end > type_end {
-            name[type_end..digits_end].parse::<u64>().ok()?
-        } else {
+        let id = if digits.is_empty() {
             0
+        } else {
+            digits.parse::<u64>().ok()?
         };
-        return Some((&name[..type_end], id, rest.get(1..).unwrap_or("")));
+        return Some((prefix, id, rest.get(1..).unwrap_or("")));
     }
     // Backtracking: a shorter type ending just before an `_` of the non-digit prefix, no id.
-    let prefix = &name[..type_end];
     for (i, _) in prefix
         .match_indices('_')
         .collect::<Vec<_>>()
@@ -136,7 +133,7 @@ pub fn explode_sensor_filename(name: &str) -> Option<(&str, u64, &str)> {
         .rev()
     {
         if i > 0 && name.len() > i + 1 {
-            return Some((&name[..i], 0, &name[i + 1..]));
+            return Some((name.get(..i)?, 0, name.get(i + 1..)?));
         }
     }
     None

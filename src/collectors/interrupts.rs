@@ -45,13 +45,15 @@ pub fn parse_interrupts(text: &str) -> Result<BTreeMap<String, Row<'_>>, String>
             continue;
         };
         let parts: Vec<&str> = rest.split_ascii_whitespace().collect();
-        if parts.len() < cpus + 1 {
+        let (Some(values), Some(rest)) = (parts.get(..cpus), parts.get(cpus..)) else {
             continue;
-        }
+        };
+        let Some((first, others)) = rest.split_first() else {
+            continue;
+        };
         let name = name.trim_start_matches(' ').to_string();
-        let rest = &parts[cpus..];
         let (info, devices) = if name.parse::<i64>().is_ok() {
-            (rest[0].to_string(), rest[1..].join(" "))
+            (first.to_string(), others.join(" "))
         } else {
             (rest.join(" "), String::new())
         };
@@ -60,7 +62,7 @@ pub fn parse_interrupts(text: &str) -> Result<BTreeMap<String, Row<'_>>, String>
             Row {
                 info,
                 devices,
-                values: parts[..cpus].to_vec(),
+                values: values.to_vec(),
             },
         );
     }

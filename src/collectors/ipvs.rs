@@ -31,16 +31,18 @@ pub fn parse_stats(text: &str) -> Result<Stats, String> {
         return Err("ip_vs_stats corrupt: too short".into());
     };
     let f: Vec<&str> = third.split_ascii_whitespace().collect();
-    if f.len() != 5 {
+    let &[connections, incoming_packets, outgoing_packets, incoming_bytes, outgoing_bytes] =
+        f.as_slice()
+    else {
         return Err("ip_vs_stats corrupt: unexpected number of fields".into());
-    }
+    };
     let hex = |s: &str| u64::from_str_radix(s, 16).map_err(|_| format!("bad hex value {s:?}"));
     Ok(Stats {
-        connections: hex(f[0])?,
-        incoming_packets: hex(f[1])?,
-        outgoing_packets: hex(f[2])?,
-        incoming_bytes: hex(f[3])?,
-        outgoing_bytes: hex(f[4])?,
+        connections: hex(connections)?,
+        incoming_packets: hex(incoming_packets)?,
+        outgoing_packets: hex(outgoing_packets)?,
+        incoming_bytes: hex(incoming_bytes)?,
+        outgoing_bytes: hex(outgoing_bytes)?,
     })
 }
 
@@ -62,7 +64,11 @@ pub struct Backend {
 fn ip_port(s: &str) -> Result<(String, u16), String> {
     let ip = match s.len() {
         13 => {
-            let v = u32::from_str_radix(&s[..8], 16).map_err(|_| format!("bad address {s:?}"))?;
+            // `get`: a multi-byte character may straddle byte 8 (issue 11).
+            let v = s
+                .get(..8)
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad address {s:?}"))?;
             Ipv4Addr::from(v).to_string()
         }
         46 => s
@@ -105,7 +111,10 @@ pub fn parse_backends(text: &str) -> Result<Vec<Backend>, String> {
                 local_address.clear();
                 local_port = 0;
             }
-            "->" if f.len() >= 6 => {
+            "->" => {
+                let &[_, _, _, weight, active, inactive, ..] = f.as_slice() else {
+                    continue;
+                };
                 let (remote_address, remote_port) = ip_port(second)?;
                 let num = |s: &str| s.parse::<u64>().map_err(|_| format!("bad number {s:?}"));
                 out.push(Backend {
@@ -115,9 +124,9 @@ pub fn parse_backends(text: &str) -> Result<Vec<Backend>, String> {
                     remote_address,
                     remote_port,
                     proto: proto.clone(),
-                    weight: num(f[3])?,
-                    active: num(f[4])?,
-                    inactive: num(f[5])?,
+                    weight: num(weight)?,
+                    active: num(active)?,
+                    inactive: num(inactive)?,
                 });
             }
             _ => {}
@@ -271,6 +280,18 @@ mod tests {
         let expected =
             include_str!("../../tests/fixtures/net/node_exporter-fixture/ip_vs_result.txt");
         assert_eq!(render(&sorted(fams)), parse(expected));
+    }
+
+    /// Issue 11: a 13-byte address whose 8th byte is inside a multi-byte character was
+    /// sliced at byte 8 and panicked; now it is a parse error.
+    #[test]
+    fn multi_byte_address_is_an_error_not_a_panic() {
+        assert!(ip_port("C0A8001é:0CEA").is_err());
+        assert!(ip_port("C0A80016:0CEA").is_ok());
+        let text = "IP Virtual Server version 1.2.1 (size=4096)\n\
+                    Prot LocalAddress:Port Scheduler Flags\n\
+                    TCP  C0A8001€:0CEA wlc\n";
+        assert!(parse_backends(text).is_err());
     }
 
     #[test]

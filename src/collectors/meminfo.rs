@@ -55,13 +55,13 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
 /// first `(` to the last `)`), without a regex.
 pub(super) fn metric_key(key: &str) -> String {
     if let (Some(open), Some(close)) = (key.find('('), key.rfind(')')) {
-        if open < close {
-            return format!(
-                "{}_{}{}",
-                &key[..open],
-                &key[open + 1..close],
-                &key[close + 1..]
-            );
+        // `(` and `)` are ASCII: these offsets are boundaries, `get` only satisfies the lint.
+        if let (Some(a), Some(b), Some(c)) = (
+            key.get(..open),
+            key.get(open + 1..close),
+            key.get(close + 1..),
+        ) {
+            return format!("{a}_{b}{c}");
         }
     }
     key.to_string()
@@ -84,8 +84,10 @@ pub fn families(fields: Vec<Field>) -> Vec<MetricFamily> {
     let mut out: Vec<MetricFamily> = Vec::with_capacity(fields.len());
     for Field { name, value } in fields {
         if let Some(last) = out.last_mut() {
-            if last.name[12..] == *name {
-                last.samples[0].value = value;
+            if last.name.strip_prefix("node_memory_") == Some(&*name) {
+                if let Some(s) = last.samples.first_mut() {
+                    s.value = value;
+                }
                 continue;
             }
         }

@@ -36,20 +36,23 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
             continue;
         }
         let parts: Vec<&str> = line.split_ascii_whitespace().collect();
-        let Some(value) = parts.get(3) else {
+        let (&[_, node, name, value], unit) = (
+            parts.get(..4).unwrap_or_default(),
+            parts.get(4..).unwrap_or_default(),
+        ) else {
             return Err(format!("invalid line in meminfo: {line}"));
         };
         let mut value: f64 = value
             .parse()
             .map_err(|_| format!("invalid value in meminfo line {line:?}"))?;
-        match parts.len() {
-            4 => {}
-            5 if parts[4] == "kB" => value *= 1024.0,
+        match unit {
+            [] => {}
+            ["kB"] => value *= 1024.0,
             _ => return Err(format!("invalid line in meminfo: {line}")),
         }
         out.push(Field {
-            name: metric_key(parts[2].trim_end_matches(':')),
-            node: parts[1].to_string(),
+            name: metric_key(name.trim_end_matches(':')),
+            node: node.to_string(),
             value,
         });
     }
@@ -123,7 +126,7 @@ impl Collector for MeminfoNuma {
                 let rest = name.strip_prefix("node")?;
                 rest.starts_with(|c: char| c.is_ascii_digit()).then(|| {
                     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-                    (rest[..digits].to_string(), name.clone())
+                    (rest.get(..digits).unwrap_or(rest).to_string(), name.clone())
                 })
             })
             .collect();

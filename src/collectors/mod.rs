@@ -5,6 +5,18 @@
 //! sandbox ([`warm_up`]). The framework they share is [`crate::collector`], re-exported here
 //! for them.
 
+// No panic on input (issue 11): here and in every submodule, indexing and slicing that can
+// panic, `unwrap`, `expect` and `panic!` are refused; use `get`, `split_once`,
+// `strip_prefix`, slice patterns, `?`. Tests may (clippy.toml). Why this set and not
+// `arithmetic_side_effects`: ARCHITECTURE.md, "No panic on input".
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 #[cfg(test)]
 pub(crate) use crate::collector::testutil;
 pub use crate::collector::{

@@ -160,9 +160,12 @@ fn parse_transport(fields: &[&str], stat_version: &str) -> Result<Transport, Str
     let skip = if *protocol == "udp" { 3 } else { 0 };
     for (i, f) in rest.iter().enumerate() {
         let at = if i < 2 { i } else { i + skip };
-        ns[at] = f
+        let v = f
             .parse()
             .map_err(|_| format!("invalid number {f:?} in NFS transport stats"))?;
+        if let Some(slot) = ns.get_mut(at) {
+            *slot = v;
+        }
     }
     Ok(Transport {
         protocol: protocol.to_string(),
@@ -180,26 +183,32 @@ fn parse_transport(fields: &[&str], stat_version: &str) -> Result<Transport, Str
 }
 
 fn parse_operation(fields: &[&str]) -> Result<Operation, String> {
-    if fields.len() < 9 {
-        return Err(format!("invalid NFS per-operations stats: {fields:?}"));
-    }
-    let mut ns = Vec::with_capacity(fields.len() - 1);
-    for f in &fields[1..] {
+    let invalid = || format!("invalid NFS per-operations stats: {fields:?}");
+    let Some((name, values)) = fields.split_first().filter(|_| fields.len() >= 9) else {
+        return Err(invalid());
+    };
+    let mut ns = Vec::with_capacity(values.len());
+    for f in values {
         ns.push(
             f.parse::<u64>()
                 .map_err(|_| format!("invalid number {f:?} in NFS per-operation stats"))?,
         );
     }
+    let &[requests, transmissions, major_timeouts, bytes_sent, bytes_received, queue_ms, response_ms, request_ms, ..] =
+        ns.as_slice()
+    else {
+        return Err(invalid());
+    };
     Ok(Operation {
-        name: fields[0].strip_suffix(':').unwrap_or(fields[0]).to_string(),
-        requests: ns[0],
-        transmissions: ns[1],
-        major_timeouts: ns[2],
-        bytes_sent: ns[3],
-        bytes_received: ns[4],
-        queue_ms: ns[5],
-        response_ms: ns[6],
-        request_ms: ns[7],
+        name: name.strip_suffix(':').unwrap_or(name).to_string(),
+        requests,
+        transmissions,
+        major_timeouts,
+        bytes_sent,
+        bytes_received,
+        queue_ms,
+        response_ms,
+        request_ms,
     })
 }
 
@@ -212,24 +221,26 @@ fn parse_nfs<'a>(
     let mut s = NfsStats::default();
     for line in lines.by_ref() {
         let ss: Vec<&str> = line.split_ascii_whitespace().collect();
-        let Some(&first) = ss.first() else { break };
+        let Some((&first, args)) = ss.split_first() else {
+            break;
+        };
         match first {
-            "opts:" | "age:" | "bytes:" | "events:" if ss.len() < 2 => {
+            "opts:" | "age:" | "bytes:" | "events:" if args.is_empty() => {
                 return Err(format!("not enough information for NFS stats: {ss:?}"))
             }
             "age:" => {
-                s.age_seconds =
-                    parse_age(ss[1]).ok_or_else(|| format!("invalid NFS age {:?}", ss[1]))?
+                let age = args.first().copied().unwrap_or("");
+                s.age_seconds = parse_age(age).ok_or_else(|| format!("invalid NFS age {age:?}"))?
             }
-            "bytes:" => s.bytes = u64s(&ss[1..], "bytes")?,
-            "events:" => s.events = u64s(&ss[1..], "events")?,
+            "bytes:" => s.bytes = u64s(args, "bytes")?,
+            "events:" => s.events = u64s(args, "events")?,
             "xprt:" => {
-                if ss.len() < 3 {
+                if args.len() < 2 {
                     return Err(format!(
                         "not enough information for NFS transport stats: {ss:?}"
                     ));
                 }
-                s.transport = parse_transport(&ss[1..], stat_version)?;
+                s.transport = parse_transport(args, stat_version)?;
             }
             "per-op" => break,
             _ => {}
@@ -254,28 +265,25 @@ pub fn parse_mountstats(text: &str) -> Result<Vec<Mount>, String> {
         if ss.first() != Some(&"device") {
             continue;
         }
-        if ss.len() < 8
-            || ss[2] != "mounted"
-            || ss[3] != "on"
-            || ss[5] != "with"
-            || ss[6] != "fstype"
-        {
+        let &[_, device, "mounted", "on", mount_point, "with", "fstype", fs_type, ref rest @ ..] =
+            ss.as_slice()
+        else {
             return Err(format!("invalid device entry {line:?}"));
-        }
+        };
         let mut m = Mount {
-            device: ss[1].to_string(),
-            mount_point: ss[4].to_string(),
-            fs_type: ss[7].to_string(),
+            device: device.to_string(),
+            mount_point: mount_point.to_string(),
+            fs_type: fs_type.to_string(),
             nfs: None,
         };
-        if ss.len() > 8 {
+        if let Some(statvers) = rest.first() {
             if m.fs_type != "nfs" && m.fs_type != "nfs4" {
                 return Err(format!(
                     "cannot parse MountStats for fstype {:?}",
                     m.fs_type
                 ));
             }
-            let version = ss[8].strip_prefix("statvers=").unwrap_or(ss[8]);
+            let version = statvers.strip_prefix("statvers=").unwrap_or(statvers);
             m.nfs = Some(parse_nfs(&mut lines, version)?);
         }
         mounts.push(m);
@@ -290,25 +298,31 @@ pub fn parse_mountinfo_addrs(text: &str) -> Result<Vec<String>, String> {
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let n = f.len();
+        let (Some(id), Some(parent), Some(sep), Some(opts)) =
+            (f.first(), f.get(1), f.get(n.wrapping_sub(4)), f.last())
+        else {
+            return Err(format!(
+                "couldn't find enough fields in mount string: {line:?}"
+            ));
+        };
         if n < 10 {
             return Err(format!(
                 "couldn't find enough fields in mount string: {line:?}"
             ));
         }
-        if f[n - 4] != "-" {
+        if *sep != "-" {
             return Err(format!(
-                "couldn't find separator in expected field: {:?}",
-                f[n - 4]
+                "couldn't find separator in expected field: {sep:?}"
             ));
         }
-        if f[0].parse::<i64>().is_err() {
+        if id.parse::<i64>().is_err() {
             return Err("failed to parse mount ID".into());
         }
-        if f[1].parse::<i64>().is_err() {
+        if parent.parse::<i64>().is_err() {
             return Err("failed to parse parent ID".into());
         }
         let mut addr = "";
-        for opt in f[n - 1].split(',') {
+        for opt in opts.split(',') {
             let mut kv = opt.split('=');
             if kv.next() == Some("addr") {
                 addr = kv.next().unwrap_or("");
@@ -462,7 +476,7 @@ fn pread_to_string(file: &File) -> std::io::Result<String> {
         if buf.len() - len < 4096 {
             buf.resize(buf.len() * 2, 0);
         }
-        let n = file.read_at(&mut buf[len..], len as u64)?;
+        let n = file.read_at(buf.get_mut(len..).unwrap_or_default(), len as u64)?;
         if n == 0 {
             break;
         }

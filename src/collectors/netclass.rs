@@ -200,9 +200,9 @@ pub fn read_iface(dir: &mut PathBuf, name: &str) -> Result<Iface, CollectError> 
             *slot = buf.trim().to_string();
         }
     }
-    for (k, n) in NUMERIC.iter().enumerate() {
+    for (slot, n) in iface.numbers.iter_mut().zip(NUMERIC.iter()) {
         if text(dir, n.file, &mut buf)? {
-            iface.numbers[k] = parse_int(&buf);
+            *slot = parse_int(&buf);
         }
     }
     Ok(iface)

@@ -54,15 +54,15 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<NetDevLine>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let idx = line
-            .rfind(':')
+        let (name, counters) = line
+            .rsplit_once(':')
             .ok_or_else(|| format!("no ':' in line {line:?}"))?;
-        let name = line[..idx].trim();
+        let name = name.trim();
         if name.is_empty() {
             return Err(format!("no interface name in line {line:?}"));
         }
         let mut values = [0u64; 16];
-        let mut fields = line[idx + 1..].split_ascii_whitespace();
+        let mut fields = counters.split_ascii_whitespace();
         for slot in values.iter_mut() {
             let f = fields
                 .next()
@@ -86,8 +86,12 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<NetDevLine>, String> {
 /// `rx_nohandler` of `lines[i]` when known. Samples are sorted by device, as node_exporter's
 /// registry sorts them.
 pub fn families(lines: &[NetDevLine], nohandler: &[Option<u64>]) -> Vec<MetricFamily> {
-    let mut order: Vec<usize> = (0..lines.len()).collect();
-    order.sort_by(|&a, &b| lines[a].name.cmp(&lines[b].name));
+    let mut order: Vec<(&NetDevLine, Option<u64>)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l, nohandler.get(i).copied().flatten()))
+        .collect();
+    order.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let mut out = Vec::with_capacity(17);
     for (col, key) in COLUMNS.iter().enumerate() {
         let mut fam = MetricFamily::counter(
@@ -95,8 +99,10 @@ pub fn families(lines: &[NetDevLine], nohandler: &[Option<u64>]) -> Vec<MetricFa
             format!("Network device statistic {key}."),
         );
         fam.samples.reserve(lines.len());
-        for &i in &order {
-            fam.push(&[("device", &lines[i].name)], lines[i].values[col] as f64);
+        for (l, _) in &order {
+            if let Some(v) = l.values.get(col) {
+                fam.push(&[("device", &l.name)], *v as f64);
+            }
         }
         out.push(fam);
     }
@@ -104,9 +110,9 @@ pub fn families(lines: &[NetDevLine], nohandler: &[Option<u64>]) -> Vec<MetricFa
         "node_network_receive_nohandler_total",
         "Network device statistic receive_nohandler.",
     );
-    for &i in &order {
-        if let Some(Some(v)) = nohandler.get(i) {
-            fam.push(&[("device", &lines[i].name)], *v as f64);
+    for (l, nohandler) in &order {
+        if let Some(v) = nohandler {
+            fam.push(&[("device", &l.name)], *v as f64);
         }
     }
     if !fam.samples.is_empty() {

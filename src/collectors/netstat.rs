@@ -72,13 +72,16 @@ pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
         let (Some(key), Some(v)) = (f.next(), f.next()) else {
             continue;
         };
-        let Some(six) = key.find('6') else { continue };
+        let Some((protocol, name)) = key.find('6').and_then(|six| key.split_at_checked(six + 1))
+        else {
+            continue;
+        };
         let value = v
             .parse()
             .map_err(|_| format!("invalid value {v:?} for {key}"))?;
         out.push(Stat {
-            protocol: &key[..=six],
-            name: &key[six + 1..],
+            protocol,
+            name,
             value,
         });
     }
@@ -105,7 +108,9 @@ pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
         let name = format!("node_netstat_{key}");
         if let Some(last) = out.last_mut() {
             if last.name == name {
-                last.samples[0].value = s.value;
+                if let Some(sample) = last.samples.first_mut() {
+                    sample.value = s.value;
+                }
                 continue;
             }
         }

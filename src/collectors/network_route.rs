@@ -59,14 +59,16 @@ pub fn parse_route(text: &str, locals: &[Ipv4Addr]) -> Result<Vec<Route>, String
         if f.is_empty() {
             continue;
         }
-        if f.len() < 8 {
+        let &[device, dest, gw, flags, _, _, metric, mask, ..] = f.as_slice() else {
             return Err(format!("too few fields in line {line:?}"));
-        }
-        let dest = route_v4(f[1])?;
-        let gw = route_v4(f[2])?;
-        let flags = u32::from_str_radix(f[3], 16).map_err(|_| format!("bad flags {:?}", f[3]))?;
-        let metric: u32 = f[6].parse().map_err(|_| format!("bad metric {:?}", f[6]))?;
-        let mask = route_v4(f[7])?;
+        };
+        let dest = route_v4(dest)?;
+        let gw = route_v4(gw)?;
+        let flags = u32::from_str_radix(flags, 16).map_err(|_| format!("bad flags {flags:?}"))?;
+        let metric: u32 = metric
+            .parse()
+            .map_err(|_| format!("bad metric {metric:?}"))?;
+        let mask = route_v4(mask)?;
         if flags & RTF_REJECT != 0 {
             continue;
         }
@@ -88,7 +90,7 @@ pub fn parse_route(text: &str, locals: &[Ipv4Addr]) -> Result<Vec<Route>, String
             } else {
                 format!("{dest}/{prefix}")
             },
-            device: f[0].to_string(),
+            device: device.to_string(),
             gw: if has_gw {
                 gw.to_string()
             } else {
@@ -119,14 +121,16 @@ pub fn parse_ipv6_route(text: &str) -> Result<Vec<Route>, String> {
         if f.is_empty() {
             continue;
         }
-        if f.len() != 10 {
+        let &[dest, prefix, _, _, gw, metric, _, _, flags, device] = f.as_slice() else {
             return Err(format!("expected 10 fields in line {line:?}"));
-        }
-        let dest = v6(f[0])?;
-        let prefix = u8::from_str_radix(f[1], 16).map_err(|_| format!("bad prefix {:?}", f[1]))?;
-        let gw = v6(f[4])?;
-        let metric = u32::from_str_radix(f[5], 16).map_err(|_| format!("bad metric {:?}", f[5]))?;
-        let flags = u32::from_str_radix(f[8], 16).map_err(|_| format!("bad flags {:?}", f[8]))?;
+        };
+        let dest = v6(dest)?;
+        let prefix =
+            u8::from_str_radix(prefix, 16).map_err(|_| format!("bad prefix {prefix:?}"))?;
+        let gw = v6(gw)?;
+        let metric =
+            u32::from_str_radix(metric, 16).map_err(|_| format!("bad metric {metric:?}"))?;
+        let flags = u32::from_str_radix(flags, 16).map_err(|_| format!("bad flags {flags:?}"))?;
         if flags & (RTF_REJECT | RTF_LOCAL | RTF_ANYCAST | RTF_CACHE) != 0
             || dest.segments()[0] & 0xff00 == 0xff00
         {
@@ -148,7 +152,7 @@ pub fn parse_ipv6_route(text: &str) -> Result<Vec<Route>, String> {
             } else {
                 format!("{dest}/{prefix}")
             },
-            device: f[9].to_string(),
+            device: device.to_string(),
             gw: if has_gw {
                 gw.to_string()
             } else {

@@ -127,13 +127,13 @@ pub fn parse_server(text: &str) -> Result<ServerStats, String> {
     for (key, v) in parse_lines(text, &keys)? {
         match key {
             "rc" => copy_into(&mut s.reply_cache, fixed(key, &v, 3)?),
-            "fh" => s.fh_stale = fixed(key, &v, 5)?[0],
+            "fh" => s.fh_stale = fixed(key, &v, 5)?.first().copied().unwrap_or(0),
             "io" => copy_into(&mut s.io, fixed(key, &v, 2)?),
-            "th" => s.threads = fixed(key, &v, 2)?[0],
+            "th" => s.threads = fixed(key, &v, 2)?.first().copied().unwrap_or(0),
             "ra" => {
                 let v = fixed(key, &v, 12)?;
-                s.ra_size = v[0];
-                s.ra_not_found = v[11];
+                s.ra_size = v.first().copied().unwrap_or(0);
+                s.ra_not_found = v.last().copied().unwrap_or(0);
             }
             "net" => copy_into(&mut s.net, fixed(key, &v, 4)?),
             "rpc" => copy_into(&mut s.rpc, fixed(key, &v, 5)?),

@@ -157,17 +157,14 @@ fn parse_value(v: &str) -> Result<String, String> {
         Some('\'') => {
             chars.next();
             let rest = chars.as_str();
-            let end = rest
-                .find('\'')
+            let (quoted, after) = rest
+                .split_once('\'')
                 .ok_or_else(|| "unterminated single-quoted value".to_string())?;
-            out.push_str(&rest[..end]);
-            trailing(&rest[end + 1..])?;
+            out.push_str(quoted);
+            trailing(after)?;
         }
         _ => {
-            let bare = match v.find(" #") {
-                Some(i) => &v[..i],
-                None => v,
-            };
+            let bare = v.split_once(" #").map_or(v, |(bare, _)| bare);
             let mut it = bare.trim_end().chars();
             while let Some(c) = it.next() {
                 if c == '\\' {
@@ -202,9 +199,17 @@ pub fn major_minor(version_id: &str) -> f64 {
     }
     if b.get(end) == Some(&b'.') {
         end += 1;
-        end += b[end..].iter().take_while(|c| c.is_ascii_digit()).count();
+        end += b
+            .get(end..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     }
-    version_id[..end].parse().unwrap_or(0.0)
+    version_id
+        .get(..end)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The families for a parsed release, as node_exporter 1.5 emits them.

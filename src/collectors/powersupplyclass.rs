@@ -121,7 +121,7 @@ pub fn parse_int0(s: &str) -> Option<i64> {
     } else if let Some(d) = lower.strip_prefix("0o") {
         (8, d)
     } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
+        (8, lower.get(1..).unwrap_or_default())
     } else {
         (10, lower.as_str())
     };

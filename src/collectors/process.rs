@@ -30,11 +30,11 @@ pub struct PidStat {
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may itself hold
 /// spaces and parentheses, so fields are counted from the last `)`.
 pub fn parse_pid_stat(text: &str) -> Result<PidStat, String> {
-    let close = text
-        .rfind(')')
+    let (_, after) = text
+        .rsplit_once(')')
         .ok_or_else(|| format!("no ')' after the command name in {text:?}"))?;
     // Fields after the command: [0] is field 3 (state), so field N is at [N - 3].
-    let fields: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
+    let fields: Vec<&str> = after.split_ascii_whitespace().collect();
     let field = |n: usize| -> Result<u64, String> {
         let s = fields
             .get(n - 3)

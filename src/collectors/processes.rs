@@ -42,7 +42,10 @@ pub fn parse_stat(text: &str) -> Result<Stat<'_>, String> {
     if close < open {
         return Err(format!("unexpected stat format {text:?}"));
     }
-    let mut fields = text[close + 1..].split_ascii_whitespace();
+    let mut fields = text
+        .get(close + 1..)
+        .unwrap_or_default()
+        .split_ascii_whitespace();
     let state = fields
         .next()
         .ok_or_else(|| format!("no state in {text:?}"))?;
@@ -160,7 +163,8 @@ pub fn count(procfs: &Path) -> Result<Counts, CollectError> {
         let st = parse_stat(&buf).map_err(|m| CollectError::parse(&path.join("stat"), m))?;
         c.pids += 1;
         *c.states.entry(st.state.to_string()).or_default() += 1;
-        c.threads += st.num_threads;
+        // Saturating: a `num_threads` near i64::MAX overflowed (a debug-build panic; issue 11).
+        c.threads = c.threads.saturating_add(st.num_threads);
         path.push("task");
         for tid in numeric_entries(&path)?.unwrap_or_default() {
             if tid == pid {
@@ -232,6 +236,21 @@ mod tests {
         );
         assert!(parse_stat("42 no parens").is_err());
         assert!(parse_stat("42 (x) S 1 2").is_err());
+    }
+
+    /// Issue 11: two processes claiming `i64::MAX` threads overflowed the sum (a panic in
+    /// debug builds); it saturates.
+    #[test]
+    fn thread_sum_saturates() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let fields = |n: &str| format!("1 (x) S{} {n}\n", " 0".repeat(16));
+        for pid in ["1", "2"] {
+            let d = tmp.path().join(pid);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("stat"), fields("9223372036854775807")).expect("write");
+        }
+        let c = count(tmp.path()).expect("counts");
+        assert_eq!((c.pids, c.threads), (2, i64::MAX));
     }
 
     #[test]

@@ -36,18 +36,21 @@ pub fn index_and_name<'a>(counts: &HashMap<String, u64>, name: &'a str) -> (u64,
 pub fn sanitize(name: &str) -> String {
     let b = name.as_bytes();
     let bad = |c: u8| !(c.is_ascii_alphanumeric() || c == b'_');
+    let run = |from: usize, f: &dyn Fn(u8) -> bool| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest.iter().take_while(|&&c| f(c)).count()
+    };
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
-    while i < b.len() {
-        let j = i + b[i..].iter().take_while(|&&c| c == b'_').count();
-        if j < b.len() && bad(b[j]) {
-            let k = j + b[j..].iter().take_while(|&&c| bad(c)).count();
-            let m = k + b[k..].iter().take_while(|&&c| c == b'_').count();
+    while let Some(&c) = b.get(i) {
+        let j = run(i, &|c| c == b'_');
+        if b.get(j).is_some_and(|&c| bad(c)) {
+            let k = run(j, &bad);
+            i = run(k, &|c| c == b'_');
             out.push('_');
-            i = m;
         } else {
             // Not a match here: keep this byte (char boundaries: bad bytes never get here).
-            out.push(b[i] as char);
+            out.push(c as char);
             i += 1;
         }
     }
@@ -88,7 +91,8 @@ impl Collector for Rapl {
             };
             let (index, name) = index_and_name(&counts, raw.trim());
             let name = name.to_string();
-            counts.insert(name.clone(), index + 1);
+            // Saturating: `package-18446744073709551615` overflowed (issue 11).
+            counts.insert(name.clone(), index.saturating_add(1));
             // procfs reads the range first: its failure fails the collector too.
             read_u64(&zone.join("max_energy_range_uj"))?;
             let uj = read_u64(&zone.join("energy_uj"))?;
@@ -143,6 +147,23 @@ mod tests {
     fn fixture_matches_node_exporter() {
         let fams = Rapl.collect(&paths()).expect("collects");
         assert_eq!(encoded(fams), golden(&["node_rapl_"]));
+    }
+
+    /// Issue 11: a zone named `package-<u64::MAX>` overflowed the per-name count (a panic in
+    /// debug builds).
+    #[test]
+    fn largest_index_does_not_overflow() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        for (zone, name) in [("z0", "package-18446744073709551615"), ("z1", "package")] {
+            let z = tmp.path().join("class/powercap").join(zone);
+            std::fs::create_dir_all(&z).expect("mkdir");
+            std::fs::write(z.join("name"), name).expect("write");
+            std::fs::write(z.join("max_energy_range_uj"), "10").expect("write");
+            std::fs::write(z.join("energy_uj"), "5").expect("write");
+        }
+        let p = crate::collectors::testutil::sysfs_at(tmp.path());
+        let fams = Rapl.collect(&p).expect("collects");
+        assert_eq!(fams.iter().map(|f| f.samples.len()).sum::<usize>(), 2);
     }
 
     #[test]

@@ -36,11 +36,14 @@ pub fn parse_schedstat(text: &str) -> Vec<Cpu> {
             continue;
         };
         let nums: Vec<&str> = fields.take(9).collect();
+        let &[.., running_ns, waiting_ns, timeslices] = nums.as_slice() else {
+            continue;
+        };
         if nums.len() != 9 || !nums.iter().all(|n| is_digits(n)) {
             continue;
         }
         let (Ok(running_ns), Ok(waiting_ns), Ok(timeslices)) =
-            (nums[6].parse(), nums[7].parse(), nums[8].parse())
+            (running_ns.parse(), waiting_ns.parse(), timeslices.parse())
         else {
             continue;
         };

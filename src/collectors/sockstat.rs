@@ -35,22 +35,30 @@ pub fn parse_sockstat(text: &str) -> Result<Sockstat, String> {
     let mut out = Sockstat::default();
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        if fields.len() < 3 || fields.len() % 2 == 0 {
+        let Some((proto, pairs)) = fields
+            .split_first()
+            .filter(|_| fields.len() >= 3 && fields.len() % 2 == 1)
+        else {
             return Err(format!("malformed sockstat line {line:?}"));
-        }
-        let proto = fields[0].strip_suffix(':').unwrap_or(fields[0]);
+        };
+        let proto = proto.strip_suffix(':').unwrap_or(proto);
         let mut values = [None; 6];
         let mut used = None;
-        for kv in fields[1..].chunks_exact(2) {
-            let v: i64 = kv[1]
+        for kv in pairs.chunks_exact(2) {
+            let &[key, value] = kv else { continue };
+            let v: i64 = value
                 .parse()
-                .map_err(|_| format!("bad value {:?} in line {line:?}", kv[1]))?;
+                .map_err(|_| format!("bad value {value:?} in line {line:?}"))?;
             if proto == "sockets" {
-                if kv[0] == "used" {
+                if key == "used" {
                     used = Some(v);
                 }
-            } else if let Some(i) = KEYS.iter().position(|k| *k == kv[0]) {
-                values[i] = Some(v);
+            } else if let Some(slot) = KEYS
+                .iter()
+                .position(|k| *k == key)
+                .and_then(|i| values.get_mut(i))
+            {
+                *slot = Some(v);
             }
         }
         if proto == "sockets" {
@@ -71,8 +79,12 @@ pub fn parse_sockstat(text: &str) -> Result<Sockstat, String> {
 pub fn families(v4: Option<&Sockstat>, v6: Option<&Sockstat>, page_size: i64) -> Vec<MetricFamily> {
     let mut out: Vec<MetricFamily> = Vec::with_capacity(24);
     let mut add = |name: String, help: String, v: i64| {
-        if let Some(f) = out.iter_mut().find(|f| f.name == name) {
-            f.samples[0].value = v as f64;
+        if let Some(s) = out
+            .iter_mut()
+            .find(|f| f.name == name)
+            .and_then(|f| f.samples.first_mut())
+        {
+            s.value = v as f64;
         } else {
             out.push(MetricFamily::gauge(name, help).with(&[], v as f64));
         }

@@ -35,10 +35,13 @@ pub fn parse_softnet(text: &str) -> Result<Vec<Softnet>, String> {
         let hex = |s: &str| {
             u32::from_str_radix(s, 16).map_err(|_| format!("bad hex value {s:?} in line {line:?}"))
         };
+        let &[processed, dropped, time_squeezed, ..] = cols.as_slice() else {
+            continue;
+        };
         out.push(Softnet {
-            processed: hex(cols[0])?,
-            dropped: hex(cols[1])?,
-            time_squeezed: hex(cols[2])?,
+            processed: hex(processed)?,
+            dropped: hex(dropped)?,
+            time_squeezed: hex(time_squeezed)?,
         });
     }
     Ok(out)

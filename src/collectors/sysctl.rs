@@ -113,10 +113,10 @@ pub fn sanitize_metric_name(s: &str) -> String {
 /// `0` for octal, underscores allowed between digits.
 pub fn parse_go_int(s: &str) -> Result<i64, String> {
     let bad = || format!("invalid integer {s:?}");
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
+    let (neg, body) = match (s.strip_prefix('-'), s.strip_prefix('+')) {
+        (Some(body), _) => (true, body),
+        (None, Some(body)) => (false, body),
+        (None, None) => (false, s),
     };
     let lower = body.to_ascii_lowercase();
     let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
@@ -126,7 +126,7 @@ pub fn parse_go_int(s: &str) -> Result<i64, String> {
     } else if let Some(d) = lower.strip_prefix("0b") {
         (2, d, true)
     } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..], true)
+        (8, lower.get(1..).unwrap_or_default(), true)
     } else {
         (10, lower.as_str(), false)
     };
@@ -179,7 +179,8 @@ fn sys_read(path: &std::path::Path) -> Result<String, CollectError> {
     let mut f = super::fsio::open_regular(path).map_err(|e| CollectError::io(path, e))?;
     let mut buf = [0u8; 128];
     let n = f.read(&mut buf).map_err(|e| CollectError::io(path, e))?;
-    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    let read = buf.get(..n).unwrap_or_default();
+    Ok(String::from_utf8_lossy(read).trim().to_string())
 }
 
 /// Turns one entry's text into samples, adding to `out` (numeric families) or `info`.
@@ -222,8 +223,10 @@ pub fn entry_families(
         .collect::<Result<Vec<f64>, String>>()?;
     let help = |suffix: String| format!("sysctl {}{suffix}", e.name);
     match (nums.len(), e.keys.len()) {
-        (1, 0) => out
-            .push(MetricFamily::untyped(e.metric.clone(), help(String::new())).with(&[], nums[0])),
+        (1, 0) => out.push(
+            MetricFamily::untyped(e.metric.clone(), help(String::new()))
+                .with(&[], nums.first().copied().unwrap_or_default()),
+        ),
         (1, _) => {
             return Err(format!(
                 "sysctl {} has only one value, but expected {:?}",

@@ -85,7 +85,7 @@ pub fn parse_uint_base0(s: &str) -> Option<u64> {
     } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
         (r, 2)
     } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
+        (s.get(1..).unwrap_or_default(), 8)
     } else {
         (s, 10)
     };

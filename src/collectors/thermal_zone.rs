@@ -93,7 +93,8 @@ impl Collector for ThermalZone {
             let Read::Value(t) = read_int(&dir.join("temp"))? else {
                 continue;
             };
-            temp.push(&[("type", &vals[0]), ("zone", &zone)], t as f64 / 1000.0);
+            let kind = vals.first().map_or("", String::as_str);
+            temp.push(&[("type", kind), ("zone", &zone)], t as f64 / 1000.0);
         }
         let mut cur = MetricFamily::gauge(
             "node_cooling_device_cur_state",

@@ -115,18 +115,19 @@ impl Collector for Watchdog {
                         .push(&[("name", &name)], n as f64);
                 }
             }
-            let mut text = Vec::with_capacity(TEXT.len());
-            for file in TEXT {
-                text.push(read_opt(&dir.join(file))?.unwrap_or_default());
+            let mut text: [String; TEXT.len()] = Default::default();
+            for (slot, file) in text.iter_mut().zip(TEXT) {
+                *slot = read_opt(&dir.join(file))?.unwrap_or_default();
             }
+            let [identity, options, pretimeout_governor, state, status] = &text;
             info.push(
                 &[
-                    ("identity", &text[0]),
+                    ("identity", identity),
                     ("name", &name),
-                    ("options", &text[1]),
-                    ("pretimeout_governor", &text[2]),
-                    ("state", &text[3]),
-                    ("status", &text[4]),
+                    ("options", options),
+                    ("pretimeout_governor", pretimeout_governor),
+                    ("state", state),
+                    ("status", status),
                 ],
                 1.0,
             );

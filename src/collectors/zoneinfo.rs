@@ -219,22 +219,27 @@ pub struct Zone {
 /// procfs' `(\d+), zone\s+(\w+)`, unanchored.
 fn node_zone(line: &str) -> Option<(&str, &str)> {
     let mut from = 0;
-    while let Some(i) = line[from..].find(", zone") {
+    while let Some(i) = line.get(from..).and_then(|rest| rest.find(", zone")) {
         let at = from + i;
         from = at + 1;
-        let before = &line[..at];
+        // Every offset below follows ASCII bytes, so `get` never misses a boundary.
+        let before = line.get(..at)?;
         let digits = before.bytes().rev().take_while(u8::is_ascii_digit).count();
-        let after = &line[at + 6..];
+        let after = line.get(at + 6..)?;
         let ws = after
             .bytes()
             .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r'))
             .count();
-        let word = after[ws..]
+        let word = after
+            .get(ws..)?
             .bytes()
             .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
             .count();
         if digits > 0 && ws > 0 && word > 0 {
-            return Some((&before[before.len() - digits..], &after[ws..ws + word]));
+            return Some((
+                before.get(before.len() - digits..)?,
+                after.get(ws..ws + word)?,
+            ));
         }
     }
     None
@@ -274,7 +279,9 @@ pub fn parse_zoneinfo(text: &str) -> Vec<Zone> {
                     z.protection = p;
                 }
             } else if let Some(i) = FIELDS.iter().position(|f| f.0 == key) {
-                z.values[i] = parse_go_int(value).ok();
+                if let Some(slot) = z.values.get_mut(i) {
+                    *slot = parse_go_int(value).ok();
+                }
             }
         }
         out.push(z);
@@ -299,10 +306,9 @@ pub fn families(zones: &[Zone]) -> Vec<MetricFamily> {
     let mut protection: Vec<MetricFamily> = Vec::new();
     for z in zones {
         let labels = [("node", z.node.as_str()), ("zone", z.zone.as_str())];
-        for (i, v) in z.values.iter().enumerate() {
+        for ((v, (_, name, help, counter)), fam) in z.values.iter().zip(FIELDS).zip(&mut fams) {
             let Some(v) = v else { continue };
-            let (_, name, help, counter) = FIELDS[i];
-            let fam = fams[i].get_or_insert_with(|| {
+            let fam = fam.get_or_insert_with(|| {
                 let name = format!("node_zoneinfo_{name}");
                 if counter {
                     MetricFamily::counter(name, help)
@@ -319,7 +325,9 @@ pub fn families(zones: &[Zone]) -> Vec<MetricFamily> {
                     format!("Protection array {i}. field"),
                 ));
             }
-            protection[i].push(&labels, *v as f64);
+            if let Some(f) = protection.get_mut(i) {
+                f.push(&labels, *v as f64);
+            }
         }
     }
     let mut out: Vec<MetricFamily> = fams.into_iter().flatten().chain(protection).collect();

@@ -1,6 +1,18 @@
 //! Exposition: the metric model collectors fill, and its encodings (Prometheus text 0.0.4,
 //! OpenMetrics 1.0), content negotiation and gzip.
 
+// No panic on input (issue 11): here and in every submodule, indexing and slicing that can
+// panic, `unwrap`, `expect` and `panic!` are refused; use `get`, `split_once`,
+// `strip_prefix`, slice patterns, `?`. Tests may (clippy.toml). Why this set and not
+// `arithmetic_side_effects`: ARCHITECTURE.md, "No panic on input".
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 pub mod parse;
 
 use std::borrow::Cow;
@@ -82,8 +94,32 @@ impl MetricFamily {
 /// registry does with `ContinueOnError`: families sorted by name (stable, so the first
 /// collector wins), families of one name merged when their type and HELP agree (a later one
 /// that disagrees is dropped), samples in client_golang's order, and a repeated label set
-/// dropped. `report` hears about each thing dropped.
+/// dropped. A family whose name, or a sample whose label name, the text format cannot carry
+/// (names built from what a file holds: zfs kstats, sysctl keys, ...) is dropped too, so the
+/// exposition stays valid whatever a collector read. `report` hears about each thing dropped.
 pub fn merge_families(families: &mut Vec<MetricFamily>, mut report: impl FnMut(String)) {
+    families.retain_mut(|f| {
+        if !valid_metric_name(&f.name) {
+            if !f.samples.is_empty() {
+                report(format!(
+                    "dropped {} samples of {:?}: not a valid metric name",
+                    f.samples.len(),
+                    f.name
+                ));
+            }
+            return false;
+        }
+        let before = f.samples.len();
+        f.samples.retain(|s| valid_label_names(&s.labels));
+        if f.samples.len() != before {
+            report(format!(
+                "dropped {} samples of {}: invalid or repeated label name",
+                before - f.samples.len(),
+                f.name
+            ));
+        }
+        true
+    });
     families.sort_by(|a, b| a.name.cmp(&b.name));
     families.dedup_by(|next, kept| {
         if next.name != kept.name {
@@ -112,6 +148,25 @@ pub fn merge_families(families: &mut Vec<MetricFamily>, mut report: impl FnMut(S
             ));
         }
     }
+}
+
+/// Whether the text formats can carry `name` as a metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
+/// Whether every label name is valid (`[a-zA-Z_][a-zA-Z0-9_]*`) and none repeats.
+fn valid_label_names(labels: &[(Cow<'static, str>, String)]) -> bool {
+    labels.iter().enumerate().all(|(i, (k, _))| {
+        let mut b = k.bytes();
+        b.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            && !labels.iter().take(i).any(|(p, _)| p == k)
+    })
 }
 
 /// Puts a family in node_exporter's order: label names sorted within each sample (as
@@ -532,6 +587,36 @@ mod tests {
              # HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.5\n"
         );
         assert_eq!(dropped.len(), 2, "{dropped:?}");
+    }
+
+    /// Found by tests/robust_inputs.rs: a `"` in a zfs kstat name reached the exposition as
+    /// `node_zfs_abd_"scatter_order_9`, which no parser accepts.
+    #[test]
+    fn merging_drops_names_the_text_format_cannot_carry() {
+        let mut bad_label = MetricFamily::gauge("ok_metric", "x").with(&[("k", "1")], 1.0);
+        bad_label.samples.push(Sample {
+            labels: vec![(Cow::Owned("bad-label".into()), "v".into())],
+            value: 2.0,
+        });
+        bad_label.samples.push(Sample {
+            labels: vec![("k".into(), "2".into()), ("k".into(), "3".into())],
+            value: 3.0,
+        });
+        let mut fams = vec![
+            MetricFamily::gauge("node_zfs_abd_\"scatter_order_9", "x").with(&[], 1.0),
+            MetricFamily::gauge("", "x").with(&[], 1.0),
+            MetricFamily::gauge("9lives", "x").with(&[], 1.0),
+            MetricFamily::gauge("é", "x").with(&[], 1.0),
+            bad_label,
+        ];
+        let mut dropped = Vec::new();
+        merge_families(&mut fams, |d| dropped.push(d));
+        assert_eq!(
+            encode(&fams, Format::Text),
+            "# HELP ok_metric x\n# TYPE ok_metric gauge\nok_metric{k=\"1\"} 1\n"
+        );
+        assert_eq!(dropped.len(), 5, "{dropped:?}");
+        assert!(valid_metric_name("node:rule_x9"));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Family {
     pub metrics: Vec<Metric>,
 }
 
+/// `family_for` and the groups only hand out indices they pushed: never returned.
+const UNKNOWN_FAMILY: &str = "internal error: unknown family index";
+
 #[derive(Default)]
 struct Building {
     name: String,
@@ -107,7 +110,7 @@ impl<'a> Line<'a> {
             self.i += 1;
         }
         // Only ASCII predicates or whole-line ends split here, so this stays on a boundary.
-        std::str::from_utf8(&self.b[start..self.i]).unwrap_or("")
+        std::str::from_utf8(self.b.get(start..self.i).unwrap_or_default()).unwrap_or("")
     }
     fn metric_name(&mut self) -> &'a str {
         if !self.peek().is_some_and(name_start) {
@@ -119,7 +122,7 @@ impl<'a> Line<'a> {
         self.take_while(|b| !blank(b))
     }
     fn rest(&mut self) -> &'a str {
-        let s = std::str::from_utf8(&self.b[self.i..]).unwrap_or("");
+        let s = std::str::from_utf8(self.b.get(self.i..).unwrap_or_default()).unwrap_or("");
         self.i = self.b.len();
         s
     }
@@ -201,7 +204,10 @@ fn family_for(
     ] {
         if let Some(base) = name.strip_suffix(suffix) {
             if let Some(&i) = by_name.get(base) {
-                if fams[i].kind.is_some_and(|k| kinds.contains(&k)) {
+                if fams
+                    .get(i)
+                    .is_some_and(|f| f.kind.is_some_and(|k| kinds.contains(&k)))
+                {
                     return (i, part);
                 }
             }
@@ -237,7 +243,7 @@ fn comment(
     if l.peek().is_none() {
         return Ok(());
     }
-    let f = &mut fams[i];
+    let f = fams.get_mut(i).ok_or(UNKNOWN_FAMILY)?;
     if keyword == "HELP" {
         if f.help.is_some() {
             return Err(format!("second HELP line for metric name {:?}", f.name));
@@ -273,8 +279,9 @@ fn sample(
         return Err("invalid metric name".into());
     }
     let (fi, part) = family_for(name, fams, by_name);
-    let kind = *fams[fi].kind.get_or_insert(Kind::Untyped);
-    let fam_name = fams[fi].name.clone();
+    let fam = fams.get_mut(fi).ok_or(UNKNOWN_FAMILY)?;
+    let kind = *fam.kind.get_or_insert(Kind::Untyped);
+    let fam_name = fam.name.clone();
     l.skip_blank();
     let mut labels: Vec<(String, String)> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -356,7 +363,7 @@ fn sample(
     } else {
         None
     };
-    let f = &mut fams[fi];
+    let f = fams.get_mut(fi).ok_or(UNKNOWN_FAMILY)?;
     let m = match kind {
         Kind::Summary | Kind::Histogram => {
             let mut key = labels.clone();
@@ -368,7 +375,7 @@ fn sample(
                 });
                 f.metrics.len() - 1
             });
-            let m = &mut f.metrics[idx];
+            let m = f.metrics.get_mut(idx).ok_or(UNKNOWN_FAMILY)?;
             match (part, special) {
                 (Part::Count, _) => m.count = value as u64,
                 (Part::Sum, _) => m.sum = value,
@@ -406,7 +413,8 @@ fn strconv_parse_float(s: &str) -> Option<f64> {
 
 /// A label value after its opening quote, up to the closing one: `\\`, `\"`, `\n` escapes.
 fn label_value(l: &mut Line<'_>) -> Result<String, String> {
-    let rest = std::str::from_utf8(&l.b[l.i..]).map_err(|_| "invalid UTF-8".to_string())?;
+    let rest = std::str::from_utf8(l.b.get(l.i..).unwrap_or_default())
+        .map_err(|_| "invalid UTF-8".to_string())?;
     let mut out = String::new();
     let mut chars = rest.char_indices();
     while let Some((i, c)) = chars.next() {
