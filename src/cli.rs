@@ -47,6 +47,12 @@ pub struct Cli {
     #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: Option<u32>,
 
+    /// TLS and authentication configuration (exporter-toolkit's web-config YAML format, as
+    /// node_exporter's flag): certificates, client certificates, basic auth, headers, rate
+    /// limit. Relative paths in it resolve against its directory.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Configuration file (TOML) [default: /etc/monitoring-agent/config.toml, if present].
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,

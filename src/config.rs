@@ -122,6 +122,8 @@ struct FileWeb {
     idle_timeout_seconds: Option<Positive>,
     shutdown_timeout_seconds: Option<Positive>,
     max_header_bytes: Option<Positive>,
+    /// `--web.config.file`; relative to the TOML file's directory.
+    config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +200,9 @@ pub struct StartupSettings {
     pub listen: Vec<ListenAddr>,
     /// Serve the sockets systemd passes instead of binding `listen`.
     pub systemd_socket: bool,
+    /// `--web.config.file` (absolute): TLS and authentication. Landlock grants the directories
+    /// of the files it names; its content reloads on SIGHUP and when its files change.
+    pub web_config_file: Option<PathBuf>,
 }
 
 impl StartupSettings {
@@ -221,6 +226,7 @@ impl StartupSettings {
                 },
             listen,
             systemd_socket,
+            web_config_file,
         } = self;
         let mut v = Vec::new();
         let mut differs = |changed: bool, name: &'static str| {
@@ -249,6 +255,8 @@ impl StartupSettings {
             "web.listen_addresses",
         );
         differs(*systemd_socket != new.systemd_socket, "web.systemd_socket");
+        // Landlock grants the directories it names, fixed at start-up.
+        differs(*web_config_file != new.web_config_file, "web.config_file");
         v
     }
 }
@@ -488,6 +496,19 @@ impl Settings {
             },
             None => ConfigError::Flags(msg),
         })?;
+        let web_config_file = cli
+            .web_config_file
+            .clone()
+            .or_else(|| {
+                let p = f.web.config_file.clone()?;
+                let dir = path
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."));
+                Some(dir.join(p))
+            })
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
         let paths = Paths {
             procfs: cli
                 .procfs
@@ -514,6 +535,7 @@ impl Settings {
                 paths,
                 listen,
                 systemd_socket: cli.systemd_socket,
+                web_config_file,
             },
             reloadable: ReloadableSettings {
                 log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),

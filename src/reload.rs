@@ -13,6 +13,11 @@ use crate::server::ConnLimits;
 
 /// Reloads; returns the status line for systemd.
 pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>) -> String {
+    // The web config (certificates, users) reloads on its own: a broken one keeps the
+    // running one, whatever happens to the TOML file.
+    if let Some(edge) = agent.edge() {
+        edge.reload("SIGHUP");
+    }
     let new = match Settings::load(cli) {
         Ok(s) => s,
         Err(e) => {

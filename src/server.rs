@@ -205,12 +205,23 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let web = agent.web();
-    let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
     let service_agent = agent.clone();
     let service = hyper::service::service_fn(move |req| {
         let agent = service_agent.clone();
-        async move { Ok::<_, Infallible>(handle(agent, req).await) }
+        async move { Ok::<_, Infallible>(edge_then_handle(agent, peer, req).await) }
     });
+    // `--web.config.file` with TLS: the handshake (bounded by the header timeout), then
+    // HTTP/1.1 or HTTP/2 (src/web/).
+    if let Some(edge) = agent.edge().filter(|e| e.tls()) {
+        let params = crate::web::ConnParams {
+            header_read_timeout: web.header_read_timeout,
+            max_header_bytes: web.max_header_bytes,
+        };
+        let io = IdleTimeout::new(stream, web.idle_timeout);
+        crate::web::serve_tls(edge, io, service, params, peer, shutdown).await;
+        return;
+    }
+    let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -237,6 +248,18 @@ async fn serve_connection(
 }
 
 type Body = Full<Bytes>;
+
+/// The web config's rate limit, basic auth and headers (src/web/), around [`handle`].
+async fn edge_then_handle(
+    agent: Arc<Agent>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match agent.edge().cloned() {
+        Some(edge) => edge.serve(peer, req, |req| handle(agent, req)).await,
+        None => handle(agent, req).await,
+    }
+}
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
