@@ -271,22 +271,25 @@ pub fn server_config(c: &TlsFile, dir: &Path, http2: bool) -> Result<ServerConfi
         )
     })?;
 
+    // exporter-toolkit's order: read the CA file, then the policy, then the CA's content.
+    let ca = match (c.client_ca_file(), c.client_ca()) {
+        (Some(f), _) => Some((read("client_ca_file", &resolve(dir, f))?, "client_ca_file")),
+        (None, Some(text)) => Some((text.as_bytes().to_vec(), "client_ca")),
+        (None, None) => None,
+    };
     let auth = ClientAuth::parse(c.client_auth_type())?;
-    let has_ca = c.client_ca_file().is_some() || c.client_ca().is_some();
-    if has_ca && auth == ClientAuth::NoClientCert {
+    if ca.is_some() && auth == ClientAuth::NoClientCert {
         return Err(err(
             "client_auth_type",
             "client CA's have been configured without a Client Auth Policy",
         ));
     }
-    let roots = if has_ca {
-        let (pem, field) = match c.client_ca_file() {
-            Some(f) => (read("client_ca_file", &resolve(dir, f))?, "client_ca_file"),
-            None => (c.client_ca().unwrap_or("").as_bytes().to_vec(), "client_ca"),
-        };
+    let mut pinned = Vec::new();
+    let roots = if let Some((pem, field)) = ca {
         let mut store = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| err(field, format!("CA PEM: {e}")))?;
+            pinned.push(cert.clone());
             store
                 .add(cert)
                 .map_err(|e| err(field, format!("CA certificate: {e}")))?;
@@ -327,10 +330,10 @@ pub fn server_config(c: &TlsFile, dir: &Path, http2: bool) -> Result<ServerConfi
             } else {
                 b
             };
-            Some(
-                b.build()
-                    .map_err(|e| err("client_ca_file", format!("client verifier: {e}")))?,
-            )
+            let inner = b
+                .build()
+                .map_err(|e| err("client_ca_file", format!("client verifier: {e}")))?;
+            Some(Arc::new(SelfSignedAsItsOwnCa { inner, pinned }) as Arc<dyn ClientCertVerifier>)
         }
     };
     let verifier = match (verifier, &c.client_allowed_sans) {
@@ -479,6 +482,74 @@ impl ClientCertVerifier for AllowedSans {
                 rustls::CertificateError::ApplicationVerificationFailure,
             ))
         }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Go's `crypto/tls` trusts a self-signed client certificate listed among the client CAs as
+/// itself (exporter-toolkit's `client_selfsigned.pem` is both the CA file and the client);
+/// webpki refuses a CA certificate as an end entity. A presented certificate byte-equal to one
+/// of the configured CAs, and within its validity period, is accepted; the handshake
+/// signature still proves the client holds its key. Everything else goes to webpki.
+#[derive(Debug)]
+struct SelfSignedAsItsOwnCa {
+    inner: Arc<dyn ClientCertVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ClientCertVerifier for SelfSignedAsItsOwnCa {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            let t = x509_parser::time::ASN1Time::from_timestamp(now.as_secs() as i64)
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            return if cert.validity().is_valid_at(t) {
+                Ok(ClientCertVerified::assertion())
+            } else {
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired,
+                ))
+            };
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
     }
     fn verify_tls12_signature(
         &self,
