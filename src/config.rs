@@ -743,6 +743,21 @@ mod tests {
     }
 
     #[test]
+    fn web_config_file_resolves_against_the_toml_file_and_needs_a_restart() {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        f.write_all(b"[web]\nconfig_file = \"web.yml\"\n")
+            .expect("write");
+        let p = f.path().to_str().expect("utf8").to_string();
+        let s = Settings::load(&cli(&["-c", &p])).expect("valid");
+        let dir = f.path().parent().expect("dir");
+        assert_eq!(s.startup.web_config_file, Some(dir.join("web.yml")));
+        // The flag wins.
+        let s2 = Settings::load(&cli(&["-c", &p, "--web.config.file", "/x/w.yml"])).expect("ok");
+        assert_eq!(s2.startup.web_config_file, Some(PathBuf::from("/x/w.yml")));
+        assert_eq!(s.startup.changes(&s2.startup), vec!["web.config_file"]);
+    }
+
+    #[test]
     fn missing_named_file_is_an_error() {
         let e = Settings::load(&cli(&["-c", "/nonexistent/agent.toml"])).expect_err("missing");
         assert!(matches!(e, ConfigError::Read { .. }));
