@@ -274,7 +274,7 @@ fn start(
                 if let Some(p) = pid_file {
                     p.remove();
                 }
-                return Err(explain_web_read(e, startup).into());
+                return Err(explain_web_read(e, startup));
             }
         },
         None => None,
