@@ -47,7 +47,7 @@ attack() {
     done
     sleep 0.1
   done
-  wait
+  wait || true
 }
 
 report() {
@@ -62,8 +62,8 @@ report() {
 
 : > "$work/idle.lat"; t0=$(cpu_ticks); scrape_loop "$work/idle.lat"; t1=$(cpu_ticks)
 report "no attack" "$t0" "$t1" "$work/idle.lat"
-: > "$work/one.lat"; t0=$(cpu_ticks); attack 1 & scrape_loop "$work/one.lat"; wait; t1=$(cpu_ticks)
+: > "$work/one.lat"; t0=$(cpu_ticks); attack 1 & apid=$!; scrape_loop "$work/one.lat"; wait "$apid" || true; t1=$(cpu_ticks)
 report "100 wrong passwords/s from 1 address" "$t0" "$t1" "$work/one.lat"
-: > "$work/many.lat"; t0=$(cpu_ticks); attack 50 & scrape_loop "$work/many.lat"; wait; t1=$(cpu_ticks)
+: > "$work/many.lat"; t0=$(cpu_ticks); attack 50 & apid=$!; scrape_loop "$work/many.lat"; wait "$apid" || true; t1=$(cpu_ticks)
 report "100 wrong passwords/s from 50 addresses" "$t0" "$t1" "$work/many.lat"
 curl -s -u dave:dave123 "http://127.0.0.1:$port/metrics" | grep -E '^monitoring_agent_basic_auth' || true

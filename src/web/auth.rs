@@ -22,6 +22,11 @@ const CACHE_SIZE: usize = 100;
 /// Failed attempts a peer may make at once, and how fast the allowance comes back.
 const PEER_FAILURE_BURST: f64 = 5.0;
 const PEER_FAILURE_REFILL: Duration = Duration::from_secs(1);
+/// Failed attempts from all peers together: a burst, then this many a second. Bounds the CPU
+/// an attacker with many addresses can make bcrypt burn (about 10 × 65 ms ≈ 0.65 of a core
+/// at cost 10); past it, uncached credentials get 429 until the budget refills.
+const GLOBAL_FAILURE_BURST: u32 = 20;
+const GLOBAL_FAILURES_PER_SECOND: u32 = 10;
 /// Peers tracked; beyond this, peers whose allowance is full are forgotten first.
 const MAX_PEERS: usize = 4096;
 
@@ -146,6 +151,8 @@ pub struct Guard {
     peers: Mutex<HashMap<IpAddr, (f64, Instant)>>,
     /// One failure allowance back every this long.
     refill: Duration,
+    /// Failures from all peers together (see [`GLOBAL_FAILURE_BURST`]).
+    global: Mutex<(f64, Instant)>,
     pub bcrypt_runs: std::sync::atomic::AtomicU64,
     pub throttled: std::sync::atomic::AtomicU64,
 }
@@ -156,6 +163,7 @@ impl Default for Guard {
             slots: Arc::new(Semaphore::new(BCRYPT_PARALLEL)),
             peers: Mutex::new(HashMap::new()),
             refill: PEER_FAILURE_REFILL,
+            global: Mutex::new((GLOBAL_FAILURE_BURST as f64, Instant::now())),
             bcrypt_runs: Default::default(),
             throttled: Default::default(),
         }
@@ -181,6 +189,19 @@ impl Guard {
         let gained = now.duration_since(s.1).as_secs_f64() / self.refill.as_secs_f64();
         s.0 = (s.0 + gained).min(PEER_FAILURE_BURST);
         s.1 = now;
+    }
+
+    fn refill_global(g: &mut (f64, Instant)) {
+        let now = Instant::now();
+        let gained = now.duration_since(g.1).as_secs_f64() * GLOBAL_FAILURES_PER_SECOND as f64;
+        g.0 = (g.0 + gained).min(GLOBAL_FAILURE_BURST as f64);
+        g.1 = now;
+    }
+
+    fn global_may_try(&self) -> bool {
+        let mut g = lock(&self.global);
+        Self::refill_global(&mut g);
+        g.0 >= 1.0
     }
 
     /// Whether this peer may try (it has failure allowance left).
@@ -234,7 +255,7 @@ impl Guard {
         if stored.is_some() && lock(&users.cache).contains(&key) {
             return Verdict::Ok;
         }
-        if !self.peer_may_try(peer) {
+        if !self.peer_may_try(peer) || !self.global_may_try() {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return Verdict::Throttled;
         }
@@ -263,6 +284,9 @@ impl Guard {
             Verdict::Ok
         } else {
             self.peer_failed(peer);
+            let mut g = lock(&self.global);
+            Self::refill_global(&mut g);
+            g.0 -= 1.0;
             Verdict::Denied
         }
     }
