@@ -198,45 +198,48 @@ impl Guard {
         g.1 = now;
     }
 
-    fn global_may_try(&self) -> bool {
-        let mut g = lock(&self.global);
-        Self::refill_global(&mut g);
-        g.0 >= 1.0
-    }
-
-    /// Whether this peer may try (it has failure allowance left).
-    fn peer_may_try(&self, ip: IpAddr) -> bool {
-        let mut peers = lock(&self.peers);
+    /// Takes one attempt from this peer's allowance and from the global one, before any bcrypt
+    /// runs (so requests waiting for a bcrypt slot are already counted); false, taking nothing,
+    /// when either is empty. A success gives both back ([`Guard::refund`]).
+    fn take(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        match peers.get_mut(&peer_key(ip)) {
-            Some(s) => {
-                self.refill(s, now);
-                s.0 >= 1.0
-            }
-            None => true,
-        }
-    }
-
-    fn peer_failed(&self, ip: IpAddr) {
         let mut peers = lock(&self.peers);
-        let now = Instant::now();
-        if peers.len() >= MAX_PEERS {
+        if !peers.contains_key(&peer_key(ip)) && peers.len() >= MAX_PEERS {
             peers.retain(|_, s| {
                 self.refill(s, now);
                 s.0 < PEER_FAILURE_BURST
             });
-        }
-        if peers.len() >= MAX_PEERS {
-            // Still full of failing peers: forget the one that failed longest ago.
-            if let Some(oldest) = peers.iter().min_by_key(|(_, s)| s.1).map(|(k, _)| *k) {
-                peers.remove(&oldest);
+            if peers.len() >= MAX_PEERS {
+                // Still full of failing peers: forget the one that failed longest ago.
+                if let Some(oldest) = peers.iter().min_by_key(|(_, s)| s.1).map(|(k, _)| *k) {
+                    peers.remove(&oldest);
+                }
             }
         }
         let s = peers
             .entry(peer_key(ip))
             .or_insert((PEER_FAILURE_BURST, now));
         self.refill(s, now);
+        if s.0 < 1.0 {
+            return false;
+        }
+        let mut g = lock(&self.global);
+        Self::refill_global(&mut g);
+        if g.0 < 1.0 {
+            return false;
+        }
+        g.0 -= 1.0;
         s.0 -= 1.0;
+        true
+    }
+
+    /// Gives back what [`Guard::take`] took (the credentials were good).
+    fn refund(&self, ip: IpAddr) {
+        if let Some(s) = lock(&self.peers).get_mut(&peer_key(ip)) {
+            s.0 = (s.0 + 1.0).min(PEER_FAILURE_BURST);
+        }
+        let mut g = lock(&self.global);
+        g.0 = (g.0 + 1.0).min(GLOBAL_FAILURE_BURST as f64);
     }
 
     /// Checks the request's credentials against `users`.
@@ -255,7 +258,7 @@ impl Guard {
         if stored.is_some() && lock(&users.cache).contains(&key) {
             return Verdict::Ok;
         }
-        if !self.peer_may_try(peer) || !self.global_may_try() {
+        if !self.take(peer) {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return Verdict::Throttled;
         }
@@ -281,12 +284,10 @@ impl Guard {
                 cache.clear();
             }
             cache.insert(key);
+            drop(cache);
+            self.refund(peer);
             Verdict::Ok
         } else {
-            self.peer_failed(peer);
-            let mut g = lock(&self.global);
-            Self::refill_global(&mut g);
-            g.0 -= 1.0;
             Verdict::Denied
         }
     }
