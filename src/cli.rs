@@ -47,6 +47,13 @@ pub struct Cli {
     #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: Option<u32>,
 
+    /// TLS and authentication configuration (exporter-toolkit's web-config YAML format, as
+    /// node_exporter's flag): certificates, client certificates, basic auth, headers, rate
+    /// limit. Relative paths in it resolve against its directory. Empty: none (as
+    /// node_exporter's default).
+    #[arg(long = "web.config.file", value_name = "FILE", value_parser = any_path)]
+    pub web_config_file: Option<PathBuf>,
+
     /// Configuration file (TOML) [default: /etc/monitoring-agent/config.toml, if present].
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -134,6 +141,11 @@ pub struct Cli {
     /// Collectors switched off with --no-collector.<name>.
     #[arg(skip)]
     pub collectors_off: Vec<&'static str>,
+}
+
+/// A path, empty allowed (node_exporter's `--web.config.file=""` means none).
+fn any_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

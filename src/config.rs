@@ -125,6 +125,8 @@ struct FileWeb {
     idle_timeout_seconds: Option<Positive>,
     shutdown_timeout_seconds: Option<Positive>,
     max_header_bytes: Option<Positive>,
+    /// `--web.config.file`; relative to the TOML file's directory.
+    config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +209,9 @@ pub struct StartupSettings {
     /// (`policy/fragments/`): fixed with the filter, so a collector enabled later by SIGHUP
     /// that needs another one waits for a restart.
     pub fragments: crate::sandbox::fragments::Set,
+    /// `--web.config.file` (absolute): TLS and authentication. Landlock grants the directories
+    /// of the files it names; its content reloads on SIGHUP and when its files change.
+    pub web_config_file: Option<PathBuf>,
 }
 
 impl StartupSettings {
@@ -231,6 +236,7 @@ impl StartupSettings {
             listen,
             systemd_socket,
             fragments,
+            web_config_file,
         } = self;
         let mut v = Vec::new();
         let mut differs = |changed: bool, name: &'static str| {
@@ -264,6 +270,8 @@ impl StartupSettings {
             !fragments.contains(new.fragments),
             "sandbox policy fragments (collectors that need one)",
         );
+        // Landlock grants the directories it names, fixed at start-up.
+        differs(*web_config_file != new.web_config_file, "web.config_file");
         v
     }
 }
@@ -506,6 +514,19 @@ impl Settings {
             },
             None => ConfigError::Flags(msg),
         })?;
+        let web_config_file = cli
+            .web_config_file
+            .clone()
+            .or_else(|| {
+                let p = f.web.config_file.clone()?;
+                let dir = path
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."));
+                Some(dir.join(p))
+            })
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
         let paths = Paths {
             procfs: cli
                 .procfs
@@ -533,6 +554,7 @@ impl Settings {
                 listen,
                 systemd_socket: cli.systemd_socket,
                 fragments: crate::sandbox::fragments::Set::for_collectors(&collectors.enabled),
+                web_config_file,
             },
             reloadable: ReloadableSettings {
                 log_level: cli.log_level.or(f.log_level).unwrap_or(LogLevel::Info),
@@ -737,6 +759,21 @@ mod tests {
             let w = access.warning(f).expect("a warning");
             assert!(w.contains("shared directory") && w.contains(shared), "{w}");
         }
+    }
+
+    #[test]
+    fn web_config_file_resolves_against_the_toml_file_and_needs_a_restart() {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        f.write_all(b"[web]\nconfig_file = \"web.yml\"\n")
+            .expect("write");
+        let p = f.path().to_str().expect("utf8").to_string();
+        let s = Settings::load(&cli(&["-c", &p])).expect("valid");
+        let dir = f.path().parent().expect("dir");
+        assert_eq!(s.startup.web_config_file, Some(dir.join("web.yml")));
+        // The flag wins.
+        let s2 = Settings::load(&cli(&["-c", &p, "--web.config.file", "/x/w.yml"])).expect("ok");
+        assert_eq!(s2.startup.web_config_file, Some(PathBuf::from("/x/w.yml")));
+        assert_eq!(s.startup.changes(&s2.startup), vec!["web.config_file"]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod sandbox;
 pub mod server;
 pub mod startup;
 pub mod values;
+pub mod web;
 
 pub use startup::{handled_signals, run};
 
@@ -74,12 +75,16 @@ pub enum StartError {
     Runtime(#[from] runtime::RuntimeError),
     #[error(transparent)]
     Notify(#[from] daemon::notify::NotifyError),
+    #[error(transparent)]
+    WebConfig(#[from] web::WebConfigError),
 }
 
 impl StartError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Config(_) | StartError::Invalid(_) => exit::CONFIG,
+            StartError::Config(_) | StartError::Invalid(_) | StartError::WebConfig(_) => {
+                exit::CONFIG
+            }
             StartError::PidFile(PidFileError::AlreadyRunning { .. }) => exit::ALREADY_RUNNING,
             StartError::Privilege(_) | StartError::Sandbox(_) => exit::SANDBOX,
             _ => exit::FAILURE,

@@ -60,11 +60,6 @@ const REASONS: &[(&str, &str)] = &[
          monitoring-agent.socket (which passes the socket) instead",
     ),
     (
-        "web.config.file",
-        "TLS and basic authentication are not implemented by this agent: keep the port on a \
-         trusted network (firewall, or IPAddressAllow= in the unit)",
-    ),
-    (
         "log.format",
         "logs are plain text lines (journal, syslog, --log-file)",
     ),
@@ -670,6 +665,7 @@ mod tests {
                 "--collector.processes",
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
+                "--web.config.file=/etc/prometheus/web.yml",
                 "--collector.textfile.directory=/srv/textfile",
             ])
         );
@@ -679,7 +675,6 @@ mod tests {
             [
                 "--no-collector.wifi",
                 "--collector.cpu.info",
-                "--web.config.file=/etc/prometheus/web.yml",
                 "--log.format=json",
                 "--web.systemd-socket",
                 "stray",
@@ -691,7 +686,7 @@ mod tests {
             "{m:?}"
         );
         // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 9, "{m:?}");
+        assert_eq!(m.kept.len(), 10, "{m:?}");
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct Outcome {
 
 /// Reloads (reload number `generation`); returns the outcome.
 pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>, generation: u64) -> Outcome {
+    // The web config (certificates, users) reloads on its own: a broken one keeps the
+    // running one, whatever happens to the TOML file.
+    if let Some(edge) = agent.edge() {
+        edge.reload("SIGHUP");
+    }
     let new = match Settings::load(cli) {
         Ok(s) => s,
         Err(e) => {

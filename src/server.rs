@@ -555,13 +555,13 @@ async fn serve_http(
 ) {
     let web = agent.web();
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
+    let service_agent = agent.clone();
     let service = hyper::service::service_fn(move |req| {
         // A complete request head: never evicted from now on.
         slot.prove();
-        let agent = agent.clone();
+        let agent = service_agent.clone();
         async move {
-            let mut r = handle(agent, req).await;
+            let mut r = edge_then_handle(agent, peer, req).await;
             // Every response: no browser may sniff a page into something else.
             r.headers_mut().insert(
                 HeaderName::from_static("x-content-type-options"),
@@ -570,6 +570,18 @@ async fn serve_http(
             Ok::<_, Infallible>(r)
         }
     });
+    // `--web.config.file` with TLS: the handshake (bounded by the header timeout), then
+    // HTTP/1.1 or HTTP/2 (src/web/).
+    if let Some(edge) = agent.edge().filter(|e| e.tls()) {
+        let params = crate::web::ConnParams {
+            header_read_timeout: web.header_read_timeout,
+            max_header_bytes: web.max_header_bytes,
+        };
+        let io = IdleTimeout::new(stream, web.idle_timeout);
+        crate::web::serve_tls(edge, io, service, params, peer, shutdown).await;
+        return;
+    }
+    let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -596,6 +608,18 @@ async fn serve_http(
 }
 
 type Body = Full<Bytes>;
+
+/// The web config's rate limit, basic auth and headers (src/web/), around [`handle`].
+async fn edge_then_handle(
+    agent: Arc<Agent>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match agent.edge().cloned() {
+        Some(edge) => edge.serve(peer, req, |req| handle(agent, req)).await,
+        None => handle(agent, req).await,
+    }
+}
 
 /// An error page (or any short text answer): `text/plain; charset=utf-8`, and, as every
 /// response, `X-Content-Type-Options: nosniff`. Client input in `text` must have gone

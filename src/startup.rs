@@ -68,6 +68,12 @@ where
         if let Some(w) = file.and_then(|f| ConfigAccess::of(f).warning(f)) {
             eprintln!("monitoring-agent: warning: {w}");
         }
+        for w in &prepared.web_warnings {
+            eprintln!("monitoring-agent: warning: {w}");
+        }
+        if let Some(w) = &prepared.settings.startup.web_config_file {
+            println!("monitoring-agent: web config OK ({})", w.display());
+        }
         println!(
             "monitoring-agent: configuration OK ({})",
             file.map_or("built-in defaults and flags".into(), |p| p
@@ -123,6 +129,10 @@ struct Prepared {
     settings: Settings,
     target: Option<privilege::Target>,
     mode: sandbox::Mode,
+    /// What Landlock leaves readable for the web config and the files it names.
+    web_grants: Vec<PathBuf>,
+    /// Web-config files in shared directories (rotation by rename cannot reach them).
+    web_warnings: Vec<String>,
 }
 
 fn prepare(cli: &Cli) -> Result<Prepared, StartError> {
@@ -139,10 +149,21 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartError> {
         .map_err(|e| StartError::Invalid(format!("--sandbox: {e}")))?;
     let target =
         privilege::resolve(&user).map_err(|e| StartError::Invalid(format!("user: {e}")))?;
+    // The whole web config, its certificate, key and CA, checked now (exit status 2); read
+    // again as the agent's user once sandboxed (`web::Edge::start`).
+    let (web_grants, web_warnings) = match &settings.startup.web_config_file {
+        Some(path) => {
+            let web = crate::web::load(path)?;
+            (crate::web::grants(&web), crate::web::warnings(&web))
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     Ok(Prepared {
         settings,
         target,
         mode,
+        web_grants,
+        web_warnings,
     })
 }
 
@@ -180,6 +201,8 @@ fn start(
         settings,
         target,
         mode,
+        web_grants,
+        web_warnings,
     } = prepared;
     let startup = &settings.startup;
 
@@ -211,6 +234,9 @@ fn start(
     {
         log::warn!("{w}");
     }
+    for w in &web_warnings {
+        log::warn!("{w}");
+    }
 
     // Step 4: the PID file.
     let (pid_file, remove_dirs) = match &startup.pid_file {
@@ -232,6 +258,7 @@ fn start(
         target.as_ref(),
         mode,
         remove_dirs,
+        web_grants,
         cli.landlock_max_abi,
     ) {
         Ok(l) => l,
@@ -243,10 +270,32 @@ fn start(
         }
     };
 
+    // The web config, read as the agent's user under the sandbox: what a certificate rotation
+    // will read. A key the user cannot read fails here, not at the first rotation.
+    let edge = match &startup.web_config_file {
+        Some(path) => match crate::web::Edge::start(path) {
+            Ok(e) => {
+                log::info!(
+                    "web config {}: TLS {}",
+                    path.display(),
+                    if e.tls() { "on" } else { "off" }
+                );
+                Some(std::sync::Arc::new(e))
+            }
+            Err(e) => {
+                if let Some(p) = pid_file {
+                    p.remove();
+                }
+                return Err(explain_web_read(e, startup));
+            }
+        },
+        None => None,
+    };
+
     // Step 9: the runtime.
     let mut static_families = locked.enforcement.families();
     static_families.push(agent::self_metrics::build_info());
-    let agent = agent::Agent::new(settings, static_families);
+    let agent = agent::Agent::new(settings, static_families).with_edge(edge);
     runtime::run(
         agent,
         cli,
@@ -296,6 +345,7 @@ fn lock_down(
     target: Option<&privilege::Target>,
     mode: sandbox::Mode,
     remove_file_dirs: Vec<PathBuf>,
+    web_grants: Vec<PathBuf>,
     landlock_max_abi: Option<i32>,
 ) -> Result<LockedDown, StartError> {
     // Step 5: as many descriptors as the hard limit allows (each client connection holds
@@ -331,8 +381,12 @@ fn lock_down(
 
     // Steps 7 and 8: Landlock, then seccomp with the policy fragments of the enabled
     // collectors (policy/fragments/).
+    let mut read_only = readable_paths(startup);
+    // Operator-configured: the web config's directory and those of the certificate, key and
+    // CA it names (the files alone in shared directories), for rotation without a restart.
+    read_only.extend(web_grants);
     let spec = sandbox::Spec {
-        read_only: readable_paths(startup),
+        read_only,
         remove_file_dirs,
         max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
     };
@@ -382,4 +436,20 @@ fn readable_paths(startup: &StartupSettings) -> Vec<PathBuf> {
         v.push(ConfigAccess::of(cfg).granted(cfg));
     }
     v
+}
+
+/// A web-config file the agent's user cannot read once sandboxed: name the file and the
+/// permissions it needs.
+fn explain_web_read(e: crate::web::WebConfigError, startup: &StartupSettings) -> StartError {
+    let text = e.to_string();
+    if text.contains("Permission denied") || text.contains("os error 13") {
+        StartError::Invalid(format!(
+            "{text}: the agent reads its web config, certificate, key and CA as its user ({}) \
+             after dropping privileges, so that certificates rotate without a restart; make \
+             them readable by that user (e.g. the key root:{} 0640, its directory 0750)",
+            startup.user, startup.user
+        ))
+    } else {
+        StartError::WebConfig(e)
+    }
 }

@@ -39,6 +39,9 @@ enum Kind {
     /// Sends a request head one byte a second, never finishing it (the head is longer than
     /// the test lasts, and shorter than `web.max_header_bytes`).
     Trickle,
+    /// Starts a TLS handshake and never finishes it: a handshake record header announcing a
+    /// 2,000-byte ClientHello, then one byte of it a second.
+    TlsStalled,
 }
 
 /// Hostile sockets of one kind, held open until dropped.
@@ -70,16 +73,24 @@ fn open_hostile(kind: Kind, n: usize, to: SocketAddr) -> Hostile {
     let rounds = Arc::new(AtomicUsize::new(0));
     let write_failures = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let trickler = (kind == Kind::Trickle).then(|| {
+    let trickler = (kind != Kind::Idle).then(|| {
         let clones: Vec<TcpStream> = sockets
             .iter()
             .map(|s| s.try_clone().expect("clone socket"))
             .collect();
-        let head = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {to}\r\nX-Slow: {}\r\n\r\n",
-            "a".repeat(2000)
-        )
-        .into_bytes();
+        let head = if kind == Kind::TlsStalled {
+            // Record type handshake (22), TLS 1.0 record version, length 2000; then the
+            // ClientHello's first bytes (type 1, length 1996), then zeros.
+            let mut h = vec![22u8, 3, 1, 0x07, 0xd0, 1, 0, 0x07, 0xcc];
+            h.resize(9 + 1996, 0);
+            h
+        } else {
+            format!(
+                "GET /metrics HTTP/1.1\r\nHost: {to}\r\nX-Slow: {}\r\n\r\n",
+                "a".repeat(2000)
+            )
+            .into_bytes()
+        };
         let (rounds, failures, stop) = (rounds.clone(), write_failures.clone(), stop.clone());
         thread::spawn(move || {
             for byte in head {
@@ -273,6 +284,103 @@ fn a_scrape_from_another_address_is_answered_while_one_address_holds_1300_hostil
         "{used} descriptors in use, limit {soft}"
     );
     println!("agent holds {used} descriptors with {total} hostile sockets open (limit {soft})");
+}
+
+/// The TLS variant: 1,000 idle sockets and 300 TLS handshakes that never finish (a
+/// ClientHello trickled one byte a second), all from 127.0.0.1; a TLS scrape from 127.0.0.2 is
+/// answered while they are all still open. (A plain-text request head trickled to a TLS port
+/// is refused at its first record, a protocol error: the plain test above covers tricklers.)
+#[test]
+fn a_tls_scrape_from_another_address_is_answered_while_one_address_holds_1300_hostile_sockets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    raise_own_nofile(4096);
+    let web = dir.path().join("web");
+    std::fs::create_dir(&web).expect("mkdir web");
+    let pki = common::tls::Pki::new(&web);
+    // root:monitoring-agent, keys 0640: the documented permissions (README, TLS).
+    for d in [web.clone()].into_iter().chain(
+        std::fs::read_dir(&web)
+            .expect("read web")
+            .map(|e| e.expect("entry").path()),
+    ) {
+        std::os::unix::fs::chown(&d, Some(0), Some(dir.gid)).expect("chown");
+        let mode = if d.is_dir() {
+            0o750
+        } else if d.extension().is_some_and(|x| x == "key") {
+            0o640
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let web_yml = pki.path("web.yml");
+    std::fs::write(
+        &web_yml,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .expect("write web.yml");
+    std::os::unix::fs::chown(&web_yml, Some(0), Some(dir.gid)).expect("chown web.yml");
+    let cfg = dir.write_config(&format!(
+        "[web]\nheader_read_timeout_seconds = 600\nidle_timeout_seconds = 600\n\
+         config_file = \"{}\"\n",
+        web_yml.display()
+    ));
+    let agent = Start::new(&dir)
+        .args(["--config".to_string(), cfg.display().to_string()])
+        .nofile_soft(1024)
+        .spawn_no_wait();
+    let client = common::tls::Client {
+        from: Some(std::net::Ipv4Addr::from(SCRAPER)),
+        ..common::tls::Client::with_ca(&pki)
+    };
+    client.wait_serving(agent.addr(), || agent.diagnostics());
+    let pid = agent.pid();
+
+    let idle = open_hostile(Kind::Idle, 1000, agent.addr());
+    let stalled = open_hostile(Kind::TlsStalled, 300, agent.addr());
+    let hostile = [&idle, &stalled];
+    let total: usize = hostile.iter().map(|h| h.sockets.len()).sum();
+    wait_until(
+        || format!("2 trickle rounds\n{}", agent.diagnostics()),
+        || stalled.rounds.load(Ordering::Acquire) >= 2,
+    );
+    wait_until(
+        || {
+            format!(
+                "the agent to hold the {total} hostile sockets (it holds {})\n{}",
+                agent_sockets(pid),
+                agent.diagnostics()
+            )
+        },
+        || agent_sockets(pid) > total,
+    );
+
+    let r = client
+        .get(
+            agent.addr(),
+            "/metrics",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "10")],
+        )
+        .unwrap_or_else(|e| panic!("TLS scrape from 127.0.0.2: {e}\n{}", agent.diagnostics()));
+
+    // The hostile sockets are still held (none closed, reset or answered).
+    for h in hostile {
+        assert_eq!(
+            (h.given_up(), h.write_failures.load(Ordering::Acquire)),
+            (0, 0),
+            "{:?} hostile sockets given up by the agent (closed or answered), write failures",
+            h.kind
+        );
+    }
+    assert_eq!(r.response.status, 200, "{}", agent.diagnostics());
+    assert!(
+        r.response
+            .text()
+            .contains("node_scrape_collector_success{collector=\"cpu\"} 1"),
+        "not a full scrape"
+    );
+    assert!(alive(pid), "{}", agent.diagnostics());
 }
 
 #[test]

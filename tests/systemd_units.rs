@@ -725,3 +725,25 @@ fn socket_service_syscall_filter_allows_what_the_agent_calls() {
         missing.join("\n")
     );
 }
+
+/// SECURITY.md's edge advice rests on the shipped unit's address filter: every address but the
+/// allowed ones is dropped by the kernel before the agent sees it.
+#[test]
+fn main_unit_keeps_its_ip_address_filter() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/monitoring-agent.service"
+    ))
+    .expect("monitoring-agent.service");
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    assert!(lines.contains(&"IPAddressDeny=any"), "{unit}");
+    let allow = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("IPAddressAllow="))
+        .expect("an IPAddressAllow= line");
+    assert!(
+        allow.split_whitespace().any(|a| a == "localhost"),
+        "{allow}"
+    );
+    assert!(!allow.split_whitespace().any(|a| a == "any"), "{allow}");
+}

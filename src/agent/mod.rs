@@ -48,6 +48,8 @@ pub struct Agent {
     reload_time: AtomicU64,
     in_flight: AtomicU32,
     started: Instant,
+    /// `--web.config.file`: TLS, basic auth, headers, rate limit.
+    edge: Option<Arc<crate::web::Edge>>,
 }
 
 impl Agent {
@@ -75,7 +77,19 @@ impl Agent {
             reload_time: AtomicU64::new(self_metrics::unix_now() as u64),
             in_flight: AtomicU32::new(0),
             started: Instant::now(),
+            edge: None,
         }
+    }
+
+    /// Serves through the web config's edge (TLS, auth): set once, before the runtime starts.
+    pub fn with_edge(mut self, edge: Option<Arc<crate::web::Edge>>) -> Agent {
+        self.edge = edge;
+        self
+    }
+
+    /// The web config in force, when `--web.config.file` is given.
+    pub fn edge(&self) -> Option<&Arc<crate::web::Edge>> {
+        self.edge.as_ref()
     }
 
     /// The settings fixed at start-up.
@@ -210,6 +224,9 @@ impl Agent {
         families.extend(collectors::process::families());
         families.extend(self.static_families.iter().cloned());
         families.extend(self.own_families(scrapes));
+        if let Some(edge) = &self.edge {
+            families.extend(edge.families());
+        }
         exposition::merge_families(&mut families, |dropped| {
             client_event(log::Level::Warn, format_args!("scrape: {dropped}"))
         });

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
