@@ -41,6 +41,35 @@ pub(crate) fn sysfs(group: &str, rel: &str) -> Paths {
     sysfs_at(fixture(group, rel))
 }
 
+/// A copy of the fixture tree `tests/fixtures/<group>/<rel>` in a fresh temporary directory
+/// (symlinks kept as symlinks), for a test that breaks one of its inputs.
+pub(crate) fn fixture_copy(group: &str, rel: &str) -> tempfile::TempDir {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read fixture dir") {
+            let e = e.expect("fixture entry");
+            let t = e.file_type().expect("file type");
+            let dst = to.join(e.file_name());
+            if t.is_symlink() {
+                let target = std::fs::read_link(e.path()).expect("readlink");
+                std::os::unix::fs::symlink(target, &dst).expect("symlink");
+            } else if t.is_dir() {
+                copy(&e.path(), &dst);
+            } else {
+                std::fs::copy(e.path(), &dst).expect("copy");
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy(&fixture(group, rel), dir.path());
+    dir
+}
+
+/// The names of the families, in order.
+pub(crate) fn names(fams: &[MetricFamily]) -> Vec<&str> {
+    fams.iter().map(|f| &*f.name).collect()
+}
+
 /// The text of a file under `tests/fixtures/<group>/` (a golden file, or an input).
 pub(crate) fn fixture_text(group: &str, rel: &str) -> String {
     std::fs::read_to_string(fixture(group, rel)).expect("golden file")

@@ -7,6 +7,9 @@
 //! - `node_cpu_core_throttles_total{core,package}` and `node_cpu_package_throttles_total{package}`
 //!   from `/sys/devices/system/cpu/cpu*/thermal_throttle/` (Intel hosts; absent elsewhere).
 //!
+//! Partial output as node_exporter's: the CPU times are kept when the isolated list or the
+//! throttle listing fails after them (ARCHITECTURE.md, "Partial output").
+//!
 //! Not emitted: `node_cpu_info`, `node_cpu_flag_info`, `node_cpu_bug_info` (off by default in
 //! node_exporter, `--collector.cpu.info`), and `node_cpu_online` (added in node_exporter 1.9).
 
@@ -277,20 +280,37 @@ impl Collector for Cpu {
         "cpu"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        // Sorted by name, as node_exporter's output; empty families are left out.
+        fn nonempty<const N: usize>(fams: [MetricFamily; N]) -> Vec<MetricFamily> {
+            fams.into_iter().filter(|f| !f.samples.is_empty()).collect()
+        }
         let stat = read_stat(paths, true)?;
         let cpus = guard(&paths.procfs, &stat.cpus);
         let [guest, seconds] = time_families(&cpus);
-        let isolated = isolated_family(&read_isolated(&paths.sys("devices/system/cpu/isolated"))?);
-        let (cores, packages) =
-            aggregate_throttles(&read_throttles(&paths.sys("devices/system/cpu"))?);
+        // Partial output as node_exporter's: the CPU times are sent before the isolated CPUs
+        // and the throttles; an error there keeps what was read before it.
+        let isolated = match read_isolated(&paths.sys("devices/system/cpu/isolated")) {
+            Ok(cpus) => isolated_family(&cpus),
+            Err(e) => return Err(CollectError::partial(nonempty([guest, seconds]), e)),
+        };
+        let readings = match read_throttles(&paths.sys("devices/system/cpu")) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(CollectError::partial(
+                    nonempty([guest, isolated, seconds]),
+                    e,
+                ))
+            }
+        };
+        let (cores, packages) = aggregate_throttles(&readings);
         let [core_throttles, package_throttles] = throttle_families(&cores, &packages);
-        // Sorted by name, as node_exporter's output; empty families are left out.
-        Ok(
-            [core_throttles, guest, isolated, package_throttles, seconds]
-                .into_iter()
-                .filter(|f| !f.samples.is_empty())
-                .collect(),
-        )
+        Ok(nonempty([
+            core_throttles,
+            guest,
+            isolated,
+            package_throttles,
+            seconds,
+        ]))
     }
 }
 
@@ -549,6 +569,34 @@ mod tests {
             ..paths
         };
         assert_eq!(Cpu.collect(&bare).expect("collects").len(), 2);
+    }
+
+    /// Partial output as node_exporter's: the CPU times read before a broken isolated-CPU list
+    /// are kept, the collector fails (`success 0`) naming the file.
+    #[test]
+    fn partial_output_keeps_the_cpu_times_before_a_broken_isolated_list() {
+        let tree = crate::collectors::testutil::fixture_copy("hosts", "debian12-vm-6.18");
+        let isolated = tree.path().join("sys/devices/system/cpu/isolated");
+        std::fs::write(&isolated, "0-x\n").expect("write");
+        let paths = Paths {
+            procfs: tree.path().join("proc"),
+            sysfs: tree.path().join("sys"),
+            ..Paths::default()
+        };
+        let o = crate::collector::run(&Cpu, &paths);
+        let err = o.error.expect("the collector fails").to_string();
+        assert!(err.contains("isolated"), "{err}");
+        assert_eq!(
+            crate::collectors::testutil::names(&o.families),
+            ["node_cpu_guest_seconds_total", "node_cpu_seconds_total"]
+        );
+        assert_eq!(
+            sample(&o.families[1], &[("cpu", "1"), ("mode", "user")]),
+            Some(75.82)
+        );
+        // The same tree with the list repaired: success, the same samples.
+        std::fs::write(&isolated, "\n").expect("write");
+        assert_eq!(Cpu.collect(&paths).expect("collects"), o.families);
     }
 
     #[test]

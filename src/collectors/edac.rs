@@ -9,7 +9,8 @@
 //!   `node_edac_csrow_uncorrectable_errors_total{controller,csrow}`: `csrow="unknown"` from
 //!   `ce_noinfo_count`/`ue_noinfo_count`, then one per `csrow<M>` directory.
 //!
-//! Any of these files missing or not a number fails the collector, as node_exporter. No EDAC
+//! Any of these files missing or not a number fails the collector, as node_exporter, keeping the
+//! counters read before it (node_exporter sends each as it reads it). No EDAC
 //! (this VM, most VMs): nothing, success.
 
 use std::path::{Path, PathBuf};
@@ -61,41 +62,74 @@ impl Collector for Edac {
         "edac"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut ce = MetricFamily::counter(
-            "node_edac_correctable_errors_total",
-            "Total correctable memory errors.",
-        );
-        let mut ue = MetricFamily::counter(
-            "node_edac_uncorrectable_errors_total",
-            "Total uncorrectable memory errors.",
-        );
-        let mut row_ce = MetricFamily::counter(
-            "node_edac_csrow_correctable_errors_total",
-            "Total correctable memory errors for this csrow.",
-        );
-        let mut row_ue = MetricFamily::counter(
-            "node_edac_csrow_uncorrectable_errors_total",
-            "Total uncorrectable memory errors for this csrow.",
-        );
-        for (mc, dir) in numbered(&paths.sys("devices/system/edac/mc"), "mc")? {
+        let mut fams = Families::new();
+        // Partial output as node_exporter's: it sends each counter as it reads it, so an error
+        // keeps every counter read before it.
+        match fams.read(&paths.sys("devices/system/edac/mc")) {
+            Ok(()) => Ok(fams.finish()),
+            Err(e) => Err(CollectError::partial(fams.finish(), e)),
+        }
+    }
+}
+
+/// The four families, filled as the files are read.
+struct Families {
+    ce: MetricFamily,
+    ue: MetricFamily,
+    row_ce: MetricFamily,
+    row_ue: MetricFamily,
+}
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            ce: MetricFamily::counter(
+                "node_edac_correctable_errors_total",
+                "Total correctable memory errors.",
+            ),
+            ue: MetricFamily::counter(
+                "node_edac_uncorrectable_errors_total",
+                "Total uncorrectable memory errors.",
+            ),
+            row_ce: MetricFamily::counter(
+                "node_edac_csrow_correctable_errors_total",
+                "Total correctable memory errors for this csrow.",
+            ),
+            row_ue: MetricFamily::counter(
+                "node_edac_csrow_uncorrectable_errors_total",
+                "Total uncorrectable memory errors for this csrow.",
+            ),
+        }
+    }
+
+    /// Reads every controller under `mc_dir`, in node_exporter's order, up to the first error.
+    fn read(&mut self, mc_dir: &Path) -> Result<(), CollectError> {
+        for (mc, dir) in numbered(mc_dir, "mc")? {
             let c = mc.as_str();
-            ce.push(&[("controller", c)], read_u64(&dir.join("ce_count"))?);
-            row_ce.push(
+            self.ce
+                .push(&[("controller", c)], read_u64(&dir.join("ce_count"))?);
+            self.row_ce.push(
                 &[("controller", c), ("csrow", "unknown")],
                 read_u64(&dir.join("ce_noinfo_count"))?,
             );
-            ue.push(&[("controller", c)], read_u64(&dir.join("ue_count"))?);
-            row_ue.push(
+            self.ue
+                .push(&[("controller", c)], read_u64(&dir.join("ue_count"))?);
+            self.row_ue.push(
                 &[("controller", c), ("csrow", "unknown")],
                 read_u64(&dir.join("ue_noinfo_count"))?,
             );
             for (row, rdir) in numbered(&dir, "csrow")? {
                 let labels = [("controller", c), ("csrow", row.as_str())];
-                row_ce.push(&labels, read_u64(&rdir.join("ce_count"))?);
-                row_ue.push(&labels, read_u64(&rdir.join("ue_count"))?);
+                self.row_ce.push(&labels, read_u64(&rdir.join("ce_count"))?);
+                self.row_ue.push(&labels, read_u64(&rdir.join("ue_count"))?);
             }
         }
-        Ok(nonempty_sorted(vec![ce, row_ce, row_ue, ue]))
+        Ok(())
+    }
+
+    /// The families with samples, sorted by name, samples in client_golang's order.
+    fn finish(self) -> Vec<MetricFamily> {
+        nonempty_sorted(vec![self.ce, self.row_ce, self.row_ue, self.ue])
     }
 }
 
@@ -117,6 +151,63 @@ mod tests {
         let mut p = paths();
         p.sysfs = p.sysfs.join("nonexistent");
         assert!(Edac.collect(&p).expect("collects").is_empty());
+    }
+
+    /// Partial output as node_exporter's: controller 1's `ue_count` is not a number, so
+    /// controller 0 and the counters of controller 1 read before it are kept, and the
+    /// collector fails.
+    #[test]
+    fn partial_output_keeps_the_counters_read_before_the_error() {
+        let tree = crate::collectors::testutil::fixture_copy("hw", "sys");
+        let mc = tree.path().join("devices/system/edac/mc");
+        std::fs::write(mc.join("mc1/ue_count"), "lots\n").expect("write");
+        let o = crate::collector::run(&Edac, &crate::collectors::testutil::sysfs_at(tree.path()));
+        let err = o.error.expect("the collector fails").to_string();
+        assert!(err.contains("mc1/ue_count"), "{err}");
+        let controllers = |name: &str| -> Vec<(String, String)> {
+            o.families
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| {
+                    f.samples
+                        .iter()
+                        .map(|s| {
+                            let l: Vec<&str> = s.labels.iter().map(|(_, v)| v.as_str()).collect();
+                            (l.join("/"), s.value.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // Controller 0 whole; controller 1 up to its ce_noinfo_count.
+        assert_eq!(
+            controllers("node_edac_correctable_errors_total")
+                .iter()
+                .map(|(l, _)| l.as_str())
+                .collect::<Vec<_>>(),
+            ["0", "1"]
+        );
+        assert_eq!(
+            controllers("node_edac_uncorrectable_errors_total")
+                .iter()
+                .map(|(l, _)| l.as_str())
+                .collect::<Vec<_>>(),
+            ["0"]
+        );
+        assert!(controllers("node_edac_csrow_correctable_errors_total")
+            .iter()
+            .any(|(l, _)| l == "1/unknown"));
+        assert!(!controllers("node_edac_csrow_uncorrectable_errors_total")
+            .iter()
+            .any(|(l, _)| l.starts_with("1/")));
+        // Every kept sample is the one the unbroken tree gives.
+        let whole = Edac.collect(&paths()).expect("collects");
+        for f in &o.families {
+            let w = whole.iter().find(|w| w.name == f.name).expect("family");
+            for s in &f.samples {
+                assert!(w.samples.contains(s), "{} {:?}", f.name, s);
+            }
+        }
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //!   number is skipped.
 //!
 //! A missing `/sys/class/hwmon` fails the collector (node_exporter's `ErrNoData`:
-//! `node_scrape_collector_success 0`), as on this VM. Deviation: a chip whose directory cannot
-//! be listed is skipped and the others are still served; node_exporter serves the others too
-//! but reports the collector as failed.
+//! `node_scrape_collector_success 0`), as on this VM. Partial output as node_exporter's
+//! (current `hwmon_linux.go`): a chip whose directory (or `device` directory) cannot be listed
+//! is skipped, the others are still served, and the collector fails with the last such error
+//! (chips in name order, as Go's `os.ReadDir`).
 //!
 //! System calls beyond open/read/close/getdents: `readlink`/`newfstatat` (resolving the chip
 //! and `device` links with `realpath`).
@@ -444,10 +445,14 @@ impl Collector for Hwmon {
         let class = paths.sys("class/hwmon");
         let entries = std::fs::read_dir(&class)
             .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
-        let mut out = Families::default();
+        let mut dirs = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| CollectError::io(&class, e))?;
-            let dir = entry.path();
+            dirs.push(entry.map_err(|e| CollectError::io(&class, e))?.path());
+        }
+        dirs.sort_unstable();
+        let mut out = Families::default();
+        let mut last_error = None;
+        for dir in dirs {
             // Follows a symlink; anything that is not (or does not lead to) a directory is
             // skipped.
             if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
@@ -457,26 +462,32 @@ impl Collector for Hwmon {
                 continue;
             };
             let mut data = SensorData::new();
-            if collect_sensor_data(&dir, &mut data).is_err() {
+            if let Err(e) = collect_sensor_data(&dir, &mut data) {
+                last_error = Some(CollectError::io(&dir, e));
                 continue;
             }
             let device = dir.join("device");
-            if std::fs::metadata(&device).is_ok()
-                && collect_sensor_data(&device, &mut data).is_err()
-            {
-                continue;
+            if std::fs::metadata(&device).is_ok() {
+                if let Err(e) = collect_sensor_data(&device, &mut data) {
+                    last_error = Some(CollectError::io(&device, e));
+                    continue;
+                }
             }
             let human = human_chip_name(&dir);
             chip_families(&mut out, &chip, human.as_deref(), &data);
         }
-        Ok(out
+        let fams = out
             .0
             .into_values()
             .map(|mut f| {
                 sort_samples(&mut f);
                 f
             })
-            .collect())
+            .collect();
+        match last_error {
+            None => Ok(fams),
+            Some(e) => Err(CollectError::partial(fams, e)),
+        }
     }
 }
 
@@ -533,6 +544,31 @@ mod tests {
     fn fixture_matches_node_exporter() {
         let fams = Hwmon.collect(&paths()).expect("collects");
         assert_eq!(encoded(fams), golden(&["node_hwmon_"]));
+    }
+
+    /// Partial output as node_exporter's: a chip whose `device` is a file (listing it fails)
+    /// is skipped, every other chip is kept, and the collector fails naming it.
+    #[test]
+    fn partial_output_keeps_the_other_chips() {
+        let tree = crate::collectors::testutil::fixture_copy("hw", "sys");
+        let broken = tree.path().join("devices/virtual/hwmon/hwmon9");
+        std::fs::create_dir_all(&broken).expect("mkdir");
+        std::fs::write(broken.join("name"), "broken\n").expect("write");
+        std::fs::write(broken.join("temp1_input"), "42000\n").expect("write");
+        std::fs::write(broken.join("device"), "not a directory\n").expect("write");
+        std::os::unix::fs::symlink(
+            "../../devices/virtual/hwmon/hwmon9",
+            tree.path().join("class/hwmon/hwmon9"),
+        )
+        .expect("symlink");
+        let o = crate::collector::run(&Hwmon, &crate::collectors::testutil::sysfs_at(tree.path()));
+        let err = o.error.expect("the collector fails").to_string();
+        assert!(err.contains("hwmon9/device"), "{err}");
+        let whole = Hwmon.collect(&paths()).expect("collects");
+        assert_eq!(
+            o.families, whole,
+            "every other chip, as on the unbroken tree"
+        );
     }
 
     #[test]

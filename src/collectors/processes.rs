@@ -11,9 +11,10 @@
 //!
 //! A process or thread that vanishes between listing and reading (`ENOENT`, `ESRCH`) is
 //! skipped; any other read error or a malformed `stat` fails the collector, as does a missing
-//! limit file. Only `stat` files are read: they are readable for every process without ptrace
-//! access (the kernel blanks the few ptrace-guarded fields, none used here), so this works
-//! under the sandbox's Landlock domain, where `/proc/<pid>/io` or `environ` would not.
+//! limit file (keeping, as node_exporter, what it sends before reading that file). Only `stat`
+//! files are read: they are readable for every process without ptrace access (the kernel
+//! blanks the few ptrace-guarded fields, none used here), so this works under the sandbox's
+//! Landlock domain, where `/proc/<pid>/io` or `environ` would not.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
@@ -202,8 +203,27 @@ impl Collector for Processes {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let counts = count(&paths.procfs)?;
-        let max_threads = read_uint(&paths.proc("sys/kernel/threads-max"))?;
-        let max_pids = read_uint(&paths.proc("sys/kernel/pid_max"))?;
+        // Partial output as node_exporter's: it sends the thread count, reads `threads-max`,
+        // sends it and the states, then reads `pid_max` and sends the PID count and limit. An
+        // error keeps what was sent before it.
+        let sent_before = |max_threads: u64, kept: &[&str]| {
+            counts
+                .families(max_threads, 0)
+                .into_iter()
+                .filter(|f| kept.contains(&&*f.name) && !f.samples.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let max_threads = read_uint(&paths.proc("sys/kernel/threads-max"))
+            .map_err(|e| CollectError::partial(sent_before(0, &["node_processes_threads"]), e))?;
+        let max_pids = read_uint(&paths.proc("sys/kernel/pid_max")).map_err(|e| {
+            let kept = [
+                "node_processes_max_threads",
+                "node_processes_state",
+                "node_processes_threads",
+                "node_processes_threads_state",
+            ];
+            CollectError::partial(sent_before(max_threads, &kept), e)
+        })?;
         Ok(counts.families(max_threads, max_pids))
     }
 }
@@ -260,6 +280,39 @@ mod tests {
         assert_golden(render(fams), "procmisc", "expected/debian12-processes.txt");
         let none = procfs_at("/nonexistent");
         assert!(Processes.collect(&none).is_err());
+    }
+
+    /// Partial output as node_exporter's, at each of its two steps: without `threads-max`
+    /// only the thread count (sent before) is kept; without `pid_max`, everything but the PID
+    /// count and limit (sent after). The kept samples are those of the whole tree.
+    #[test]
+    fn partial_output_keeps_what_was_sent_before_each_limit() {
+        let whole = Processes
+            .collect(&procfs("procmisc", "debian12-vm-6.18/proc"))
+            .expect("collects");
+        for (missing, kept) in [
+            ("threads-max", &["node_processes_threads"][..]),
+            (
+                "pid_max",
+                &[
+                    "node_processes_max_threads",
+                    "node_processes_state",
+                    "node_processes_threads",
+                    "node_processes_threads_state",
+                ][..],
+            ),
+        ] {
+            let tree =
+                crate::collectors::testutil::fixture_copy("procmisc", "debian12-vm-6.18/proc");
+            std::fs::remove_file(tree.path().join("sys/kernel").join(missing)).expect("remove");
+            let o = crate::collector::run(&Processes, &procfs_at(tree.path()));
+            let err = o.error.expect("the collector fails").to_string();
+            assert!(err.contains(missing), "{err}");
+            assert_eq!(crate::collectors::testutil::names(&o.families), kept);
+            for f in &o.families {
+                assert!(whole.contains(f), "{f:?}");
+            }
+        }
     }
 
     #[test]

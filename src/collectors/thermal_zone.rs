@@ -11,6 +11,8 @@
 //! `disabled` mode whose temperature can be read is still exported. Deviation: `EAGAIN`
 //! (some drivers while the sensor wakes up) also skips the zone or device, as later procfs
 //! versions do, instead of failing the scrape. No `/sys/class/thermal`: nothing, success.
+//! Partial output as node_exporter's: a cooling device failing keeps the zone temperatures
+//! (sent before the cooling devices are read).
 
 use std::path::Path;
 
@@ -104,22 +106,37 @@ impl Collector for ThermalZone {
             "node_cooling_device_max_state",
             "Maximum throttle state of the cooling device",
         );
-        for (name, dir) in numbered(&class, "cooling_device")? {
-            let Read::Value(kind) = read_file(&dir.join("type"))? else {
-                continue;
-            };
-            let Read::Value(m) = read_int(&dir.join("max_state"))? else {
-                continue;
-            };
-            let Read::Value(c) = read_int(&dir.join("cur_state"))? else {
-                continue;
-            };
-            let labels = [("name", name.as_str()), ("type", kind.as_str())];
-            cur.push(&labels, c as f64);
-            max.push(&labels, m as f64);
+        // Partial output as node_exporter's: the zone temperatures are sent before the cooling
+        // devices are read (all of them, then sent), so an error there keeps the temperatures.
+        if let Err(e) = read_cooling_devices(&class, &mut cur, &mut max) {
+            return Err(CollectError::partial(nonempty_sorted(vec![temp]), e));
         }
         Ok(nonempty_sorted(vec![temp, cur, max]))
     }
+}
+
+/// Every `cooling_device<N>` into `cur` and `max`; on an error, neither is complete (the
+/// caller drops both, as procfs' `ClassCoolingDeviceStats` returns nothing on an error).
+fn read_cooling_devices(
+    class: &Path,
+    cur: &mut MetricFamily,
+    max: &mut MetricFamily,
+) -> Result<(), CollectError> {
+    for (name, dir) in numbered(class, "cooling_device")? {
+        let Read::Value(kind) = read_file(&dir.join("type"))? else {
+            continue;
+        };
+        let Read::Value(m) = read_int(&dir.join("max_state"))? else {
+            continue;
+        };
+        let Read::Value(c) = read_int(&dir.join("cur_state"))? else {
+            continue;
+        };
+        let labels = [("name", name.as_str()), ("type", kind.as_str())];
+        cur.push(&labels, c as f64);
+        max.push(&labels, m as f64);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,6 +160,30 @@ mod tests {
         let mut p = paths();
         p.sysfs = p.sysfs.join("nonexistent");
         assert!(ThermalZone.collect(&p).expect("collects").is_empty());
+    }
+
+    /// Partial output as node_exporter's: a cooling device whose `cur_state` is not a number
+    /// fails the collector, the zone temperatures read before are kept, no cooling device is.
+    #[test]
+    fn partial_output_keeps_the_zones_when_a_cooling_device_fails() {
+        let tree = crate::collectors::testutil::fixture_copy("hw", "sys");
+        let cur = tree
+            .path()
+            .join("devices/virtual/thermal/cooling_device1/cur_state");
+        std::fs::write(&cur, "warm\n").expect("write");
+        let o = crate::collector::run(
+            &ThermalZone,
+            &crate::collectors::testutil::sysfs_at(tree.path()),
+        );
+        let err = o.error.expect("the collector fails").to_string();
+        assert!(err.contains("cooling_device1/cur_state"), "{err}");
+        let whole = ThermalZone.collect(&paths()).expect("collects");
+        let temp = whole
+            .iter()
+            .find(|f| f.name == "node_thermal_zone_temp")
+            .expect("zones");
+        assert_eq!(o.families, std::slice::from_ref(temp));
+        assert_eq!(temp.samples.len(), 3);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   `node_zfs_zpool_state{state,zpool}` from `<pool>/state` (1 for the pool's state among
 //!   online, degraded, faulted, offline, removed, unavail).
 //!
+//! A value that is not a number fails the collector, keeping the rows read before it, as
+//! node_exporter (which sends each row as it parses it).
+//!
 //! Without `/proc/spl/kstat/zfs` (no ZFS module) the collector fails, as node_exporter's
 //! `ErrNoData` does (`node_scrape_collector_success 0`).
 
@@ -45,10 +48,11 @@ const POOL_STATES: [&str; 6] = [
 /// `KSTAT_DATA_UINT64`, the only kstat type node_exporter 1.5 exports.
 const UINT64: &str = "4";
 
-/// The `KSTAT_DATA_UINT64` rows of a named kstat (`name type data` header): (name, value).
-pub fn parse_kstat(text: &str) -> Result<Vec<(&str, u64)>, String> {
+/// The `KSTAT_DATA_UINT64` rows of a named kstat (`name type data` header), each given to
+/// `row` (name, value) as it is parsed, as node_exporter's `parseProcfsFile` sends them: on an
+/// error, the rows before it have been given.
+pub fn parse_kstat<'a>(text: &'a str, mut row: impl FnMut(&'a str, u64)) -> Result<(), String> {
     let mut started = false;
-    let mut out = Vec::with_capacity(64);
     for line in text.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         if !started {
@@ -59,19 +63,19 @@ pub fn parse_kstat(text: &str) -> Result<Vec<(&str, u64)>, String> {
             let v = value
                 .parse::<u64>()
                 .map_err(|_| format!("could not parse expected integer value for {name:?}"))?;
-            out.push((name, v));
+            row(name, v);
         }
     }
     if !started {
         return Err("no \"name type data\" header".into());
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A pool's `io` kstat: the header row's names with the next row's values.
-pub fn parse_pool_io(text: &str) -> Result<Vec<(&str, u64)>, String> {
+/// A pool's `io` kstat: the header row's names with the next rows' values, each given to `row`
+/// (field, value) as it is parsed, as node_exporter's `parsePoolProcfsFile`.
+pub fn parse_pool_io<'a>(text: &'a str, mut row: impl FnMut(&'a str, u64)) -> Result<(), String> {
     let mut header: Option<Vec<&str>> = None;
-    let mut out = Vec::with_capacity(12);
     for line in text.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let Some(fields) = &header else {
@@ -85,20 +89,20 @@ pub fn parse_pool_io(text: &str) -> Result<Vec<(&str, u64)>, String> {
                 .get(i)
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| format!("could not parse expected integer value for {field:?}"))?;
-            out.push((*field, v));
+            row(field, v);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A dataset name and its `(name, value)` rows.
-pub type Objset<'a> = (String, Vec<(&'a str, u64)>);
-
-/// A pool's `objset-*` kstat: the dataset name and its `KSTAT_DATA_UINT64` rows.
-pub fn parse_objset(text: &str) -> Result<Objset<'_>, String> {
-    let mut dataset = String::new();
+/// A pool's `objset-*` kstat: its `KSTAT_DATA_UINT64` rows, each given to `row` (dataset name
+/// as read so far, name, value) as it is parsed, as node_exporter's `parsePoolObjsetFile`.
+pub fn parse_objset<'a>(
+    text: &'a str,
+    mut row: impl FnMut(&'a str, &'a str, u64),
+) -> Result<(), String> {
+    let mut dataset = "";
     let mut started = false;
-    let mut out = Vec::with_capacity(8);
     for line in text.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         if !started {
@@ -106,12 +110,12 @@ pub fn parse_objset(text: &str) -> Result<Objset<'_>, String> {
             continue;
         }
         match parts[..] {
-            ["dataset_name", _, name, ..] => dataset = name.to_string(),
+            ["dataset_name", _, name, ..] => dataset = name,
             [name, UINT64, value, ..] => {
                 let v = value
                     .parse::<u64>()
                     .map_err(|_| format!("could not parse expected integer value for {name:?}"))?;
-                out.push((name, v));
+                row(dataset, name, v);
             }
             _ => {}
         }
@@ -119,7 +123,7 @@ pub fn parse_objset(text: &str) -> Result<Objset<'_>, String> {
     if !started {
         return Err("no \"name type data\" header".into());
     }
-    Ok((dataset, out))
+    Ok(())
 }
 
 /// Families by name, each built once.
@@ -190,50 +194,64 @@ impl Collector for Zfs {
         let base = paths.proc("spl/kstat/zfs");
         std::fs::read_dir(&base).map_err(|e| CollectError::io(&base, e).absent_is_no_data())?;
         let mut fams = Families::default();
-        for (subsystem, file) in FILES {
-            let path = base.join(file);
-            // Files come with ZFS features: a missing one is fine.
-            let Ok(text) = super::fsio::read_to_string(&path) else {
-                continue;
-            };
-            for (name, v) in parse_kstat(&text).map_err(|m| CollectError::parse(&path, m))? {
-                let full = format!("node_{subsystem}_{}", metric_name(name));
-                fams.fam(full, format!("kstat.zfs.misc.{file}.{name}"), false)
-                    .push(&[], v as f64);
-            }
+        // Partial output as node_exporter's: it sends every row as it parses it, so an error
+        // keeps the rows read before it (of that file and of the files read before).
+        match read(&base, &mut fams) {
+            Ok(()) => Ok(fams.finish()),
+            Err(e) => Err(CollectError::partial(fams.finish(), e)),
         }
-        for (pool, path) in pool_files(&base, |f| f == "io") {
-            let text = super::read_to_string(&path)?;
-            for (field, v) in parse_pool_io(&text).map_err(|m| CollectError::parse(&path, m))? {
-                let full = format!("node_zfs_zpool_{}", metric_name(field));
-                fams.fam(full, format!("kstat.zfs.misc.io.{field}"), false)
-                    .push(&[("zpool", &pool)], v as f64);
-            }
-        }
-        for (pool, path) in pool_files(&base, |f| f.starts_with("objset-")) {
-            let text = super::read_to_string(&path)?;
-            let (dataset, rows) = parse_objset(&text).map_err(|m| CollectError::parse(&path, m))?;
-            for (name, v) in rows {
-                let full = format!("node_zfs_zpool_dataset_{}", metric_name(name));
-                fams.fam(full, format!("kstat.zfs.misc.objset.{name}"), false)
-                    .push(&[("dataset", &dataset), ("zpool", &pool)], v as f64);
-            }
-        }
-        for (pool, path) in pool_files(&base, |f| f == "state") {
-            let text = super::read_to_string(&path)?;
-            let actual = text.lines().next().unwrap_or("").to_lowercase();
-            let fam = fams.fam(
-                "node_zfs_zpool_state".into(),
-                "kstat.zfs.misc.state".into(),
-                true,
-            );
-            for state in POOL_STATES {
-                let v = if actual == state { 1.0 } else { 0.0 };
-                fam.push(&[("state", state), ("zpool", &pool)], v);
-            }
-        }
-        Ok(fams.finish())
     }
+}
+
+/// Reads the kstat files, then each pool's `io`, `objset-*` and `state`, into `fams`, up to the
+/// first error. node_exporter reads the kstat files in a Go map's (random) order; here they
+/// are read in [`FILES`] order, so what an error keeps is the same on every scrape.
+fn read(base: &Path, fams: &mut Families) -> Result<(), CollectError> {
+    for (subsystem, file) in FILES {
+        let path = base.join(file);
+        // Files come with ZFS features: a missing one is fine.
+        let Ok(text) = super::fsio::read_to_string(&path) else {
+            continue;
+        };
+        parse_kstat(&text, |name, v| {
+            let full = format!("node_{subsystem}_{}", metric_name(name));
+            fams.fam(full, format!("kstat.zfs.misc.{file}.{name}"), false)
+                .push(&[], v as f64);
+        })
+        .map_err(|m| CollectError::parse(&path, m))?;
+    }
+    for (pool, path) in pool_files(base, |f| f == "io") {
+        let text = super::read_to_string(&path)?;
+        parse_pool_io(&text, |field, v| {
+            let full = format!("node_zfs_zpool_{}", metric_name(field));
+            fams.fam(full, format!("kstat.zfs.misc.io.{field}"), false)
+                .push(&[("zpool", &pool)], v as f64);
+        })
+        .map_err(|m| CollectError::parse(&path, m))?;
+    }
+    for (pool, path) in pool_files(base, |f| f.starts_with("objset-")) {
+        let text = super::read_to_string(&path)?;
+        parse_objset(&text, |dataset, name, v| {
+            let full = format!("node_zfs_zpool_dataset_{}", metric_name(name));
+            fams.fam(full, format!("kstat.zfs.misc.objset.{name}"), false)
+                .push(&[("dataset", dataset), ("zpool", &pool)], v as f64);
+        })
+        .map_err(|m| CollectError::parse(&path, m))?;
+    }
+    for (pool, path) in pool_files(base, |f| f == "state") {
+        let text = super::read_to_string(&path)?;
+        let actual = text.lines().next().unwrap_or("").to_lowercase();
+        let fam = fams.fam(
+            "node_zfs_zpool_state".into(),
+            "kstat.zfs.misc.state".into(),
+            true,
+        );
+        for state in POOL_STATES {
+            let v = if actual == state { 1.0 } else { 0.0 };
+            fam.push(&[("state", state), ("zpool", &pool)], v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,19 +267,97 @@ mod tests {
         assert_golden(raw(&fams), "storage", "zfs/expected.txt");
     }
 
+    /// Runs a row-at-a-time parser, returning the rows it gave and its result.
+    fn rows<T>(
+        parse: impl FnOnce(&mut dyn FnMut(T)) -> Result<(), String>,
+    ) -> (Vec<T>, Result<(), String>) {
+        let mut out = Vec::new();
+        let r = parse(&mut |row| out.push(row));
+        (out, r)
+    }
+
     #[test]
     fn parsers() {
-        let rows = parse_kstat("x\nname type data\na-b 4 7\nc 3 1\nd 7 s\n").expect("parses");
-        assert_eq!(rows, [("a-b", 7)]);
-        assert!(parse_kstat("a 4 1\n").is_err());
-        assert!(parse_kstat("name type data\na 4 -1\n").is_err());
-        let (ds, rows) =
-            parse_objset("1 1\nname type data\ndataset_name 7 p/d\nwrites 4 3\n").expect("parses");
-        assert_eq!((ds.as_str(), rows), ("p/d", vec![("writes", 3)]));
+        let (r, ok) = rows(|f| {
+            parse_kstat("x\nname type data\na-b 4 7\nc 3 1\nd 7 s\n", |n, v| {
+                f((n, v))
+            })
+        });
+        assert_eq!((r, ok), (vec![("a-b", 7)], Ok(())));
+        assert!(rows(|f| parse_kstat("a 4 1\n", |n, v| f((n, v))))
+            .1
+            .is_err());
+        // The rows before a bad one have been given.
+        let (r, err) =
+            rows(|f| parse_kstat("name type data\na 4 1\nb 4 -1\nc 4 3\n", |n, v| f((n, v))));
+        assert_eq!(r, [("a", 1)]);
+        assert!(err.is_err());
+        let (r, ok) = rows(|f| {
+            parse_objset(
+                "1 1\nname type data\ndataset_name 7 p/d\nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!((r, ok), (vec![("p/d", "writes", 3)], Ok(())));
         let io = "12 3\nnread nwritten reads writes wtime wlentime wupdate rtime rlentime rupdate wcnt rcnt\n1 2 3 4 5 6 7 8 9 10 11 12\n";
-        let rows = parse_pool_io(io).expect("parses");
-        assert_eq!(rows[11], ("rcnt", 12));
-        assert!(parse_pool_io(&io.replace(" 12\n", "\n")).is_err());
+        let (r, ok) = rows(|f| parse_pool_io(io, |n, v| f((n, v))));
+        assert_eq!((r[11], ok), (("rcnt", 12), Ok(())));
+        let short = io.replace(" 12\n", "\n");
+        let (r, err) = rows(|f| parse_pool_io(&short, |n, v| f((n, v))));
+        assert_eq!(r.len(), 11);
+        assert!(err.is_err());
+    }
+
+    /// Partial output as node_exporter's: a bad value in pool1's `io` keeps every kstat file
+    /// read before it and pool1's fields before the bad one; pools read after it, and the
+    /// datasets and states, are not read. The collector fails naming the file.
+    #[test]
+    fn partial_output_keeps_the_rows_read_before_the_error() {
+        let tree = crate::collectors::testutil::fixture_copy("storage", "zfs/proc");
+        let io = tree.path().join("spl/kstat/zfs/pool1/io");
+        let text = std::fs::read_to_string(&io).expect("read");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let last = lines.last_mut().expect("a values row");
+        let mut fields: Vec<&str> = last.split_whitespace().collect();
+        fields[2] = "x";
+        *last = fields.join(" ");
+        std::fs::write(&io, lines.join("\n") + "\n").expect("write");
+        let o = crate::collector::run(&Zfs, &crate::collectors::testutil::procfs_at(tree.path()));
+        let err = o.error.expect("the collector fails").to_string();
+        assert!(err.contains("pool1/io"), "{err}");
+        let whole = Zfs
+            .collect(&procfs("storage", "zfs/proc"))
+            .expect("collects");
+        let mut kept = 0;
+        for f in &o.families {
+            let w = whole.iter().find(|w| w.name == f.name).expect("family");
+            for s in &f.samples {
+                assert!(w.samples.contains(s), "{} {:?}", f.name, s);
+                kept += 1;
+            }
+            assert!(!f.name.starts_with("node_zfs_zpool_dataset_"), "{}", f.name);
+            assert_ne!(f.name, "node_zfs_zpool_state");
+        }
+        // Every kstat file's rows, and pool1's first two fields.
+        let kstat = |fams: &[MetricFamily]| {
+            fams.iter()
+                .filter(|f| !f.name.starts_with("node_zfs_zpool"))
+                .map(|f| f.samples.len())
+                .sum::<usize>()
+        };
+        assert!(kstat(&whole) > 0);
+        assert_eq!(kstat(&o.families), kstat(&whole));
+        let pool_fields: Vec<&str> = o
+            .families
+            .iter()
+            .filter(|f| f.name.starts_with("node_zfs_zpool_"))
+            .map(|f| &*f.name)
+            .collect();
+        assert_eq!(
+            pool_fields,
+            ["node_zfs_zpool_nread", "node_zfs_zpool_nwritten"]
+        );
+        assert_eq!(kept, kstat(&whole) + 2);
     }
 
     #[test]
