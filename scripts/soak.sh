@@ -85,8 +85,12 @@ done
 
 if [[ -z "${BIN:-}" ]]; then
   echo "soak: building the release binary (cargo build --release --locked)" >&2
-  cargo build --release --locked --quiet
-  BIN="$root/target/release/monitoring-agent"
+  cargo build --release --locked --quiet --bin monitoring-agent
+  # cargo's target directory (CARGO_TARGET_DIR or the configuration may move it).
+  target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  [[ -n "$target_dir" ]] || die "cannot find cargo's target directory"
+  BIN="$target_dir/release/monitoring-agent"
 fi
 [[ -x "$BIN" ]] || die "BIN=$BIN is not an executable"
 
@@ -102,12 +106,17 @@ chown monitoring-agent: "$run"
 # ---- clean-up: everything started here is stopped, on success, failure, Ctrl-C or timeout.
 pids=()
 AGENT_PID=
+# A background job: the loop first (so that it does not report its child's death as an error),
+# then the child it was waiting for (curl, sleep), by their process ids.
+stop_job() {
+  local kids
+  kids=$(pgrep -P "$1" || true)
+  kill -TERM "$1" 2>/dev/null || true
+  [[ -z "$kids" ]] || kill -TERM $kids 2>/dev/null || true
+}
 cleanup() {
   local p
-  for p in "${pids[@]}"; do
-    pkill -TERM -P "$p" 2>/dev/null || true
-    kill -TERM "$p" 2>/dev/null || true
-  done
+  for p in "${pids[@]}"; do stop_job "$p"; done
   if [[ -n "$AGENT_PID" ]] && kill -0 "$AGENT_PID" 2>/dev/null; then
     kill -TERM "$AGENT_PID" 2>/dev/null || true
     for _ in $(seq 150); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
@@ -187,13 +196,14 @@ IDLE_BEFORE_START=$(elapsed)
 sleep 5
 LOAD_START=$(elapsed)
 
-# ---- the load.
+# ---- the load. The loops below end when $stop exists.
+stop="$run/stop"
 # The curl scraper: one line per second, `elapsed status failures-beyond-baseline names`; on a
 # 503 it tries again 0.2 s later (at most 4 times) and logs each 503.
 scraper() {
   set +e
   local i=0 body code bad names args
-  while :; do
+  while [[ ! -e "$stop" ]]; do
     i=$((i + 1))
     if (( i % 2 )); then args=(); else args=(--compressed -H 'Accept: application/openmetrics-text; version=1.0.0'); fi
     for _ in 1 2 3 4 5; do
@@ -232,7 +242,7 @@ pids+=("$WRK_PID")
 signaller() {
   set +e
   local i=0
-  while kill -0 "$AGENT_PID" 2>/dev/null; do
+  while [[ ! -e "$stop" ]] && kill -0 "$AGENT_PID" 2>/dev/null; do
     i=$((i + 1))
     if (( i % 2 )); then set_max_requests 24; else set_max_requests 40; fi
     kill -HUP "$AGENT_PID" && echo "HUP"
@@ -248,8 +258,8 @@ SIGNALLER_PID=$!
 rotator() {
   set +e
   local n=0
-  while kill -0 "$AGENT_PID" 2>/dev/null; do
-    sleep 30
+  while :; do
+    for _ in $(seq 30); do [[ -e "$stop" ]] && return; sleep 1; done
     n=$((n + 1))
     cp "$run/agent.log" "$out/agent.log.$n" && truncate -s 0 "$run/agent.log" && echo "$(elapsed) rotation $n"
   done
@@ -259,10 +269,10 @@ ROTATOR_PID=$!
 
 wait "$WRK_PID" || echo "soak: wrk exited with status $?" >&2
 LOAD_END=$(elapsed)
-# Stop the load generators; the sampler runs on through the idle phase.
+# Stop the load generators at the end of an iteration (a rotation, a scrape is never cut in
+# two); the sampler runs on through the idle phase.
+touch "$stop"
 for p in "$SCRAPER_PID" "$SIGNALLER_PID" "$ROTATOR_PID"; do
-  pkill -TERM -P "$p" 2>/dev/null || true
-  kill -TERM "$p" 2>/dev/null || true
   wait "$p" 2>/dev/null || true
 done
 sleep 5
@@ -312,7 +322,9 @@ nul_bytes=$(cat "${logs[@]}" | tr -cd '\000' | wc -c)
 # Reloads the agent did: the generation --reload reports (its own reload included).
 reloads=$(sed -n 's/^monitoring-agent: reload \([0-9]*\):.*/\1/p' "$out/reload.out")
 reloads=${reloads:-?}
-reload_lines=$(cat "${logs[@]}" | grep -c 'SIGHUP: configuration reloaded' || true)
+# Each reload's line, by its number, in the rotated copies and the last file: those written
+# between a copy and its truncation are lost (copytruncate's known window).
+reload_lines=$(cat "${logs[@]}" | grep -o 'SIGHUP: configuration reloaded (reload [0-9]*)' | sort -u | wc -l)
 usr2_lines=$(cat "${logs[@]}" | grep -c 'SIGUSR2: ' || true)
 
 [[ "$reload_failures" =~ ^[0-9]+$ ]] || reload_failures=1
@@ -329,19 +341,20 @@ stats=$(awk -F, -v s="$LOAD_START" -v w="$WARM" -v e="$LOAD_END" -v ib="$IDLE_BE
   { t = $1; r = $2; f = $3 }
   t >= w && t < w + 10 { wf = (wf == "" || f < wf) ? f : wf }
   t >= e - 10 && t < e { ef = (ef == "" || f < ef) ? f : ef }
-  t >= ib && t < s { ib_fd = (ib_fd == "" || f > ib_fd) ? f : ib_fd }
+  t >= ib && t < s { ib_fd = (ib_fd == "" || f > ib_fd) ? f : ib_fd; ib_rss = r }
   t >= w && t < w + 10 { wr[++nw] = r; if (first_w == "") first_w = r }
   t >= e - 10 && t < e { er[++ne] = r; last_e = r }
   t >= s && t < e { if (lmin == "" || f < lmin) lmin = f; if (f > lmax) lmax = f
     if (t < w) { if (f > pre_max) pre_max = f } else { if (f > post_max) post_max = f }
-    if (r > rss_peak) rss_peak = r }
-  t >= ia && t < iae { ia_fd = (ia_fd == "" || f > ia_fd) ? f : ia_fd }
+    if (r > rss_peak) rss_peak = r
+    if (t >= w) { if (pw_min == "" || r < pw_min) pw_min = r; if (r > pw_max) pw_max = r } }
+  t >= ia && t < iae { ia_fd = (ia_fd == "" || f > ia_fd) ? f : ia_fd; ia_rss = r }
   t >= ib && t < s { nib++ }
   t >= ia && t < iae { nia++ }
   END { ok = nw >= 5 && ne >= 5 && nib >= 2 && nia >= 2
-    printf "%d %d %d %d %s %s %s %s %s %s %s %s %s %d %d %d %d %d\n", median(wr, nw), median(er, ne), first_w, last_e,
-          lmin, lmax, pre_max, post_max, ib_fd, ia_fd, rss_peak, wf, ef, ok, nw, ne, nib, nia }' "$out/samples.csv")
-read -r rss_warm rss_end rss_warm1 rss_end1 fd_min fd_max fd_pre_max fd_post_max fd_idle_before fd_idle_after rss_peak fd_floor_warm fd_floor_end samples_ok n_warm n_end n_idle_before n_idle_after <<<"$stats"
+    printf "%d %d %d %d %s %s %s %s %s %s %s %s %s %d %d %d %d %d %d %d %d %d\n", median(wr, nw), median(er, ne), first_w, last_e,
+          lmin, lmax, pre_max, post_max, ib_fd, ia_fd, rss_peak, wf, ef, ok, nw, ne, nib, nia, ib_rss, ia_rss, pw_min, pw_max }' "$out/samples.csv")
+read -r rss_warm rss_end rss_warm1 rss_end1 fd_min fd_max fd_pre_max fd_post_max fd_idle_before fd_idle_after rss_peak fd_floor_warm fd_floor_end samples_ok n_warm n_end n_idle_before n_idle_after rss_idle_before rss_idle_after rss_post_min rss_post_max <<<"$stats"
 # Too few samples in a window (a sampler that stopped) fails the RSS and descriptor goals.
 samples_note="samples in the windows: warm-up $n_warm, end $n_end, idle before $n_idle_before, after $n_idle_after"
 growth=$(awk -v a="$rss_warm" -v b="$rss_end" 'BEGIN { printf "%+.2f", (a > 0 ? (b - a) * 100 / a : 999) }')
@@ -370,7 +383,7 @@ gnuplot <<EOF
 set terminal pngcairo size 960,480 font ",10"
 set output "$png"
 set datafile separator ","
-set key bottom right box opaque
+set key right center box opaque
 set xlabel "seconds since start"
 set ylabel "RSS (MiB)"
 set y2label "open descriptors"
@@ -382,9 +395,9 @@ set grid
 set arrow from $LOAD_START, graph 0 to $LOAD_START, graph 1 nohead dt 2 lc rgb "gray40"
 set arrow from $WARM, graph 0 to $WARM, graph 1 nohead dt 2 lc rgb "dark-orange"
 set arrow from $LOAD_END, graph 0 to $LOAD_END, graph 1 nohead dt 2 lc rgb "gray40"
-set label "load" at $LOAD_START, graph 0.97 offset 0.5,0
-set label "warm-up" at $WARM, graph 0.92 offset 0.5,0 tc rgb "dark-orange"
-set label "idle" at $LOAD_END, graph 0.97 offset 0.5,0
+set label "load" at $LOAD_START, graph 0.3 offset 0.5,0
+set label "warm-up" at $WARM, graph 0.3 offset 0.5,0 tc rgb "dark-orange"
+set label "idle" at $LOAD_END, graph 0.3 offset 0.5,0
 set title "monitoring-agent soak, ${D} s of load: RSS and descriptors"
 plot "$out/samples.csv" every ::1 using 1:(\$2/1024) axes x1y1 with lines lw 2 lc rgb "#1f77b4" title "RSS (MiB)", \
      "" every ::1 using 1:3 axes x1y2 with steps lw 1 lc rgb "#d62728" title "descriptors"
@@ -441,14 +454,15 @@ that succeed alone (failing alone, no such hardware here: $( [[ -n "$failed_alon
 | RSS at warm-up (median of 10 s from $(awk -v w="$WARM" -v s="$LOAD_START" 'BEGIN { printf "%.0f", w - s }') s into the load; first sample) | $(mib "$rss_warm") MiB ($(mib "$rss_warm1") MiB) |
 | RSS at the end of the load (median of the last 10 s; last sample) | $(mib "$rss_end") MiB ($(mib "$rss_end1") MiB) |
 | **RSS growth after warm-up** | **${growth}%** |
-| RSS peak under load | $(mib "$rss_peak") MiB |
+| RSS peak under load; min / max after warm-up (the second-to-second band) | $(mib "$rss_peak") MiB; $(mib "$rss_post_min") / $(mib "$rss_post_max") MiB |
+| RSS idle, before / after the load (last sample of each idle phase) | $(mib "$rss_idle_before") / $(mib "$rss_idle_after") MiB |
 | descriptors under load, min / max | $fd_min / $fd_max |
 | descriptors under load, max before / after warm-up | $fd_pre_max / $fd_post_max |
 | descriptors under load, floor (minimum) of the 10 s at warm-up / of the last 10 s | $fd_floor_warm / $fd_floor_end |
 | descriptors idle, before / after the load | $fd_idle_before / $fd_idle_after |
-| SIGHUP sent / reloads done (the generation \`--reload\` reported at the end) | $hups / $reloads |
-| reload lines in the logs (copytruncate drops what is written between copy and truncate) | $reload_lines |
-| SIGUSR1 / SIGUSR2 sent (summary lines logged) | $usr1 / $usr2 ($usr2_lines) |
+| SIGHUP sent / reloads done (the generation \`--reload\` reported at the end, its own included) | $hups / $reloads |
+| reloads found in the logs, by number (copytruncate loses what is written between copy and truncate) | $reload_lines |
+| SIGUSR1 / SIGUSR2 sent (SIGUSR2 summary lines in the logs) | $usr1 / $usr2 ($usr2_lines) |
 | log rotations done | $rotations |
 | agent alive at the end (final scrape; \`--reload\`; exit status on SIGTERM) | $( (( alive )) && echo yes || echo **no** ) ($final_code; exit $reload_rc; exit $agent_rc) |
 
