@@ -2,9 +2,11 @@
 # Runs the whole test suite on Debian, as root (the privilege, sandbox and daemon tests need it):
 # cargo test, then scripts/vm-test.sh on this kernel and on Debian 12's own kernel in QEMU.
 # Installs what the tests use (promtool, node_exporter, wrk, gdb, strace, capsh, lintian,
-# dbus-daemon and python3-dbus for the mock systemd of tests/systemd_dbus.rs) when
+# dbus-daemon and python3-dbus for the mock systemd of tests/systemd_dbus.rs, gnuplot for the
+# soak's plot) when
 # missing, creates the agent's system user when missing, builds the Debian package
-# (scripts/package.sh, a release build) for tests/package_deb.rs, then runs every test.
+# (scripts/package.sh, a release build) for tests/package_deb.rs, then runs every test and a
+# 60-second soak (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils dbus python3-dbus python3-gi openssl curl)
+pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils dbus python3-dbus python3-gi openssl curl gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -72,6 +74,12 @@ set +e
 # --no-fail-fast: one failing test binary does not hide the failures of the others.
 cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The soak (scripts/soak.sh): the release binary (built by package.sh above) for 60 s under
+# wrk, signals and log rotation, checked against its goals; prints `soak: N passed, M failed`
+# (one per goal). Its report stays in target/soak/: RELIABILITY.md reports the 10-minute run.
+./scripts/soak.sh 60s 2>&1 | tee -a "$log"
+soak_status=${PIPESTATUS[0]}
+[ "$soak_status" -eq 0 ] || status=$soak_status
 # The sandbox on real kernels (scripts/vm-test.sh): this machine's own kernel without systemd,
 # then Debian 12's own kernel (6.1, Landlock ABI 2) under systemd 252 in QEMU, then the Debian
 # package's life cycle in that VM (install, reload, upgrade, remove, purge). Each prints
@@ -86,8 +94,9 @@ for mode in --host --vm --deb; do
   [ "$vm_status" -eq 0 ] || status=$vm_status
 done
 set -e
-# One closing line for the whole suite, summed over every test binary and the VM checks.
+# One closing line for the whole suite, summed over every test binary, the soak's goals and the
+# VM checks.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^vm-test: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^(vm-test|soak): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
