@@ -54,7 +54,8 @@ fn device(labels: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Kills the namespace's PID 1 (and with it every process in the namespace) on drop.
+/// Kills unshare on drop, which (`--kill-child`) kills the namespace's PID 1 and with it
+/// every process in the namespace.
 struct Namespace(Child);
 
 impl Drop for Namespace {
@@ -121,6 +122,10 @@ wait
         .args([
             "--pid",
             "--fork",
+            // Killing unshare (Namespace's drop) must end the namespace: its PID 1 gets
+            // SIGKILL, and with it every process in the namespace (without this, both agents
+            // outlived the test).
+            "--kill-child",
             "--mount",
             "--propagation",
             "private",
