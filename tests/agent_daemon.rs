@@ -163,7 +163,8 @@ fn daemon_is_detached_and_serving_when_launch_returns() {
         !fds.iter().any(|(_, t)| t.to_string_lossy() == leaked),
         "the launching process's descriptor {leaked} leaked into the daemon: {fds:?}"
     );
-    // Nothing but what the agent opened itself: sockets, its files, /dev/null, anon inodes.
+    // Nothing but what the agent opened itself: sockets, its files, /dev/null, anon inodes,
+    // and the page `--reload` reads the outcome of a reload from (a sealed memfd).
     let dir_s = dir.path().display().to_string();
     for (n, t) in &fds {
         let t = t.to_string_lossy();
@@ -171,6 +172,7 @@ fn daemon_is_detached_and_serving_when_launch_returns() {
             t == "/dev/null"
                 || t.starts_with("socket:[")
                 || t.starts_with("anon_inode:")
+                || t.starts_with("/memfd:monitoring-agent-reload")
                 || t.starts_with("pipe:[") && *t != leaked
                 || t.starts_with(&dir_s)
                 || t.starts_with("/proc/")

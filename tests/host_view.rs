@@ -22,7 +22,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -70,8 +70,17 @@ fn filesystem_samples_under_a_unit_like_namespace_match_the_hosts() {
     require_root_and_user();
     let unshare = find_program("unshare").expect("unshare (util-linux) is needed");
     let setpriv = find_program("setpriv").expect("setpriv (util-linux) is needed");
-    // Not under /tmp: B's namespace has a private /tmp.
+    // Not under /tmp: B's namespace has a private /tmp, which would hide the binary and the
+    // test directory from B.
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for p in [Path::new(BIN), base.as_path()] {
+        assert!(
+            !p.starts_with("/tmp") && !p.starts_with("/var/tmp"),
+            "{} is under /tmp or /var/tmp, which the unit-like namespace replaces (PrivateTmp=): \
+             run the suite from a checkout outside them",
+            p.display()
+        );
+    }
     fs::create_dir_all(&base).expect("target tmp dir");
     let t = tempfile::Builder::new()
         .prefix("host-view.")

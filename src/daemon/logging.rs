@@ -304,9 +304,10 @@ static FILE_LOST: AtomicU64 = AtomicU64::new(0);
 fn write_file(f: &mut impl Write, line: &str) {
     let lost = FILE_LOST.load(Ordering::Relaxed);
     if lost > 0 {
-        // A line the disk cut short is ended first, so that the notice starts a line.
+        // A line the disk cut short is ended first, and marked, so that the notice starts a
+        // line and no reader takes the fragment for a whole line.
         let cut = if FILE_CUT.load(Ordering::Relaxed) {
-            "\n"
+            CUT_MARK
         } else {
             ""
         };
@@ -334,6 +335,9 @@ fn write_file(f: &mut impl Write, line: &str) {
         }
     }
 }
+
+/// What ends a line the disk cut short, once the file takes lines again.
+pub const CUT_MARK: &str = " [line cut short: write error]\n";
 
 /// Whether the last failed line was cut short (part of it is in the file).
 static FILE_CUT: AtomicBool = AtomicBool::new(false);
@@ -484,6 +488,40 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines[2], "four");
+
+        // A line the disk cut short (part of it written) is ended with the mark once the
+        // file takes lines again, before the notice (same test: the counters are global).
+        struct Cut {
+            room: usize,
+            data: Vec<u8>,
+        }
+        impl Write for Cut {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.room == 0 {
+                    return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+                }
+                let n = buf.len().min(self.room);
+                self.room -= n;
+                self.data.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut disk = Cut {
+            room: 3,
+            data: Vec::new(),
+        };
+        write_file(&mut disk, "abcdef\n");
+        disk.room = usize::MAX;
+        write_file(&mut disk, "next\n");
+        let text = String::from_utf8(disk.data).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(format!("{}\n", lines[0]), format!("abc{CUT_MARK}"));
+        assert!(lines[1].ends_with("1 log lines could not be written to this file (write errors; counted in monitoring_agent_log_write_errors_total)"), "{text}");
+        assert_eq!(lines[2], "next");
     }
 
     #[test]
