@@ -19,12 +19,11 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_promtool_ok, assert_sandbox_enforced, free_port, http, loopback, wait_until, Start,
-    TestDir,
+    assert_promtool_ok, assert_sandbox_enforced, copy_tree, free_port, http, loopback, wait_until,
+    Start, TestDir,
 };
 
 /// Collectors whose output depends on the fixture tree alone. Left out: `time`, `timex` and
@@ -89,34 +88,6 @@ pub const COLLECTORS: &[&str] = &[
 /// The committed fixture tree.
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e")
-}
-
-/// Copies `src` to `dst` recursively: directories 0755, files 0644, symlinks as symlinks (the
-/// sysfs fixtures use relative links as the kernel does). The dropped, Landlocked agent must be
-/// able to read the copy even when the checkout sits below a 0700 directory.
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("mkdir {}: {e}", dst.display()));
-    fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
-    let mut entries: Vec<_> = fs::read_dir(src)
-        .unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display()))
-        .map(|e| e.expect("dir entry"))
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let from = e.path();
-        let to = dst.join(e.file_name());
-        let ft = e.file_type().expect("file type");
-        if ft.is_symlink() {
-            let target = fs::read_link(&from).expect("readlink");
-            std::os::unix::fs::symlink(&target, &to)
-                .unwrap_or_else(|err| panic!("symlink {}: {err}", to.display()));
-        } else if ft.is_dir() {
-            copy_tree(&from, &to);
-        } else {
-            fs::copy(&from, &to).unwrap_or_else(|err| panic!("copy {}: {err}", from.display()));
-            fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
-        }
-    }
 }
 
 /// What legitimately varies from run to run is taken out of a scrape:
