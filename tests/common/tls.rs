@@ -102,38 +102,28 @@ impl Pki {
     /// A server certificate and key signed by the CA: `<name>.crt`, `<name>.key`, with the
     /// common name `cn`.
     pub fn server_cert(&self, name: &str, cn: &str) {
-        openssl(
-            &[
-                "req",
-                "-x509",
-                "-CA",
-                "tls-ca-chain.pem",
-                "-CAkey",
-                "ca.key",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.crt"),
-                "-days",
-                "3",
-                "-subj",
-                &format!("/CN={cn}"),
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-                "-addext",
-                "extendedKeyUsage=serverAuth",
-            ],
-            &self.dir,
+        self.signed(
+            name,
+            &format!("{name}.crt"),
+            cn,
+            "DNS:localhost,IP:127.0.0.1",
+            "serverAuth",
         );
     }
 
     /// A client certificate signed by the CA: `<name>.pem`, `<name>.key`.
     pub fn client_cert(&self, name: &str) {
+        self.signed(
+            name,
+            &format!("{name}.pem"),
+            name,
+            "DNS:prometheus",
+            "clientAuth",
+        );
+    }
+
+    /// A leaf certificate signed by the CA (`out`) with its new key (`<name>.key`).
+    fn signed(&self, name: &str, out: &str, cn: &str, san: &str, usage: &str) {
         openssl(
             &[
                 "req",
@@ -148,17 +138,17 @@ impl Pki {
                 "-keyout",
                 &format!("{name}.key"),
                 "-out",
-                &format!("{name}.pem"),
+                out,
                 "-days",
                 "3",
                 "-subj",
-                &format!("/CN={name}"),
+                &format!("/CN={cn}"),
                 "-addext",
-                "subjectAltName=DNS:prometheus",
+                &format!("subjectAltName={san}"),
                 "-addext",
                 "basicConstraints=critical,CA:FALSE",
                 "-addext",
-                "extendedKeyUsage=clientAuth",
+                &format!("extendedKeyUsage={usage}"),
             ],
             &self.dir,
         );
