@@ -74,6 +74,7 @@ pub const KNOWN: &[Known] = known! {
     nfs: true => nfs::collector,
     nfsd: true => nfsd::collector,
     nvme: true => nvme::collector,
+    nvmesubsystem: false => nvmesubsystem::collector,
     os: true => os::collector,
     powersupplyclass: true => powersupplyclass::collector,
     pressure: true => pressure::collector,
@@ -177,6 +178,7 @@ pub mod network_route;
 pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
+pub mod nvmesubsystem;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
