@@ -52,6 +52,7 @@ pub const KNOWN: &[Known] = known! {
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
     dmi: true => dmi::collector,
+    drm: false => drm::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
     fibrechannel: true => fibrechannel::collector,
@@ -86,6 +87,7 @@ pub const KNOWN: &[Known] = known! {
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
     stat: true => |_| Box::new(stat::Stat),
+    swap: false => swap::collector,
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
@@ -156,6 +158,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod drm;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
@@ -191,6 +194,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod swap;
 pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;
