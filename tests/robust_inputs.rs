@@ -966,10 +966,10 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
             }
         }
     }
-    // The systemd collector reads D-Bus, not files: no fixture tree can feed it (its input is
-    // checked against a mock systemd in tests/systemd_dbus.rs). It still runs on every mutated
-    // tree above, where it must fail cleanly, not panic.
-    const NOT_FROM_FILES: &[&str] = &["systemd"];
+    // The systemd and logind collectors read D-Bus, not files: no fixture tree can feed them
+    // (their input is checked against a mock systemd and logind in tests/systemd_dbus.rs). They
+    // still run on every mutated tree above, where they must fail cleanly, not panic.
+    const NOT_FROM_FILES: &[&str] = &["logind", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)

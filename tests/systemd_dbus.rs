@@ -326,7 +326,7 @@ fn real_binary_under_full_sandbox_serves_and_reconnects() {
     assert!(
         check
             .lines()
-            .any(|l| l.trim() == "policy fragments    dbus (for systemd)"),
+            .any(|l| l.trim() == "policy fragments    dbus (for systemd, logind)"),
         "--check-sandbox does not list the dbus fragment:\n{check}"
     );
 
@@ -512,4 +512,141 @@ fn check_sandbox(dir: &TestDir, agent: &Agent) -> String {
         .output()
         .expect("check runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `node_logind_sessions` as node_exporter 1.12 computes it from the mock's answers: seats
+/// `seat0` and the empty seat; sessions 1 and 2 (seat0, local, x11, user), c1 (seat0, local,
+/// wayland, greeter), 3 (remote, tty, user), 4 (remote, tty, class `manager` counted as
+/// `other`); session 5's properties cannot be read, so it is not counted. Every other of the
+/// 2 × 7 × 5 × 2 combinations is 0.
+fn logind_expected(seat: &str, remote: &str, kind: &str, class: &str) -> f64 {
+    match (seat, remote, kind, class) {
+        ("seat0", "false", "x11", "user") => 2.0,
+        ("seat0", "false", "wayland", "greeter")
+        | ("", "true", "tty", "user")
+        | ("", "true", "tty", "other") => 1.0,
+        _ => 0.0,
+    }
+}
+
+fn assert_logind_sessions(body: &str, agent: &Agent) {
+    assert_eq!(
+        must_value(
+            body,
+            "node_scrape_collector_success",
+            &[("collector", "logind")]
+        ),
+        1.0,
+        "{}",
+        agent.diagnostics()
+    );
+    let mut n = 0;
+    for remote in ["true", "false"] {
+        for kind in [
+            "other",
+            "unspecified",
+            "tty",
+            "x11",
+            "wayland",
+            "mir",
+            "web",
+        ] {
+            for class in ["other", "user", "greeter", "lock-screen", "background"] {
+                for seat in ["seat0", ""] {
+                    let labels = [
+                        ("class", class),
+                        ("remote", remote),
+                        ("seat", seat),
+                        ("type", kind),
+                    ];
+                    assert_eq!(
+                        must_value(body, "node_logind_sessions", &labels),
+                        logind_expected(seat, remote, kind, class),
+                        "{labels:?}"
+                    );
+                    n += 1;
+                }
+            }
+        }
+    }
+    let served = body
+        .lines()
+        .filter(|l| l.starts_with("node_logind_sessions{"))
+        .count();
+    assert_eq!(served, n, "exactly the 140 combinations are served");
+}
+
+/// The logind collector on its own, the real binary under the full sandbox: it needs the
+/// `dbus` fragment (which lists it), connects before the sandbox, serves node_exporter's
+/// counts, and connects again under seccomp after dbus restarted.
+#[test]
+fn logind_under_full_sandbox_serves_sessions_and_reconnects() {
+    let mut bus = MockBus::start();
+    let dir = TestDir::new();
+    let mut agent = Start::new(&dir)
+        .args(["--collector.logind"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_logind_sessions(&body, &agent);
+    assert_eq!(
+        must_value(
+            &body,
+            "monitoring_agent_sandbox_fragment",
+            &[("fragment", "dbus")]
+        ),
+        1.0
+    );
+    assert!(
+        agent
+            .log()
+            .contains("logind collector: connected to the system bus"),
+        "the first connection is made before the sandbox\n{}",
+        agent.diagnostics()
+    );
+    assert!(
+        !body.contains("node_systemd_"),
+        "the systemd collector stays off"
+    );
+    bus.down();
+    let body = agent.scrape("/metrics");
+    assert_eq!(
+        must_value(
+            &body,
+            "node_scrape_collector_success",
+            &[("collector", "logind")]
+        ),
+        0.0
+    );
+    bus.up();
+    let body = agent.scrape("/metrics");
+    assert_logind_sessions(&body, &agent);
+    assert!(
+        agent.try_exit().is_none(),
+        "the agent died\n{}",
+        agent.diagnostics()
+    );
+    assert_seccomp_everywhere(&agent, dir.uid);
+}
+
+/// Both D-Bus collectors together share the one connection: both succeed.
+#[test]
+fn systemd_and_logind_share_the_bus() {
+    let bus = MockBus::start();
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .args(ALL_FLAGS)
+        .args(["--collector.logind"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_logind_sessions(&body, &agent);
+    assert_eq!(systemd_lines(&body), EXPECTED, "{}", agent.diagnostics());
+    assert!(
+        agent
+            .log()
+            .contains("systemd and logind collector: connected to the system bus"),
+        "{}",
+        agent.diagnostics()
+    );
 }

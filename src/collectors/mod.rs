@@ -64,6 +64,7 @@ pub const KNOWN: &[Known] = known! {
     ipvs: true => ipvs::collector,
     ksmd: false => ksmd::collector,
     loadavg: true => |_| Box::new(loadavg::LoadAvg),
+    logind: false => logind::collector,
     mdadm: true => mdadm::collector,
     meminfo: true => |_| Box::new(meminfo::MemInfo),
     meminfo_numa: false => meminfo_numa::collector,
@@ -128,8 +129,13 @@ pub fn warm_up(paths: &Paths) {
 /// the connections enabled collectors make as the agent's user. The system bus for `systemd`;
 /// later reconnections happen under the sandbox, allowed by the collector's policy fragment.
 pub fn connect_before_sandbox(enabled: &[&str]) {
-    if enabled.contains(&"systemd") {
-        systemd::connect_before_sandbox();
+    // `systemd` and `logind` share one connection to the system bus.
+    let on_bus: Vec<&str> = ["systemd", "logind"]
+        .into_iter()
+        .filter(|c| enabled.contains(c))
+        .collect();
+    if !on_bus.is_empty() {
+        systemd::connect_before_sandbox(&on_bus.join(" and "));
     }
 }
 
@@ -170,6 +176,7 @@ pub mod interrupts;
 pub mod ipvs;
 pub mod ksmd;
 pub mod loadavg;
+pub mod logind;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;

@@ -217,7 +217,13 @@ impl Collector for Systemd {
     fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let include = self.settings.include.clone().map_err(CollectError::Other)?;
         let exclude = self.settings.exclude.clone().map_err(CollectError::Other)?;
-        let snapshot = with_bus(|bus| bus.snapshot(&self.settings, &include, &exclude))?;
+        let settings = &self.settings;
+        let (include, exclude) = (&include, &exclude);
+        let snapshot = with_bus(|bus| {
+            bus.run("systemd", |conn| async move {
+                read_snapshot(&conn, settings, include, exclude).await
+            })
+        })?;
         render(&snapshot, &self.settings)
     }
 }
@@ -635,47 +641,46 @@ impl Bus {
         Ok(())
     }
 
-    /// One scrape's reads; `Err(true)` when the connection is broken.
-    fn snapshot(
-        &mut self,
-        opts: &Settings,
-        include: &Regex,
-        exclude: &Regex,
-    ) -> Result<Snapshot, CollectError> {
+    /// One scrape's calls, `f` on the connection: connects first when there is no connection,
+    /// and once more when the calls find it broken (dbus restarted). `f` returns whether an
+    /// error means a broken connection. `who` names the collector in the log.
+    pub(crate) fn run<T, F, Fut>(&mut self, who: &str, f: F) -> Result<T, CollectError>
+    where
+        F: Fn(zbus::Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, (CollectError, bool)>>,
+    {
         if self.conn.is_none() {
             self.connect()?;
         }
-        match self.try_snapshot(opts, include, exclude) {
-            Ok(s) => Ok(s),
-            Err((e, broken)) => {
-                if !broken {
-                    return Err(e);
-                }
+        match self.attempt(&f) {
+            Ok(v) => Ok(v),
+            Err((e, false)) => Err(e),
+            Err((e, true)) => {
                 // The bus went away (dbus restarted): connect again, once.
-                log::info!("systemd collector: {e}; connecting to the system bus again");
+                log::info!("{who} collector: {e}; connecting to the system bus again");
                 self.connect()?;
-                self.try_snapshot(opts, include, exclude)
-                    .map_err(|(e, _)| e)
+                self.attempt(&f).map_err(|(e, _)| e)
             }
         }
     }
 
-    fn try_snapshot(
-        &self,
-        opts: &Settings,
-        include: &Regex,
-        exclude: &Regex,
-    ) -> Result<Snapshot, (CollectError, bool)> {
+    fn attempt<T, F, Fut>(&self, f: &F) -> Result<T, (CollectError, bool)>
+    where
+        F: Fn(zbus::Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, (CollectError, bool)>>,
+    {
         let Some(conn) = &self.conn else {
             return Err((CollectError::Other("not connected".into()), true));
         };
-        self.rt
-            .block_on(read_snapshot(conn, opts, include, exclude))
+        self.rt.block_on(f(conn.clone()))
     }
 }
 
-/// Runs `f` on the process's bus connection, creating it when needed.
-fn with_bus<T>(f: impl FnOnce(&mut Bus) -> Result<T, CollectError>) -> Result<T, CollectError> {
+/// Runs `f` on the process's bus connection (shared by the `systemd` and `logind`
+/// collectors; scrapes take turns), creating it when needed.
+pub(crate) fn with_bus<T>(
+    f: impl FnOnce(&mut Bus) -> Result<T, CollectError>,
+) -> Result<T, CollectError> {
     let mut guard = BUS
         .lock()
         .map_err(|_| CollectError::Other("D-Bus connection state poisoned".into()))?;
@@ -689,14 +694,15 @@ fn with_bus<T>(f: impl FnOnce(&mut Bus) -> Result<T, CollectError>) -> Result<T,
 }
 
 /// Start-up, after the privilege drop and before the sandbox, on the single start-up thread:
-/// the first connection to the system bus, as the agent's user. Failure is not fatal (the bus
-/// may not be up yet): the first scrape connects again, and says why it cannot.
-pub fn connect_before_sandbox() {
+/// the first connection to the system bus, as the agent's user, for the collectors `who`
+/// (e.g. `systemd`, `logind`), which share it. Failure is not fatal (the bus may not be up
+/// yet): the first scrape connects again, and says why it cannot.
+pub fn connect_before_sandbox(who: &str) {
     let r = with_bus(|bus| bus.connect());
     match r {
-        Ok(()) => log::info!("systemd collector: connected to the system bus"),
+        Ok(()) => log::info!("{who} collector: connected to the system bus"),
         Err(e) => log::warn!(
-            "systemd collector: cannot connect to the system bus now ({e}); each scrape \
+            "{who} collector: cannot connect to the system bus now ({e}); each scrape \
              tries again"
         ),
     }
