@@ -43,6 +43,7 @@ macro_rules! known {
 pub const KNOWN: &[Known] = known! {
     arp: true => arp::collector,
     bcache: true => bcache::collector,
+    bcachefs: true => bcachefs::collector,
     bonding: true => bonding::collector,
     btrfs: true => btrfs::collector,
     buddyinfo: false => buddyinfo::collector,
@@ -146,6 +147,7 @@ crate::collector::options::options_table! {
 
 pub mod arp;
 pub mod bcache;
+pub mod bcachefs;
 pub mod bonding;
 pub mod btrfs;
 pub mod buddyinfo;
