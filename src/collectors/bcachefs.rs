@@ -509,30 +509,14 @@ impl Collector for Bcachefs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::{fixture, fixture_copy, lines, sysfs, sysfs_at};
+    use crate::collectors::testutil::{
+        expected_1_12, fixture, fixture_copy, lines, sysfs, sysfs_at,
+    };
 
     const UUID: &str = "deadbeef-1234-5678-9012-abcdefabcdef";
 
     fn fs_dir() -> std::path::PathBuf {
         fixture("ne112", "kernel-stats/sys/fs/bcachefs").join(UUID)
-    }
-
-    /// node_exporter 1.12's e2e-output.txt lines for bcachefs (this fixture is its tree).
-    fn expected() -> Vec<lines::Line> {
-        let text = std::fs::read_to_string(fixture("ne112", "kernel-stats/expected-1.12.prom"))
-            .expect("expected output");
-        let mut keep = false;
-        let mut out = String::new();
-        for l in text.lines() {
-            if let Some(rest) = l.strip_prefix("# HELP ") {
-                keep = rest.starts_with("node_bcachefs_");
-            }
-            if keep {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        lines::parse(&out)
     }
 
     #[test]
@@ -541,7 +525,7 @@ mod tests {
             .collect(&sysfs("ne112", "kernel-stats/sys"))
             .expect("collects");
         let got = lines::render(&lines::sorted(fams));
-        let want = expected();
+        let want = expected_1_12("node_bcachefs_");
         assert_eq!(want.len(), 305 + 2 * (13 + 130), "the 1.12 golden lines");
         assert_eq!(got, want);
     }

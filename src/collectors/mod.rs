@@ -47,12 +47,14 @@ pub const KNOWN: &[Known] = known! {
     bonding: true => bonding::collector,
     btrfs: true => btrfs::collector,
     buddyinfo: false => buddyinfo::collector,
+    cgroups: false => cgroups::collector,
     conntrack: true => conntrack::collector,
     cpu: true => |_| Box::new(cpu::Cpu),
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
     dmi: true => dmi::collector,
+    drbd: false => drbd::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
     fibrechannel: true => fibrechannel::collector,
@@ -62,6 +64,7 @@ pub const KNOWN: &[Known] = known! {
     infiniband: true => infiniband::collector,
     interrupts: false => interrupts::collector,
     ipvs: true => ipvs::collector,
+    kernel_hung: true => kernel_hung::collector,
     ksmd: false => ksmd::collector,
     loadavg: true => |_| Box::new(loadavg::LoadAvg),
     mdadm: true => mdadm::collector,
@@ -82,6 +85,7 @@ pub const KNOWN: &[Known] = known! {
     rapl: true => rapl::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
+    slabinfo: false => slabinfo::collector,
     sockstat: true => sockstat::collector,
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
@@ -97,6 +101,7 @@ pub const KNOWN: &[Known] = known! {
     uname: true => |_| Box::new(uname::Uname),
     vmstat: true => vmstat::collector,
     watchdog: true => watchdog::collector,
+    xfrm: false => xfrm::collector,
     xfs: true => xfs::collector,
     zfs: true => zfs::collector,
     zoneinfo: false => zoneinfo::collector,
@@ -140,6 +145,7 @@ crate::collector::options::options_table! {
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
+    slabinfo: slabinfo::SlabinfoOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
@@ -151,12 +157,14 @@ pub mod bcachefs;
 pub mod bonding;
 pub mod btrfs;
 pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod drbd;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
@@ -166,6 +174,7 @@ pub mod hwmon;
 pub mod infiniband;
 pub mod interrupts;
 pub mod ipvs;
+pub mod kernel_hung;
 pub mod ksmd;
 pub mod loadavg;
 pub mod mdadm;
@@ -187,6 +196,7 @@ pub mod processes;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
@@ -202,6 +212,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
 pub mod zoneinfo;
