@@ -1107,6 +1107,9 @@ device_include = "^eth"
 ignored_devices = "^$"
 [collector.powersupplyclass]
 ignored_supplies = "^$"
+[collector.slabinfo]
+slabs_include = "^(kmalloc|dentry)"
+slabs_exclude = "-rcl-"
 [collector.sysctl]
 include = ["vm.swappiness", "net.ipv4.tcp_rmem:min,default,max"]
 include_info = ["kernel.ostype"]

@@ -220,3 +220,21 @@ pub(crate) mod hw {
         super::render(fams)
     }
 }
+
+/// node_exporter 1.12's output (its e2e-output.txt) for the families whose names start with
+/// `prefix`, from `tests/fixtures/ne112/kernel-stats/expected-1.12.prom`, as comparable lines.
+pub(crate) fn expected_1_12(prefix: &str) -> Vec<lines::Line> {
+    let text = fixture_text("ne112", "kernel-stats/expected-1.12.prom");
+    let mut keep = false;
+    let mut out = String::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# HELP ") {
+            keep = rest.starts_with(prefix);
+        }
+        if keep {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    lines::parse(&out)
+}

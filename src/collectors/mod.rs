@@ -43,15 +43,18 @@ macro_rules! known {
 pub const KNOWN: &[Known] = known! {
     arp: true => arp::collector,
     bcache: true => bcache::collector,
+    bcachefs: true => bcachefs::collector,
     bonding: true => bonding::collector,
     btrfs: true => btrfs::collector,
     buddyinfo: false => buddyinfo::collector,
+    cgroups: false => cgroups::collector,
     conntrack: true => conntrack::collector,
     cpu: true => |_| Box::new(cpu::Cpu),
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
     dmi: true => dmi::collector,
+    drbd: false => drbd::collector,
     drm: false => drm::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
@@ -62,6 +65,7 @@ pub const KNOWN: &[Known] = known! {
     infiniband: true => infiniband::collector,
     interrupts: false => interrupts::collector,
     ipvs: true => ipvs::collector,
+    kernel_hung: true => kernel_hung::collector,
     ksmd: false => ksmd::collector,
     loadavg: true => |_| Box::new(loadavg::LoadAvg),
     logind: false => logind::collector,
@@ -84,6 +88,7 @@ pub const KNOWN: &[Known] = known! {
     rapl: true => rapl::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
+    slabinfo: false => slabinfo::collector,
     sockstat: true => sockstat::collector,
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
@@ -100,6 +105,7 @@ pub const KNOWN: &[Known] = known! {
     uname: true => |_| Box::new(uname::Uname),
     vmstat: true => vmstat::collector,
     watchdog: true => watchdog::collector,
+    xfrm: false => xfrm::collector,
     xfs: true => xfs::collector,
     zfs: true => zfs::collector,
     zoneinfo: false => zoneinfo::collector,
@@ -148,6 +154,7 @@ crate::collector::options::options_table! {
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
+    slabinfo: slabinfo::SlabinfoOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
@@ -155,15 +162,18 @@ crate::collector::options::options_table! {
 
 pub mod arp;
 pub mod bcache;
+pub mod bcachefs;
 pub mod bonding;
 pub mod btrfs;
 pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod drbd;
 pub mod drm;
 pub mod edac;
 pub mod entropy;
@@ -174,6 +184,7 @@ pub mod hwmon;
 pub mod infiniband;
 pub mod interrupts;
 pub mod ipvs;
+pub mod kernel_hung;
 pub mod ksmd;
 pub mod loadavg;
 pub mod logind;
@@ -197,6 +208,7 @@ pub mod processes;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
@@ -213,6 +225,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
 pub mod zoneinfo;
