@@ -51,6 +51,7 @@ pub const KNOWN: &[Known] = known! {
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
+    dmmultipath: true => dmmultipath::collector,
     dmi: true => dmi::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
@@ -62,6 +63,7 @@ pub const KNOWN: &[Known] = known! {
     interrupts: false => interrupts::collector,
     ipvs: true => ipvs::collector,
     ksmd: false => ksmd::collector,
+    lnstat: false => lnstat::collector,
     loadavg: true => |_| Box::new(loadavg::LoadAvg),
     mdadm: true => mdadm::collector,
     meminfo: true => |_| Box::new(meminfo::MemInfo),
@@ -75,9 +77,11 @@ pub const KNOWN: &[Known] = known! {
     nfsd: true => nfsd::collector,
     nvme: true => nvme::collector,
     os: true => os::collector,
+    pcidevice: false => pcidevice::collector,
     powersupplyclass: true => powersupplyclass::collector,
     pressure: true => pressure::collector,
     processes: false => processes::collector,
+    qdisc: false => qdisc::collector,
     rapl: true => rapl::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
@@ -96,6 +100,7 @@ pub const KNOWN: &[Known] = known! {
     uname: true => |_| Box::new(uname::Uname),
     vmstat: true => vmstat::collector,
     watchdog: true => watchdog::collector,
+    wifi: false => wifi::collector,
     xfs: true => xfs::collector,
     zfs: true => zfs::collector,
     zoneinfo: false => zoneinfo::collector,
@@ -130,6 +135,26 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
     }
 }
 
+/// The files outside procfs and sysfs that the enabled collectors read, each granted by
+/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`.
+/// The fixture options move out of `options` (start-up settings, as the textfile directory).
+pub fn collector_files(
+    enabled: &std::collections::BTreeSet<&'static str>,
+    options: &mut Options,
+) -> crate::collector::CollectorFiles {
+    let nonempty = |p: Option<std::path::PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let qdisc = nonempty(options.qdisc.fixtures.take());
+    let wifi = nonempty(options.wifi.fixtures.take());
+    crate::collector::CollectorFiles {
+        pci_ids: enabled
+            .contains("pcidevice")
+            .then(|| pcidevice::pci_ids_file(&options.pcidevice))
+            .flatten(),
+        qdisc_fixtures: qdisc.filter(|_| enabled.contains("qdisc")),
+        wifi_fixtures: wifi.filter(|_| enabled.contains("wifi")),
+    }
+}
+
 crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
@@ -138,10 +163,13 @@ crate::collector::options::options_table! {
     filesystem: filesystem::FilesystemOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
+    pcidevice: pcidevice::PcideviceOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
+    qdisc: qdisc::QdiscOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
+    wifi: wifi::WifiOptions,
 }
 
 pub mod arp;
@@ -155,21 +183,26 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod dmmultipath;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
+pub mod gojson;
 pub mod hwmon;
 pub mod infiniband;
 pub mod interrupts;
 pub mod ipvs;
 pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
 pub mod mountstats;
+#[cfg(test)]
+mod ne112;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
@@ -178,10 +211,12 @@ pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
 pub mod os;
+pub mod pcidevice;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod process;
 pub mod processes;
+pub mod qdisc;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
@@ -200,6 +235,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod wifi;
 pub mod xfs;
 pub mod zfs;
 pub mod zoneinfo;
