@@ -679,6 +679,43 @@ mod tests {
     }
 
     #[test]
+    fn collector_files_are_start_up_settings_of_enabled_collectors() {
+        // Flags: the fixtures and pci.ids move into `Paths::collector_files`, out of the
+        // reloadable options.
+        let s = Settings::load(&cli(&[
+            "--collector.qdisc",
+            "--collector.qdisc.fixtures=/q",
+            "--collector.wifi.fixtures=/w",
+            "--collector.pcidevice",
+            "--collector.pcidevice.names",
+            "--collector.pcidevice.idsfile=/ids/pci.ids",
+        ]))
+        .expect("loads");
+        let files = &s.startup.paths.collector_files;
+        assert_eq!(files.qdisc_fixtures, Some(PathBuf::from("/q")));
+        // wifi is not enabled: its fixtures are not granted.
+        assert_eq!(files.wifi_fixtures, None);
+        assert_eq!(files.pci_ids, Some(PathBuf::from("/ids/pci.ids")));
+        assert_eq!(s.reloadable.collectors.options.qdisc.fixtures, None);
+        assert_eq!(s.reloadable.collectors.options.pcidevice.names, Some(true));
+        // The file's tables give the same, and a change waits for a restart.
+        let f = with_file(
+            "[collectors]\nenable = [\"wifi\"]\n[collector.wifi]\nfixtures = \"/w\"\n",
+            &[],
+        )
+        .expect("loads");
+        assert_eq!(
+            f.startup.paths.collector_files.wifi_fixtures,
+            Some(PathBuf::from("/w"))
+        );
+        assert!(s
+            .startup
+            .changes(&f.startup)
+            .iter()
+            .any(|c| c.starts_with("collector files")));
+    }
+
+    #[test]
     fn listen_addresses_parse() {
         assert_eq!(":9100".parse(), Ok(ListenAddr::Any(9100)));
         assert_eq!(
