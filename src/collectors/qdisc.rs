@@ -26,7 +26,8 @@ collector_options! {
     /// Options of the qdisc collector (`[collector.qdisc]` in the file).
     pub struct QdiscOptions {
         /// test fixtures to use for qdisc collector end-to-end testing: a directory holding
-        /// results.json (granted by Landlock; a change needs a restart).
+        /// results.json (granted by Landlock; a change needs a restart). Without it the collector
+        /// fails: its live rtnetlink mode is not built yet.
         #[arg(id = "collector.qdisc.fixtures", long = "collector.qdisc.fixtures", value_name = "DIR")]
         pub fixtures: Option<PathBuf>,
         /// Regexp of qdisc devices to include (mutually exclusive to device-exclude).

@@ -33,7 +33,8 @@ collector_options! {
     /// Options of the wifi collector (`[collector.wifi]` in the file).
     pub struct WifiOptions {
         /// test fixtures to use for wifi collector metrics: a directory (granted by Landlock;
-        /// a change needs a restart).
+        /// a change needs a restart). Without it the collector fails: its live nl80211 mode is
+        /// not built yet.
         #[arg(id = "collector.wifi.fixtures", long = "collector.wifi.fixtures", value_name = "DIR")]
         pub fixtures: Option<PathBuf>,
     }
