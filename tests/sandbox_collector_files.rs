@@ -11,6 +11,11 @@
 //!   Landlock rules in a forked child: the pci.ids file and `results.json` are readable, their
 //!   neighbours and directories are not; the wifi fixture directory is readable, its parent
 //!   is not; a disabled collector's file is not granted at all.
+//! - `qdisc_live_mode_under_the_real_sandbox`: qdisc without fixtures dumps the host's qdiscs
+//!   over the rtnetlink socket it opened before the sandbox: success, the same root qdiscs as
+//!   `tc -j qdisc show`, on several scrapes, and the agent holds exactly one netlink socket;
+//!   with the default collectors it holds none. (That no new netlink socket can be made under
+//!   the sandbox, qdisc enabled or not, is `tests/sandbox_escape.rs`'s `netlink_socket`.)
 
 mod common;
 
@@ -241,4 +246,82 @@ fn collector_files_are_granted_alone() {
         }
     });
     assert_eq!(code, 0, "see the child's messages above");
+}
+
+/// The agent's netlink sockets: its descriptors' socket inodes found in `/proc/net/netlink`.
+fn netlink_sockets(pid: u32) -> usize {
+    let netlink: BTreeSet<u64> = fs::read_to_string("/proc/net/netlink")
+        .expect("/proc/net/netlink")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect();
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the agent's descriptors")
+        .filter_map(|e| {
+            let t = fs::read_link(e.ok()?.path()).ok()?;
+            let t = t.to_str()?;
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse::<u64>()
+                .ok()
+        })
+        .filter(|i| netlink.contains(i))
+        .count()
+}
+
+#[test]
+fn qdisc_live_mode_under_the_real_sandbox() {
+    let tc = common::find_program("tc").expect("tc (iproute2, installed by scripts/test.sh)");
+    let out = std::process::Command::new(tc)
+        .args(["-j", "qdisc", "show"])
+        .output()
+        .expect("tc -j qdisc show");
+    assert!(out.status.success(), "tc: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("tc's JSON");
+    let want: BTreeSet<(String, String)> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|q| q["root"] == serde_json::Value::Bool(true))
+        .map(|q| {
+            (
+                q["dev"].as_str().expect("dev").to_string(),
+                q["kind"].as_str().expect("kind").to_string(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty(), "tc shows no root qdisc: {v}");
+
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .args(["--collector.disable-defaults", "--collector.qdisc"])
+        .spawn();
+    for _ in 0..3 {
+        let body = agent.scrape("/metrics");
+        assert_sandbox_enforced(&body, "qdisc live", || agent.diagnostics());
+        assert_eq!(
+            collector_success(&body).get("qdisc"),
+            Some(&1.0),
+            "{}",
+            agent.diagnostics()
+        );
+        let got: BTreeSet<(String, String)> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("node_qdisc_packets_total{device=\""))
+            .filter_map(|l| {
+                let (dev, rest) = l.split_once("\",kind=\"")?;
+                let (kind, _) = rest.split_once('"')?;
+                Some((dev.to_string(), kind.to_string()))
+            })
+            .collect();
+        assert_eq!(got, want, "the agent's root qdiscs (left), tc's (right)");
+    }
+    assert_eq!(netlink_sockets(agent.pid()), 1, "{}", agent.diagnostics());
+    drop(agent);
+
+    let dir = TestDir::new();
+    let agent = Start::new(&dir).spawn();
+    agent.scrape("/metrics");
+    assert_eq!(netlink_sockets(agent.pid()), 0, "default collectors");
 }

@@ -127,11 +127,17 @@ pub fn warm_up(paths: &Paths) {
 }
 
 /// Start-up, after the privilege drop and before the sandbox (on the single start-up thread):
-/// the connections enabled collectors make as the agent's user. The system bus for `systemd`;
-/// later reconnections happen under the sandbox, allowed by the collector's policy fragment.
+/// the connections enabled collectors make as the agent's user. The system bus for `systemd`
+/// (later reconnections happen under the sandbox, allowed by the collector's policy fragment);
+/// the rtnetlink socket of `qdisc`'s live mode (kept for the process's life).
 pub fn connect_before_sandbox(enabled: &[&str]) {
     if enabled.contains(&"systemd") {
         systemd::connect_before_sandbox();
+    }
+    // qdisc's live mode: its rtnetlink socket (no policy fragment: only `sendto` without an
+    // address and `recvfrom` on it afterwards, both in the base policy).
+    if enabled.contains(&"qdisc") {
+        qdisc::connect_before_sandbox();
     }
 }
 

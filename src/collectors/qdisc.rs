@@ -12,11 +12,29 @@
 //!   (`IfaceName`, `Parent`, `Kind`, `Bytes`, `Packets`, `Drops`, `Requeues`, `Overlimits`,
 //!   `Qlen`, `Backlog`, ...), decoded as Go's encoding/json does ([`super::gojson`]). Landlock
 //!   grants exactly that file (SECURITY.md). Any read or decode error fails the collector.
-//! - Without fixtures 1.12 dumps the qdiscs over rtnetlink (`RTM_GETQDISC`). That live mode is
-//!   **not built yet** in this agent: the collector fails on every scrape with an error saying
-//!   so (it never reports made-up values).
+//! - Without fixtures (the live mode), as 1.12's ema/qdisc: an `RTM_GETQDISC` dump over
+//!   rtnetlink, `TCA_STATS2` (basic and queue statistics) then the legacy `TCA_STATS` in the
+//!   order the kernel sends them, a parent of `TC_H_ROOT` counting as 0 (root). Device names
+//!   come from `/sys/class/net/*/ifindex` (ema/qdisc asks rtnetlink with `net.Interfaces()`);
+//!   an index without a name gets `device=""`, as there.
+//! - The rtnetlink socket is opened once, before the sandbox, as the agent's user
+//!   ([`connect_before_sandbox`], when the collector is enabled at start-up), bound by the
+//!   kernel and connected to it; under the sandbox it is only written (`sendto` without an
+//!   address) and read (`recvfrom`), which the base seccomp policy allows: no new socket, no
+//!   policy fragment. Enabled later by SIGHUP, the collector has no socket and says that it
+//!   needs a restart. Messages left from an interrupted dump are drained before each request
+//!   and replies are matched by sequence number; a read waits at most 5 s.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::options::{collector_options, Pattern};
 use super::{gojson, read_to_string, CollectError, Collector, DeviceFilter, Options, Paths};
@@ -26,8 +44,8 @@ collector_options! {
     /// Options of the qdisc collector (`[collector.qdisc]` in the file).
     pub struct QdiscOptions {
         /// test fixtures to use for qdisc collector end-to-end testing: a directory holding
-        /// results.json (granted by Landlock; a change needs a restart). Without it the collector
-        /// fails: its live rtnetlink mode is not built yet.
+        /// results.json (granted by Landlock; a change needs a restart). Without it the qdiscs
+        /// are dumped over rtnetlink.
         #[arg(id = "collector.qdisc.fixtures", long = "collector.qdisc.fixtures", value_name = "DIR")]
         pub fixtures: Option<PathBuf>,
         /// Regexp of qdisc devices to include (mutually exclusive to device-exclude).
@@ -169,9 +187,198 @@ pub struct Qdisc {
     filter: DeviceFilter,
 }
 
-/// The error of the live mode, which this agent does not have yet.
-pub const LIVE_MODE_MISSING: &str = "qdisc: live mode (rtnetlink RTM_GETQDISC dump) is not \
-     built yet in this agent; only --collector.qdisc.fixtures is supported";
+/// The live mode's rtnetlink socket and the last sequence number used, opened before the
+/// sandbox (or the reason it could not be).
+static SOCKET: OnceLock<Result<Mutex<(Socket, u32)>, String>> = OnceLock::new();
+
+/// Opens the live mode's rtnetlink socket: on the single start-up thread, after the privilege
+/// drop and before the sandbox (which allows no `socket`, `bind` or `connect`).
+pub fn connect_before_sandbox() {
+    let r = open_socket()
+        .map(|s| Mutex::new((s, 0)))
+        .map_err(|e| format!("cannot open the rtnetlink socket at start-up: {e}"));
+    if let Err(e) = &r {
+        log::warn!("qdisc: {e}");
+    }
+    let _ = SOCKET.set(r);
+}
+
+fn open_socket() -> std::io::Result<Socket> {
+    let mut s = Socket::new(NETLINK_ROUTE)?;
+    s.bind_auto()?;
+    // Connected to the kernel: requests are sent without an address (the sandbox allows no
+    // other `sendto`).
+    s.connect(&SocketAddr::new(0, 0))?;
+    // As ema/qdisc; kernels before 4.20 do not know it.
+    if let Err(e) = s.set_netlink_get_strict_chk(true) {
+        if e.raw_os_error() != Some(libc::ENOPROTOOPT) {
+            return Err(e);
+        }
+    }
+    let timeout = nix::sys::time::TimeVal::new(5, 0);
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)?;
+    Ok(s)
+}
+
+/// One qdisc of a dump (ema/qdisc's `parseMessage`), its device named by `names`.
+pub fn from_tc(tc: &TcMessage, names: &HashMap<i32, String>) -> QdiscInfo {
+    let parent = u32::from(tc.header.parent);
+    let mut q = QdiscInfo {
+        iface_name: names.get(&tc.header.index).cloned().unwrap_or_default(),
+        parent: if parent == u32::MAX { 0 } else { parent },
+        ..QdiscInfo::default()
+    };
+    for a in &tc.attributes {
+        match a {
+            TcAttribute::Kind(k) => q.kind = k.clone(),
+            TcAttribute::Stats2(stats) => {
+                let (mut bytes, mut packets) = (0, 0);
+                let (mut qlen, mut backlog, mut drops, mut requeues, mut overlimits) =
+                    (0, 0, 0, 0, 0);
+                for st in stats {
+                    match st {
+                        TcStats2::Basic(b) => (bytes, packets) = (b.bytes, b.packets),
+                        TcStats2::Queue(qu) => {
+                            (qlen, backlog, drops, requeues, overlimits) =
+                                (qu.qlen, qu.backlog, qu.drops, qu.requeues, qu.overlimits)
+                        }
+                        _ => {}
+                    }
+                }
+                (
+                    q.bytes,
+                    q.packets,
+                    q.drops,
+                    q.requeues,
+                    q.overlimits,
+                    q.qlen,
+                    q.backlog,
+                ) = (bytes, packets, drops, requeues, overlimits, qlen, backlog);
+            }
+            TcAttribute::Stats(st) => {
+                (q.bytes, q.packets, q.drops, q.overlimits, q.qlen, q.backlog) = (
+                    st.bytes,
+                    st.packets,
+                    st.drops,
+                    st.overlimits,
+                    st.qlen,
+                    st.backlog,
+                );
+            }
+            _ => {}
+        }
+    }
+    q
+}
+
+/// The `RTM_GETQDISC` dump request with sequence number `seq`.
+pub fn dump_request(seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default())),
+    );
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
+/// Parses one datagram of the dump: its qdiscs (messages of sequence `seq` only) into `out`;
+/// `true` once the dump is done.
+pub fn parse_datagram(
+    mut data: &[u8],
+    seq: u32,
+    names: &HashMap<i32, String>,
+    out: &mut Vec<QdiscInfo>,
+) -> Result<bool, String> {
+    while !data.is_empty() {
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(data)
+            .map_err(|e| format!("bad rtnetlink message: {e}"))?;
+        let len = msg.header.length as usize;
+        if len == 0 {
+            return Err("rtnetlink message of length 0".into());
+        }
+        // Messages are 4-byte aligned within a datagram.
+        data = data.get(len.saturating_add(3) & !3..).unwrap_or(&[]);
+        if msg.header.sequence_number != seq {
+            continue;
+        }
+        match msg.payload {
+            NetlinkPayload::Done(_) => return Ok(true),
+            NetlinkPayload::Error(e) if e.code.is_some() => {
+                return Err(format!("RTM_GETQDISC: {}", e.to_io()))
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc)) => {
+                out.push(from_tc(&tc, names));
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// The interface names by index, from `/sys/class/net/<name>/ifindex`.
+fn interface_names(paths: &Paths) -> HashMap<i32, String> {
+    let dir = paths.sys("class/net");
+    super::glob_names(&dir, |_| true)
+        .into_iter()
+        .filter_map(|n| {
+            let i = super::fsio::read_to_string(dir.join(&n).join("ifindex")).ok()?;
+            Some((i.trim().parse().ok()?, n))
+        })
+        .collect()
+}
+
+/// The live mode: a dump over the socket opened before the sandbox.
+fn live(paths: &Paths) -> Result<Vec<QdiscInfo>, CollectError> {
+    let sock = match SOCKET.get() {
+        None => {
+            return Err(CollectError::Other(
+                "qdisc: no rtnetlink socket: it is opened at start-up when the collector is \
+                 enabled (enabled by a reload, the collector needs a restart)"
+                    .into(),
+            ))
+        }
+        Some(Err(e)) => return Err(CollectError::Other(format!("qdisc: {e}"))),
+        Some(Ok(s)) => s,
+    };
+    let names = interface_names(paths);
+    let mut guard = sock.lock().unwrap_or_else(|p| p.into_inner());
+    let (socket, seq) = &mut *guard;
+    let err = |what: &str, e: std::io::Error| CollectError::Other(format!("qdisc: {what}: {e}"));
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    // Whatever an interrupted dump left behind.
+    loop {
+        buf.clear();
+        match socket.recv(&mut buf, libc::MSG_DONTWAIT) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(err("draining the rtnetlink socket", e)),
+        }
+    }
+    *seq = seq.wrapping_add(1);
+    socket
+        .send(&dump_request(*seq), 0)
+        .map_err(|e| err("sending RTM_GETQDISC", e))?;
+    let mut out = Vec::new();
+    loop {
+        buf.clear();
+        let n = socket
+            .recv(&mut buf, 0)
+            .map_err(|e| err("reading the RTM_GETQDISC dump", e))?;
+        if n > buf.len() {
+            return Err(CollectError::Other(format!(
+                "qdisc: rtnetlink datagram of {n} bytes truncated"
+            )));
+        }
+        if parse_datagram(&buf, *seq, &names, &mut out).map_err(CollectError::Other)? {
+            return Ok(out);
+        }
+    }
+}
 
 impl Collector for Qdisc {
     fn name(&self) -> &'static str {
@@ -179,7 +386,7 @@ impl Collector for Qdisc {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let Some(dir) = &paths.collector_files.qdisc_fixtures else {
-            return Err(CollectError::Other(LIVE_MODE_MISSING.into()));
+            return Ok(families(&live(paths)?, &self.filter));
         };
         let path = dir.join("results.json");
         let text = read_to_string(&path)?;
@@ -225,11 +432,76 @@ mod tests {
     }
 
     #[test]
-    fn live_mode_fails_saying_it_is_not_built() {
+    fn dump_messages_as_ema_qdisc_reads_them() {
+        use netlink_packet_route::tc::{TcHandle, TcStats, TcStatsBasic, TcStatsQueue};
+        let mut basic = TcStatsBasic::default();
+        (basic.bytes, basic.packets) = (1000, 10);
+        let mut queue = TcStatsQueue::default();
+        (
+            queue.qlen,
+            queue.backlog,
+            queue.drops,
+            queue.requeues,
+            queue.overlimits,
+        ) = (1, 2, 3, 4, 5);
+        let mut legacy = TcStats::default();
+        (
+            legacy.bytes,
+            legacy.packets,
+            legacy.drops,
+            legacy.overlimits,
+        ) = (1000, 10, 3, 5);
+        (legacy.qlen, legacy.backlog) = (1, 2);
+        let mut tc = TcMessage::default();
+        tc.header.index = 2;
+        tc.header.parent = TcHandle::from(u32::MAX);
+        tc.attributes = vec![
+            TcAttribute::Kind("fq_codel".into()),
+            TcAttribute::Stats2(vec![TcStats2::Basic(basic), TcStats2::Queue(queue)]),
+            TcAttribute::Stats(legacy),
+        ];
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = 7;
+        let mut msg = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc)),
+        );
+        msg.finalize();
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        let names: HashMap<i32, String> = [(2, "eth0".to_string())].into();
+        let mut out = Vec::new();
+        assert_eq!(parse_datagram(&buf, 7, &names, &mut out), Ok(false));
+        assert_eq!(
+            out,
+            [QdiscInfo {
+                iface_name: "eth0".into(),
+                parent: 0,
+                kind: "fq_codel".into(),
+                bytes: 1000,
+                packets: 10,
+                drops: 3,
+                requeues: 4,
+                overlimits: 5,
+                qlen: 1,
+                backlog: 2,
+            }]
+        );
+        // Another sequence number is left alone; garbage is an error, not a panic.
+        let mut other = Vec::new();
+        assert_eq!(parse_datagram(&buf, 8, &names, &mut other), Ok(false));
+        assert!(other.is_empty());
+        assert!(parse_datagram(&[1, 2, 3], 7, &names, &mut other).is_err());
+        assert!(!dump_request(1).is_empty());
+    }
+
+    #[test]
+    fn live_mode_without_a_socket_says_why() {
+        // The unit tests never open the socket (that is start-up's, before the sandbox).
         let e = collector(&Options::default())
             .collect(&Paths::default())
-            .expect_err("no live mode");
-        assert!(e.to_string().contains("not built yet"), "{e}");
+            .expect_err("no socket");
+        assert!(e.to_string().contains("rtnetlink socket"), "{e}");
         assert!(!e.is_no_data());
     }
 
