@@ -232,6 +232,7 @@ impl StartupSettings {
                     rootfs,
                     udev_data,
                     textfile_directory,
+                    collector_files,
                 },
             listen,
             systemd_socket,
@@ -256,6 +257,10 @@ impl StartupSettings {
         differs(
             *textfile_directory != new.paths.textfile_directory,
             "collector.textfile.directory",
+        );
+        differs(
+            *collector_files != new.paths.collector_files,
+            "collector files granted by Landlock (pcidevice pci.ids, qdisc/wifi fixtures)",
         );
         // Listeners are bound before the sandbox, which allows no socket, bind or listen
         // afterwards (a new listener could be opened on any port through listen's automatic
@@ -506,14 +511,14 @@ impl Settings {
                 .map_or(16 * 1024, |p| p.0 as usize)
                 .max(8192),
         };
-        let (collectors, textfile_directory) = collector_settings(cli, f.collectors, f.collector)
-            .map_err(|msg| match &path {
-            Some(p) => ConfigError::Invalid {
-                path: p.clone(),
-                msg,
-            },
-            None => ConfigError::Flags(msg),
-        })?;
+        let (collectors, textfile_directory, collector_files) =
+            collector_settings(cli, f.collectors, f.collector).map_err(|msg| match &path {
+                Some(p) => ConfigError::Invalid {
+                    path: p.clone(),
+                    msg,
+                },
+                None => ConfigError::Flags(msg),
+            })?;
         let web_config_file = cli
             .web_config_file
             .clone()
@@ -541,6 +546,7 @@ impl Settings {
                 .or(f.paths.udev_data)
                 .unwrap_or("/run/udev/data".into()),
             textfile_directory,
+            collector_files,
         };
         Ok(Settings {
             startup: StartupSettings {
@@ -566,12 +572,20 @@ impl Settings {
 }
 
 /// Defaults, then the file's `[collectors]` table, then the flags.
-/// The collector settings, and the textfile directory (a start-up setting).
+/// The collector settings, the textfile directory and the other files collectors read outside
+/// procfs and sysfs (start-up settings: Landlock grants them).
 fn collector_settings(
     cli: &Cli,
     f: FileCollectors,
     file_options: crate::collectors::Options,
-) -> Result<(CollectorSettings, Option<PathBuf>), String> {
+) -> Result<
+    (
+        CollectorSettings,
+        Option<PathBuf>,
+        crate::collector::CollectorFiles,
+    ),
+    String,
+> {
     use crate::collectors::KNOWN;
     let disable_defaults = cli.disable_defaults || f.disable_defaults.unwrap_or(false);
     let mut enabled: std::collections::BTreeSet<&'static str> = KNOWN
@@ -599,6 +613,7 @@ fn collector_settings(
         .directory
         .take()
         .filter(|p| !p.as_os_str().is_empty());
+    let collector_files = crate::collectors::collector_files(&enabled, &mut options);
     let deadline = cli
         .collector_deadline
         .or(f.deadline_seconds.map(|s| s.0))
@@ -610,6 +625,7 @@ fn collector_settings(
             options,
         },
         textfile_directory,
+        collector_files,
     ))
 }
 
@@ -660,6 +676,43 @@ mod tests {
         let mut a = vec!["-c", &p];
         a.extend_from_slice(args);
         Settings::load(&cli(&a))
+    }
+
+    #[test]
+    fn collector_files_are_start_up_settings_of_enabled_collectors() {
+        // Flags: the fixtures and pci.ids move into `Paths::collector_files`, out of the
+        // reloadable options.
+        let s = Settings::load(&cli(&[
+            "--collector.qdisc",
+            "--collector.qdisc.fixtures=/q",
+            "--collector.wifi.fixtures=/w",
+            "--collector.pcidevice",
+            "--collector.pcidevice.names",
+            "--collector.pcidevice.idsfile=/ids/pci.ids",
+        ]))
+        .expect("loads");
+        let files = &s.startup.paths.collector_files;
+        assert_eq!(files.qdisc_fixtures, Some(PathBuf::from("/q")));
+        // wifi is not enabled: its fixtures are not granted.
+        assert_eq!(files.wifi_fixtures, None);
+        assert_eq!(files.pci_ids, Some(PathBuf::from("/ids/pci.ids")));
+        assert_eq!(s.reloadable.collectors.options.qdisc.fixtures, None);
+        assert_eq!(s.reloadable.collectors.options.pcidevice.names, Some(true));
+        // The file's tables give the same, and a change waits for a restart.
+        let f = with_file(
+            "[collectors]\nenable = [\"wifi\"]\n[collector.wifi]\nfixtures = \"/w\"\n",
+            &[],
+        )
+        .expect("loads");
+        assert_eq!(
+            f.startup.paths.collector_files.wifi_fixtures,
+            Some(PathBuf::from("/w"))
+        );
+        assert!(s
+            .startup
+            .changes(&f.startup)
+            .iter()
+            .any(|c| c.starts_with("collector files")));
     }
 
     #[test]

@@ -641,7 +641,7 @@ mod tests {
             "--collector.systemd",
             "--collector.systemd.unit-include=(ssh|cron)\\.service",
             "--collector.systemd.enable-restarts-metrics",
-            "--no-collector.wifi",
+            "--no-collector.supervisord",
             "--collector.processes",
             "--no-collector.zfs",
             "--collector.filesystem.ignored-mount-points=^/(sys|proc|dev)($|/)",
@@ -673,14 +673,14 @@ mod tests {
         assert_eq!(
             dropped,
             [
-                "--no-collector.wifi",
+                "--no-collector.supervisord",
                 "--collector.cpu.info",
                 "--log.format=json",
                 "--web.systemd-socket",
                 "stray",
             ]
         );
-        assert!(m.dropped[0].1.contains("no wifi collector"), "{m:?}");
+        assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
         assert!(
             m.dropped[1].1.contains("cpu collector has no info"),
             "{m:?}"
@@ -777,11 +777,11 @@ mod tests {
     #[test]
     fn rendered_file_is_read_back() {
         let m = migrate(
-            &words(&["--collector.wifi", "--web.listen-address=:9100"]),
+            &words(&["--collector.supervisord", "--web.listen-address=:9100"]),
             HOST,
         );
         let text = render(&m, Path::new(NODE_EXPORTER_DEFAULTS));
-        assert!(text.contains("--collector.wifi: this agent has no wifi collector"));
+        assert!(text.contains("--collector.supervisord: this agent has no supervisord collector"));
         let back = split_words(&args_value(&text).expect("ARGS")).expect("split");
         assert_eq!(back, m.args);
     }

@@ -432,6 +432,16 @@ fn readable_paths(startup: &StartupSettings) -> Vec<PathBuf> {
     }
     // Operator-configured: the textfile collector's directory.
     v.extend(paths.textfile_directory.clone());
+    // Enabled collectors' files outside procfs and sysfs, each alone: pcidevice's pci.ids,
+    // the qdisc fixture file, the wifi fixture directory. One that does not exist is not
+    // granted (the collector reports the read error).
+    v.extend(
+        paths
+            .collector_files
+            .grants()
+            .into_iter()
+            .filter(|p| p.exists()),
+    );
     if let Some(cfg) = &startup.config_file {
         v.push(ConfigAccess::of(cfg).granted(cfg));
     }

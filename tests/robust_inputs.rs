@@ -98,6 +98,9 @@ fn trees() -> &'static [Tree] {
                     [&roots.procfs, &roots.sysfs, &roots.rootfs, &roots.udev_data]
                         .into_iter()
                         .chain(roots.textfile_directory.as_ref())
+                        .chain(roots.collector_files.pci_ids.as_ref())
+                        .chain(roots.collector_files.qdisc_fixtures.as_ref())
+                        .chain(roots.collector_files.wifi_fixtures.as_ref())
                         .any(|r| abs.starts_with(r))
                 });
                 files.sort();
@@ -107,10 +110,12 @@ fn trees() -> &'static [Tree] {
     })
 }
 
+/// A tree may hold further trees beside its own roots (`tests/fixtures/ne112/` has `proc/` and
+/// `sys/` and the trees `swap/`, `drm/`, `kernel-stats/`): its roots are not searched again.
 fn find_tree_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if dir.join("proc").is_dir() || dir.join("sys").is_dir() {
+    let is_tree = dir.join("proc").is_dir() || dir.join("sys").is_dir();
+    if is_tree {
         out.push(dir.to_path_buf());
-        return;
     }
     if depth >= 2 {
         return;
@@ -118,7 +123,10 @@ fn find_tree_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
+        let root = ["proc", "sys", "root", "rootfs", "udev", "textfile"]
+            .iter()
+            .any(|r| e.file_name() == *r);
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !(is_tree && root) {
             find_tree_dirs(&p, depth + 1, out);
         }
     }
@@ -172,19 +180,28 @@ fn paths_of(dir: &Path) -> Paths {
         // A textfile directory of the procmisc group: the tree is the directory itself.
         Some(dir.to_path_buf())
     };
+    // The JSON fixtures of the qdisc and wifi collectors, and a pci.ids file (the ne112
+    // group), as their --collector.* flags would name them.
+    let some_dir = |n: &str| Some(dir.join(n)).filter(|p| p.is_dir());
     Paths {
         procfs: pick(&["proc"]),
         sysfs: pick(&["sys"]),
         rootfs: pick(&["rootfs", "root"]),
         udev_data: pick(&["udev/data"]),
         textfile_directory,
+        collector_files: collector::CollectorFiles {
+            pci_ids: Some(dir.join("pci.ids")).filter(|p| p.is_file()),
+            qdisc_fixtures: some_dir("qdisc"),
+            wifi_fixtures: some_dir("wifi"),
+        },
     }
 }
 
 /// Options that make the off-by-default collectors with options read something: the sysctl
-/// collector reads nothing unless told which sysctls.
+/// collector reads nothing unless told which sysctls; pcidevice reads pci.ids only with names.
 fn options() -> Options {
     let mut o = Options::default();
+    o.pcidevice.names = Some(true);
     let s = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
     o.sysctl.include = s(&[
         "vm.swappiness",
@@ -1200,5 +1217,32 @@ proptest! {
         }
         let _ = collectors::diskstats::parse_udev(&String::from_utf8_lossy(&b));
         let _ = collectors::diskstats::parse_udev(&arbitrary);
+    }
+}
+
+// pcidevice's pci.ids parser (read once per collector, so the tree mutations above reach it
+// only on the first scrape) and its name lookups, on mutated and arbitrary input.
+
+proptest! {
+    #![proptest_config(config(256))]
+    #[test]
+    fn pci_ids_never_panics(
+        muts in prop::collection::vec(mutation(), 1..6),
+        arbitrary in "([C\t]{0,3}[0-9a-f ]{0,8}( {2}[^\n]{0,10})?\n){0,12}",
+        class in ".{0,8}",
+    ) {
+        static FILE: OnceLock<Vec<u8>> = OnceLock::new();
+        let file = FILE.get_or_init(|| fs::read(fixtures().join("ne112/pci.ids")).expect("pci.ids"));
+        let mut b = file.clone();
+        for m in &muts {
+            b = apply(m, &b, 1 << 20);
+        }
+        for text in [String::from_utf8_lossy(&b).into_owned(), arbitrary] {
+            let ids = collectors::pcidevice::parse_pci_ids(&text);
+            let _ = ids.class_name(&class);
+            let _ = ids.vendor_name(&class);
+            let _ = ids.device_name(&class, &class);
+            let _ = ids.subsystem_name(&class, &class, &class, &class);
+        }
     }
 }

@@ -40,6 +40,35 @@ pub struct Paths {
     pub udev_data: PathBuf,
     /// `--collector.textfile.directory` (read through Landlock: see SECURITY.md).
     pub textfile_directory: Option<PathBuf>,
+    /// Files outside procfs and sysfs that enabled collectors read (each granted by Landlock).
+    pub collector_files: CollectorFiles,
+}
+
+/// Files and directories outside procfs and sysfs that enabled collectors read, each granted
+/// alone by Landlock (SECURITY.md, "Landlock"). Set only for an enabled collector; start-up
+/// settings (a change waits for a restart).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectorFiles {
+    /// pcidevice with `--collector.pcidevice.names`: the pci.ids file
+    /// (`--collector.pcidevice.idsfile`, or the first of node_exporter's default paths that
+    /// exists at start-up).
+    pub pci_ids: Option<PathBuf>,
+    /// qdisc: `--collector.qdisc.fixtures` (the directory; `results.json` in it is granted).
+    pub qdisc_fixtures: Option<PathBuf>,
+    /// wifi: `--collector.wifi.fixtures` (the directory, granted whole).
+    pub wifi_fixtures: Option<PathBuf>,
+}
+
+impl CollectorFiles {
+    /// What Landlock must grant for these files: exactly the files read (a directory for the
+    /// wifi fixtures, which are a tree of per-interface files).
+    pub fn grants(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        v.extend(self.pci_ids.clone());
+        v.extend(self.qdisc_fixtures.as_ref().map(|d| d.join("results.json")));
+        v.extend(self.wifi_fixtures.clone());
+        v
+    }
 }
 
 impl Default for Paths {
@@ -50,6 +79,7 @@ impl Default for Paths {
             rootfs: PathBuf::from("/"),
             udev_data: PathBuf::from("/run/udev/data"),
             textfile_directory: None,
+            collector_files: CollectorFiles::default(),
         }
     }
 }

@@ -192,6 +192,7 @@ pub(crate) mod hw {
             rootfs: b.join("root"),
             udev_data: b.join("udev"),
             textfile_directory: None,
+            collector_files: Default::default(),
         }
     }
 

@@ -1255,6 +1255,7 @@ mod tests {
             rootfs: PathBuf::from("/"),
             udev_data: root.join("run/udev/data"),
             textfile_directory: None,
+            collector_files: Default::default(),
         };
         let statter = leak(Statter::new(
             Box::new(|p: &Path| {

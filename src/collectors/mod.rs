@@ -53,6 +53,7 @@ pub const KNOWN: &[Known] = known! {
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
+    dmmultipath: true => dmmultipath::collector,
     dmi: true => dmi::collector,
     drbd: false => drbd::collector,
     drm: false => drm::collector,
@@ -67,6 +68,7 @@ pub const KNOWN: &[Known] = known! {
     ipvs: true => ipvs::collector,
     kernel_hung: true => kernel_hung::collector,
     ksmd: false => ksmd::collector,
+    lnstat: false => lnstat::collector,
     loadavg: true => |_| Box::new(loadavg::LoadAvg),
     logind: false => logind::collector,
     mdadm: true => mdadm::collector,
@@ -82,9 +84,11 @@ pub const KNOWN: &[Known] = known! {
     nvme: true => nvme::collector,
     nvmesubsystem: false => nvmesubsystem::collector,
     os: true => os::collector,
+    pcidevice: false => pcidevice::collector,
     powersupplyclass: true => powersupplyclass::collector,
     pressure: true => pressure::collector,
     processes: false => processes::collector,
+    qdisc: false => qdisc::collector,
     rapl: true => rapl::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
@@ -105,6 +109,7 @@ pub const KNOWN: &[Known] = known! {
     uname: true => |_| Box::new(uname::Uname),
     vmstat: true => vmstat::collector,
     watchdog: true => watchdog::collector,
+    wifi: false => wifi::collector,
     xfrm: false => xfrm::collector,
     xfs: true => xfs::collector,
     zfs: true => zfs::collector,
@@ -132,8 +137,9 @@ pub fn warm_up(paths: &Paths) {
 }
 
 /// Start-up, after the privilege drop and before the sandbox (on the single start-up thread):
-/// the connections enabled collectors make as the agent's user. The system bus for `systemd`;
-/// later reconnections happen under the sandbox, allowed by the collector's policy fragment.
+/// the connections enabled collectors make as the agent's user. The system bus for `systemd`
+/// (later reconnections happen under the sandbox, allowed by the collector's policy fragment);
+/// the rtnetlink socket of `qdisc`'s live mode (kept for the process's life).
 pub fn connect_before_sandbox(enabled: &[&str]) {
     // `systemd` and `logind` share one connection to the system bus.
     let on_bus: Vec<&str> = ["systemd", "logind"]
@@ -142,6 +148,31 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
         .collect();
     if !on_bus.is_empty() {
         systemd::connect_before_sandbox(&on_bus.join(" and "));
+    }
+    // qdisc's live mode: its rtnetlink socket (no policy fragment: only `sendto` without an
+    // address and `recvfrom` on it afterwards, both in the base policy).
+    if enabled.contains(&"qdisc") {
+        qdisc::connect_before_sandbox();
+    }
+}
+
+/// The files outside procfs and sysfs that the enabled collectors read, each granted by
+/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`.
+/// The fixture options move out of `options` (start-up settings, as the textfile directory).
+pub fn collector_files(
+    enabled: &std::collections::BTreeSet<&'static str>,
+    options: &mut Options,
+) -> crate::collector::CollectorFiles {
+    let nonempty = |p: Option<std::path::PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let qdisc = nonempty(options.qdisc.fixtures.take());
+    let wifi = nonempty(options.wifi.fixtures.take());
+    crate::collector::CollectorFiles {
+        pci_ids: enabled
+            .contains("pcidevice")
+            .then(|| pcidevice::pci_ids_file(&options.pcidevice))
+            .flatten(),
+        qdisc_fixtures: qdisc.filter(|_| enabled.contains("qdisc")),
+        wifi_fixtures: wifi.filter(|_| enabled.contains("wifi")),
     }
 }
 
@@ -153,11 +184,14 @@ crate::collector::options::options_table! {
     filesystem: filesystem::FilesystemOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
+    pcidevice: pcidevice::PcideviceOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
+    qdisc: qdisc::QdiscOptions,
     slabinfo: slabinfo::SlabinfoOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
+    wifi: wifi::WifiOptions,
 }
 
 pub mod arp;
@@ -173,6 +207,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod dmmultipath;
 pub mod drbd;
 pub mod drm;
 pub mod edac;
@@ -180,18 +215,22 @@ pub mod entropy;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
+pub mod gojson;
 pub mod hwmon;
 pub mod infiniband;
 pub mod interrupts;
 pub mod ipvs;
 pub mod kernel_hung;
 pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod logind;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
 pub mod mountstats;
+#[cfg(test)]
+mod ne112;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
@@ -201,10 +240,12 @@ pub mod nfsd;
 pub mod nvme;
 pub mod nvmesubsystem;
 pub mod os;
+pub mod pcidevice;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod process;
 pub mod processes;
+pub mod qdisc;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
@@ -225,6 +266,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod wifi;
 pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
