@@ -47,7 +47,7 @@ pub const KNOWN: &[Known] = known! {
     btrfs: true => btrfs::collector,
     buddyinfo: false => buddyinfo::collector,
     conntrack: true => conntrack::collector,
-    cpu: true => |_| Box::new(cpu::Cpu),
+    cpu: true => cpu::collector,
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
@@ -84,7 +84,7 @@ pub const KNOWN: &[Known] = known! {
     sockstat: true => sockstat::collector,
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
-    stat: true => |_| Box::new(stat::Stat),
+    stat: true => stat::collector,
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
@@ -134,11 +134,13 @@ crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
     /// collector's file.
+    cpu: cpu::CpuOptions,
     diskstats: diskstats::DiskstatsOptions,
     filesystem: filesystem::FilesystemOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
+    stat: stat::StatOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,

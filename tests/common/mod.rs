@@ -22,6 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod tls;
+pub mod ttar;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
