@@ -56,17 +56,22 @@ collector_options! {
 }
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(Cpu {
+        info: cpu_settings(opts),
+    })
+}
+
+/// What `--collector.cpu.info` and its include flags ask for; `None` when off.
+fn cpu_settings(opts: &Options) -> Option<InfoSettings> {
     let o = &opts.cpu;
     let flags = o.info_flags_include.as_ref().map(|p| p.0.clone());
     let bugs = o.info_bugs_include.as_ref().map(|p| p.0.clone());
     // As 1.12: either include flag switches the info metrics on.
     let info = o.info.unwrap_or(false) || flags.is_some() || bugs.is_some();
-    Box::new(Cpu {
-        info: info.then_some(InfoSettings {
-            frequency: o.cpufreq_enabled.unwrap_or(false),
-            flags,
-            bugs,
-        }),
+    info.then_some(InfoSettings {
+        frequency: o.cpufreq_enabled.unwrap_or(false),
+        flags,
+        bugs,
     })
 }
 
@@ -512,6 +517,75 @@ impl Collector for Cpu {
 mod tests {
     use super::*;
     use crate::collectors::stat::parse_stat;
+
+    /// node_exporter 1.12's `/proc/cpuinfo` fixture with its e2e flags: the samples of its
+    /// `e2e-output.txt`.
+    #[test]
+    fn cpu_info_node_exporter_112() {
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/cpuinfo");
+        let cpus = parse_cpuinfo(text).expect("parses");
+        assert_eq!(cpus.len(), 8);
+        let s = InfoSettings {
+            frequency: true,
+            flags: Some(Regex::new("^(aes|avx.?|constant_tsc)$").expect("regex")),
+            bugs: Some(Regex::new("^(cpu_meltdown|spectre_.*|mds)$").expect("regex")),
+        };
+        let fams = info_families(&cpus, &s);
+        let values = |name: &str| -> Vec<String> {
+            let f = fams.iter().find(|f| f.name == name).expect("family");
+            f.samples
+                .iter()
+                .map(|s| {
+                    let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{} {}", l.join(","), s.value)
+                })
+                .collect()
+        };
+        assert_eq!(
+            values("node_cpu_flag_info"),
+            ["flag=constant_tsc 1", "flag=aes 1", "flag=avx 1", "flag=avx2 1"]
+        );
+        assert_eq!(
+            values("node_cpu_bug_info"),
+            ["bug=cpu_meltdown 1", "bug=spectre_v1 1", "bug=spectre_v2 1", "bug=mds 1"]
+        );
+        assert_eq!(
+            values("node_cpu_info")[0],
+            "package=0,core=0,cpu=0,vendor=GenuineIntel,family=6,model=142,\
+             model_name=Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz,microcode=0xb4,stepping=10,\
+             cachesize=8192 KB 1"
+        );
+        assert_eq!(
+            values("node_cpu_frequency_hertz")[1],
+            format!("package=0,core=1,cpu=1 {}", 800.037 * 1e6)
+        );
+        // Without cpufreq enabled, no frequency; without include patterns, no flags or bugs.
+        let bare = info_families(
+            &cpus,
+            &InfoSettings {
+                frequency: false,
+                flags: None,
+                bugs: None,
+            },
+        );
+        for f in &bare {
+            assert_eq!(f.samples.is_empty(), f.name != "node_cpu_info", "{}", f.name);
+        }
+        assert!(parse_cpuinfo("vendor_id : x\n").is_err());
+        assert!(parse_cpuinfo("processor : 0\ncpu MHz : fast\n").is_err());
+    }
+
+    /// `--collector.cpu.info.flags-include` alone switches the info families on, as 1.12.
+    #[test]
+    fn include_flag_enables_info() {
+        let mut o = Options::default();
+        assert!(cpu_settings(&o).is_none());
+        o.cpu.info_flags_include = Some("^aes$".parse().expect("pattern"));
+        let s = cpu_settings(&o).expect("info on");
+        assert!(s.flags.is_some() && s.bugs.is_none() && !s.frequency);
+        o.cpu.cpufreq_enabled = Some(true);
+        assert!(cpu_settings(&o).expect("info on").frequency);
+    }
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/hosts/debian12-vm-6.18/proc/stat");
     const NODE_EXPORTER: &str =

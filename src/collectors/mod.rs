@@ -134,9 +134,12 @@ crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
     /// collector's file.
+    arp: arp::ArpOptions,
+    bcache: bcache::BcacheOptions,
     cpu: cpu::CpuOptions,
     diskstats: diskstats::DiskstatsOptions,
     filesystem: filesystem::FilesystemOptions,
+    hwmon: hwmon::HwmonOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
