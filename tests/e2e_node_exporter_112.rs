@@ -320,14 +320,13 @@ fn node_exporter_112_e2e_output() {
     fixture_tree(&dir);
     let args = agent_args();
     assert_all_flags_known(&args, dir.path());
-    let agent = Start::new(&dir)
-        .current_dir(dir.path())
-        .args(args)
-        .spawn();
+    let agent = Start::new(&dir).current_dir(dir.path()).args(args).spawn();
     let body = agent.scrape("/metrics");
-    assert_sandbox_enforced(&body, "the node_exporter 1.12 e2e run must be sandboxed", || {
-        agent.diagnostics()
-    });
+    assert_sandbox_enforced(
+        &body,
+        "the node_exporter 1.12 e2e run must be sandboxed",
+        || agent.diagnostics(),
+    );
     drop(agent);
 
     let skip = Regex::new(SKIP_RE).expect("skip_re");
@@ -335,8 +334,8 @@ fn node_exporter_112_e2e_output() {
         .into_iter()
         .filter(|(s, _)| !skip.is_match(s) && !s.starts_with(AGENT_OWN))
         .collect();
-    let expected_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node_exporter_1.12/e2e-output.txt");
+    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/node_exporter_1.12/e2e-output.txt");
     let expected = samples(&fs::read_to_string(&expected_path).expect("e2e-output.txt"));
 
     let mut diffs: Vec<(Kind, String, String)> = Vec::new();
@@ -344,7 +343,11 @@ fn node_exporter_112_e2e_output() {
     for (series, value) in &expected {
         match served.get(series) {
             Some(v) if v == value => matched += 1,
-            Some(v) => diffs.push((Kind::Wrong, series.clone(), format!("expected {value}, served {v}"))),
+            Some(v) => diffs.push((
+                Kind::Wrong,
+                series.clone(),
+                format!("expected {value}, served {v}"),
+            )),
             None => diffs.push((Kind::Missing, series.clone(), format!("expected {value}"))),
         }
     }
@@ -356,7 +359,12 @@ fn node_exporter_112_e2e_output() {
 
     let explained: Vec<(Regex, &Explained)> = EXPLAINED
         .iter()
-        .map(|e| (Regex::new(e.series).unwrap_or_else(|err| panic!("{}: {err}", e.series)), e))
+        .map(|e| {
+            (
+                Regex::new(e.series).unwrap_or_else(|err| panic!("{}: {err}", e.series)),
+                e,
+            )
+        })
         .collect();
     let mut used = vec![0usize; explained.len()];
     let mut unexplained: Vec<&(Kind, String, String)> = Vec::new();
@@ -390,7 +398,10 @@ fn node_exporter_112_e2e_output() {
             .push(format!("{series} {detail}"));
     }
     for ((kind, family), lines) in &by_family {
-        report.push_str(&format!("  UNEXPLAINED {kind:?} {family} ({}):\n", lines.len()));
+        report.push_str(&format!(
+            "  UNEXPLAINED {kind:?} {family} ({}):\n",
+            lines.len()
+        ));
         for l in lines.iter().take(5) {
             report.push_str(&format!("      {l}\n"));
         }

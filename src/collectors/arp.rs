@@ -189,6 +189,8 @@ node_arp_entries{device=\"eth0\"} 1
 
     #[test]
     fn live() {
-        Arp::default().collect(&Paths::default()).expect("reads /proc/net/arp");
+        Arp::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/net/arp");
     }
 }

@@ -17,6 +17,7 @@
 //!   collector is enabled too (1.12 asks its collector state);
 //! - `node_cpu_flag_info{flag}` and `node_cpu_bug_info{bug}`: the `flags` and `bugs` of the
 //!   first CPU matching `--collector.cpu.info.flags-include` / `.bugs-include` (none without).
+//!
 //! A `/proc/cpuinfo` that cannot be read or parsed fails the collector before anything else is
 //! sent (1.12 returns before the CPU times). The parser is procfs' x86 one (`key : value`
 //! lines, a `processor` line per CPU); other architectures' layouts give the fields they share.
@@ -27,8 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::stat::{read_stat, CpuTimes};
 use super::options::{collector_options, parse_bool, Pattern};
+use super::stat::{read_stat, CpuTimes};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 use regex::Regex;
@@ -186,7 +187,11 @@ pub fn info_families(cpus: &[CpuInfo], s: &InfoSettings) -> Vec<MetricFamily> {
         );
         if s.frequency {
             freq.push(
-                &[("package", c.physical_id.as_str()), ("core", &c.core_id), ("cpu", &cpu)],
+                &[
+                    ("package", c.physical_id.as_str()),
+                    ("core", &c.core_id),
+                    ("cpu", &cpu),
+                ],
                 c.mhz * 1e6,
             );
         }
@@ -543,11 +548,21 @@ mod tests {
         };
         assert_eq!(
             values("node_cpu_flag_info"),
-            ["flag=constant_tsc 1", "flag=aes 1", "flag=avx 1", "flag=avx2 1"]
+            [
+                "flag=constant_tsc 1",
+                "flag=aes 1",
+                "flag=avx 1",
+                "flag=avx2 1"
+            ]
         );
         assert_eq!(
             values("node_cpu_bug_info"),
-            ["bug=cpu_meltdown 1", "bug=spectre_v1 1", "bug=spectre_v2 1", "bug=mds 1"]
+            [
+                "bug=cpu_meltdown 1",
+                "bug=spectre_v1 1",
+                "bug=spectre_v2 1",
+                "bug=mds 1"
+            ]
         );
         assert_eq!(
             values("node_cpu_info")[0],
@@ -569,7 +584,12 @@ mod tests {
             },
         );
         for f in &bare {
-            assert_eq!(f.samples.is_empty(), f.name != "node_cpu_info", "{}", f.name);
+            assert_eq!(
+                f.samples.is_empty(),
+                f.name != "node_cpu_info",
+                "{}",
+                f.name
+            );
         }
         assert!(parse_cpuinfo("vendor_id : x\n").is_err());
         assert!(parse_cpuinfo("processor : 0\ncpu MHz : fast\n").is_err());
@@ -864,12 +884,17 @@ mod tests {
         );
         // The same tree with the list repaired: success, the same samples.
         std::fs::write(&isolated, "\n").expect("write");
-        assert_eq!(Cpu::default().collect(&paths).expect("collects"), o.families);
+        assert_eq!(
+            Cpu::default().collect(&paths).expect("collects"),
+            o.families
+        );
     }
 
     #[test]
     fn live() {
-        let fams = Cpu::default().collect(&Paths::default()).expect("reads /proc/stat");
+        let fams = Cpu::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/stat");
         let seconds = fams
             .iter()
             .find(|f| f.name == "node_cpu_seconds_total")

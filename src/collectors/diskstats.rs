@@ -271,10 +271,14 @@ pub fn families(
         let get = |k: &str| props.get(k).copied().unwrap_or("");
         // The serial printed on the disk label, else the short one, else (node_exporter 1.12,
         // virtio and MMC devices) `ID_SERIAL`.
-        let serial = [get("SCSI_IDENT_SERIAL"), get("ID_SERIAL_SHORT"), get("ID_SERIAL")]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .unwrap_or("");
+        let serial = [
+            get("SCSI_IDENT_SERIAL"),
+            get("ID_SERIAL_SHORT"),
+            get("ID_SERIAL"),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
         let (major, minor) = (d.major.to_string(), d.minor.to_string());
         info.push(
             &[

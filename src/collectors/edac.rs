@@ -91,7 +91,7 @@ struct Families {
 /// node_exporter 1.12's `dimm_label` of a channel: the file trimmed, `#` removed, `_` before
 /// `csrow` and `channel`; `unknown` when unreadable.
 pub fn dimm_label(csrow: &Path, channel: &str) -> String {
-    match super::fsio::read_to_string(&csrow.join(format!("ch{channel}_dimm_label"))) {
+    match super::fsio::read_to_string(csrow.join(format!("ch{channel}_dimm_label"))) {
         Ok(t) => t
             .trim()
             .replace('#', "")

@@ -600,8 +600,8 @@ impl Collector for Hwmon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regex::Regex;
     use crate::collectors::testutil::hw::*;
+    use regex::Regex;
 
     #[test]
     fn filenames() {
@@ -668,7 +668,10 @@ mod tests {
             tree.path().join("class/hwmon/hwmon9"),
         )
         .expect("symlink");
-        let o = crate::collector::run(&Hwmon::default(), &crate::collectors::testutil::sysfs_at(tree.path()));
+        let o = crate::collector::run(
+            &Hwmon::default(),
+            &crate::collectors::testutil::sysfs_at(tree.path()),
+        );
         let err = o.error.expect("the collector fails").to_string();
         assert!(err.contains("hwmon9/device"), "{err}");
         let whole = Hwmon::default().collect(&paths()).expect("collects");
@@ -732,7 +735,8 @@ mod tests {
             sensors: DeviceFilter::default(),
         });
         assert!(
-            only.iter().all(|s| s.contains("chip=platform_asus_nb_wmi_asus,")),
+            only.iter()
+                .all(|s| s.contains("chip=platform_asus_nb_wmi_asus,")),
             "{only:#?}"
         );
         let no_pwm = series(Hwmon {

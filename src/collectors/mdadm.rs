@@ -277,11 +277,17 @@ pub fn read_mdraids(paths: &Paths) -> Result<Vec<Mdraid>, CollectError> {
         {
             sys_text(&dir.join(comp).join("state"))?;
         }
-        if matches!(level.as_str(), "raid0" | "raid4" | "raid5" | "raid6" | "raid10") {
+        if matches!(
+            level.as_str(),
+            "raid0" | "raid4" | "raid5" | "raid6" | "raid10"
+        ) {
             sys_uint(&dir.join("chunk_size"))?;
         }
         let mut degraded = 0;
-        if matches!(level.as_str(), "raid1" | "raid4" | "raid5" | "raid6" | "raid10") {
+        if matches!(
+            level.as_str(),
+            "raid1" | "raid4" | "raid5" | "raid6" | "raid10"
+        ) {
             degraded = sys_uint(&dir.join("degraded"))?;
             sys_text(&dir.join("sync_action"))?;
             let completed_path = dir.join("sync_completed");

@@ -413,7 +413,9 @@ mod tests {
 
     #[test]
     fn live() {
-        let fams = Stat::default().collect(&Paths::default()).expect("reads /proc/stat");
+        let fams = Stat::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/stat");
         assert_eq!(
             names(&fams),
             [
@@ -434,6 +436,9 @@ mod tests {
             procfs: "/nonexistent".into(),
             ..Paths::default()
         };
-        assert!(matches!(Stat::default().collect(&paths), Err(CollectError::Io { .. })));
+        assert!(matches!(
+            Stat::default().collect(&paths),
+            Err(CollectError::Io { .. })
+        ));
     }
 }

@@ -87,7 +87,6 @@ const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 
-
 collector_options! {
     /// Options of the systemd collector (`[collector.systemd]` in the file).
     pub struct SystemdOptions {

@@ -31,9 +31,19 @@ impl std::fmt::Display for TtarError {
 /// One entry of an archive, in archive order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
-    Dir { path: String, mode: Option<u32> },
-    File { path: String, content: Vec<u8>, mode: Option<u32> },
-    Symlink { path: String, target: String },
+    Dir {
+        path: String,
+        mode: Option<u32>,
+    },
+    File {
+        path: String,
+        content: Vec<u8>,
+        mode: Option<u32>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 fn text(line: &[u8], no: usize) -> Result<&str, TtarError> {
