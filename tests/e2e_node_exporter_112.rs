@@ -22,7 +22,9 @@
 //! exactly, and that every difference (a sample missing, served with another value, or served
 //! and not expected) matches an entry of [`EXPLAINED`], which gives the reason; an entry that
 //! explains nothing fails the test too, so the list cannot outlive its reasons. The report
-//! (matched count and percentage, differences grouped by family) is printed on every run.
+//! (matched count and percentage, differences grouped by family) is printed on every run
+//! that gets to the comparison (`sudo cargo test --test e2e_node_exporter_112 -- --nocapture`
+//! shows it when the test passes).
 //!
 //! Nothing here is ever regenerated: the expected output is node_exporter's, never ours. To
 //! move to a newer node_exporter, re-import its fixture tree and `e2e-output.txt` (README.md
