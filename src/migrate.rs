@@ -646,6 +646,7 @@ mod tests {
             "--no-collector.zfs",
             "--collector.filesystem.ignored-mount-points=^/(sys|proc|dev)($|/)",
             "--collector.cpu.info",
+            "--collector.cpu.guest=false",
             "--web.config.file=/etc/prometheus/web.yml",
             "--log.format=json",
             "--collector.textfile.directory",
@@ -665,6 +666,7 @@ mod tests {
                 "--collector.processes",
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
+                "--collector.cpu.info",
                 "--web.config.file=/etc/prometheus/web.yml",
                 "--collector.textfile.directory=/srv/textfile",
             ])
@@ -674,7 +676,7 @@ mod tests {
             dropped,
             [
                 "--no-collector.supervisord",
-                "--collector.cpu.info",
+                "--collector.cpu.guest=false",
                 "--log.format=json",
                 "--web.systemd-socket",
                 "stray",
@@ -682,11 +684,11 @@ mod tests {
         );
         assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
         assert!(
-            m.dropped[1].1.contains("cpu collector has no info"),
+            m.dropped[1].1.contains("cpu collector has no guest"),
             "{m:?}"
         );
         // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 10, "{m:?}");
+        assert_eq!(m.kept.len(), 11, "{m:?}");
     }
 
     #[test]

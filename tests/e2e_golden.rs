@@ -327,6 +327,28 @@ struct Known {
 
 /// Every difference allowed between `expected.prom` and node_exporter 1.5.0 on this tree.
 const KNOWN_DIFFERENCES: &[Known] = &[
+    // node_exporter 1.12 semantics (issue 13; CHANGELOG, "node_exporter 1.12 semantics"): the
+    // agent follows 1.12 where it differs from this 1.5 reference.
+    Known {
+        prefix: "node_cpu_scaling_governor",
+        collector: None,
+        host_dependent: false,
+        reason: "node_exporter 1.12 semantics: cpufreq's governor family, which 1.5 does not have",
+    },
+    Known {
+        prefix: "node_disk_info",
+        collector: None,
+        host_dependent: false,
+        reason: "node_exporter 1.12 semantics: node_disk_info's label set adds `rotational` \
+                 (/sys/block/<dev>/queue/rotational)",
+    },
+    Known {
+        prefix: "node_network_info",
+        collector: None,
+        host_dependent: false,
+        reason: "node_exporter 1.12 semantics: node_network_info adds `adminstate` (IFF_UP of \
+                 flags)",
+    },
     Known {
         prefix: "node_cpu_vulnerabilities_",
         collector: None,

@@ -198,9 +198,21 @@ fn paths_of(dir: &Path) -> Paths {
 }
 
 /// Options that make the off-by-default collectors with options read something: the sysctl
-/// collector reads nothing unless told which sysctls; pcidevice reads pci.ids only with names.
+/// collector reads nothing unless told which sysctls. Also the optional parts of default
+/// collectors, so mutated inputs reach them: node_exporter 1.12's `--collector.cpu.info` (with
+/// its include patterns and the cpufreq frequency), `--collector.stat.softirq`,
+/// `--collector.bcache.priorityStats`, hwmon's and arp's filters; pcidevice reads pci.ids only with names.
 fn options() -> Options {
     let mut o = Options::default();
+    let pat = |p: &str| Some(p.parse().expect("pattern"));
+    o.cpu.info = Some(true);
+    o.cpu.info_flags_include = pat("^(aes|avx.?|constant_tsc)$");
+    o.cpu.info_bugs_include = pat("^(cpu_meltdown|spectre_.*|mds)$");
+    o.cpu.cpufreq_enabled = Some(true);
+    o.stat.softirq = Some(true);
+    o.bcache.priority_stats = Some(true);
+    o.hwmon.sensor_exclude = pat("^nothing;");
+    o.arp.device_exclude = pat("^nope$");
     o.pcidevice.names = Some(true);
     let s = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
     o.sysctl.include = s(&[

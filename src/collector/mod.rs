@@ -312,11 +312,11 @@ impl DeviceFilter {
         Ok(())
     }
 
+    /// node_exporter's `deviceFilter.ignored`: matched by the exclude pattern, or not matched
+    /// by the include pattern (both apply when both are set).
     pub fn ignored(&self, name: &str) -> bool {
-        if let Some(inc) = &self.include {
-            return !inc.is_match(name);
-        }
         self.exclude.as_ref().is_some_and(|e| e.is_match(name))
+            || self.include.as_ref().is_some_and(|i| !i.is_match(name))
     }
 }
 

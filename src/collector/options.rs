@@ -47,6 +47,22 @@ impl<'de> serde::Deserialize<'de> for Pattern {
     }
 }
 
+/// A path flag whose empty value means "none", as node_exporter's string flags with an empty
+/// default (`--collector.qdisc.fixtures=`); clap's own path parser refuses an empty value.
+pub fn parse_path_or_empty(s: &str) -> Result<std::path::PathBuf, String> {
+    Ok(std::path::PathBuf::from(s))
+}
+
+/// A boolean flag's value: `--flag` alone (clap's `default_missing_value = "true"`),
+/// `--flag=true` / `--flag=false` (also `1` / `0`), as node_exporter's kingpin booleans.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("expected true or false, not '{s}'")),
+    }
+}
+
 /// What every collector's options type does: combine the flags (`self`) with the file's
 /// table, and check what the types alone cannot (e.g. mutually exclusive options).
 pub trait Merge: Sized {

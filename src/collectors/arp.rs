@@ -3,12 +3,18 @@
 //!
 //! As prometheus/procfs: the 9-column header and blank lines are skipped, every other line
 //! must have 6 columns (a line of another width fails the collector, as does a missing file).
-//! node_exporter 1.5's `--collector.arp.device-include/-exclude` have no counterpart in
-//! [`Options`] yet: every device is exported (node_exporter's default).
+//! `--collector.arp.device-include` / `--collector.arp.device-exclude` (node_exporter 1.12's
+//! names) leave devices out after counting; both apply when both are set, as 1.12.
+//!
+//! `--[no-]collector.arp.netlink` (node_exporter 1.12, default true) chooses between the
+//! kernel's neighbour table over rtnetlink and `/proc/net/arp`. With `--no-collector.arp.netlink`
+//! the collector reads `/proc/net/arp`, as 1.12; the rtnetlink path is the `netlink` work of
+//! issue 13 and, until it lands, the flag's default also reads `/proc/net/arp`.
 
 use std::collections::BTreeMap;
 
-use super::{read_parsed, CollectError, Collector, Options, Paths};
+use super::options::{collector_options, parse_bool, Pattern};
+use super::{read_parsed, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// Counts entries per device (sorted by device name).
@@ -38,11 +44,47 @@ pub fn families(entries: &BTreeMap<&str, u32>) -> Vec<MetricFamily> {
     vec![fam]
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Arp)
+collector_options! {
+    /// Options of the arp collector (`[collector.arp]` in the file).
+    pub struct ArpOptions {
+        /// Regexp of arp devices to include (mutually exclusive to device-exclude).
+        #[arg(id = "collector.arp.device-include", long = "collector.arp.device-include", value_name = "REGEX")]
+        pub device_include: Option<Pattern>,
+        /// Regexp of arp devices to exclude (mutually exclusive to device-include).
+        #[arg(id = "collector.arp.device-exclude", long = "collector.arp.device-exclude", value_name = "REGEX")]
+        pub device_exclude: Option<Pattern>,
+        /// Use netlink to gather stats instead of /proc/net/arp [default: true].
+        #[arg(id = "collector.arp.netlink", long = "collector.arp.netlink",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        pub netlink: Option<bool>,
+        /// Read /proc/net/arp instead of netlink (node_exporter's negation of
+        /// --collector.arp.netlink).
+        #[arg(id = "no-collector.arp.netlink", long = "no-collector.arp.netlink",
+              num_args = 0, default_missing_value = "true", value_parser = parse_bool,
+              conflicts_with = "collector.arp.netlink")]
+        #[serde(skip)]
+        pub no_netlink: Option<bool>,
+    }
 }
 
-pub struct Arp;
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.arp;
+    Box::new(Arp {
+        filter: DeviceFilter {
+            include: o.device_include.as_ref().map(|p| p.0.clone()),
+            exclude: o.device_exclude.as_ref().map(|p| p.0.clone()),
+        },
+        netlink: o.no_netlink != Some(true) && o.netlink.unwrap_or(true),
+    })
+}
+
+#[derive(Default)]
+pub struct Arp {
+    pub filter: DeviceFilter,
+    /// `--collector.arp.netlink` (the default) rather than `--no-collector.arp.netlink`.
+    pub netlink: bool,
+}
 
 impl Collector for Arp {
     fn name(&self) -> &'static str {
@@ -50,7 +92,10 @@ impl Collector for Arp {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         read_parsed(&paths.proc("net/arp"), |text| {
-            parse_arp(text).map(|entries| families(&entries))
+            parse_arp(text).map(|mut entries| {
+                entries.retain(|dev, _| !self.filter.ignored(dev));
+                families(&entries)
+            })
         })
     }
 }
@@ -97,15 +142,55 @@ node_arp_entries{device=\"eth0\"} 1
 
     #[test]
     fn fixture_tree_and_absent() {
-        let fams = Arp
+        let fams = Arp::default()
             .collect(&procfs("net", "debian12-vm-6.18/proc"))
             .expect("collects");
         assert_eq!(fams[0].samples.len(), 1);
-        assert!(Arp.collect(&procfs("net", "nowhere")).is_err());
+        assert!(Arp::default().collect(&procfs("net", "nowhere")).is_err());
+    }
+
+    /// node_exporter 1.12's `/proc/net/arp` fixture with its e2e flag
+    /// `--collector.arp.device-exclude=nope`: the `nope` device is left out.
+    #[test]
+    fn device_filter_node_exporter_112() {
+        let p = Paths {
+            procfs: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/node_exporter_1.12/proc"),
+            ..Paths::default()
+        };
+        let devices = |arp: Arp| -> Vec<String> {
+            arp.collect(&p).expect("collects")[0]
+                .samples
+                .iter()
+                .map(|s| s.labels[0].1.clone())
+                .collect()
+        };
+        let all = devices(Arp::default());
+        assert!(all.iter().any(|d| d == "nope"), "{all:?}");
+        let re = |s: &str| Some(regex::Regex::new(s).expect("regex"));
+        let excluded = devices(Arp {
+            filter: DeviceFilter {
+                include: None,
+                exclude: re("nope"),
+            },
+            netlink: false,
+        });
+        assert!(!excluded.iter().any(|d| d == "nope"));
+        assert_eq!(excluded.len() + 1, all.len());
+        let included = devices(Arp {
+            filter: DeviceFilter {
+                include: re("^nope$"),
+                exclude: None,
+            },
+            netlink: false,
+        });
+        assert_eq!(included, ["nope"]);
     }
 
     #[test]
     fn live() {
-        Arp.collect(&Paths::default()).expect("reads /proc/net/arp");
+        Arp::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/net/arp");
     }
 }

@@ -30,17 +30,32 @@
 //! cache set's own `stats_total/` files, which procfs reads but node_exporter does not export,
 //! are not read.
 //!
-//! The priority-stats flag is not an [`Options`] field yet: [`Bcache::with_priority_stats`]
-//! takes it once it is.
+//! `--collector.bcache.priorityStats` (off by default, as node_exporter) adds
+//! `node_bcache_priority_stats_unused_percent` and `node_bcache_priority_stats_metadata_percent`
+//! per cache device, from its `priority_stats`.
 
 use std::path::{Path, PathBuf};
 
+use super::options::{collector_options, parse_bool};
 use super::{glob_names, read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+collector_options! {
+    /// Options of the bcache collector (`[collector.bcache]` in the file; the flag's name is
+    /// node_exporter's, the file's key `priorityStats` too).
+    pub struct BcacheOptions {
+        /// Expose expensive priority stats.
+        #[arg(id = "collector.bcache.priorityStats", long = "collector.bcache.priorityStats",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        #[serde(rename = "priorityStats")]
+        pub priority_stats: Option<bool>,
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(Bcache {
-        priority_stats: false,
+        priority_stats: opts.bcache.priority_stats.unwrap_or(false),
     })
 }
 

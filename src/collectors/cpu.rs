@@ -10,16 +10,213 @@
 //! Partial output as node_exporter's: the CPU times are kept when the isolated list or the
 //! throttle listing fails after them (ARCHITECTURE.md, "Partial output").
 //!
-//! Not emitted: `node_cpu_info`, `node_cpu_flag_info`, `node_cpu_bug_info` (off by default in
-//! node_exporter, `--collector.cpu.info`), and `node_cpu_online` (added in node_exporter 1.9).
+//! With `--collector.cpu.info` (off by default, as node_exporter; switched on by either
+//! include flag, as 1.12), from `/proc/cpuinfo`, sent first as node_exporter 1.12 does:
+//! - `node_cpu_info{package,core,cpu,vendor,family,model,model_name,microcode,stepping,cachesize}`;
+//! - `node_cpu_frequency_hertz{package,core,cpu}` (`cpu MHz`), only when the `cpufreq`
+//!   collector is enabled too (1.12 asks its collector state);
+//! - `node_cpu_flag_info{flag}` and `node_cpu_bug_info{bug}`: the `flags` and `bugs` of the
+//!   first CPU matching `--collector.cpu.info.flags-include` / `.bugs-include` (none without).
+//!
+//! A `/proc/cpuinfo` that cannot be read or parsed fails the collector before anything else is
+//! sent (1.12 returns before the CPU times). The parser is procfs' x86 one (`key : value`
+//! lines, a `processor` line per CPU); other architectures' layouts give the fields they share.
+//!
+//! Not emitted: `node_cpu_online` (added in node_exporter 1.9).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::options::{collector_options, parse_bool, Pattern};
 use super::stat::{read_stat, CpuTimes};
-use super::{CollectError, Collector, Paths};
+use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
+use regex::Regex;
+
+collector_options! {
+    /// Options of the cpu collector (`[collector.cpu]` in the file).
+    pub struct CpuOptions {
+        /// Enables metric cpu_info.
+        #[arg(id = "collector.cpu.info", long = "collector.cpu.info",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        pub info: Option<bool>,
+        /// Filter the `flags` field in cpuInfo with a value that must be a regular expression.
+        #[arg(id = "collector.cpu.info.flags-include", long = "collector.cpu.info.flags-include", value_name = "REGEX")]
+        pub info_flags_include: Option<Pattern>,
+        /// Filter the `bugs` field in cpuInfo with a value that must be a regular expression.
+        #[arg(id = "collector.cpu.info.bugs-include", long = "collector.cpu.info.bugs-include", value_name = "REGEX")]
+        pub info_bugs_include: Option<Pattern>,
+        /// Not an option: whether the `cpufreq` collector is enabled (set from the enabled
+        /// set; `node_cpu_frequency_hertz` depends on it, as in node_exporter 1.12).
+        #[arg(skip)]
+        #[serde(skip)]
+        pub cpufreq_enabled: Option<bool>,
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(Cpu {
+        info: cpu_settings(opts),
+    })
+}
+
+/// What `--collector.cpu.info` and its include flags ask for; `None` when off.
+fn cpu_settings(opts: &Options) -> Option<InfoSettings> {
+    let o = &opts.cpu;
+    let flags = o.info_flags_include.as_ref().map(|p| p.0.clone());
+    let bugs = o.info_bugs_include.as_ref().map(|p| p.0.clone());
+    // As 1.12: either include flag switches the info metrics on.
+    let info = o.info.unwrap_or(false) || flags.is_some() || bugs.is_some();
+    info.then_some(InfoSettings {
+        frequency: o.cpufreq_enabled.unwrap_or(false),
+        flags,
+        bugs,
+    })
+}
+
+/// What `--collector.cpu.info` adds.
+#[derive(Debug, Clone)]
+pub struct InfoSettings {
+    /// `node_cpu_frequency_hertz` (the cpufreq collector is enabled).
+    pub frequency: bool,
+    pub flags: Option<Regex>,
+    pub bugs: Option<Regex>,
+}
+
+/// One CPU of `/proc/cpuinfo`, the fields node_exporter exports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuInfo {
+    pub processor: u32,
+    pub vendor: String,
+    pub family: String,
+    pub model: String,
+    pub model_name: String,
+    pub stepping: String,
+    pub microcode: String,
+    pub mhz: f64,
+    pub cache_size: String,
+    pub physical_id: String,
+    pub core_id: String,
+    pub flags: Vec<String>,
+    pub bugs: Vec<String>,
+}
+
+/// Parses `/proc/cpuinfo` as procfs' x86 parser: the first non-empty line must be a
+/// `processor` line; each `processor` line starts a CPU; `key : value` lines fill it (the key
+/// trimmed, the value after the first `": "`); lines without `:` are skipped.
+pub fn parse_cpuinfo(text: &str) -> Result<Vec<CpuInfo>, String> {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("");
+    let parse_proc = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("not a processor number: {v:?}"))
+    };
+    let Some(("processor", v)) = first.split_once(": ").map(|(k, v)| (k.trim(), v)) else {
+        return Err(format!("cannot parse line: {first:?}"));
+    };
+    let mut cpus = vec![CpuInfo {
+        processor: parse_proc(v)?,
+        ..CpuInfo::default()
+    }];
+    for line in lines {
+        if !line.contains(':') {
+            continue;
+        }
+        let (key, value) = line.split_once(": ").unwrap_or((line, ""));
+        let key = key.trim().trim_end_matches(':').trim();
+        if key == "processor" {
+            cpus.push(CpuInfo {
+                processor: parse_proc(value)?,
+                ..CpuInfo::default()
+            });
+            continue;
+        }
+        let Some(cpu) = cpus.last_mut() else { continue };
+        let value = value.to_string();
+        match key {
+            "vendor" | "vendor_id" => cpu.vendor = value,
+            "cpu family" => cpu.family = value,
+            "model" => cpu.model = value,
+            "model name" => cpu.model_name = value,
+            "stepping" => cpu.stepping = value,
+            "microcode" => cpu.microcode = value,
+            "cpu MHz" => {
+                cpu.mhz = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("not a frequency: {value:?}"))?
+            }
+            "cache size" => cpu.cache_size = value,
+            "physical id" => cpu.physical_id = value,
+            "core id" => cpu.core_id = value,
+            "flags" => cpu.flags = value.split_whitespace().map(String::from).collect(),
+            "bugs" => cpu.bugs = value.split_whitespace().map(String::from).collect(),
+            _ => {}
+        }
+    }
+    Ok(cpus)
+}
+
+/// `node_cpu_info`, `node_cpu_frequency_hertz` (when `s.frequency`), `node_cpu_flag_info` and
+/// `node_cpu_bug_info` (first CPU, filtered), as node_exporter 1.12.
+pub fn info_families(cpus: &[CpuInfo], s: &InfoSettings) -> Vec<MetricFamily> {
+    let mut info = MetricFamily::gauge("node_cpu_info", "CPU information from /proc/cpuinfo.");
+    let mut freq = MetricFamily::gauge(
+        "node_cpu_frequency_hertz",
+        "CPU frequency in hertz from /proc/cpuinfo.",
+    );
+    for c in cpus {
+        let cpu = c.processor.to_string();
+        info.push(
+            &[
+                ("package", c.physical_id.as_str()),
+                ("core", &c.core_id),
+                ("cpu", &cpu),
+                ("vendor", &c.vendor),
+                ("family", &c.family),
+                ("model", &c.model),
+                ("model_name", &c.model_name),
+                ("microcode", &c.microcode),
+                ("stepping", &c.stepping),
+                ("cachesize", &c.cache_size),
+            ],
+            1.0,
+        );
+        if s.frequency {
+            freq.push(
+                &[
+                    ("package", c.physical_id.as_str()),
+                    ("core", &c.core_id),
+                    ("cpu", &cpu),
+                ],
+                c.mhz * 1e6,
+            );
+        }
+    }
+    let mut flags = MetricFamily::gauge(
+        "node_cpu_flag_info",
+        "The `flags` field of CPU information from /proc/cpuinfo taken from the first core.",
+    );
+    let mut bugs = MetricFamily::gauge(
+        "node_cpu_bug_info",
+        "The `bugs` field of CPU information from /proc/cpuinfo taken from the first core.",
+    );
+    if let Some(first) = cpus.first() {
+        for (fam, label, values, filter) in [
+            (&mut flags, "flag", &first.flags, &s.flags),
+            (&mut bugs, "bug", &first.bugs, &s.bugs),
+        ] {
+            let Some(re) = filter else { continue };
+            for v in values.iter().filter(|v| re.is_match(v)) {
+                fam.push(&[(label, v.as_str())], 1.0);
+            }
+        }
+    }
+    vec![bugs, flags, freq, info]
+}
 
 /// `node_cpu_seconds_total` modes, in output order (alphabetical, as node_exporter's output).
 const MODES: [&str; 8] = [
@@ -273,44 +470,51 @@ fn read_isolated(path: &Path) -> Result<Vec<u32>, CollectError> {
     }
 }
 
-pub struct Cpu;
+/// The cpu collector; `info` set by `--collector.cpu.info`.
+#[derive(Default)]
+pub struct Cpu {
+    pub info: Option<InfoSettings>,
+}
 
 impl Collector for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        // Sorted by name, as node_exporter's output; empty families are left out.
-        fn nonempty<const N: usize>(fams: [MetricFamily; N]) -> Vec<MetricFamily> {
-            fams.into_iter().filter(|f| !f.samples.is_empty()).collect()
+        // 1.12 sends the cpuinfo families first and stops at their error; what was sent
+        // before an error is kept (partial output).
+        let mut sent: Vec<MetricFamily> = Vec::new();
+        if let Some(s) = &self.info {
+            let path = paths.proc("cpuinfo");
+            let text = super::read_to_string(&path)?;
+            let cpus = parse_cpuinfo(&text).map_err(|m| CollectError::parse(&path, m))?;
+            sent.extend(info_families(&cpus, s));
         }
-        let stat = read_stat(paths, true)?;
+        let done = |mut sent: Vec<MetricFamily>| {
+            sent.retain(|f| !f.samples.is_empty());
+            sent.sort_by(|a, b| a.name.cmp(&b.name));
+            sent
+        };
+        let stat = match read_stat(paths, true) {
+            Ok(s) => s,
+            Err(e) => return Err(CollectError::partial(done(sent), e)),
+        };
         let cpus = guard(&paths.procfs, &stat.cpus);
-        let [guest, seconds] = time_families(&cpus);
+        sent.extend(time_families(&cpus));
         // Partial output as node_exporter's: the CPU times are sent before the isolated CPUs
         // and the throttles; an error there keeps what was read before it.
-        let isolated = match read_isolated(&paths.sys("devices/system/cpu/isolated")) {
-            Ok(cpus) => isolated_family(&cpus),
-            Err(e) => return Err(CollectError::partial(nonempty([guest, seconds]), e)),
+        match read_isolated(&paths.sys("devices/system/cpu/isolated")) {
+            Ok(cpus) => sent.push(isolated_family(&cpus)),
+            Err(e) => return Err(CollectError::partial(done(sent), e)),
         };
         let readings = match read_throttles(&paths.sys("devices/system/cpu")) {
             Ok(r) => r,
-            Err(e) => {
-                return Err(CollectError::partial(
-                    nonempty([guest, isolated, seconds]),
-                    e,
-                ))
-            }
+            Err(e) => return Err(CollectError::partial(done(sent), e)),
         };
         let (cores, packages) = aggregate_throttles(&readings);
-        let [core_throttles, package_throttles] = throttle_families(&cores, &packages);
-        Ok(nonempty([
-            core_throttles,
-            guest,
-            isolated,
-            package_throttles,
-            seconds,
-        ]))
+        sent.extend(throttle_families(&cores, &packages));
+        // Sorted by name, as node_exporter's output; empty families are left out.
+        Ok(done(sent))
     }
 }
 
@@ -318,6 +522,90 @@ impl Collector for Cpu {
 mod tests {
     use super::*;
     use crate::collectors::stat::parse_stat;
+
+    /// node_exporter 1.12's `/proc/cpuinfo` fixture with its e2e flags: the samples of its
+    /// `e2e-output.txt`.
+    #[test]
+    fn cpu_info_node_exporter_112() {
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/cpuinfo");
+        let cpus = parse_cpuinfo(text).expect("parses");
+        assert_eq!(cpus.len(), 8);
+        let s = InfoSettings {
+            frequency: true,
+            flags: Some(Regex::new("^(aes|avx.?|constant_tsc)$").expect("regex")),
+            bugs: Some(Regex::new("^(cpu_meltdown|spectre_.*|mds)$").expect("regex")),
+        };
+        let fams = info_families(&cpus, &s);
+        let values = |name: &str| -> Vec<String> {
+            let f = fams.iter().find(|f| f.name == name).expect("family");
+            f.samples
+                .iter()
+                .map(|s| {
+                    let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{} {}", l.join(","), s.value)
+                })
+                .collect()
+        };
+        assert_eq!(
+            values("node_cpu_flag_info"),
+            [
+                "flag=constant_tsc 1",
+                "flag=aes 1",
+                "flag=avx 1",
+                "flag=avx2 1"
+            ]
+        );
+        assert_eq!(
+            values("node_cpu_bug_info"),
+            [
+                "bug=cpu_meltdown 1",
+                "bug=spectre_v1 1",
+                "bug=spectre_v2 1",
+                "bug=mds 1"
+            ]
+        );
+        assert_eq!(
+            values("node_cpu_info")[0],
+            "package=0,core=0,cpu=0,vendor=GenuineIntel,family=6,model=142,\
+             model_name=Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz,microcode=0xb4,stepping=10,\
+             cachesize=8192 KB 1"
+        );
+        assert_eq!(
+            values("node_cpu_frequency_hertz")[1],
+            format!("package=0,core=1,cpu=1 {}", 800.037 * 1e6)
+        );
+        // Without cpufreq enabled, no frequency; without include patterns, no flags or bugs.
+        let bare = info_families(
+            &cpus,
+            &InfoSettings {
+                frequency: false,
+                flags: None,
+                bugs: None,
+            },
+        );
+        for f in &bare {
+            assert_eq!(
+                f.samples.is_empty(),
+                f.name != "node_cpu_info",
+                "{}",
+                f.name
+            );
+        }
+        assert!(parse_cpuinfo("vendor_id : x\n").is_err());
+        assert!(parse_cpuinfo("processor : 0\ncpu MHz : fast\n").is_err());
+    }
+
+    /// `--collector.cpu.info.flags-include` alone switches the info families on, as 1.12.
+    #[test]
+    fn include_flag_enables_info() {
+        let mut o = Options::default();
+        assert!(cpu_settings(&o).is_none());
+        o.cpu.info_flags_include = Some("^aes$".parse().expect("pattern"));
+        let s = cpu_settings(&o).expect("info on");
+        assert!(s.flags.is_some() && s.bugs.is_none() && !s.frequency);
+        o.cpu.cpufreq_enabled = Some(true);
+        assert!(cpu_settings(&o).expect("info on").frequency);
+    }
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/hosts/debian12-vm-6.18/proc/stat");
     const NODE_EXPORTER: &str =
@@ -553,7 +841,7 @@ mod tests {
             rootfs: root.clone(),
             ..Paths::default()
         };
-        let fams = Cpu.collect(&paths).expect("collects");
+        let fams = Cpu::default().collect(&paths).expect("collects");
         let names: Vec<_> = fams.iter().map(|f| &*f.name).collect();
         assert_eq!(
             names,
@@ -568,7 +856,7 @@ mod tests {
             sysfs: root.join("no-such-sys"),
             ..paths
         };
-        assert_eq!(Cpu.collect(&bare).expect("collects").len(), 2);
+        assert_eq!(Cpu::default().collect(&bare).expect("collects").len(), 2);
     }
 
     /// Partial output as node_exporter's: the CPU times read before a broken isolated-CPU list
@@ -583,7 +871,7 @@ mod tests {
             sysfs: tree.path().join("sys"),
             ..Paths::default()
         };
-        let o = crate::collector::run(&Cpu, &paths);
+        let o = crate::collector::run(&Cpu::default(), &paths);
         let err = o.error.expect("the collector fails").to_string();
         assert!(err.contains("isolated"), "{err}");
         assert_eq!(
@@ -596,12 +884,17 @@ mod tests {
         );
         // The same tree with the list repaired: success, the same samples.
         std::fs::write(&isolated, "\n").expect("write");
-        assert_eq!(Cpu.collect(&paths).expect("collects"), o.families);
+        assert_eq!(
+            Cpu::default().collect(&paths).expect("collects"),
+            o.families
+        );
     }
 
     #[test]
     fn live() {
-        let fams = Cpu.collect(&Paths::default()).expect("reads /proc/stat");
+        let fams = Cpu::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/stat");
         let seconds = fams
             .iter()
             .find(|f| f.name == "node_cpu_seconds_total")

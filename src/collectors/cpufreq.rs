@@ -9,11 +9,15 @@
 //!
 //! A file that is missing or unreadable (permission) gives no sample; one that is not a number
 //! fails the collector. CPUs without a `cpufreq` directory (virtual machines, as this one) give
-//! nothing, and success. `node_cpu_scaling_governor` is not emitted (added after 1.5).
+//! nothing, and success.
 //!
-//! Deviation: node_exporter 1.5 (procfs) also reads `scaling_governor`, `scaling_driver`,
-//! `scaling_available_governors`, `related_cpus` and `scaling_setspeed` without exporting them,
-//! and fails when one is missing; they are not read here.
+//! node_exporter 1.12 semantics: `node_cpu_scaling_governor{cpu,governor}`, one sample per
+//! governor of `scaling_available_governors` (split on spaces, as 1.12), 1 for the one named
+//! by `scaling_governor`, 0 for the others; none when `scaling_governor` is empty.
+//!
+//! Deviation: node_exporter (procfs) also reads `scaling_driver`, `related_cpus` and
+//! `scaling_setspeed` without exporting them, and fails when one of its string files is
+//! missing; here a missing or unreadable governor file only leaves the governor samples out.
 
 use std::path::Path;
 
@@ -81,6 +85,46 @@ fn read_cpu(dir: &Path) -> Result<[Option<f64>; 6], CollectError> {
     Ok(out)
 }
 
+/// `scaling_governor` and `scaling_available_governors`, trimmed; `None` when either is
+/// missing or unreadable (permission).
+fn read_governors(dir: &Path) -> Result<Option<(String, String)>, CollectError> {
+    let mut out = [String::new(), String::new()];
+    for (slot, file) in out
+        .iter_mut()
+        .zip(["scaling_governor", "scaling_available_governors"])
+    {
+        let path = dir.join(file);
+        match super::fsio::read_to_string(&path) {
+            Ok(t) => *slot = t.trim().to_string(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(CollectError::io(&path, e)),
+        }
+    }
+    let [current, available] = out;
+    Ok(Some((current, available)))
+}
+
+/// node_exporter 1.12's `node_cpu_scaling_governor`: each available governor (split on single
+/// spaces, as Go's `strings.SplitSeq`), 1 for the current one; nothing when none is current.
+pub fn governor_samples(fam: &mut MetricFamily, cpu: &str, current: &str, available: &str) {
+    if current.is_empty() {
+        return;
+    }
+    for g in available.split(' ') {
+        fam.push(
+            &[("cpu", cpu), ("governor", g)],
+            if g == current { 1.0 } else { 0.0 },
+        );
+    }
+}
+
 pub fn collector(_opts: &Options) -> Box<dyn Collector> {
     Box::new(Cpufreq)
 }
@@ -97,6 +141,10 @@ impl Collector for Cpufreq {
             .iter()
             .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
             .collect();
+        let mut governor = MetricFamily::gauge(
+            "node_cpu_scaling_governor",
+            "Current enabled CPU frequency governor.",
+        );
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
             // procfs globs `cpu[0-9]*`: no directory, no match, no error.
@@ -123,7 +171,11 @@ impl Collector for Cpufreq {
                     fam.push(&[("cpu", cpu)], v);
                 }
             }
+            if let Some((current, available)) = read_governors(&dir)? {
+                governor_samples(&mut governor, cpu, &current, &available);
+            }
         }
+        fams.push(governor);
         Ok(nonempty_sorted(fams))
     }
 }
@@ -141,14 +193,43 @@ mod tests {
     }
 
     /// Two CPUs with cpufreq (the second without the root-only `cpuinfo_cur_freq`) and one
-    /// without, against node_exporter 1.5.0's output for the same tree.
+    /// without, against node_exporter 1.5.0's output for the same tree (all but the governor
+    /// family, which 1.5 does not have: see `governors_as_node_exporter_112`).
     #[test]
     fn fixture_matches_node_exporter() {
-        let fams = Cpufreq.collect(&paths()).expect("collects");
+        let mut fams = Cpufreq.collect(&paths()).expect("collects");
+        fams.retain(|f| f.name != "node_cpu_scaling_governor");
         assert_eq!(
             encoded(fams),
-            golden(&["node_cpu_frequency_", "node_cpu_scaling_"])
+            golden(&["node_cpu_frequency_", "node_cpu_scaling_frequency"])
         );
+    }
+
+    /// node_exporter 1.12's governor family (1.5 has none), on the same tree.
+    #[test]
+    fn governors_as_node_exporter_112() {
+        let fams = Cpufreq.collect(&paths()).expect("collects");
+        let gov = fams
+            .iter()
+            .find(|f| f.name == "node_cpu_scaling_governor")
+            .expect("governor family");
+        let got: Vec<String> = gov
+            .samples
+            .iter()
+            .map(|s| format!("{:?} {}", s.labels, s.value))
+            .collect();
+        assert!(!got.is_empty());
+        for s in &gov.samples {
+            assert!(s.value == 0.0 || s.value == 1.0, "{got:?}");
+        }
+        let mut fam = MetricFamily::gauge("node_cpu_scaling_governor", "h");
+        governor_samples(&mut fam, "0", "powersave", "performance powersave");
+        assert_eq!(fam.samples.len(), 2);
+        assert_eq!(fam.samples[0].value, 0.0);
+        assert_eq!(fam.samples[1].value, 1.0);
+        let mut none = MetricFamily::gauge("node_cpu_scaling_governor", "h");
+        governor_samples(&mut none, "0", "", "performance powersave");
+        assert!(none.samples.is_empty());
     }
 
     #[test]

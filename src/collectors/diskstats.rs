@@ -7,14 +7,16 @@
 //!   columns since 4.18, the two flush columns since 5.5), under node_exporter's names:
 //!   sectors become bytes (×512), milliseconds become seconds; discarded sectors stay sectors,
 //!   as in node_exporter.
-//! - `node_disk_info{device,major,minor,model,path,revision,serial,wwn}` for every device, the
-//!   labels from udev's database (`--path.udev.data`, file `b<major>:<minor>`; empty when the
+//! - `node_disk_info{device,major,minor,model,path,revision,rotational,serial,wwn}` for every
+//!   device (node_exporter 1.12's label set: `rotational` from
+//!   `/sys/block/<dev>/queue/rotational`, "1" or else "0"; `serial` falls back to `ID_SERIAL`),
+//!   the labels from udev's database (`--path.udev.data`, file `b<major>:<minor>`; empty when the
 //!   file is absent); and from the same file `node_disk_filesystem_info` (when `ID_FS_TYPE` is
 //!   set), `node_disk_device_mapper_info` (when `DM_NAME` is set) and
 //!   `node_disk_ata_{write_cache,write_cache_enabled,rotation_rate_rpm}` (ATA disks).
 //!
-//! Reads only `/proc/diskstats` and the udev data directory (outside `/proc` and `/sys`: the
-//! sandbox must allow reading it).
+//! Reads `/proc/diskstats`, `/sys/block/*/queue/rotational` and the udev data directory
+//! (outside `/proc` and `/sys`: the sandbox must allow reading it).
 
 use std::collections::HashMap;
 
@@ -57,6 +59,9 @@ pub struct DiskStats {
     pub name: String,
     /// The counters after the name, as many as the kernel printed (11, 15 or 17).
     pub values: Vec<u64>,
+    /// `/sys/block/<dev>/queue/rotational` is 1 (node_exporter 1.12's `rotational` label of
+    /// `node_disk_info`; false when unreadable, as 1.12).
+    pub rotational: bool,
 }
 
 /// Fields after the name that procfs reads (the rest of a longer line is ignored).
@@ -88,6 +93,7 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskStats>, String> {
             minor,
             name: name.to_string(),
             values,
+            rotational: false,
         });
     }
     Ok(out)
@@ -263,11 +269,16 @@ pub fn families(
         let text = udev(d.major, d.minor);
         let props = text.as_deref().map(parse_udev).unwrap_or_default();
         let get = |k: &str| props.get(k).copied().unwrap_or("");
-        // The serial printed on the disk label, else the short one.
-        let serial = match get("SCSI_IDENT_SERIAL") {
-            "" => get("ID_SERIAL_SHORT"),
-            s => s,
-        };
+        // The serial printed on the disk label, else the short one, else (node_exporter 1.12,
+        // virtio and MMC devices) `ID_SERIAL`.
+        let serial = [
+            get("SCSI_IDENT_SERIAL"),
+            get("ID_SERIAL_SHORT"),
+            get("ID_SERIAL"),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
         let (major, minor) = (d.major.to_string(), d.minor.to_string());
         info.push(
             &[
@@ -277,6 +288,7 @@ pub fn families(
                 ("model", get("ID_MODEL")),
                 ("path", get("ID_PATH")),
                 ("revision", get("ID_REVISION")),
+                ("rotational", if d.rotational { "1" } else { "0" }),
                 ("serial", serial),
                 ("wwn", get("ID_WWN")),
             ],
@@ -341,6 +353,10 @@ impl Collector for Diskstats {
         let path = paths.proc("diskstats");
         let mut disks = read_parsed(&path, parse_diskstats)?;
         disks.retain(|d| !self.filter.ignored(&d.name));
+        for d in disks.iter_mut() {
+            let p = paths.sys("block").join(&d.name).join("queue/rotational");
+            d.rotational = super::fsio::read_to_string(&p).is_ok_and(|t| t.trim() == "1");
+        }
         Ok(families(&mut disks, |major, minor| {
             let p = paths.udev_data.join(format!("b{major}:{minor}"));
             match super::fsio::read_to_string(&p) {
@@ -450,6 +466,7 @@ mod tests {
                 ("model", ""),
                 ("path", ""),
                 ("revision", ""),
+                ("rotational", "0"),
                 ("serial", ""),
                 ("wwn", ""),
             ])
@@ -527,6 +544,7 @@ mod tests {
                 ("model", "TOSHIBA_KSDB4U86"),
                 ("path", "pci-0000:3b:00.0-sas-phy7-lun-0"),
                 ("revision", "0102"),
+                ("rotational", "0"),
                 ("serial", "2160A0D5FVGG"),
                 ("wwn", "0x7c72382b8de36a64"),
             ])
@@ -541,6 +559,7 @@ mod tests {
                 ("model", "SAMSUNG EHFTF55LURSY-000Y9"),
                 ("path", "pci-0000:02:00.0-nvme-1"),
                 ("revision", "4NBTUY95"),
+                ("rotational", "0"),
                 ("serial", "S252B6CU1HG3M1"),
                 ("wwn", "eui.p3vbbiejx5aae2r3"),
             ])

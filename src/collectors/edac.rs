@@ -9,6 +9,12 @@
 //!   `node_edac_csrow_uncorrectable_errors_total{controller,csrow}`: `csrow="unknown"` from
 //!   `ce_noinfo_count`/`ue_noinfo_count`, then one per `csrow<M>` directory.
 //!
+//! - node_exporter 1.12 semantics: per `ch<K>_ce_count` file of a csrow,
+//!   `node_edac_channel_correctable_errors_total{controller,csrow,channel,dimm_label}` and,
+//!   when `ch<K>_ue_count` is readable, `node_edac_channel_uncorrectable_errors_total` (a
+//!   missing one is skipped, as 1.12). `dimm_label` is `ch<K>_dimm_label` trimmed, `#` removed,
+//!   `_` put before `csrow` and `channel`; `unknown` when unreadable.
+//!
 //! Any of these files missing or not a number fails the collector, as node_exporter, keeping the
 //! counters read before it (node_exporter sends each as it reads it). No EDAC
 //! (this VM, most VMs): nothing, success.
@@ -72,12 +78,50 @@ impl Collector for Edac {
     }
 }
 
-/// The four families, filled as the files are read.
+/// The families, filled as the files are read.
 struct Families {
     ce: MetricFamily,
     ue: MetricFamily,
     row_ce: MetricFamily,
     row_ue: MetricFamily,
+    ch_ce: MetricFamily,
+    ch_ue: MetricFamily,
+}
+
+/// node_exporter 1.12's `dimm_label` of a channel: the file trimmed, `#` removed, `_` before
+/// `csrow` and `channel`; `unknown` when unreadable.
+pub fn dimm_label(csrow: &Path, channel: &str) -> String {
+    match super::fsio::read_to_string(csrow.join(format!("ch{channel}_dimm_label"))) {
+        Ok(t) => t
+            .trim()
+            .replace('#', "")
+            .replace("csrow", "_csrow")
+            .replace("channel", "_channel"),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// The channel numbers of a csrow directory: files `ch*_ce_count` (node_exporter's glob) whose
+/// name holds `ch([0-9]+)_ce_count` (its regexp), sorted as the glob (by file name).
+fn channels(csrow: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new("ch([0-9]+)_ce_count").ok());
+    let mut out = Vec::new();
+    for name in super::sorted_names(csrow)? {
+        if !(name.starts_with("ch") && name.ends_with("_ce_count")) {
+            continue;
+        }
+        let Some(ch) = RE
+            .as_ref()
+            .and_then(|re| re.captures(&name))
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_string())
+        else {
+            continue;
+        };
+        out.push((ch, csrow.join(&name)));
+    }
+    Ok(out)
 }
 
 impl Families {
@@ -98,6 +142,14 @@ impl Families {
             row_ue: MetricFamily::counter(
                 "node_edac_csrow_uncorrectable_errors_total",
                 "Total uncorrectable memory errors for this csrow.",
+            ),
+            ch_ce: MetricFamily::counter(
+                "node_edac_channel_correctable_errors_total",
+                "Total correctable memory errors for this channel.",
+            ),
+            ch_ue: MetricFamily::counter(
+                "node_edac_channel_uncorrectable_errors_total",
+                "Total uncorrectable memory errors for this channel.",
             ),
         }
     }
@@ -122,6 +174,19 @@ impl Families {
                 let labels = [("controller", c), ("csrow", row.as_str())];
                 self.row_ce.push(&labels, read_u64(&rdir.join("ce_count"))?);
                 self.row_ue.push(&labels, read_u64(&rdir.join("ue_count"))?);
+                for (channel, ce_file) in channels(&rdir)? {
+                    let label = dimm_label(&rdir, &channel);
+                    let labels = [
+                        ("controller", c),
+                        ("csrow", row.as_str()),
+                        ("channel", channel.as_str()),
+                        ("dimm_label", label.as_str()),
+                    ];
+                    self.ch_ce.push(&labels, read_u64(&ce_file)?);
+                    if let Ok(v) = read_u64(&rdir.join(format!("ch{channel}_ue_count"))) {
+                        self.ch_ue.push(&labels, v);
+                    }
+                }
             }
         }
         Ok(())
@@ -129,7 +194,14 @@ impl Families {
 
     /// The families with samples, sorted by name, samples in client_golang's order.
     fn finish(self) -> Vec<MetricFamily> {
-        nonempty_sorted(vec![self.ce, self.row_ce, self.row_ue, self.ue])
+        nonempty_sorted(vec![
+            self.ch_ce,
+            self.ch_ue,
+            self.ce,
+            self.row_ce,
+            self.row_ue,
+            self.ue,
+        ])
     }
 }
 
@@ -144,6 +216,72 @@ mod tests {
     fn fixture_matches_node_exporter() {
         let fams = Edac.collect(&paths()).expect("collects");
         assert_eq!(encoded(fams), golden(&["node_edac_"]));
+    }
+
+    /// node_exporter 1.12's channel families, on a csrow shaped as its fixture's `csrow2` (no
+    /// `ch*_ue_count`: no uncorrectable sample) and `csrow0`.
+    #[test]
+    fn channels_as_node_exporter_112() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mc = dir.path().join("devices/system/edac/mc/mc0");
+        for (row, ue) in [("csrow0", true), ("csrow2", false)] {
+            let r = mc.join(row);
+            std::fs::create_dir_all(&r).expect("mkdir");
+            for f in ["ce_count", "ue_count"] {
+                std::fs::write(r.join(f), "0\n").expect("write");
+            }
+            for ch in ["0", "1"] {
+                std::fs::write(r.join(format!("ch{ch}_ce_count")), "0\n").expect("write");
+                std::fs::write(
+                    r.join(format!("ch{ch}_dimm_label")),
+                    format!("mc#0{row}#channel#{ch}\n"),
+                )
+                .expect("write");
+                if ue {
+                    std::fs::write(r.join(format!("ch{ch}_ue_count")), "2\n").expect("write");
+                }
+            }
+        }
+        for f in ["ce_count", "ce_noinfo_count", "ue_count", "ue_noinfo_count"] {
+            std::fs::write(mc.join(f), "0\n").expect("write");
+        }
+        let fams = Edac
+            .collect(&crate::collectors::testutil::sysfs_at(dir.path()))
+            .expect("collects");
+        let get = |name: &str| -> Vec<String> {
+            fams.iter()
+                .find(|f| f.name == name)
+                .map(|f| {
+                    f.samples
+                        .iter()
+                        .map(|s| {
+                            let l: Vec<String> =
+                                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            format!("{} {}", l.join(","), s.value)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            get("node_edac_channel_correctable_errors_total"),
+            // Labels and samples in exposition order (by label name, then value).
+            [
+                "channel=0,controller=0,csrow=0,dimm_label=mc0_csrow0_channel0 0",
+                "channel=0,controller=0,csrow=2,dimm_label=mc0_csrow2_channel0 0",
+                "channel=1,controller=0,csrow=0,dimm_label=mc0_csrow0_channel1 0",
+                "channel=1,controller=0,csrow=2,dimm_label=mc0_csrow2_channel1 0",
+            ]
+        );
+        assert_eq!(
+            get("node_edac_channel_uncorrectable_errors_total"),
+            [
+                "channel=0,controller=0,csrow=0,dimm_label=mc0_csrow0_channel0 2",
+                "channel=1,controller=0,csrow=0,dimm_label=mc0_csrow0_channel1 2",
+            ]
+        );
+        std::fs::remove_file(mc.join("csrow0/ch1_dimm_label")).expect("rm");
+        assert_eq!(dimm_label(&mc.join("csrow0"), "1"), "unknown");
     }
 
     #[test]

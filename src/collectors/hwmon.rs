@@ -9,7 +9,7 @@
 //!   (`hwmon4`); cleaned means lower-cased, `[^a-z0-9:_]` → `_`, `_` trimmed;
 //! - `node_hwmon_chip_names{chip,chip_name}` when the chip has a `name` file;
 //! - the sensor files (`<type><n>[_<property>]`, types `vrm beep_enable update_interval in cpu
-//!   fan pwm temp curr power energy humidity intrusion`) of the chip directory and of its
+//!   fan pwm temp curr power energy humidity intrusion freq`) of the chip directory and of its
 //!   `device` directory (older drivers), each read with one `read(2)` of at most 128 bytes
 //!   (some drivers answer `EAGAIN`; an unreadable file is skipped);
 //! - `node_hwmon_sensor_label{chip,label,sensor}` for every `*_label` file, its text as is
@@ -18,6 +18,12 @@
 //!   millidegrees → °C, microwatts → W, …) and help texts (`node_hwmon_temp_celsius`,
 //!   `node_hwmon_fan_rpm`, `node_hwmon_in_volts`, `node_hwmon_pwm`, …); a value that is not a
 //!   number is skipped.
+//!
+//! node_exporter 1.12 semantics: chips that share a label (one parent device with several
+//! hwmon nodes) get `_<name>` appended (or `_<hwmonN>` when the `name` is empty or shared
+//! too); `--collector.hwmon.chip-include` / `-exclude` filter on that final label,
+//! `--collector.hwmon.sensor-include` / `-exclude` on `<chip>;<sensor>`; `freq<n>_input` with a
+//! label is `node_hwmon_freq_freq_mhz{chip,sensor=<cleaned label>}` in MHz.
 //!
 //! A missing `/sys/class/hwmon` fails the collector (node_exporter's `ErrNoData`:
 //! `node_scrape_collector_success 0`), as on this VM. Partial output as node_exporter's
@@ -35,7 +41,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
-use super::{CollectError, Collector, Options, Paths};
+use super::options::{collector_options, Pattern};
+use super::{CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::{sort_samples, MetricFamily};
 
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +78,7 @@ pub(crate) fn read_trimmed(path: &Path) -> std::io::Result<String> {
 
 // ---------------------------------------------------------------------------------------------
 
-const SENSOR_TYPES: [&str; 13] = [
+const SENSOR_TYPES: [&str; 14] = [
     "vrm",
     "beep_enable",
     "update_interval",
@@ -85,6 +92,7 @@ const SENSOR_TYPES: [&str; 13] = [
     "energy",
     "humidity",
     "intrusion",
+    "freq",
 ];
 
 /// node_exporter's `cleanMetricName`: lower-case, every char outside `[a-z0-9:_]` → `_`, then
@@ -233,8 +241,15 @@ impl Families {
     }
 }
 
-/// The families for one chip's sensor data, added to `out`.
-fn chip_families(out: &mut Families, chip: &str, human: Option<&str>, data: &SensorData) {
+/// The families for one chip's sensor data, added to `out`; sensors whose `<chip>;<sensor>`
+/// the filter ignores are left out (node_exporter 1.12's sensor filter).
+fn chip_families(
+    out: &mut Families,
+    chip: &str,
+    human: Option<&str>,
+    data: &SensorData,
+    sensors: &DeviceFilter,
+) {
     if let Some(h) = human {
         out.push(
             "node_hwmon_chip_names".into(),
@@ -245,6 +260,9 @@ fn chip_families(out: &mut Families, chip: &str, human: Option<&str>, data: &Sen
         );
     }
     for (sensor, props) in data {
+        if sensors.ignored(&format!("{chip};{sensor}")) {
+            continue;
+        }
         let Some((stype, _, _)) = explode_sensor_filename(sensor) else {
             continue;
         };
@@ -399,6 +417,22 @@ fn chip_families(out: &mut Families, chip: &str, human: Option<&str>, data: &Sen
                         false,
                         v / 1_000_000.0,
                     )
+                } else if stype == "freq" {
+                    // node_exporter 1.12: `freq<n>_input` only, with a label, exported as
+                    // MHz under the cleaned label as `sensor`.
+                    if el == "input" {
+                        if let Some(label) = props.get("label") {
+                            let sensor = clean_name(label);
+                            out.push(
+                                name + "_freq_mhz",
+                                || "Hardware monitor for GPU frequency in MHz".into(),
+                                false,
+                                &[("chip", chip), ("sensor", sensor.as_str())],
+                                v / 1_000_000.0,
+                            );
+                        }
+                    }
+                    continue;
                 } else if stype == "fan" && matches!(el, "input" | "min" | "max" | "target") {
                     (
                         name + "_rpm",
@@ -431,11 +465,45 @@ fn parse_go_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Hwmon)
+collector_options! {
+    /// Options of the hwmon collector (`[collector.hwmon]` in the file).
+    pub struct HwmonOptions {
+        /// Regexp of hwmon chip to include (mutually exclusive to device-exclude).
+        #[arg(id = "collector.hwmon.chip-include", long = "collector.hwmon.chip-include", value_name = "REGEX")]
+        pub chip_include: Option<Pattern>,
+        /// Regexp of hwmon chip to exclude (mutually exclusive to device-include).
+        #[arg(id = "collector.hwmon.chip-exclude", long = "collector.hwmon.chip-exclude", value_name = "REGEX")]
+        pub chip_exclude: Option<Pattern>,
+        /// Regexp of hwmon sensor to include (mutually exclusive to sensor-exclude).
+        #[arg(id = "collector.hwmon.sensor-include", long = "collector.hwmon.sensor-include", value_name = "REGEX")]
+        pub sensor_include: Option<Pattern>,
+        /// Regexp of hwmon sensor to exclude (mutually exclusive to sensor-include).
+        #[arg(id = "collector.hwmon.sensor-exclude", long = "collector.hwmon.sensor-exclude", value_name = "REGEX")]
+        pub sensor_exclude: Option<Pattern>,
+    }
 }
 
-struct Hwmon;
+/// node_exporter's `newDeviceFilter(exclude, include)`: both patterns apply when both are set.
+fn both(include: &Option<Pattern>, exclude: &Option<Pattern>) -> DeviceFilter {
+    DeviceFilter {
+        include: include.as_ref().map(|p| p.0.clone()),
+        exclude: exclude.as_ref().map(|p| p.0.clone()),
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.hwmon;
+    Box::new(Hwmon {
+        chips: both(&o.chip_include, &o.chip_exclude),
+        sensors: both(&o.sensor_include, &o.sensor_exclude),
+    })
+}
+
+#[derive(Default)]
+struct Hwmon {
+    chips: DeviceFilter,
+    sensors: DeviceFilter,
+}
 
 impl Collector for Hwmon {
     fn name(&self) -> &'static str {
@@ -450,20 +518,58 @@ impl Collector for Hwmon {
             dirs.push(entry.map_err(|e| CollectError::io(&class, e))?.path());
         }
         dirs.sort_unstable();
-        let mut out = Families::default();
-        let mut last_error = None;
+        // Pass 1 (node_exporter 1.12): every chip directory with its device-derived label and
+        // its `name` file, to tell apart chips that share a parent device (asus-nb-wmi's two
+        // hwmon nodes, a wifi card's one per radio).
+        let mut chips = Vec::new();
         for dir in dirs {
             // Follows a symlink; anything that is not (or does not lead to) a directory is
             // skipped.
             if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
-            let Some(chip) = chip_name(&dir) else {
+            let Some(base) = chip_name(&dir) else {
                 continue;
             };
+            let name_file = super::fsio::read(dir.join("name"))
+                .map(|raw| String::from_utf8_lossy(&raw).trim().to_string())
+                .unwrap_or_default();
+            chips.push((dir, base, name_file));
+        }
+        let mut base_count: HashMap<&str, usize> = HashMap::new();
+        let mut name_count: HashMap<(&str, &str), usize> = HashMap::new();
+        for (_, base, name_file) in &chips {
+            *base_count.entry(base).or_default() += 1;
+            *name_count.entry((base, name_file)).or_default() += 1;
+        }
+        // Pass 2: a unique label per chip (a colliding label gets the chip's `name`, or its
+        // `hwmonN` when that is empty or shared too), then the chip filter on that label.
+        let mut out = Families::default();
+        let mut last_error = None;
+        for (dir, base, name_file) in &chips {
+            let mut chip = base.clone();
+            if base_count.get(base.as_str()).copied().unwrap_or(0) > 1 {
+                let mut suffix = clean_name(name_file);
+                if suffix.is_empty()
+                    || name_count
+                        .get(&(base.as_str(), name_file.as_str()))
+                        .copied()
+                        .unwrap_or(0)
+                        > 1
+                {
+                    suffix = dir
+                        .file_name()
+                        .map(|n| clean_name(&n.to_string_lossy()))
+                        .unwrap_or_default();
+                }
+                chip = format!("{base}_{suffix}");
+            }
+            if self.chips.ignored(&chip) {
+                continue;
+            }
             let mut data = SensorData::new();
-            if let Err(e) = collect_sensor_data(&dir, &mut data) {
-                last_error = Some(CollectError::io(&dir, e));
+            if let Err(e) = collect_sensor_data(dir, &mut data) {
+                last_error = Some(CollectError::io(dir, e));
                 continue;
             }
             let device = dir.join("device");
@@ -473,8 +579,8 @@ impl Collector for Hwmon {
                     continue;
                 }
             }
-            let human = human_chip_name(&dir);
-            chip_families(&mut out, &chip, human.as_deref(), &data);
+            let human = human_chip_name(dir);
+            chip_families(&mut out, &chip, human.as_deref(), &data, &self.sensors);
         }
         let fams = out
             .0
@@ -495,6 +601,7 @@ impl Collector for Hwmon {
 mod tests {
     use super::*;
     use crate::collectors::testutil::hw::*;
+    use regex::Regex;
 
     #[test]
     fn filenames() {
@@ -542,7 +649,7 @@ mod tests {
     /// a nameless chip) against node_exporter 1.5.0's output for the same tree.
     #[test]
     fn fixture_matches_node_exporter() {
-        let fams = Hwmon.collect(&paths()).expect("collects");
+        let fams = Hwmon::default().collect(&paths()).expect("collects");
         assert_eq!(encoded(fams), golden(&["node_hwmon_"]));
     }
 
@@ -561,20 +668,91 @@ mod tests {
             tree.path().join("class/hwmon/hwmon9"),
         )
         .expect("symlink");
-        let o = crate::collector::run(&Hwmon, &crate::collectors::testutil::sysfs_at(tree.path()));
+        let o = crate::collector::run(
+            &Hwmon::default(),
+            &crate::collectors::testutil::sysfs_at(tree.path()),
+        );
         let err = o.error.expect("the collector fails").to_string();
         assert!(err.contains("hwmon9/device"), "{err}");
-        let whole = Hwmon.collect(&paths()).expect("collects");
+        let whole = Hwmon::default().collect(&paths()).expect("collects");
         assert_eq!(
             o.families, whole,
             "every other chip, as on the unbroken tree"
         );
     }
 
+    /// node_exporter 1.12's chip labels: two hwmon nodes of one device (its fixture's
+    /// asus-nb-wmi) get their `name` appended; the chip filter sees the final label; a labelled
+    /// `freq1_input` is MHz under the cleaned label.
+    #[test]
+    fn shared_device_chips_node_exporter_112() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let dev = root.join("devices/platform/asus-nb-wmi");
+        std::fs::create_dir_all(&dev).expect("mkdir");
+        let class = root.join("class/hwmon");
+        for (h, name) in [("hwmon2", "asus"), ("hwmon3", "asus_wmi_sensors")] {
+            let d = root.join("devices/virtual/hwmon").join(h);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("name"), format!("{name}\n")).expect("write");
+            std::fs::write(d.join("pwm1_enable"), "2\n").expect("write");
+            std::os::unix::fs::symlink(&dev, d.join("device")).expect("symlink");
+            std::fs::create_dir_all(&class).expect("mkdir");
+            std::os::unix::fs::symlink(&d, class.join(h)).expect("symlink");
+        }
+        let gpu = root.join("devices/virtual/hwmon/hwmon4");
+        std::fs::create_dir_all(&gpu).expect("mkdir");
+        std::fs::write(gpu.join("freq1_input"), "214000000\n").expect("write");
+        std::fs::write(gpu.join("freq1_label"), "sclk\n").expect("write");
+        std::os::unix::fs::symlink(&gpu, class.join("hwmon4")).expect("symlink");
+        let paths = crate::collectors::testutil::sysfs_at(root);
+        let series = |h: Hwmon| -> Vec<String> {
+            let mut out = Vec::new();
+            for f in h.collect(&paths).expect("collects") {
+                for s in f.samples {
+                    let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out.push(format!("{}{{{}}} {}", f.name, l.join(","), s.value));
+                }
+            }
+            out
+        };
+        let all = series(Hwmon::default());
+        for want in [
+            "node_hwmon_pwm_enable{chip=platform_asus_nb_wmi_asus,sensor=pwm1} 2",
+            "node_hwmon_pwm_enable{chip=platform_asus_nb_wmi_asus_wmi_sensors,sensor=pwm1} 2",
+            "node_hwmon_chip_names{chip=platform_asus_nb_wmi_asus_wmi_sensors,chip_name=asus_wmi_sensors} 1",
+            "node_hwmon_freq_freq_mhz{chip=hwmon4,sensor=sclk} 214",
+            "node_hwmon_sensor_label{chip=hwmon4,label=sclk,sensor=freq1} 1",
+        ] {
+            assert!(all.iter().any(|s| s == want), "{want} not in {all:#?}");
+        }
+        let re = |s: &str| Some(Regex::new(s).expect("regex"));
+        let only = series(Hwmon {
+            chips: DeviceFilter {
+                include: re("^platform_asus_nb_wmi_asus$"),
+                exclude: None,
+            },
+            sensors: DeviceFilter::default(),
+        });
+        assert!(
+            only.iter()
+                .all(|s| s.contains("chip=platform_asus_nb_wmi_asus,")),
+            "{only:#?}"
+        );
+        let no_pwm = series(Hwmon {
+            chips: DeviceFilter::default(),
+            sensors: DeviceFilter {
+                include: None,
+                exclude: re(";pwm1$"),
+            },
+        });
+        assert!(!no_pwm.iter().any(|s| s.contains("pwm")), "{no_pwm:#?}");
+    }
+
     #[test]
     fn absent_class_fails() {
         let mut p = paths();
         p.sysfs = p.sysfs.join("nonexistent");
-        assert!(Hwmon.collect(&p).is_err());
+        assert!(Hwmon::default().collect(&p).is_err());
     }
 }

@@ -8,6 +8,15 @@
 //! Without `/proc/mdstat` (no md driver) the collector fails, as node_exporter's `ErrNoData`
 //! does (`node_scrape_collector_success 0`).
 //!
+//! node_exporter 1.12 semantics: after the `/proc/mdstat` families, from
+//! `/sys/block/md*/md/` (procfs' `Mdraids`): `node_md_raid_disks{device}` (`raid_disks`; the
+//! first number during a reshape's `"11 (10)"`; none for container, imsm and ddf arrays or an
+//! empty `level` or `raid_disks`) and `node_md_degraded{device}` (`degraded` for raid1, 4, 5, 6
+//! and 10, 0 for other levels). As procfs, a missing or unreadable `level`, `array_state`,
+//! `metadata_version`, `uuid`, component `state`, or level-specific `chunk_size`, `degraded`,
+//! `sync_action`, `sync_completed` fails the collector, keeping the `/proc/mdstat` families
+//! (partial output); no `md*` directory gives no sysfs samples.
+//!
 //! Deviation: a line starting with a tab (the kernel prints `\tresync=DELAYED` and
 //! `\tresync=PENDING`) is a continuation line here; procfs 0.8 takes it for a device line and
 //! fails the whole collector.
@@ -208,6 +217,116 @@ pub fn families(mut mds: Vec<MdStat>) -> Vec<MetricFamily> {
     vec![blocks, synced, disks, required, state]
 }
 
+/// One array of `/sys/block/md*/md`, what node_exporter 1.12 exports of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mdraid {
+    pub device: String,
+    /// `raid_disks`; `None` when not applicable or unreadable as a count.
+    pub disks: Option<u64>,
+    /// `degraded` (raid1, 4, 5, 6, 10), else 0.
+    pub degraded: u64,
+}
+
+/// `raid_disks` as procfs reads it: a plain count, or the first number of a reshape's
+/// `current (previous)`; `None` otherwise.
+pub fn parse_raid_disks(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if let Ok(v) = t.parse() {
+        return Some(v);
+    }
+    t.split_once(' ').and_then(|(first, _)| first.parse().ok())
+}
+
+fn sys_text(path: &std::path::Path) -> Result<String, CollectError> {
+    super::fsio::read_to_string(path)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| CollectError::io(path, e))
+}
+
+fn sys_uint(path: &std::path::Path) -> Result<u64, CollectError> {
+    let t = sys_text(path)?;
+    t.parse()
+        .map_err(|_| CollectError::parse(path, format!("not an unsigned integer: {t:?}")))
+}
+
+/// Reads every `<sysfs>/block/md*/md` as procfs' `Mdraids` (names sorted).
+pub fn read_mdraids(paths: &Paths) -> Result<Vec<Mdraid>, CollectError> {
+    let block = paths.sys("block");
+    // procfs globs `block/md*/md`: no directory, no match, no error.
+    if !block.is_dir() {
+        return Ok(Vec::new());
+    }
+    let names = super::sorted_names(&block)?;
+    let mut out = Vec::new();
+    for name in names.into_iter().filter(|n| n.starts_with("md")) {
+        let dir = block.join(&name).join("md");
+        if !dir.is_dir() {
+            continue;
+        }
+        let level = sys_text(&dir.join("level"))?;
+        sys_text(&dir.join("array_state"))?;
+        sys_text(&dir.join("metadata_version"))?;
+        let disks = match level.as_str() {
+            "container" | "imsm" | "ddf" | "" => None,
+            _ => parse_raid_disks(&sys_text(&dir.join("raid_disks"))?),
+        };
+        sys_text(&dir.join("uuid"))?;
+        for comp in super::sorted_names(&dir)?
+            .into_iter()
+            .filter(|n| n.starts_with("dev-"))
+        {
+            sys_text(&dir.join(comp).join("state"))?;
+        }
+        if matches!(
+            level.as_str(),
+            "raid0" | "raid4" | "raid5" | "raid6" | "raid10"
+        ) {
+            sys_uint(&dir.join("chunk_size"))?;
+        }
+        let mut degraded = 0;
+        if matches!(
+            level.as_str(),
+            "raid1" | "raid4" | "raid5" | "raid6" | "raid10"
+        ) {
+            degraded = sys_uint(&dir.join("degraded"))?;
+            sys_text(&dir.join("sync_action"))?;
+            let completed_path = dir.join("sync_completed");
+            let completed = sys_text(&completed_path)?;
+            if completed != "none" {
+                let ok = completed
+                    .split_once(" / ")
+                    .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
+                if !ok {
+                    return Err(CollectError::parse(
+                        &completed_path,
+                        format!("not 'a / b': {completed:?}"),
+                    ));
+                }
+            }
+        }
+        out.push(Mdraid {
+            device: name,
+            disks,
+            degraded,
+        });
+    }
+    Ok(out)
+}
+
+/// `node_md_raid_disks` and `node_md_degraded` (node_exporter 1.12).
+pub fn mdraid_families(mdraids: &[Mdraid]) -> [MetricFamily; 2] {
+    let mut disks = MetricFamily::gauge("node_md_raid_disks", "Number of raid disks on device.");
+    let mut degraded =
+        MetricFamily::gauge("node_md_degraded", "Number of degraded disks on device.");
+    for m in mdraids {
+        if let Some(d) = m.disks {
+            disks.push(&[("device", m.device.as_str())], d as f64);
+        }
+        degraded.push(&[("device", m.device.as_str())], m.degraded as f64);
+    }
+    [degraded, disks]
+}
+
 struct Mdadm;
 
 impl Collector for Mdadm {
@@ -217,7 +336,15 @@ impl Collector for Mdadm {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("mdstat");
         let mds = read_parsed(&path, parse_mdstat).map_err(CollectError::absent_is_no_data)?;
-        Ok(families(mds))
+        let mut fams = families(mds);
+        // 1.12 reads sysfs after sending the mdstat families: an error keeps them.
+        match read_mdraids(paths) {
+            Ok(m) => fams.extend(mdraid_families(&m)),
+            Err(e) => return Err(CollectError::partial(fams, e.absent_is_no_data())),
+        }
+        fams.retain(|f| !f.samples.is_empty());
+        fams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(fams)
     }
 }
 
@@ -286,6 +413,60 @@ mod tests {
         )
         .is_err());
         assert!(parse_mdstat("md0 :\n\n\n\n").is_err());
+    }
+
+    /// node_exporter 1.12's fixture tree: `node_md_raid_disks` and `node_md_degraded` as its
+    /// e2e output (`md5` and `md6` degraded by one, raid0's `md0` 0).
+    #[test]
+    fn mdraids_node_exporter_112() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (md, level, disks, degraded) in [
+            ("md0", "raid0", "2", None),
+            ("md5", "raid5", "3", Some("1")),
+            ("md7", "raid1", "11 (10)", Some("0")),
+            ("md8", "container", "", None),
+        ] {
+            let d = dir.path().join("block").join(md).join("md");
+            std::fs::create_dir_all(d.join("dev-sda")).expect("mkdir");
+            for (f, v) in [
+                ("level", level),
+                ("array_state", "clean"),
+                ("metadata_version", "1.2"),
+                ("raid_disks", disks),
+                ("uuid", "u"),
+                ("chunk_size", "524288"),
+                ("sync_action", "idle"),
+                ("sync_completed", "none"),
+                ("dev-sda/state", "in_sync"),
+            ] {
+                std::fs::write(d.join(f), format!("{v}\n")).expect("write");
+            }
+            if let Some(v) = degraded {
+                std::fs::write(d.join("degraded"), v).expect("write");
+            }
+        }
+        let paths = Paths {
+            sysfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let m = read_mdraids(&paths).expect("reads");
+        let got: Vec<(&str, Option<u64>, u64)> = m
+            .iter()
+            .map(|m| (m.device.as_str(), m.disks, m.degraded))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("md0", Some(2), 0),
+                ("md5", Some(3), 1),
+                ("md7", Some(11), 0),
+                ("md8", None, 0)
+            ]
+        );
+        // A raid5 without `degraded` fails, as procfs.
+        std::fs::remove_file(dir.path().join("block/md5/md/degraded")).expect("rm");
+        assert!(read_mdraids(&paths).is_err());
+        assert_eq!(parse_raid_disks("x"), None);
     }
 
     #[test]

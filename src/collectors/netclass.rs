@@ -1,6 +1,8 @@
 //! `netclass` collector: per-interface properties from `/sys/class/net/<iface>/*`, as
-//! node_exporter 1.5's `netclass_linux.go` in its default (sysfs) mode:
-//! `node_network_info{address,broadcast,device,duplex,ifalias,operstate}`, `node_network_up`
+//! node_exporter 1.12's `netclass_linux.go` in its default (sysfs) mode:
+//! `node_network_info{address,adminstate,broadcast,device,duplex,ifalias,operstate}`
+//! (`adminstate` is 1.12's: `up` when bit 0 (IFF_UP) of `flags` is set, `down` when not,
+//! `unknown` when `flags` is unreadable), `node_network_up`
 //! and one `node_network_<property>` gauge (counter for the carrier change counts) per numeric
 //! attribute (HELP `Network device property: <name>`).
 //!
@@ -9,13 +11,14 @@
 //! skipped; any other read error fails the collector. A missing `/sys/class/net` fails it too
 //! (node_exporter's `ErrNoData`, which reports `success 0`). Devices matching
 //! `--collector.netclass.ignored-devices` are skipped. Speed is exported as node_exporter
-//! does, including the kernel's `-1` for an unknown speed (`-125000` bytes).
+//! does, including the kernel's `-1` for an unknown speed (`-125000` bytes), unless
+//! `--collector.netclass.ignore-invalid-speed` (node_exporter 1.12) leaves negative speeds out.
 
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::options::{collector_options, Pattern};
+use super::options::{collector_options, parse_bool, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
@@ -69,6 +72,16 @@ pub const NUMERIC: [Numeric; 17] = [
     num("type", "protocol_type", false),
 ];
 const SPEED: usize = 14;
+const FLAGS: usize = 7;
+
+/// node_exporter 1.12's `adminstate` label: IFF_UP of `flags`.
+pub fn admin_state(flags: Option<i64>) -> &'static str {
+    match flags {
+        None => "unknown",
+        Some(f) if f & 1 == 1 => "up",
+        Some(_) => "down",
+    }
+}
 
 /// Parses a sysfs integer as procfs' value parser does (base prefix `0x` for hex, as `flags`
 /// and `dev_id` are printed). `None` for anything else.
@@ -92,8 +105,9 @@ pub fn parse_int(text: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-/// Builds the families from parsed interfaces (samples sorted by device).
-pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
+/// Builds the families from parsed interfaces (samples sorted by device); negative speeds are
+/// left out when `ignore_invalid_speed`.
+pub fn families(ifaces: &[Iface], ignore_invalid_speed: bool) -> Vec<MetricFamily> {
     let mut info = MetricFamily::gauge(
         "node_network_info",
         "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
@@ -120,9 +134,11 @@ pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
             &[("device", dev)],
             if i.operstate == "up" { 1.0 } else { 0.0 },
         );
+        let flags = i.numbers.get(FLAGS).copied().flatten();
         info.push(
             &[
                 ("address", &i.address),
+                ("adminstate", admin_state(flags)),
                 ("broadcast", &i.broadcast),
                 ("device", dev),
                 ("duplex", &i.duplex),
@@ -133,6 +149,9 @@ pub fn families(ifaces: &[Iface]) -> Vec<MetricFamily> {
         );
         for (k, v) in i.numbers.iter().enumerate() {
             let Some(v) = *v else { continue };
+            if k == SPEED && v < 0 && ignore_invalid_speed {
+                continue;
+            }
             let value = if k == SPEED {
                 // Mbit/s to bytes/s in integer arithmetic, as node_exporter.
                 v.wrapping_mul(1_000_000) / 8
@@ -214,17 +233,24 @@ collector_options! {
         /// Regexp of net devices to ignore for the netclass collector [default: ^$].
         #[arg(id = "collector.netclass.ignored-devices", long = "collector.netclass.ignored-devices", value_name = "REGEX")]
         pub ignored_devices: Option<Pattern>,
+        /// Ignore devices where the speed is invalid. This will be the default behavior in 2.x.
+        #[arg(id = "collector.netclass.ignore-invalid-speed", long = "collector.netclass.ignore-invalid-speed",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        pub ignore_invalid_speed: Option<bool>,
     }
 }
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(NetClass {
         ignored: Pattern::or_default(&opts.netclass.ignored_devices, "^$"),
+        ignore_invalid_speed: opts.netclass.ignore_invalid_speed.unwrap_or(false),
     })
 }
 
 pub struct NetClass {
     ignored: Regex,
+    ignore_invalid_speed: bool,
 }
 
 impl NetClass {
@@ -268,6 +294,7 @@ impl Collector for NetClass {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         Ok(families(
             &self.read(paths).map_err(CollectError::absent_is_no_data)?,
+            self.ignore_invalid_speed,
         ))
     }
 }
@@ -281,6 +308,7 @@ mod tests {
     fn nc(ignored: &str) -> NetClass {
         NetClass {
             ignored: Regex::new(ignored).expect("regex"),
+            ignore_invalid_speed: false,
         }
     }
 
@@ -295,7 +323,15 @@ mod tests {
         let expected = include_str!(
             "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netclass.txt"
         );
-        assert_eq!(render(&sorted(fams)), parse(expected));
+        // node_exporter 1.12 semantics: `node_network_info` has an `adminstate` label 1.5 does
+        // not have (checked in `invalid_speed_and_adminstate_node_exporter_112`); the rest is
+        // 1.5's output.
+        let adminstate = Regex::new(r#"adminstate="(up|down|unknown)","#).expect("regex");
+        let ours: Vec<_> = render(&sorted(fams))
+            .into_iter()
+            .map(|(l, v)| (adminstate.replace(&l, "").into_owned(), v))
+            .collect();
+        assert_eq!(ours, parse(expected));
     }
 
     #[test]
@@ -311,7 +347,7 @@ mod tests {
         assert_eq!(bond0.duplex, "full");
         assert_eq!(bond0.ifalias, "");
         assert_eq!(bond0.operstate, "up");
-        let fams = families(&ifaces);
+        let fams = families(&ifaces, false);
         let find = |name: &str, dev: &str| {
             fams.iter()
                 .find(|f| f.name == name)
@@ -339,6 +375,7 @@ mod tests {
             labels,
             [
                 "address=01:01:01:01:01:01",
+                "adminstate=up",
                 "broadcast=ff:ff:ff:ff:ff:ff",
                 "device=bond0",
                 "duplex=full",
@@ -360,6 +397,27 @@ mod tests {
             carrier.help,
             "Network device property: carrier_up_changes_total"
         );
+    }
+
+    /// node_exporter 1.12: `--collector.netclass.ignore-invalid-speed` drops bond0's `-1`;
+    /// `adminstate` from IFF_UP.
+    #[test]
+    fn invalid_speed_and_adminstate_node_exporter_112() {
+        let ifaces = nc("^$")
+            .read(&sysfs("net", "node_exporter-fixture/sys"))
+            .expect("reads");
+        let speeds = |ignore: bool| -> Vec<String> {
+            families(&ifaces, ignore)
+                .iter()
+                .find(|f| f.name == "node_network_speed_bytes")
+                .map(|f| f.samples.iter().map(|s| s.labels[0].1.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(speeds(false), ["bond0", "dmz", "int"]);
+        assert_eq!(speeds(true), ["dmz", "int"]);
+        assert_eq!(admin_state(Some(4867)), "up");
+        assert_eq!(admin_state(Some(4098)), "down");
+        assert_eq!(admin_state(None), "unknown");
     }
 
     #[test]

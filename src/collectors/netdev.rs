@@ -12,6 +12,13 @@
 //! on kernels before 4.6).
 //!
 //! Devices are filtered with `--collector.netdev.device-include/-exclude`.
+//!
+//! node_exporter 1.12's e2e test (`tests/e2e_node_exporter_112.rs`) expects `lo`'s counters
+//! with `--collector.netdev.device-include=lo` although its fixture tree has no `proc/net/dev`
+//! and no `sys/class/net/lo`: its netdev reads the live host's interfaces over rtnetlink (its
+//! default), whatever `--path.procfs` says. This collector reads `/proc/net/dev` under
+//! `--path.procfs`, so on that tree it fails (no file) until the rtnetlink mode (issue 13's
+//! netlink work) serves those counters.
 
 use std::path::Path;
 

@@ -49,7 +49,8 @@ collector_options! {
         /// Path to pci.ids file to use for PCI device identification (granted by Landlock;
         /// a change needs a restart). [default: the first of /usr/share/misc/pci.ids,
         /// /usr/share/hwdata/pci.ids that exists]
-        #[arg(id = "collector.pcidevice.idsfile", long = "collector.pcidevice.idsfile", value_name = "FILE")]
+        #[arg(id = "collector.pcidevice.idsfile", long = "collector.pcidevice.idsfile", value_name = "FILE",
+              value_parser = crate::collector::options::parse_path_or_empty)]
         pub idsfile: Option<PathBuf>,
         /// Enable PCI device name resolution (requires pci.ids file). [default: false]
         #[arg(id = "collector.pcidevice.names", long = "collector.pcidevice.names", value_name = "BOOL",

@@ -46,7 +46,8 @@ collector_options! {
         /// test fixtures to use for qdisc collector end-to-end testing: a directory holding
         /// results.json (granted by Landlock; a change needs a restart). Without it the qdiscs
         /// are dumped over rtnetlink.
-        #[arg(id = "collector.qdisc.fixtures", long = "collector.qdisc.fixtures", value_name = "DIR")]
+        #[arg(id = "collector.qdisc.fixtures", long = "collector.qdisc.fixtures", value_name = "DIR",
+              value_parser = crate::collector::options::parse_path_or_empty)]
         pub fixtures: Option<PathBuf>,
         /// Regexp of qdisc devices to include (mutually exclusive to device-exclude).
         #[arg(id = "collector.qdisc.device-include", long = "collector.qdisc.device-include", value_name = "REGEX")]

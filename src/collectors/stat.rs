@@ -1,10 +1,16 @@
 //! `stat` collector: kernel/system statistics from `/proc/stat`, as node_exporter 1.5's
 //! `stat_linux.go` (boot time, context switches, forks, interrupts, runnable/blocked processes).
 //!
+//! With `--collector.stat.softirq` (node_exporter 1.12, off by default):
+//! `node_softirqs_total{vector}` from the `softirq` line, the ten vectors in the kernel's order
+//! (hi, timer, net_tx, net_rx, block, block_iopoll, tasklet, sched, hrtimer, rcu). As procfs,
+//! a `softirq` line with fewer than the total and ten vectors fails the parse.
+//!
 //! The `/proc/stat` parser also serves the `cpu` collector (per-CPU times) and the agent's own
 //! `process_start_time_seconds` (boot time).
 
-use super::{read_to_string, CollectError, Collector, Paths};
+use super::options::{collector_options, parse_bool};
+use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// The kernel's `USER_HZ`: `/proc/stat` counts CPU time in these ticks (always 100 on Linux,
@@ -46,7 +52,23 @@ pub struct ProcStat {
     pub processes: Option<u64>,
     pub procs_running: Option<u64>,
     pub procs_blocked: Option<u64>,
+    /// `softirq`: the ten per-vector counts after the total, in [`SOFTIRQ_VECTORS`] order.
+    pub softirq: Option<[u64; 10]>,
 }
+
+/// The vectors of the `softirq` line, in the kernel's (and node_exporter 1.12's) order.
+pub const SOFTIRQ_VECTORS: [&str; 10] = [
+    "hi",
+    "timer",
+    "net_tx",
+    "net_rx",
+    "block",
+    "block_iopoll",
+    "tasklet",
+    "sched",
+    "hrtimer",
+    "rcu",
+];
 
 /// Parses `/proc/stat`. Per-CPU lines are parsed only when `with_cpus` is set (the `stat`
 /// collector does not need them; on big hosts they are most of the file). Unknown lines are
@@ -64,6 +86,21 @@ pub fn parse_stat(text: &str, with_cpus: bool) -> Result<ProcStat, String> {
             "processes" => &mut st.processes,
             "procs_running" => &mut st.procs_running,
             "procs_blocked" => &mut st.procs_blocked,
+            "softirq" => {
+                // procfs' Sscanf: the total, then the ten vectors; more are ignored.
+                let mut v = [0u64; 11];
+                for slot in v.iter_mut() {
+                    let f = fields
+                        .next()
+                        .ok_or_else(|| format!("couldn't parse {line:?} (softirq)"))?;
+                    *slot = f
+                        .parse()
+                        .map_err(|_| format!("couldn't parse {line:?} (softirq)"))?;
+                }
+                let [_total, vectors @ ..] = v;
+                st.softirq = Some(vectors);
+                continue;
+            }
             _ => {
                 if with_cpus {
                     if let Some(id) = key.strip_prefix("cpu") {
@@ -173,14 +210,56 @@ pub fn read_stat(paths: &Paths, with_cpus: bool) -> Result<ProcStat, CollectErro
     parse_stat(&text, with_cpus).map_err(|msg| CollectError::parse(&path, msg))
 }
 
-pub struct Stat;
+/// `node_softirqs_total{vector}` (node_exporter 1.12's `--collector.stat.softirq`); empty
+/// when the kernel has no `softirq` line.
+pub fn softirq_family(st: &ProcStat) -> MetricFamily {
+    let mut fam = MetricFamily::counter("node_softirqs_total", "Number of softirq calls.");
+    if let Some(v) = &st.softirq {
+        for (name, value) in SOFTIRQ_VECTORS.iter().zip(v) {
+            fam.push(&[("vector", *name)], *value as f64);
+        }
+    }
+    fam
+}
+
+collector_options! {
+    /// Options of the stat collector (`[collector.stat]` in the file).
+    pub struct StatOptions {
+        /// Export softirq calls per vector.
+        #[arg(id = "collector.stat.softirq", long = "collector.stat.softirq",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        pub softirq: Option<bool>,
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(Stat {
+        softirq: opts.stat.softirq.unwrap_or(false),
+    })
+}
+
+#[derive(Default)]
+pub struct Stat {
+    /// `--collector.stat.softirq`.
+    pub softirq: bool,
+}
 
 impl Collector for Stat {
     fn name(&self) -> &'static str {
         "stat"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(&read_stat(paths, false)?))
+        let st = read_stat(paths, false)?;
+        let mut fams = families(&st);
+        if self.softirq {
+            let fam = softirq_family(&st);
+            if !fam.samples.is_empty() {
+                fams.push(fam);
+                fams.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        Ok(fams)
     }
 }
 
@@ -263,6 +342,47 @@ mod tests {
         assert_eq!(fams[0].help, "Node boot time, in unixtime.");
     }
 
+    /// node_exporter 1.12's `/proc/stat` fixture: `node_softirqs_total` as its e2e output.
+    #[test]
+    fn softirq_vectors_node_exporter_112() {
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/stat");
+        let st = parse_stat(text, false).expect("parses");
+        let fam = softirq_family(&st);
+        let got: Vec<(String, f64)> = fam
+            .samples
+            .iter()
+            .map(|s| (s.labels[0].1.clone(), s.value))
+            .collect();
+        let want = [
+            ("hi", 250191.0),
+            ("timer", 1481983.0),
+            ("net_tx", 1647.0),
+            ("net_rx", 211099.0),
+            ("block", 186066.0),
+            ("block_iopoll", 0.0),
+            ("tasklet", 1783454.0),
+            ("sched", 622196.0),
+            ("hrtimer", 12499.0),
+            ("rcu", 508444.0),
+        ];
+        assert_eq!(got.len(), want.len());
+        for ((g, gv), (w, wv)) in got.iter().zip(want) {
+            assert_eq!((g.as_str(), *gv), (w, wv));
+        }
+        assert!(parse_stat("softirq 1 2 3\n", false).is_err());
+        assert_eq!(parse_stat("ctxt 1\n", false).expect("parses").softirq, None);
+        let on = Stat { softirq: true };
+        let off = Stat::default();
+        let paths = Paths {
+            procfs: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/node_exporter_1.12/proc"),
+            ..Paths::default()
+        };
+        let has = |fams: Vec<MetricFamily>| fams.iter().any(|f| f.name == "node_softirqs_total");
+        assert!(has(on.collect(&paths).expect("collects")));
+        assert!(!has(off.collect(&paths).expect("collects")));
+    }
+
     #[test]
     fn old_kernel_short_cpu_lines() {
         // 2.6.9-era line: no steal/guest columns (OpenVZ guests look like this too).
@@ -293,7 +413,9 @@ mod tests {
 
     #[test]
     fn live() {
-        let fams = Stat.collect(&Paths::default()).expect("reads /proc/stat");
+        let fams = Stat::default()
+            .collect(&Paths::default())
+            .expect("reads /proc/stat");
         assert_eq!(
             names(&fams),
             [
@@ -314,6 +436,9 @@ mod tests {
             procfs: "/nonexistent".into(),
             ..Paths::default()
         };
-        assert!(matches!(Stat.collect(&paths), Err(CollectError::Io { .. })));
+        assert!(matches!(
+            Stat::default().collect(&paths),
+            Err(CollectError::Io { .. })
+        ));
     }
 }

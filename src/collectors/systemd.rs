@@ -64,7 +64,7 @@ use std::time::Duration;
 use regex::Regex;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
-use super::options::{collector_options, Pattern};
+use super::options::{collector_options, parse_bool, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
@@ -86,15 +86,6 @@ const DEST: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
-
-/// A flag that takes no value (`--collector.systemd.enable-task-metrics`) or `=true`/`=false`.
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("expected true or false, not '{s}'")),
-    }
-}
 
 collector_options! {
     /// Options of the systemd collector (`[collector.systemd]` in the file).

@@ -35,7 +35,8 @@ collector_options! {
         /// test fixtures to use for wifi collector metrics: a directory (granted by Landlock;
         /// a change needs a restart). Without it the collector fails: its live nl80211 mode is
         /// not built yet.
-        #[arg(id = "collector.wifi.fixtures", long = "collector.wifi.fixtures", value_name = "DIR")]
+        #[arg(id = "collector.wifi.fixtures", long = "collector.wifi.fixtures", value_name = "DIR",
+              value_parser = crate::collector::options::parse_path_or_empty)]
         pub fixtures: Option<PathBuf>,
     }
 }

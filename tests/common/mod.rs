@@ -22,6 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod tls;
+pub mod ttar;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -442,6 +443,8 @@ pub struct Start<'a> {
     pub env: Vec<(String, String)>,
     /// The soft `RLIMIT_NOFILE` the agent starts with (the hard limit is kept).
     pub nofile_soft: Option<u64>,
+    /// The agent's working directory (the test's own when `None`).
+    pub current_dir: Option<PathBuf>,
 }
 
 impl<'a> Start<'a> {
@@ -453,7 +456,13 @@ impl<'a> Start<'a> {
             listen_arg: true,
             env: Vec::new(),
             nofile_soft: None,
+            current_dir: None,
         }
+    }
+    /// Starts the agent in `dir` (for relative paths in its arguments).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.extra.push(a.into());
@@ -505,6 +514,9 @@ impl<'a> Start<'a> {
     pub fn spawn_no_wait(self) -> Agent {
         let args = self.argv();
         let mut cmd = Command::new(BIN);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
         if let Some(soft) = self.nofile_soft {
             use nix::sys::resource::{getrlimit, setrlimit, Resource};
             use std::os::unix::process::CommandExt;
