@@ -138,10 +138,12 @@ crate::collector::options::options_table! {
     filesystem: filesystem::FilesystemOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
+    netstat: netstat::NetstatOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
+    vmstat: vmstat::VmstatOptions,
 }
 
 pub mod arp;
