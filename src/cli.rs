@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 
-use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS};
+use crate::values::{ListenAddr, LogFormat, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS};
 
 /// Default configuration file; a missing one is fine, a missing explicitly named one is not.
 pub const DEFAULT_CONFIG: &str = "/etc/monitoring-agent/config.toml";
@@ -75,6 +75,12 @@ pub struct Cli {
     /// [default: info].
     #[arg(long = "log.level", value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+
+    /// Output format of log messages on stderr and in the log file: logfmt or json (as
+    /// node_exporter's promslog) [default: the agent's "TIME LEVEL message" lines]. Syslog and
+    /// the journal keep their own framing.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     /// procfs mountpoint [default: /proc].
     #[arg(long = "path.procfs", value_name = "PATH")]

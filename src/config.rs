@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::cli::{Cli, DEFAULT_CONFIG};
 use crate::collector::Paths;
 pub use crate::values::{
-    ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS,
+    ListenAddr, LogFormat, LogLevel, TelemetryPath, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS,
     DEFAULT_PORT,
 };
 
@@ -51,6 +51,7 @@ macro_rules! deserialize_from_str {
 }
 deserialize_from_str!(ListenAddr);
 deserialize_from_str!(LogLevel);
+deserialize_from_str!(LogFormat);
 deserialize_from_str!(TelemetryPath);
 deserialize_from_str!(CollectorName);
 
@@ -63,6 +64,7 @@ struct FileConfig {
     pid_file: Option<PathBuf>,
     log_file: Option<PathBuf>,
     log_level: Option<LogLevel>,
+    log_format: Option<LogFormat>,
     sandbox: Option<toml::Spanned<String>>,
     #[serde(default)]
     web: FileWeb,
@@ -199,6 +201,8 @@ pub struct StartupSettings {
     pub user: String,
     pub pid_file: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
+    /// `--log.format` (`None`: the agent's own line format).
+    pub log_format: Option<LogFormat>,
     pub sandbox: String,
     /// Where the collectors read, the textfile directory included: what Landlock grants.
     pub paths: Paths,
@@ -224,6 +228,7 @@ impl StartupSettings {
             user,
             pid_file,
             log_file,
+            log_format,
             sandbox,
             paths:
                 Paths {
@@ -248,6 +253,7 @@ impl StartupSettings {
         differs(*user != new.user, "user");
         differs(*pid_file != new.pid_file, "pid_file");
         differs(*log_file != new.log_file, "log_file");
+        differs(*log_format != new.log_format, "log_format");
         differs(*sandbox != new.sandbox, "sandbox");
         differs(*procfs != new.paths.procfs, "paths.procfs");
         differs(*sysfs != new.paths.sysfs, "paths.sysfs");
@@ -549,6 +555,7 @@ impl Settings {
                 user,
                 pid_file,
                 log_file,
+                log_format: cli.log_format.or(f.log_format),
                 sandbox,
                 paths,
                 listen,

@@ -86,6 +86,28 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// `--log.format`: node_exporter's (promslog's) line formats for stderr and the log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time=... level=INFO msg="..."`
+    Logfmt,
+    /// `{"time":"...","level":"INFO","msg":"..."}`
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "logfmt" => Ok(LogFormat::Logfmt),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "invalid log format '{s}': expected logfmt or json"
+            )),
+        }
+    }
+}
+
 /// Log severity threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
