@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: Option<u32>,
 
+    /// Exclude metrics about the exporter itself (process_*, promhttp_*), as node_exporter's
+    /// flag (which also drops its go_*); the monitoring_agent_* families stay.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+
     /// TLS and authentication configuration (exporter-toolkit's web-config YAML format, as
     /// node_exporter's flag): certificates, client certificates, basic auth, headers, rate
     /// limit. Relative paths in it resolve against its directory. Empty: none (as

@@ -129,6 +129,7 @@ struct FileWeb {
     max_header_bytes: Option<Positive>,
     /// `--web.config.file`; relative to the TOML file's directory.
     config_file: Option<PathBuf>,
+    disable_exporter_metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +179,9 @@ pub struct WebSettings {
     pub shutdown_timeout: Duration,
     /// Largest request head accepted (hyper's read buffer; at least 8192).
     pub max_header_bytes: usize,
+    /// `--web.disable-exporter-metrics`: leave out the agent's `process_*` and `promhttp_*`
+    /// families, as node_exporter leaves out its `process_*`, `go_*` and `promhttp_*`.
+    pub disable_exporter_metrics: bool,
 }
 
 /// Which collectors run, how long each may take, and their options.
@@ -511,6 +515,8 @@ impl Settings {
                 .max_header_bytes
                 .map_or(16 * 1024, |p| p.0 as usize)
                 .max(8192),
+            disable_exporter_metrics: cli.disable_exporter_metrics
+                || f.web.disable_exporter_metrics.unwrap_or(false),
         };
         let (collectors, textfile_directory) = collector_settings(cli, f.collectors, f.collector)
             .map_err(|msg| match &path {

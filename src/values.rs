@@ -101,9 +101,7 @@ impl FromStr for LogFormat {
         match s {
             "logfmt" => Ok(LogFormat::Logfmt),
             "json" => Ok(LogFormat::Json),
-            _ => Err(format!(
-                "invalid log format '{s}': expected logfmt or json"
-            )),
+            _ => Err(format!("invalid log format '{s}': expected logfmt or json")),
         }
     }
 }

@@ -276,7 +276,10 @@ impl Log for AgentLogger {
         }
         if let Some(file) = &self.file {
             if let Ok(mut f) = file.lock() {
-                write_file(&mut *f, &format_line(self.format, &timestamp(), level, &msg));
+                write_file(
+                    &mut *f,
+                    &format_line(self.format, &timestamp(), level, &msg),
+                );
             }
         }
         if let Some(syslog) = &self.syslog {
