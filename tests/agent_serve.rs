@@ -704,8 +704,9 @@ fn promhttp_families_and_disable_exporter_metrics() {
     let body = agent.scrape("/metrics");
     for prefix in ["process_", "promhttp_"] {
         assert!(
-            !body.lines().any(|l| l.starts_with(prefix)
-                || l.starts_with(&format!("# HELP {prefix}"))),
+            !body
+                .lines()
+                .any(|l| l.starts_with(prefix) || l.starts_with(&format!("# HELP {prefix}"))),
             "{prefix}* still served with --web.disable-exporter-metrics"
         );
     }

@@ -91,10 +91,7 @@ const NODE_EXPORTER_1_12_FAMILIES: &[(&str, &str)] = &[
         "node_btrfs_max_commit_seconds",
         "1.12 reads commit_stats (kernel 6.0+)",
     ),
-    (
-        "node_nvme_namespace_",
-        "1.12 reports NVMe namespaces",
-    ),
+    ("node_nvme_namespace_", "1.12 reports NVMe namespaces"),
     (
         "node_zfs_",
         "1.12 exports int64 kstats (e.g. node_zfs_arc_memory_available_bytes)",

@@ -55,7 +55,7 @@ pub struct GoDurationOpt(pub std::time::Duration);
 impl FromStr for GoDurationOpt {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        crate::web::config::parse_go_duration(s).map(GoDurationOpt)
+        crate::values::parse_go_duration(s).map(GoDurationOpt)
     }
 }
 
