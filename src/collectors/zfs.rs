@@ -13,7 +13,8 @@
 //! node_exporter 1.12 semantics, differing from 1.5: `KSTAT_DATA_INT64` rows of the kstat
 //! files are exported (e.g. `node_zfs_arc_memory_available_bytes`, which can be negative); a
 //! dataset name is the rest of the `dataset_name` line from its first word on, so names with
-//! spaces are whole (1.5 kept the first word); the `suspended` state is reported.
+//! spaces are whole (1.5 kept the first word; unlike 1.12, the word is searched after the
+//! type column, see `parse_objset`); the `suspended` state is reported.
 //!
 //! A value that is not a number fails the collector, keeping the rows read before it, as
 //! node_exporter (which sends each row as it parses it).
@@ -133,12 +134,19 @@ pub fn parse_objset<'a>(
             continue;
         }
         match parts[..] {
-            // 1.12: the rest of the line from the first occurrence of the name's first word,
-            // so a name with spaces is whole (`line[strings.Index(line, parts[2]):]`).
-            ["dataset_name", _, first, ..] => {
-                dataset = line
-                    .find(first)
-                    .and_then(|i| line.get(i..))
+            // 1.12: the rest of the line from the name's first word, so a name with spaces is
+            // whole. Deviation: 1.12 takes `line[strings.Index(line, parts[2]):]`, the first
+            // occurrence anywhere in the line, which mislabels a pool named e.g. `data`,
+            // `name` or `7` (found inside `dataset_name` or the type column); the search here
+            // starts after the type column.
+            ["dataset_name", kind, first, ..] => {
+                let after_type = line
+                    .find("dataset_name")
+                    .and_then(|i| line.get(i + "dataset_name".len()..))
+                    .and_then(|rest| rest.find(kind).map(|j| (rest, j)))
+                    .and_then(|(rest, j)| rest.get(j + kind.len()..));
+                dataset = after_type
+                    .and_then(|rest| rest.find(first).and_then(|i| rest.get(i..)))
                     .unwrap_or(first)
             }
             [name, UINT64, value, ..] => {
@@ -353,6 +361,22 @@ mod tests {
             )
         });
         assert_eq!(r, [("p/d with  space ", "writes", 3)]);
+        // A pool named like a part of the line before it (1.12 would label it
+        // "dataset_name 7 data").
+        let (r, _) = rows(|f| {
+            parse_objset(
+                "name type data\ndataset_name 7 data\nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!(r, [("data", "writes", 3)]);
+        let (r, _) = rows(|f| {
+            parse_objset(
+                "name type data\ndataset_name 7 7\nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!(r, [("7", "writes", 3)]);
         let (r, ok) = rows(|f| {
             parse_objset(
                 "1 1\nname type data\ndataset_name 7 p/d\nwrites 4 3\n",
