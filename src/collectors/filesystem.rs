@@ -913,6 +913,14 @@ mod tests {
         assert_eq!(statter.timeout(), MOUNT_TIMEOUT);
         statter.set_timeout(Duration::from_millis(250));
         assert_eq!(statter.timeout(), Duration::from_millis(250));
+        // Building the collector applies the option to the scrape's statter, and the default
+        // again without it (as a reload does).
+        let mut opts = Options::default();
+        opts.filesystem.mount_timeout = Some("1500ms".parse().expect("duration"));
+        let _ = collector(&opts);
+        assert_eq!(STATTER.timeout(), Duration::from_millis(1500));
+        let _ = collector(&Options::default());
+        assert_eq!(STATTER.timeout(), MOUNT_TIMEOUT);
     }
 
     const DEBIAN12: &str =
