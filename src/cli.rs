@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 
-use crate::values::{ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS};
+use crate::values::{ListenAddr, LogFormat, LogLevel, TelemetryPath, DEFAULT_MAX_REQUESTS};
 
 /// Default configuration file; a missing one is fine, a missing explicitly named one is not.
 pub const DEFAULT_CONFIG: &str = "/etc/monitoring-agent/config.toml";
@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long = "web.max-requests", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: Option<u32>,
 
+    /// Exclude metrics about the exporter itself (process_*, promhttp_*), as node_exporter's
+    /// flag (which also drops its go_*); the monitoring_agent_* families stay.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+
     /// TLS and authentication configuration (exporter-toolkit's web-config YAML format, as
     /// node_exporter's flag): certificates, client certificates, basic auth, headers, rate
     /// limit. Relative paths in it resolve against its directory. Empty: none (as
@@ -75,6 +80,12 @@ pub struct Cli {
     /// [default: info].
     #[arg(long = "log.level", value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+
+    /// Output format of log messages on stderr and in the log file: logfmt or json (as
+    /// node_exporter's promslog) [default: the agent's "TIME LEVEL message" lines]. Syslog and
+    /// the journal keep their own framing.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     /// procfs mountpoint [default: /proc].
     #[arg(long = "path.procfs", value_name = "PATH")]

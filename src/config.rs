@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::cli::{Cli, DEFAULT_CONFIG};
 use crate::collector::Paths;
 pub use crate::values::{
-    ListenAddr, LogLevel, TelemetryPath, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS,
+    ListenAddr, LogFormat, LogLevel, TelemetryPath, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS,
     DEFAULT_PORT,
 };
 
@@ -51,6 +51,7 @@ macro_rules! deserialize_from_str {
 }
 deserialize_from_str!(ListenAddr);
 deserialize_from_str!(LogLevel);
+deserialize_from_str!(LogFormat);
 deserialize_from_str!(TelemetryPath);
 deserialize_from_str!(CollectorName);
 
@@ -63,6 +64,7 @@ struct FileConfig {
     pid_file: Option<PathBuf>,
     log_file: Option<PathBuf>,
     log_level: Option<LogLevel>,
+    log_format: Option<LogFormat>,
     sandbox: Option<toml::Spanned<String>>,
     #[serde(default)]
     web: FileWeb,
@@ -127,6 +129,7 @@ struct FileWeb {
     max_header_bytes: Option<Positive>,
     /// `--web.config.file`; relative to the TOML file's directory.
     config_file: Option<PathBuf>,
+    disable_exporter_metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +179,9 @@ pub struct WebSettings {
     pub shutdown_timeout: Duration,
     /// Largest request head accepted (hyper's read buffer; at least 8192).
     pub max_header_bytes: usize,
+    /// `--web.disable-exporter-metrics`: leave out the agent's `process_*` and `promhttp_*`
+    /// families, as node_exporter leaves out its `process_*`, `go_*` and `promhttp_*`.
+    pub disable_exporter_metrics: bool,
 }
 
 /// Which collectors run, how long each may take, and their options.
@@ -199,6 +205,8 @@ pub struct StartupSettings {
     pub user: String,
     pub pid_file: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
+    /// `--log.format` (`None`: the agent's own line format).
+    pub log_format: Option<LogFormat>,
     pub sandbox: String,
     /// Where the collectors read, the textfile directory included: what Landlock grants.
     pub paths: Paths,
@@ -224,6 +232,7 @@ impl StartupSettings {
             user,
             pid_file,
             log_file,
+            log_format,
             sandbox,
             paths:
                 Paths {
@@ -249,6 +258,7 @@ impl StartupSettings {
         differs(*user != new.user, "user");
         differs(*pid_file != new.pid_file, "pid_file");
         differs(*log_file != new.log_file, "log_file");
+        differs(*log_format != new.log_format, "log_format");
         differs(*sandbox != new.sandbox, "sandbox");
         differs(*procfs != new.paths.procfs, "paths.procfs");
         differs(*sysfs != new.paths.sysfs, "paths.sysfs");
@@ -510,6 +520,8 @@ impl Settings {
                 .max_header_bytes
                 .map_or(16 * 1024, |p| p.0 as usize)
                 .max(8192),
+            disable_exporter_metrics: cli.disable_exporter_metrics
+                || f.web.disable_exporter_metrics.unwrap_or(false),
         };
         let (collectors, textfile_directory, collector_files) =
             collector_settings(cli, f.collectors, f.collector).map_err(|msg| match &path {
@@ -555,6 +567,7 @@ impl Settings {
                 user,
                 pid_file,
                 log_file,
+                log_format: cli.log_format.or(f.log_format),
                 sandbox,
                 paths,
                 listen,

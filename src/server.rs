@@ -665,6 +665,7 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
                 web.max_requests
             ),
         );
+        agent.count_handler_response(503);
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 too many concurrent scrapes\n",
@@ -687,6 +688,7 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
         "x-prometheus-scrape-timeout-seconds",
     )));
     let body = agent.scrape(format, &selection, scrape_timeout).await;
+    agent.count_handler_response(200);
     let mut resp = if gzip {
         match exposition::gzip(body.as_bytes()) {
             Ok(z) => {

@@ -209,6 +209,7 @@ fn start(
     // Step 3: log destinations, connected now: the sandbox forbids new sockets and paths.
     daemon::logging::init(
         settings.reloadable.log_level,
+        startup.log_format,
         !startup.daemon,
         startup.log_file.as_deref(),
     )?;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// The port node_exporter uses, so we are a drop-in.
 pub const DEFAULT_PORT: u16 = 9100;
@@ -86,6 +87,26 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// `--log.format`: node_exporter's (promslog's) line formats for stderr and the log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time=... level=INFO msg="..."`
+    Logfmt,
+    /// `{"time":"...","level":"INFO","msg":"..."}`
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "logfmt" => Ok(LogFormat::Logfmt),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("invalid log format '{s}': expected logfmt or json")),
+        }
+    }
+}
+
 /// Log severity threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -140,4 +161,47 @@ impl FromStr for TelemetryPath {
         }
         Ok(TelemetryPath(s.to_string()))
     }
+}
+
+/// Go's `time.ParseDuration` for non-negative values: `[0-9.]+` and a unit (`ns`, `us`, `µs`,
+/// `ms`, `s`, `m`, `h`), repeated; `0` alone.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. \"1s\", \"500ms\", \"1m30s\"");
+    let t = s.strip_prefix('+').unwrap_or(s);
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = t;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
 }

@@ -266,3 +266,35 @@ fn a_full_disk_is_counted_and_the_agent_keeps_serving() {
         "no new error once there is room"
     );
 }
+
+/// `--log.format` (node_exporter's promslog formats) shapes every line of the log file: logfmt
+/// `time=... level=... msg=...`, JSON objects with `time`, `level` and `msg`.
+#[test]
+fn log_format_logfmt_and_json() {
+    for (format, check) in [
+        (
+            "logfmt",
+            (|l: &str| l.starts_with("time=") && l.contains(" level=") && l.contains(" msg="))
+                as fn(&str) -> bool,
+        ),
+        ("json", |l: &str| {
+            l.starts_with("{\"time\":\"") && l.contains(",\"level\":\"") && l.ends_with("\"}")
+        }),
+    ] {
+        let dir = TestDir::new();
+        let agent = Start::new(&dir)
+            .arg(format!("--log.format={format}"))
+            .spawn();
+        let _ = agent.scrape("/metrics");
+        drop(agent);
+        let log = dir.log();
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.contains("starting")),
+            "{format}: no start-up line in {log}"
+        );
+        for l in &lines {
+            assert!(check(l), "{format}: line not in the format: {l:?}");
+        }
+    }
+}

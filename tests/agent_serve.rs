@@ -647,3 +647,69 @@ fn silent_client_is_disconnected_by_header_read_timeout() {
     }
     assert_eq!(agent.get("/metrics").status, 200);
 }
+
+/// node_exporter 1.12's `promhttp_metric_handler_*` families: the scrape in progress is in
+/// flight and not yet counted; earlier scrapes count under code 200.
+/// `--web.disable-exporter-metrics` drops them and `process_*`, keeping `monitoring_agent_*`.
+#[test]
+fn promhttp_families_and_disable_exporter_metrics() {
+    let dir = TestDir::new();
+    let agent = Start::new(&dir).spawn();
+    let first = agent.scrape("/metrics");
+    assert_eq!(
+        must_value(&first, "promhttp_metric_handler_requests_in_flight", &[]),
+        1.0
+    );
+    let second = agent.scrape("/metrics");
+    // `spawn` may have scraped to see the agent up: count from the first body on.
+    let before = must_value(
+        &first,
+        "promhttp_metric_handler_requests_total",
+        &[("code", "200")],
+    );
+    assert_eq!(
+        must_value(
+            &second,
+            "promhttp_metric_handler_requests_total",
+            &[("code", "200")]
+        ),
+        before + 1.0
+    );
+    for code in ["500", "503"] {
+        assert_eq!(
+            must_value(
+                &second,
+                "promhttp_metric_handler_requests_total",
+                &[("code", code)]
+            ),
+            0.0
+        );
+    }
+    for cause in ["encoding", "gathering"] {
+        assert_eq!(
+            must_value(
+                &second,
+                "promhttp_metric_handler_errors_total",
+                &[("cause", cause)]
+            ),
+            0.0
+        );
+    }
+    drop(agent);
+
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .arg("--web.disable-exporter-metrics")
+        .spawn();
+    let body = agent.scrape("/metrics");
+    for prefix in ["process_", "promhttp_"] {
+        assert!(
+            !body
+                .lines()
+                .any(|l| l.starts_with(prefix) || l.starts_with(&format!("# HELP {prefix}"))),
+            "{prefix}* still served with --web.disable-exporter-metrics"
+        );
+    }
+    assert!(body.contains("\nmonitoring_agent_build_info{"), "{body}");
+    assert!(body.contains("\nnode_load1 "), "{body}");
+}

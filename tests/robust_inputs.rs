@@ -1101,6 +1101,7 @@ user = "monitoring-agent"
 pid_file = "/run/monitoring-agent/monitoring-agent.pid"
 log_file = ""
 log_level = "info"
+log_format = "json"
 sandbox = "enforce"
 
 [web]
@@ -1112,6 +1113,7 @@ header_read_timeout_seconds = 10
 idle_timeout_seconds = 60
 shutdown_timeout_seconds = 10
 max_header_bytes = 16384
+disable_exporter_metrics = false
 
 [paths]
 procfs = "/proc"
@@ -1128,6 +1130,11 @@ deadline_seconds = 5.0
 [collector.filesystem]
 mount_points_exclude = "^/(dev|proc|sys)($|/)"
 fs_types_exclude = "^(autofs|proc|sysfs)$"
+mount_timeout = "500ms"
+[collector.netstat]
+fields = "^Tcp_.*"
+[collector.vmstat]
+fields = "^pg"
 [collector.diskstats]
 device_exclude = "^(ram|loop|fd)\\d+$"
 [collector.netdev]

@@ -47,6 +47,12 @@ pub struct Agent {
     reload_ok: AtomicBool,
     reload_time: AtomicU64,
     in_flight: AtomicU32,
+    /// Answers of the metrics handler by status (200, 500, 503), for
+    /// `promhttp_metric_handler_requests_total`.
+    handler_codes: [AtomicU64; 3],
+    /// Duplicate series a scrape dropped (client_golang's gathering errors), for
+    /// `promhttp_metric_handler_errors_total{cause="gathering"}`.
+    gathering_errors: AtomicU64,
     started: Instant,
     /// `--web.config.file`: TLS, basic auth, headers, rate limit.
     edge: Option<Arc<crate::web::Edge>>,
@@ -76,6 +82,8 @@ impl Agent {
             reload_ok: AtomicBool::new(true),
             reload_time: AtomicU64::new(self_metrics::unix_now() as u64),
             in_flight: AtomicU32::new(0),
+            handler_codes: Default::default(),
+            gathering_errors: AtomicU64::new(0),
             started: Instant::now(),
             edge: None,
         }
@@ -221,13 +229,17 @@ impl Agent {
         for o in outcomes {
             families.extend(o.families);
         }
-        families.extend(collectors::process::families());
+        if !current.settings.web.disable_exporter_metrics {
+            families.extend(collectors::process::families());
+            families.extend(self.promhttp_families());
+        }
         families.extend(self.static_families.iter().cloned());
         families.extend(self.own_families(scrapes));
         if let Some(edge) = &self.edge {
             families.extend(edge.families());
         }
         exposition::merge_families(&mut families, |dropped| {
+            self.gathering_errors.fetch_add(1, Ordering::Relaxed);
             client_event(log::Level::Warn, format_args!("scrape: {dropped}"))
         });
         exposition::encode(&families, format)

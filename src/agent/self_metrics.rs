@@ -7,7 +7,56 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Agent;
 use crate::exposition::MetricFamily;
 
+/// The status codes `promhttp_metric_handler_requests_total` reports, as client_golang
+/// initialises them.
+pub const HANDLER_CODES: [u16; 3] = [200, 500, 503];
+
 impl Agent {
+    /// Counts one answer of the metrics handler (200, or 503 when over
+    /// `--web.max-requests`); other codes (400 for a bad `collect[]`, 401) are not the
+    /// handler's, as in node_exporter.
+    pub fn count_handler_response(&self, code: u16) {
+        if let Some(i) = HANDLER_CODES.iter().position(|c| *c == code) {
+            if let Some(c) = self.handler_codes.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// client_golang's `promhttp.InstrumentMetricHandler` families, as node_exporter 1.12
+    /// exports them: the scrape in progress counts in `requests_in_flight` and not yet in
+    /// `requests_total`; `errors_total{cause="encoding"}` stays 0 (the encoder cannot fail),
+    /// `{cause="gathering"}` counts scrapes that dropped duplicate series.
+    pub(super) fn promhttp_families(&self) -> Vec<MetricFamily> {
+        let mut total = MetricFamily::counter(
+            "promhttp_metric_handler_requests_total",
+            "Total number of scrapes by HTTP status code.",
+        );
+        for (code, n) in HANDLER_CODES.iter().zip(&self.handler_codes) {
+            total.push(
+                &[("code", &code.to_string())],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        vec![
+            MetricFamily::counter(
+                "promhttp_metric_handler_errors_total",
+                "Total number of internal errors encountered by the promhttp metric handler.",
+            )
+            .with(&[("cause", "encoding")], 0.0)
+            .with(
+                &[("cause", "gathering")],
+                self.gathering_errors.load(Ordering::Relaxed) as f64,
+            ),
+            MetricFamily::gauge(
+                "promhttp_metric_handler_requests_in_flight",
+                "Current number of scrapes being served.",
+            )
+            .with(&[], self.in_flight.load(Ordering::Relaxed) as f64),
+            total,
+        ]
+    }
+
     pub(super) fn own_families(&self, scrapes: u64) -> Vec<MetricFamily> {
         vec![
             MetricFamily::counter(

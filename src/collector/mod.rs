@@ -254,6 +254,14 @@ impl MemoRegex {
         })
     }
 
+    /// The pattern set by an option, or `default` (a built-in pattern).
+    pub fn from_option(p: &Option<options::Pattern>, default: &str) -> MemoRegex {
+        MemoRegex {
+            re: options::Pattern::or_default(p, default),
+            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
     pub fn is_match(&self, name: &str) -> bool {
         let Ok(mut seen) = self.seen.lock() else {
             return self.re.is_match(name);

@@ -63,6 +63,25 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A duration option in Go's `time.ParseDuration` syntax (`500ms`, `5s`, `1m30s`), as
+/// node_exporter's duration flags; the file takes the same string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDurationOpt(pub std::time::Duration);
+
+impl FromStr for GoDurationOpt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::values::parse_go_duration(s).map(GoDurationOpt)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GoDurationOpt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// What every collector's options type does: combine the flags (`self`) with the file's
 /// table, and check what the types alone cannot (e.g. mutually exclusive options).
 pub trait Merge: Sized {

@@ -11,7 +11,11 @@
 //!   `{block_group_type,mode,uuid}` for every layout directory `allocation/<type>/<mode>/`
 //!   (ratio 1 for `single`/`raid0`, 2 for `dup`/`raid1`/`raid10`, n/(n-1) for `raid5` and
 //!   n/(n-2) for `raid6` with n devices, 0 for any other layout, as procfs computes it);
-//! - `node_btrfs_device_size_bytes{device,uuid}` (`devices/<dev>/size` × 512).
+//! - `node_btrfs_device_size_bytes{device,uuid}` (`devices/<dev>/size` × 512);
+//! - node_exporter 1.12: `node_btrfs_commits_total`, `node_btrfs_last_commit_seconds`,
+//!   `node_btrfs_max_commit_seconds` and `node_btrfs_commit_seconds_total` `{uuid}` from
+//!   `commit_stats` (kernel 6.0+; zeros where the file is absent, as procfs; a malformed line
+//!   fails the collector). `raid1c3`/`raid1c4` layouts have ratio 3/4 (procfs ≥ 0.11).
 //!
 //! **Deviation, by design:** node_exporter 1.4+ also opens every mounted Btrfs file system and
 //! queries it with the `BTRFS_IOC_FS_INFO`, `BTRFS_IOC_DEV_INFO` and `BTRFS_IOC_GET_DEV_STATS`
@@ -26,7 +30,7 @@
 //! count 0 (a missing `metadata_uuid`, as on kernels before 5.0, falls back to the directory
 //! name); the collector fails only where procfs' error survives its own bookkeeping: an
 //! unreadable `allocation/system` directory or file. Files procfs reads but node_exporter does
-//! not export (`clone_alignment`, `nodesize`, `bytes_used`, `commit_stats`, …) are
+//! not export (`clone_alignment`, `nodesize`, `bytes_used`, …) are
 //! not read.
 
 use std::path::{Path, PathBuf};
@@ -69,6 +73,39 @@ pub struct Stats {
     pub system: Allocation,
     /// `(device name, size in bytes)`, sorted by name.
     pub devices: Vec<(String, u64)>,
+    pub commits: CommitStats,
+}
+
+/// `commit_stats` (kernel 6.0+; all 0 where the file is absent, as procfs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub last_commit_ms: u64,
+    pub max_commit_ms: u64,
+    pub total_commit_ms: u64,
+}
+
+/// Parses `commit_stats` as procfs' `readCommitStats`: every line `<key> <value>` with an
+/// unsigned value, unknown keys skipped.
+pub fn parse_commit_stats(text: &str) -> Result<CommitStats, String> {
+    let mut c = CommitStats::default();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let &[key, value] = parts.as_slice() else {
+            return Err(format!("invalid commit_stats line {line:?}"));
+        };
+        let value: u64 = value
+            .parse()
+            .map_err(|_| format!("error parsing commit_stats line {line:?}"))?;
+        match key {
+            "commits" => c.commits = value,
+            "last_commit_ms" => c.last_commit_ms = value,
+            "max_commit_ms" => c.max_commit_ms = value,
+            "total_commit_ms" => c.total_commit_ms = value,
+            _ => {}
+        }
+    }
+    Ok(c)
 }
 
 /// procfs' `reader`: remembers the first error (other than a missing file); once one is
@@ -132,6 +169,8 @@ fn ratio(mode: &str, devices: usize) -> f64 {
     match mode {
         "single" | "raid0" => 1.0,
         "dup" | "raid1" | "raid10" => 2.0,
+        "raid1c3" => 3.0,
+        "raid1c4" => 4.0,
         "raid5" => n / (n - 1.0),
         "raid6" => n / (n - 2.0),
         _ => 0.0,
@@ -188,6 +227,14 @@ pub fn read_fs(dir: &Path) -> Result<Stats, CollectError> {
     // procfs assigns each allocation reader's error to the file system's in turn, so only the
     // last one (`system`) decides.
     let (system, err) = read_allocation(dir, "system", n);
+    // Read last by procfs: its error, if any, is the one reported.
+    let commit_path = dir.join("commit_stats");
+    let commits = match std::fs::read_to_string(&commit_path) {
+        Ok(text) => parse_commit_stats(&text).map_err(|m| CollectError::parse(&commit_path, m))?,
+        // Absent before kernel 6.0: zeros.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => CommitStats::default(),
+        Err(e) => return Err(CollectError::io(&commit_path, e)),
+    };
     if let Some(e) = err {
         return Err(e);
     }
@@ -205,6 +252,7 @@ pub fn read_fs(dir: &Path) -> Result<Stats, CollectError> {
         metadata,
         system,
         devices,
+        commits,
     })
 }
 
@@ -235,10 +283,31 @@ pub fn families(all: &[Stats]) -> Vec<MetricFamily> {
         "node_btrfs_device_size_bytes",
         "Size of a device that is part of the filesystem.",
     );
+    let mut commits = MetricFamily::counter(
+        "node_btrfs_commits_total",
+        "The total number of commits that have occurred.",
+    );
+    let mut last_commit = MetricFamily::gauge(
+        "node_btrfs_last_commit_seconds",
+        "Duration of the most recent commit, in seconds.",
+    );
+    let mut max_commit = MetricFamily::gauge(
+        "node_btrfs_max_commit_seconds",
+        "Duration of the slowest commit, in seconds.",
+    );
+    let mut commit_seconds = MetricFamily::counter(
+        "node_btrfs_commit_seconds_total",
+        "Sum of the duration of all commits, in seconds.",
+    );
     for s in all {
         let uuid = s.uuid.as_str();
         info.push(&[("label", &s.label), ("uuid", uuid)], 1.0);
         rsv.push(&[("uuid", uuid)], s.global_rsv_size as f64);
+        let c = &s.commits;
+        commits.push(&[("uuid", uuid)], c.commits as f64);
+        last_commit.push(&[("uuid", uuid)], c.last_commit_ms as f64 / 1000.0);
+        max_commit.push(&[("uuid", uuid)], c.max_commit_ms as f64 / 1000.0);
+        commit_seconds.push(&[("uuid", uuid)], c.total_commit_ms as f64 / 1000.0);
         for (kind, a) in [
             ("data", &s.data),
             ("metadata", &s.metadata),
@@ -263,7 +332,19 @@ pub fn families(all: &[Stats]) -> Vec<MetricFamily> {
             dev.push(&[("device", name), ("uuid", uuid)], *bytes as f64);
         }
     }
-    vec![ratio, dev, rsv, info, reserved, size, used]
+    vec![
+        ratio,
+        commit_seconds,
+        commits,
+        dev,
+        rsv,
+        info,
+        last_commit,
+        max_commit,
+        reserved,
+        size,
+        used,
+    ]
 }
 
 struct Btrfs;
@@ -300,7 +381,44 @@ mod tests {
             .expect("collects");
         // The exposition layer sorts samples as client_golang does; so does this test.
         fams.iter_mut().for_each(crate::exposition::sort_samples);
-        assert_golden(raw(&fams), "storage2", "btrfs/expected.txt");
+        // expected.txt is node_exporter 1.5's output; the commit families are 1.12's, checked
+        // against 1.12's e2e-output.txt lines for the same tree.
+        let (commit, old): (Vec<_>, Vec<_>) =
+            fams.into_iter().partition(|f| f.name.contains("commit"));
+        assert_golden(raw(&old), "storage2", "btrfs/expected.txt");
+        let expected_112 =
+            "# HELP node_btrfs_commit_seconds_total Sum of the duration of all commits, in seconds.
+# TYPE node_btrfs_commit_seconds_total counter
+node_btrfs_commit_seconds_total{uuid=\"0abb23a9-579b-43e6-ad30-227ef47fcb9d\"} 47836.09
+node_btrfs_commit_seconds_total{uuid=\"7f07c59f-6136-449c-ab87-e1cf2328731b\"} 0
+# HELP node_btrfs_commits_total The total number of commits that have occurred.
+# TYPE node_btrfs_commits_total counter
+node_btrfs_commits_total{uuid=\"0abb23a9-579b-43e6-ad30-227ef47fcb9d\"} 258051
+node_btrfs_commits_total{uuid=\"7f07c59f-6136-449c-ab87-e1cf2328731b\"} 0
+# HELP node_btrfs_last_commit_seconds Duration of the most recent commit, in seconds.
+# TYPE node_btrfs_last_commit_seconds gauge
+node_btrfs_last_commit_seconds{uuid=\"0abb23a9-579b-43e6-ad30-227ef47fcb9d\"} 1
+node_btrfs_last_commit_seconds{uuid=\"7f07c59f-6136-449c-ab87-e1cf2328731b\"} 0
+# HELP node_btrfs_max_commit_seconds Duration of the slowest commit, in seconds.
+# TYPE node_btrfs_max_commit_seconds gauge
+node_btrfs_max_commit_seconds{uuid=\"0abb23a9-579b-43e6-ad30-227ef47fcb9d\"} 51.462
+node_btrfs_max_commit_seconds{uuid=\"7f07c59f-6136-449c-ab87-e1cf2328731b\"} 0
+";
+        assert_eq!(raw(&commit), expected_112);
+    }
+
+    #[test]
+    fn commit_stats() {
+        assert_eq!(
+            parse_commit_stats("commits 3\nlast_commit_ms 1000\nnew_key 5\n"),
+            Ok(CommitStats {
+                commits: 3,
+                last_commit_ms: 1000,
+                ..CommitStats::default()
+            })
+        );
+        assert!(parse_commit_stats("commits\n").is_err());
+        assert!(parse_commit_stats("commits -1\n").is_err());
     }
 
     #[test]
@@ -356,8 +474,8 @@ mod tests {
         std::fs::write(fs.join("devices/sda/size"), "garbage\n").expect("write");
         std::fs::write(fs.join("allocation/system/raid1c3/total_bytes"), "7\n").expect("write");
         std::fs::write(fs.join("allocation/global_rsv_size"), "5\n").expect("write");
-        // No metadata_uuid, no data/metadata directories, an unparsable size, an unknown
-        // layout: all tolerated, as procfs does; without `features`, global_rsv_size reads 0.
+        // No metadata_uuid, no data/metadata directories, an unparsable size, a raid1c3
+        // layout (ratio 3, procfs >= 0.11): all tolerated, as procfs does; without `features`, global_rsv_size reads 0.
         let fams = Btrfs.collect(&sysfs_at(dir.clone())).expect("collects");
         let text = raw(&fams);
         assert!(text.contains("node_btrfs_info{label=\"\",uuid=\"aaaa-bbbb\"} 1\n"));
@@ -366,7 +484,7 @@ mod tests {
             text.contains("node_btrfs_device_size_bytes{device=\"sda\",uuid=\"aaaa-bbbb\"} 0\n")
         );
         assert!(text.contains(
-            "node_btrfs_allocation_ratio{block_group_type=\"system\",mode=\"raid1c3\",uuid=\"aaaa-bbbb\"} 0\n"
+            "node_btrfs_allocation_ratio{block_group_type=\"system\",mode=\"raid1c3\",uuid=\"aaaa-bbbb\"} 3\n"
         ));
         assert!(text.contains(
             "node_btrfs_size_bytes{block_group_type=\"system\",mode=\"raid1c3\",uuid=\"aaaa-bbbb\"} 7\n"

@@ -19,7 +19,9 @@
 //!   `statfs` gives are the file system's); else the mount is reported with
 //!   `device_error 1` and no sizes, never with the sizes of what covers it.
 //! - Mount points matching `--collector.filesystem.mount-points-exclude` and file system types
-//!   matching `--collector.filesystem.fs-types-exclude` are skipped; the rootfs prefix is
+//!   matching `--collector.filesystem.fs-types-exclude` are skipped (node_exporter 1.12's
+//!   deprecated alias `--collector.filesystem.ignored-mount-points` is accepted, with a warning,
+//!   and refused together with the new name); the rootfs prefix is
 //!   stripped from mount points as node_exporter's `rootfsStripPrefix` does (a plain string
 //!   prefix), and each mount is `statfs`ed below the rootfs.
 //! - Families (labels `device`, `fstype`, `mountpoint`): `node_filesystem_size_bytes`
@@ -28,7 +30,10 @@
 //!   `statfs` failed gets `device_error 1` and nothing else, as in 1.5.
 //!
 //! A `statfs` that hangs (stale NFS, dead FUSE daemon) never hangs the scrape: the calls run
-//! on helper threads and the scrape waits at most [`MOUNT_TIMEOUT`] for each. A mount that
+//! on helper threads and the scrape waits at most `--collector.filesystem.mount-timeout`
+//! (default [`MOUNT_TIMEOUT`], 1 s; node_exporter's default is 5 s, which equals the whole
+//! collector's deadline here: a value that long lets one stuck mount fail the collector for
+//! that scrape) for each. A mount that
 //! timed out is remembered as stuck (node_exporter's `stuckMounts`): later scrapes report it
 //! with `device_error 1` without calling `statfs` again, until the stuck call returns and the
 //! helper thread takes the mount off the list. The helper threads are kept between scrapes,
@@ -48,7 +53,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::options::{collector_options, Pattern};
+use super::options::{collector_options, GoDurationOpt, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
@@ -72,6 +77,25 @@ collector_options! {
         /// [default: node_exporter's].
         #[arg(id = "collector.filesystem.fs-types-exclude", long = "collector.filesystem.fs-types-exclude", value_name = "REGEX")]
         pub fs_types_exclude: Option<Pattern>,
+        /// DEPRECATED alias of --collector.filesystem.mount-points-exclude (as node_exporter
+        /// 1.12; mutually exclusive with it).
+        #[arg(id = "collector.filesystem.ignored-mount-points", long = "collector.filesystem.ignored-mount-points", value_name = "REGEX")]
+        pub ignored_mount_points: Option<Pattern>,
+        /// How long to wait for a mount's statfs before marking it stale (Go duration, e.g.
+        /// 500ms) [default: 1s; node_exporter's is 5s, see the collector's docs].
+        #[arg(id = "collector.filesystem.mount-timeout", long = "collector.filesystem.mount-timeout", value_name = "DURATION")]
+        pub mount_timeout: Option<GoDurationOpt>,
+    }
+    check(o) {
+        if o.ignored_mount_points.is_some() && o.mount_points_exclude.is_some() {
+            return Err("--collector.filesystem.ignored-mount-points and \
+                --collector.filesystem.mount-points-exclude are mutually exclusive"
+                .into());
+        }
+        if o.mount_timeout.is_some_and(|d| d.0.is_zero()) {
+            return Err("--collector.filesystem.mount-timeout must be more than 0".into());
+        }
+        Ok(())
     }
 }
 
@@ -81,13 +105,27 @@ pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 
+/// The mount points to exclude: `mount-points-exclude`, else the deprecated alias
+/// `ignored-mount-points` (with node_exporter 1.12's warning; the check makes the two
+/// exclusive), else the default.
+fn mount_points_exclude(o: &FilesystemOptions) -> Regex {
+    let exclude = match (&o.mount_points_exclude, &o.ignored_mount_points) {
+        (None, Some(old)) => {
+            log::warn!(
+                "--collector.filesystem.ignored-mount-points is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem.mount-points-exclude"
+            );
+            Some(old.clone())
+        }
+        (new, _) => new.clone(),
+    };
+    Pattern::or_default(&exclude, DEFAULT_MOUNT_POINTS_EXCLUDE)
+}
+
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.filesystem;
+    STATTER.set_timeout(o.mount_timeout.map_or(MOUNT_TIMEOUT, |d| d.0));
     Box::new(Filesystem {
-        mount_points_exclude: Pattern::or_default(
-            &o.mount_points_exclude,
-            DEFAULT_MOUNT_POINTS_EXCLUDE,
-        ),
+        mount_points_exclude: mount_points_exclude(o),
         fs_types_exclude: Pattern::or_default(&o.fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
     })
 }
@@ -323,7 +361,8 @@ pub enum StatOutcome {
 /// Runs `statfs` calls on helper threads, remembering the mounts whose call hangs.
 pub struct Statter {
     statfs: Box<StatfsFn>,
-    timeout: Duration,
+    /// The wait per mount, in nanoseconds (`--collector.filesystem.mount-timeout`).
+    timeout_ns: std::sync::atomic::AtomicU64,
     /// Mount points whose `statfs` timed out and has not returned yet.
     stuck: Mutex<HashSet<String>>,
     /// Idle helper threads, each waiting on its channel.
@@ -341,6 +380,10 @@ struct Batch {
     abandoned: Arc<AtomicBool>,
 }
 
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -349,11 +392,21 @@ impl Statter {
     pub fn new(statfs: Box<StatfsFn>, timeout: Duration) -> Self {
         Statter {
             statfs,
-            timeout,
+            timeout_ns: std::sync::atomic::AtomicU64::new(duration_ns(timeout)),
             stuck: Mutex::new(HashSet::new()),
             idle: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets the wait per mount (the collector is built again on reload).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ns
+            .store(duration_ns(timeout), Ordering::Relaxed);
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout_ns.load(Ordering::Relaxed))
     }
 
     /// Whether `mount_point` is currently remembered as stuck.
@@ -391,7 +444,7 @@ impl Statter {
                 abandoned: abandoned.clone(),
             })?;
             for (pos, (i, mp)) in order.iter().enumerate() {
-                let got = match rx.recv_timeout(self.timeout) {
+                let got = match rx.recv_timeout(self.timeout()) {
                     Ok(r) => Some(r),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         let mut stuck = lock(&self.stuck);
@@ -821,6 +874,54 @@ mod tests {
     use super::*;
     use crate::collectors::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
     use std::collections::HashMap;
+
+    #[test]
+    fn node_exporter_1_12_flags() {
+        use crate::collector::options::Merge;
+        let p = |s: &str| Some(s.parse::<Pattern>().expect("pattern"));
+        // The deprecated alias alone is accepted; with the new name it is refused, as 1.12.
+        let alias = FilesystemOptions {
+            ignored_mount_points: p("^/only$"),
+            ..FilesystemOptions::default()
+        };
+        assert_eq!(alias.check(), Ok(()));
+        assert_eq!(mount_points_exclude(&alias).as_str(), "^/only$");
+        assert_eq!(
+            mount_points_exclude(&FilesystemOptions::default()).as_str(),
+            DEFAULT_MOUNT_POINTS_EXCLUDE
+        );
+        let both = FilesystemOptions {
+            mount_points_exclude: p("^/x$"),
+            ..alias.clone()
+        };
+        assert!(both
+            .check()
+            .expect_err("exclusive")
+            .contains("mutually exclusive"));
+        let zero = FilesystemOptions {
+            mount_timeout: Some("0s".parse().expect("duration")),
+            ..FilesystemOptions::default()
+        };
+        assert!(zero.check().is_err());
+        assert!("5".parse::<GoDurationOpt>().is_err());
+        assert_eq!(
+            "500ms".parse::<GoDurationOpt>().map(|d| d.0),
+            Ok(Duration::from_millis(500))
+        );
+        // The statter follows the option; the default is MOUNT_TIMEOUT.
+        let statter = Statter::new(Box::new(real_statfs), MOUNT_TIMEOUT);
+        assert_eq!(statter.timeout(), MOUNT_TIMEOUT);
+        statter.set_timeout(Duration::from_millis(250));
+        assert_eq!(statter.timeout(), Duration::from_millis(250));
+        // Building the collector applies the option to the scrape's statter, and the default
+        // again without it (as a reload does).
+        let mut opts = Options::default();
+        opts.filesystem.mount_timeout = Some("1500ms".parse().expect("duration"));
+        let _ = collector(&opts);
+        assert_eq!(STATTER.timeout(), Duration::from_millis(1500));
+        let _ = collector(&Options::default());
+        assert_eq!(STATTER.timeout(), MOUNT_TIMEOUT);
+    }
 
     const DEBIAN12: &str =
         include_str!("../../tests/fixtures/storage/debian12-vm-6.18/proc/1/mounts");

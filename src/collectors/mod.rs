@@ -188,6 +188,7 @@ crate::collector::options::options_table! {
     hwmon: hwmon::HwmonOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
+    netstat: netstat::NetstatOptions,
     pcidevice: pcidevice::PcideviceOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     qdisc: qdisc::QdiscOptions,
@@ -196,6 +197,7 @@ crate::collector::options::options_table! {
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     textfile: textfile::TextfileOptions,
+    vmstat: vmstat::VmstatOptions,
     wifi: wifi::WifiOptions,
 }
 

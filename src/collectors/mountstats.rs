@@ -1,5 +1,5 @@
-//! `mountstats` collector (off by default): node_exporter 1.5's `mountstats_linux.go` over
-//! prometheus/procfs 0.8's `/proc/self/mountstats` and `/proc/self/mountinfo` parsers.
+//! `mountstats` collector (off by default): node_exporter 1.12's `mountstats_linux.go` over
+//! prometheus/procfs' `/proc/self/mountstats` and `/proc/self/mountinfo` parsers.
 //!
 //! For every NFS (v3/v4) mount with statistics, labelled `{export,mountaddr,protocol}` (the
 //! device, the `addr=` super option of the mount at the same position in `mountinfo`, and the
@@ -9,22 +9,28 @@
 //!   `direct_read_bytes_total`, `direct_write_bytes_total`, `total_read_bytes_total`,
 //!   `total_write_bytes_total`, `read_pages_total`, `write_pages_total`;
 //! - 26 `event_*_total` counters (every `events:` field but the unused congestion wait);
-//! - `transport_*` from the mount's **last** `xprt:` line (procfs 0.8 keeps one transport, so
-//!   with `nconnect` only the last connection is shown, and there is no `transport` label):
-//!   `bind_total`, `connect_total`, `idle_time_seconds`, `sends_total`, `receives_total`,
-//!   `bad_transaction_ids_total`, `backlog_queue_total`, `maximum_rpc_slots`,
-//!   `sending_queue_total`, `pending_queue_total`;
+//! - `transport_*` for **every** `xprt:` line (several with `nconnect`), labelled also
+//!   `transport` (the line's index from 0): `bind_total`, `connect_total`,
+//!   `idle_time_seconds`, `sends_total`, `receives_total`, `bad_transaction_ids_total`,
+//!   `backlog_queue_total`, `maximum_rpc_slots`, `sending_queue_total`, `pending_queue_total`;
+//! - `mountpoint_info{export,mountaddr,mountpoint,protocol} 1`, once per mount point;
 //! - per operation `{export,mountaddr,operation,protocol}`: `operations_requests_total`,
 //!   `_transmissions_total`, `_major_timeouts_total`, `_sent_bytes_total`,
 //!   `_received_bytes_total`, `_queue_time_seconds_total`, `_response_time_seconds_total`,
 //!   `_request_time_seconds_total` (milliseconds modulo 2^53, then seconds, as node_exporter).
 //!
-//! A second mount of the same export, protocol and address is skipped, as node_exporter does.
+//! A second mount of the same export, protocol and address is skipped (but still has its
+//! `mountpoint_info`), as node_exporter does; see [`families`] for 1.12's exact walk.
+//!
+//! node_exporter 1.12 semantics, differing from 1.5 (procfs 0.8 kept only the last `xprt:`
+//! line): the `transport` label and every transport; `mountpoint_info`; a mount without any
+//! `xprt:` line reports nothing (1.5 reported it with empty transport values); `rdma`
+//! transports (stats 1.1) are accepted, their RDMA-only counters not exported.
 //!
 //! Behaviour kept from node_exporter 1.5 / procfs 0.8: a missing or unparsable `mountstats` or
 //! `mountinfo` fails the collector (a host without NFS mounts still has both files, so it
 //! reports no samples and success); so does a mount with statistics that is not `nfs`/`nfs4`,
-//! or an NFS transport other than `tcp`/`udp` (e.g. `rdma`). `mountinfo` lines are parsed as
+//! or an NFS transport other than `tcp`/`udp`/`rdma`. `mountinfo` lines are parsed as
 //! procfs 0.8 does: split on single spaces, at least ten fields, `-` fourth from the end.
 //!
 //! The files are `/proc/self/...`: the agent's own mount namespace, as node_exporter's.
@@ -93,7 +99,8 @@ pub struct NfsStats {
     pub bytes: [u64; 8],
     /// The 27 `events:` fields in kernel order.
     pub events: [u64; 27],
-    pub transport: Transport,
+    /// One per `xprt:` line (several with `nconnect`), in file order.
+    pub transports: Vec<Transport>,
     pub operations: Vec<Operation>,
 }
 
@@ -143,6 +150,8 @@ fn parse_transport(fields: &[&str], stat_version: &str) -> Result<Transport, Str
         ("1.0", "udp") => 7,
         ("1.1", "tcp") => 13,
         ("1.1", "udp") => 10,
+        // procfs >= 0.11 (node_exporter 1.12): RDMA, at least 20 fields.
+        ("1.1", "rdma") => 20,
         ("1.0" | "1.1", p) => {
             return Err(format!(
                 "invalid NFS protocol {p:?} in stats {stat_version} statement"
@@ -150,16 +159,25 @@ fn parse_transport(fields: &[&str], stat_version: &str) -> Result<Transport, Str
         }
         (v, _) => return Err(format!("unrecognized NFS transport stats version: {v:?}")),
     };
-    if rest.len() != want {
+    let rdma = *protocol == "rdma";
+    if (!rdma && rest.len() != want) || (rdma && rest.len() < want) {
         return Err(format!(
             "invalid NFS transport stats {stat_version} statement: {rest:?}"
         ));
     }
     let mut ns = [0u64; 16];
-    // udp has no connect count, connect idle time or idle time: procfs inserts zeros.
+    // udp has no connect count, connect idle time or idle time: procfs inserts zeros. rdma
+    // has no maximum slots, sending or pending queue: its fields from the 11th on are RDMA
+    // counters, which node_exporter does not export (the three read 0).
     let skip = if *protocol == "udp" { 3 } else { 0 };
     for (i, f) in rest.iter().enumerate() {
-        let at = if i < 2 { i } else { i + skip };
+        let at = if i < 2 {
+            i
+        } else if rdma && i >= 10 {
+            usize::MAX
+        } else {
+            i + skip
+        };
         let v = f
             .parse()
             .map_err(|_| format!("invalid number {f:?} in NFS transport stats"))?;
@@ -240,7 +258,7 @@ fn parse_nfs<'a>(
                         "not enough information for NFS transport stats: {ss:?}"
                     ));
                 }
-                s.transport = parse_transport(args, stat_version)?;
+                s.transports.push(parse_transport(args, stat_version)?);
             }
             "per-op" => break,
             _ => {}
@@ -336,53 +354,235 @@ pub fn parse_mountinfo_addrs(text: &str) -> Result<Vec<String>, String> {
 type Get = fn(&NfsStats) -> f64;
 
 /// Per-mount families: name suffix, HELP, counter?, value.
-const MOUNT_FAMILIES: [(&str, &str, bool, Get); 45] = [
-        ("age_seconds_total", "The age of the NFS mount in seconds.", true, |s| s.age_seconds),
-        ("read_bytes_total", "Number of bytes read using the read() syscall.", true, |s| s.bytes[0] as f64),
-        ("write_bytes_total", "Number of bytes written using the write() syscall.", true, |s| s.bytes[1] as f64),
-        ("direct_read_bytes_total", "Number of bytes read using the read() syscall in O_DIRECT mode.", true, |s| s.bytes[2] as f64),
-        ("direct_write_bytes_total", "Number of bytes written using the write() syscall in O_DIRECT mode.", true, |s| s.bytes[3] as f64),
-        ("total_read_bytes_total", "Number of bytes read from the NFS server, in total.", true, |s| s.bytes[4] as f64),
-        ("total_write_bytes_total", "Number of bytes written to the NFS server, in total.", true, |s| s.bytes[5] as f64),
-        ("read_pages_total", "Number of pages read directly via mmap()'d files.", true, |s| s.bytes[6] as f64),
-        ("write_pages_total", "Number of pages written directly via mmap()'d files.", true, |s| s.bytes[7] as f64),
-        ("transport_bind_total", "Number of times the client has had to establish a connection from scratch to the NFS server.", true, |s| s.transport.bind as f64),
-        ("transport_connect_total", "Number of times the client has made a TCP connection to the NFS server.", true, |s| s.transport.connect as f64),
-        ("transport_idle_time_seconds", "Duration since the NFS mount last saw any RPC traffic, in seconds.", false, |s| (s.transport.idle_time_seconds % FLOAT64_MANTISSA) as f64),
-        ("transport_sends_total", "Number of RPC requests for this mount sent to the NFS server.", true, |s| s.transport.sends as f64),
-        ("transport_receives_total", "Number of RPC responses for this mount received from the NFS server.", true, |s| s.transport.receives as f64),
-        ("transport_bad_transaction_ids_total", "Number of times the NFS server sent a response with a transaction ID unknown to this client.", true, |s| s.transport.bad_transaction_ids as f64),
-        ("transport_backlog_queue_total", "Total number of items added to the RPC backlog queue.", true, |s| s.transport.cumulative_backlog as f64),
-        ("transport_maximum_rpc_slots", "Maximum number of simultaneously active RPC requests ever used.", false, |s| s.transport.maximum_rpc_slots_used as f64),
-        ("transport_sending_queue_total", "Total number of items added to the RPC transmission sending queue.", true, |s| s.transport.cumulative_sending_queue as f64),
-        ("transport_pending_queue_total", "Total number of items added to the RPC transmission pending queue.", true, |s| s.transport.cumulative_pending_queue as f64),
-        ("event_inode_revalidate_total", "Number of times cached inode attributes are re-validated from the server.", true, |s| s.events[0] as f64),
-        ("event_dnode_revalidate_total", "Number of times cached dentry nodes are re-validated from the server.", true, |s| s.events[1] as f64),
-        ("event_data_invalidate_total", "Number of times an inode cache is cleared.", true, |s| s.events[2] as f64),
-        ("event_attribute_invalidate_total", "Number of times cached inode attributes are invalidated.", true, |s| s.events[3] as f64),
-        ("event_vfs_open_total", "Number of times cached inode attributes are invalidated.", true, |s| s.events[4] as f64),
-        ("event_vfs_lookup_total", "Number of times a directory lookup has occurred.", true, |s| s.events[5] as f64),
-        ("event_vfs_access_total", "Number of times permissions have been checked.", true, |s| s.events[6] as f64),
-        ("event_vfs_update_page_total", "Number of updates (and potential writes) to pages.", true, |s| s.events[7] as f64),
-        ("event_vfs_read_page_total", "Number of pages read directly via mmap()'d files.", true, |s| s.events[8] as f64),
-        ("event_vfs_read_pages_total", "Number of times a group of pages have been read.", true, |s| s.events[9] as f64),
-        ("event_vfs_write_page_total", "Number of pages written directly via mmap()'d files.", true, |s| s.events[10] as f64),
-        ("event_vfs_write_pages_total", "Number of times a group of pages have been written.", true, |s| s.events[11] as f64),
-        ("event_vfs_getdents_total", "Number of times directory entries have been read with getdents().", true, |s| s.events[12] as f64),
-        ("event_vfs_setattr_total", "Number of times directory entries have been read with getdents().", true, |s| s.events[13] as f64),
-        ("event_vfs_flush_total", "Number of pending writes that have been forcefully flushed to the server.", true, |s| s.events[14] as f64),
-        ("event_vfs_fsync_total", "Number of times fsync() has been called on directories and files.", true, |s| s.events[15] as f64),
-        ("event_vfs_lock_total", "Number of times locking has been attempted on a file.", true, |s| s.events[16] as f64),
-        ("event_vfs_file_release_total", "Number of times files have been closed and released.", true, |s| s.events[17] as f64),
-        // events[18] is the congestion wait count, which node_exporter does not export.
-        ("event_truncation_total", "Number of times files have been truncated.", true, |s| s.events[19] as f64),
-        ("event_write_extension_total", "Number of times a file has been grown due to writes beyond its existing end.", true, |s| s.events[20] as f64),
-        ("event_silly_rename_total", "Number of times a file was removed while still open by another process.", true, |s| s.events[21] as f64),
-        ("event_short_read_total", "Number of times the NFS server gave less data than expected while reading.", true, |s| s.events[22] as f64),
-        ("event_short_write_total", "Number of times the NFS server wrote less data than expected while writing.", true, |s| s.events[23] as f64),
-        ("event_jukebox_delay_total", "Number of times the NFS server indicated EJUKEBOX; retrieving data from offline storage.", true, |s| s.events[24] as f64),
-        ("event_pnfs_read_total", "Number of NFS v4.1+ pNFS reads.", true, |s| s.events[25] as f64),
-        ("event_pnfs_write_total", "Number of NFS v4.1+ pNFS writes.", true, |s| s.events[26] as f64),
+const MOUNT_FAMILIES: [(&str, &str, bool, Get); 35] = [
+    (
+        "age_seconds_total",
+        "The age of the NFS mount in seconds.",
+        true,
+        |s| s.age_seconds,
+    ),
+    (
+        "read_bytes_total",
+        "Number of bytes read using the read() syscall.",
+        true,
+        |s| s.bytes[0] as f64,
+    ),
+    (
+        "write_bytes_total",
+        "Number of bytes written using the write() syscall.",
+        true,
+        |s| s.bytes[1] as f64,
+    ),
+    (
+        "direct_read_bytes_total",
+        "Number of bytes read using the read() syscall in O_DIRECT mode.",
+        true,
+        |s| s.bytes[2] as f64,
+    ),
+    (
+        "direct_write_bytes_total",
+        "Number of bytes written using the write() syscall in O_DIRECT mode.",
+        true,
+        |s| s.bytes[3] as f64,
+    ),
+    (
+        "total_read_bytes_total",
+        "Number of bytes read from the NFS server, in total.",
+        true,
+        |s| s.bytes[4] as f64,
+    ),
+    (
+        "total_write_bytes_total",
+        "Number of bytes written to the NFS server, in total.",
+        true,
+        |s| s.bytes[5] as f64,
+    ),
+    (
+        "read_pages_total",
+        "Number of pages read directly via mmap()'d files.",
+        true,
+        |s| s.bytes[6] as f64,
+    ),
+    (
+        "write_pages_total",
+        "Number of pages written directly via mmap()'d files.",
+        true,
+        |s| s.bytes[7] as f64,
+    ),
+    (
+        "event_inode_revalidate_total",
+        "Number of times cached inode attributes are re-validated from the server.",
+        true,
+        |s| s.events[0] as f64,
+    ),
+    (
+        "event_dnode_revalidate_total",
+        "Number of times cached dentry nodes are re-validated from the server.",
+        true,
+        |s| s.events[1] as f64,
+    ),
+    (
+        "event_data_invalidate_total",
+        "Number of times an inode cache is cleared.",
+        true,
+        |s| s.events[2] as f64,
+    ),
+    (
+        "event_attribute_invalidate_total",
+        "Number of times cached inode attributes are invalidated.",
+        true,
+        |s| s.events[3] as f64,
+    ),
+    (
+        "event_vfs_open_total",
+        "Number of times cached inode attributes are invalidated.",
+        true,
+        |s| s.events[4] as f64,
+    ),
+    (
+        "event_vfs_lookup_total",
+        "Number of times a directory lookup has occurred.",
+        true,
+        |s| s.events[5] as f64,
+    ),
+    (
+        "event_vfs_access_total",
+        "Number of times permissions have been checked.",
+        true,
+        |s| s.events[6] as f64,
+    ),
+    (
+        "event_vfs_update_page_total",
+        "Number of updates (and potential writes) to pages.",
+        true,
+        |s| s.events[7] as f64,
+    ),
+    (
+        "event_vfs_read_page_total",
+        "Number of pages read directly via mmap()'d files.",
+        true,
+        |s| s.events[8] as f64,
+    ),
+    (
+        "event_vfs_read_pages_total",
+        "Number of times a group of pages have been read.",
+        true,
+        |s| s.events[9] as f64,
+    ),
+    (
+        "event_vfs_write_page_total",
+        "Number of pages written directly via mmap()'d files.",
+        true,
+        |s| s.events[10] as f64,
+    ),
+    (
+        "event_vfs_write_pages_total",
+        "Number of times a group of pages have been written.",
+        true,
+        |s| s.events[11] as f64,
+    ),
+    (
+        "event_vfs_getdents_total",
+        "Number of times directory entries have been read with getdents().",
+        true,
+        |s| s.events[12] as f64,
+    ),
+    (
+        "event_vfs_setattr_total",
+        "Number of times directory entries have been read with getdents().",
+        true,
+        |s| s.events[13] as f64,
+    ),
+    (
+        "event_vfs_flush_total",
+        "Number of pending writes that have been forcefully flushed to the server.",
+        true,
+        |s| s.events[14] as f64,
+    ),
+    (
+        "event_vfs_fsync_total",
+        "Number of times fsync() has been called on directories and files.",
+        true,
+        |s| s.events[15] as f64,
+    ),
+    (
+        "event_vfs_lock_total",
+        "Number of times locking has been attempted on a file.",
+        true,
+        |s| s.events[16] as f64,
+    ),
+    (
+        "event_vfs_file_release_total",
+        "Number of times files have been closed and released.",
+        true,
+        |s| s.events[17] as f64,
+    ),
+    // events[18] is the congestion wait count, which node_exporter does not export.
+    (
+        "event_truncation_total",
+        "Number of times files have been truncated.",
+        true,
+        |s| s.events[19] as f64,
+    ),
+    (
+        "event_write_extension_total",
+        "Number of times a file has been grown due to writes beyond its existing end.",
+        true,
+        |s| s.events[20] as f64,
+    ),
+    (
+        "event_silly_rename_total",
+        "Number of times a file was removed while still open by another process.",
+        true,
+        |s| s.events[21] as f64,
+    ),
+    (
+        "event_short_read_total",
+        "Number of times the NFS server gave less data than expected while reading.",
+        true,
+        |s| s.events[22] as f64,
+    ),
+    (
+        "event_short_write_total",
+        "Number of times the NFS server wrote less data than expected while writing.",
+        true,
+        |s| s.events[23] as f64,
+    ),
+    (
+        "event_jukebox_delay_total",
+        "Number of times the NFS server indicated EJUKEBOX; retrieving data from offline storage.",
+        true,
+        |s| s.events[24] as f64,
+    ),
+    (
+        "event_pnfs_read_total",
+        "Number of NFS v4.1+ pNFS reads.",
+        true,
+        |s| s.events[25] as f64,
+    ),
+    (
+        "event_pnfs_write_total",
+        "Number of NFS v4.1+ pNFS writes.",
+        true,
+        |s| s.events[26] as f64,
+    ),
+];
+
+type TransportGet = fn(&Transport) -> f64;
+
+/// Per-transport families (1.12: labelled `transport`, the `xprt:` line's index).
+#[rustfmt::skip]
+const TRANSPORT_FAMILIES: [(&str, &str, bool, TransportGet); 10] = [
+        ("transport_bind_total", "Number of times the client has had to establish a connection from scratch to the NFS server.", true, |t| t.bind as f64),
+        ("transport_connect_total", "Number of times the client has made a TCP connection to the NFS server.", true, |t| t.connect as f64),
+        ("transport_idle_time_seconds", "Duration since the NFS mount last saw any RPC traffic, in seconds.", false, |t| (t.idle_time_seconds % FLOAT64_MANTISSA) as f64),
+        ("transport_sends_total", "Number of RPC requests for this mount sent to the NFS server.", true, |t| t.sends as f64),
+        ("transport_receives_total", "Number of RPC responses for this mount received from the NFS server.", true, |t| t.receives as f64),
+        ("transport_bad_transaction_ids_total", "Number of times the NFS server sent a response with a transaction ID unknown to this client.", true, |t| t.bad_transaction_ids as f64),
+        ("transport_backlog_queue_total", "Total number of items added to the RPC backlog queue.", true, |t| t.cumulative_backlog as f64),
+        ("transport_maximum_rpc_slots", "Maximum number of simultaneously active RPC requests ever used.", false, |t| t.maximum_rpc_slots_used as f64),
+        ("transport_sending_queue_total", "Total number of items added to the RPC transmission sending queue.", true, |t| t.cumulative_sending_queue as f64),
+        ("transport_pending_queue_total", "Total number of items added to the RPC transmission pending queue.", true, |t| t.cumulative_pending_queue as f64),
 ];
 
 type OpGet = fn(&Operation) -> f64;
@@ -403,53 +603,99 @@ const OP_FAMILIES: [(&str, &str, OpGet); 8] = [
     ("operations_request_time_seconds_total", "Duration all requests took from when a request was enqueued to when it was completely handled for a given operation, in seconds.", |o| ms_to_s(o.request_ms)),
 ];
 
-/// The families for the parsed files.
+/// The families for the parsed files, as node_exporter 1.12's `Update`: for each transport
+/// of a mount, `mountpoint_info` once per (export, protocol, address, mount point); the
+/// mount's statistics once per (export, protocol, address), labelled with that transport's
+/// protocol, every transport of the mount under its index; at the first transport whose
+/// (export, protocol, address) was seen, the mount's remaining transports are skipped.
 pub fn families(mounts: &[Mount], addrs: &[String]) -> Vec<MetricFamily> {
+    let fam = |name: &str, help: &'static str, counter: bool| {
+        let name = format!("node_mountstats_nfs_{name}");
+        if counter {
+            MetricFamily::counter(name, help)
+        } else {
+            MetricFamily::gauge(name, help)
+        }
+    };
+    let mut info = MetricFamily::gauge(
+        "node_mountstats_nfs_mountpoint_info",
+        "Info metric for an NFS mountpoint.",
+    );
     let mut per_mount: Vec<MetricFamily> = MOUNT_FAMILIES
         .iter()
-        .map(|(name, help, counter, _)| {
-            let name = format!("node_mountstats_nfs_{name}");
-            if *counter {
-                MetricFamily::counter(name, *help)
-            } else {
-                MetricFamily::gauge(name, *help)
-            }
-        })
+        .map(|(name, help, counter, _)| fam(name, help, *counter))
+        .collect();
+    let mut per_transport: Vec<MetricFamily> = TRANSPORT_FAMILIES
+        .iter()
+        .map(|(name, help, counter, _)| fam(name, help, *counter))
         .collect();
     let mut per_op: Vec<MetricFamily> = OP_FAMILIES
         .iter()
-        .map(|(name, help, _)| MetricFamily::counter(format!("node_mountstats_nfs_{name}"), *help))
+        .map(|(name, help, _)| fam(name, help, true))
         .collect();
+    let mut seen_mountpoints: HashSet<(&str, &str, &str, &str)> = HashSet::new();
     let mut seen: HashSet<(&str, &str, &str)> = HashSet::new();
     for (idx, m) in mounts.iter().enumerate() {
         let Some(s) = &m.nfs else { continue };
         // mountstats and mountinfo list the same mounts in the same order.
         let addr = addrs.get(idx).map(String::as_str).unwrap_or("");
-        let protocol = s.transport.protocol.as_str();
-        if !seen.insert((&m.device, protocol, addr)) {
-            continue;
-        }
-        let labels = [
-            ("export", m.device.as_str()),
-            ("mountaddr", addr),
-            ("protocol", protocol),
-        ];
-        for (fam, (_, _, _, get)) in per_mount.iter_mut().zip(MOUNT_FAMILIES.iter()) {
-            fam.push(&labels, get(s));
-        }
-        for op in &s.operations {
+        for t in &s.transports {
+            let protocol = t.protocol.as_str();
+            let device = m.device.as_str();
+            if seen_mountpoints.insert((device, protocol, addr, &m.mount_point)) {
+                info.push(
+                    &[
+                        ("export", device),
+                        ("mountaddr", addr),
+                        ("mountpoint", &m.mount_point),
+                        ("protocol", protocol),
+                    ],
+                    1.0,
+                );
+            }
+            if !seen.insert((device, protocol, addr)) {
+                break;
+            }
             let labels = [
-                ("export", m.device.as_str()),
+                ("export", device),
                 ("mountaddr", addr),
-                ("operation", op.name.as_str()),
                 ("protocol", protocol),
             ];
-            for (fam, (_, _, get)) in per_op.iter_mut().zip(OP_FAMILIES.iter()) {
-                fam.push(&labels, get(op));
+            for (fam, (_, _, _, get)) in per_mount.iter_mut().zip(MOUNT_FAMILIES.iter()) {
+                fam.push(&labels, get(s));
+            }
+            for (i, tr) in s.transports.iter().enumerate() {
+                let i = i.to_string();
+                let labels = [
+                    ("export", device),
+                    ("mountaddr", addr),
+                    ("protocol", protocol),
+                    ("transport", i.as_str()),
+                ];
+                for (fam, (_, _, _, get)) in per_transport.iter_mut().zip(TRANSPORT_FAMILIES.iter())
+                {
+                    fam.push(&labels, get(tr));
+                }
+            }
+            for op in &s.operations {
+                let labels = [
+                    ("export", device),
+                    ("mountaddr", addr),
+                    ("operation", op.name.as_str()),
+                    ("protocol", protocol),
+                ];
+                for (fam, (_, _, get)) in per_op.iter_mut().zip(OP_FAMILIES.iter()) {
+                    fam.push(&labels, get(op));
+                }
             }
         }
     }
+    per_mount.push(info);
+    per_mount.extend(per_transport);
     per_mount.extend(per_op);
+    for f in &mut per_mount {
+        crate::exposition::sort_samples(f);
+    }
     per_mount
 }
 
@@ -530,10 +776,39 @@ mod tests {
 
     #[test]
     fn matches_node_exporter() {
+        // node_exporter 1.12.1's fixture tree and its e2e-output.txt lines (1.12 semantics:
+        // `transport` label, `mountpoint_info`). mountstats/expected.txt is 1.5's output for
+        // the older tree, kept for reference.
+        let fams = MountStats
+            .collect(&procfs("storage2", "mountstats-1.12/proc"))
+            .expect("collects");
+        assert_golden(served(fams), "storage2", "mountstats-1.12/expected.txt");
+    }
+
+    #[test]
+    fn every_transport_under_its_index() {
+        // The older fixture: the first mount has two `xprt:` lines (nconnect).
         let fams = MountStats
             .collect(&procfs("storage2", "mountstats/proc"))
             .expect("collects");
-        assert_golden(served(fams), "storage2", "mountstats/expected.txt");
+        let sends = fams
+            .iter()
+            .find(|f| f.name == "node_mountstats_nfs_transport_sends_total")
+            .expect("sends");
+        let tcp: Vec<(&str, f64)> = sends
+            .samples
+            .iter()
+            .filter(|s| s.labels.iter().any(|(k, v)| k == "protocol" && v == "tcp"))
+            .map(|s| (s.labels[3].1.as_str(), s.value))
+            .collect();
+        assert_eq!(tcp, [("0", 6428.0), ("1", 2826.0)]);
+        let info = fams
+            .iter()
+            .find(|f| f.name == "node_mountstats_nfs_mountpoint_info")
+            .expect("info");
+        // One per (export, protocol, address, mount point): the duplicate mount point's
+        // second tcp transport adds none.
+        assert_eq!(info.samples.len(), 3);
     }
 
     #[test]
@@ -551,9 +826,10 @@ mod tests {
             [1_207_640_230, 0, 0, 0, 1_210_214_218, 0, 295_483, 0]
         );
         assert_eq!(s.events[1], 226);
-        // The last xprt line wins.
+        // Every xprt line, in order.
+        assert_eq!(s.transports.len(), 2);
         assert_eq!(
-            s.transport,
+            s.transports[1],
             Transport {
                 protocol: "tcp".into(),
                 bind: 1,
@@ -573,12 +849,10 @@ mod tests {
         assert_eq!(s.operations[1].request_ms, 79407);
         // udp: zeros inserted for connect count, connect idle time and idle time.
         let u = mounts[6].nfs.as_ref().expect("nfs");
-        assert_eq!(u.transport.protocol, "udp");
-        assert_eq!((u.transport.bind, u.transport.connect), (0, 0));
-        assert_eq!(
-            (u.transport.sends, u.transport.maximum_rpc_slots_used),
-            (6428, 24)
-        );
+        let ut = &u.transports[0];
+        assert_eq!(ut.protocol, "udp");
+        assert_eq!((ut.bind, ut.connect), (0, 0));
+        assert_eq!((ut.sends, ut.maximum_rpc_slots_used), (6428, 24));
         assert_eq!(u.operations[3].queue_ms, 18_446_743_919_241_604_546);
         assert_eq!(ms_to_s(u.operations[3].queue_ms), 9_007_044_786_793.922);
 
@@ -593,7 +867,7 @@ mod tests {
         let age = &fams[0];
         assert_eq!(age.samples.len(), 2, "the duplicate tcp mount is skipped");
         assert_eq!(
-            age.samples[1].labels,
+            age.samples[0].labels,
             vec![
                 ("export".into(), "192.168.1.1:/srv/test".to_string()),
                 ("mountaddr".into(), String::new()),
@@ -622,8 +896,21 @@ mod tests {
         let m = parse_mountstats(&format!("{head}{body}")).expect("parses");
         let s = m[0].nfs.as_ref().expect("nfs");
         assert_eq!(
-            (s.age_seconds, s.transport.cumulative_pending_queue),
+            (s.age_seconds, s.transports[0].cumulative_pending_queue),
             (5.0, 13)
+        );
+        // procfs >= 0.11: rdma (1.1, at least 20 fields); the slots and queues read 0.
+        let rdma = "\txprt:\trdma 0 0 0 0 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19\n";
+        let m = parse_mountstats(&format!("{head}{rdma}")).expect("parses");
+        let t = &m[0].nfs.as_ref().expect("nfs").transports[0];
+        assert_eq!(
+            (
+                t.protocol.as_str(),
+                t.sends,
+                t.cumulative_backlog,
+                t.maximum_rpc_slots_used
+            ),
+            ("rdma", 5, 9, 0)
         );
         assert_eq!(s.operations[0].request_ms, 8);
         for bad in [
@@ -631,6 +918,7 @@ mod tests {
             "\tevents:\t1\n",
             "\tage:\tsoon\n",
             "\txprt:\trdma 1 2 3 4 5 6 7 8 9 10 11 12 13\n",
+            "\txprt:\tsctp 1 2 3 4 5 6 7 8 9 10 11 12 13\n",
             "\txprt:\ttcp 1 2\n",
             "\tper-op statistics\n\t  NULL: 1 2\n",
         ] {

@@ -1,20 +1,23 @@
 //! `netstat` collector: protocol counters from `/proc/net/netstat`, `/proc/net/snmp` and
 //! `/proc/net/snmp6`, as node_exporter 1.5's `netstat_linux.go`: one untyped family per field
 //! `node_netstat_<Protocol>_<Field>` (HELP `Statistic <Protocol><Field>.`), limited to the
-//! fields matching node_exporter's default `--collector.netstat.fields` pattern
-//! ([`DEFAULT_FIELDS`], compiled once when the collector is built).
+//! fields matching `--collector.netstat.fields` (default node_exporter 1.12's pattern,
+//! [`DEFAULT_FIELDS`], which adds `TcpExt_TCPOFOQueue` and `TcpExt_TCPRcvQDrop` to 1.5's;
+//! compiled once when the collector is built).
 //!
 //! `/proc/net/netstat` and `/proc/net/snmp` are required (a missing one fails the collector);
 //! `/proc/net/snmp6` is absent on hosts without IPv6 and then skipped. A value that is not a
 //! number fails the collector, whatever its field, as in node_exporter.
 
+use super::options::{collector_options, Pattern};
 use super::MemoRegex;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-/// node_exporter 1.5's default `--collector.netstat.fields`.
-pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+/// node_exporter 1.12's default `--collector.netstat.fields` (1.5's plus `TcpExt_TCPOFOQueue`
+/// and `TcpExt_TCPRcvQDrop`).
+pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
 /// One field: protocol (`TcpExt`, `Ip6`), field name (`ListenDrops`) and value.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,9 +125,18 @@ pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
     out
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
+collector_options! {
+    /// Options of the netstat collector (`[collector.netstat]` in the file).
+    pub struct NetstatOptions {
+        /// Regexp of fields to return for netstat collector [default: node_exporter 1.12's].
+        #[arg(id = "collector.netstat.fields", long = "collector.netstat.fields", value_name = "REGEX")]
+        pub fields: Option<Pattern>,
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(NetStat {
-        fields: MemoRegex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in pattern")),
+        fields: MemoRegex::from_option(&opts.netstat.fields, DEFAULT_FIELDS),
     })
 }
 
@@ -185,7 +197,7 @@ mod tests {
     }
 
     /// The family names node_exporter 1.5 printed on this host (same kernel, same files).
-    const DEBIAN12_NAMES: [&str; 40] = [
+    const DEBIAN12_NAMES: [&str; 42] = [
         "node_netstat_Icmp6_InErrors",
         "node_netstat_Icmp6_InMsgs",
         "node_netstat_Icmp6_OutMsgs",
@@ -202,6 +214,8 @@ mod tests {
         "node_netstat_TcpExt_SyncookiesFailed",
         "node_netstat_TcpExt_SyncookiesRecv",
         "node_netstat_TcpExt_SyncookiesSent",
+        "node_netstat_TcpExt_TCPOFOQueue",
+        "node_netstat_TcpExt_TCPRcvQDrop",
         "node_netstat_TcpExt_TCPSynRetrans",
         "node_netstat_TcpExt_TCPTimeouts",
         "node_netstat_Tcp_ActiveOpens",
@@ -272,7 +286,16 @@ mod tests {
                 })
                 .collect()
         };
-        let ours = headers(render(&sorted(all(NETSTAT, SNMP, SNMP6))));
+        // 1.5's output: without the two TcpExt fields 1.12's default pattern adds.
+        let ours = headers(render(&sorted(
+            all(NETSTAT, SNMP, SNMP6)
+                .into_iter()
+                .filter(|f| {
+                    f.name != "node_netstat_TcpExt_TCPOFOQueue"
+                        && f.name != "node_netstat_TcpExt_TCPRcvQDrop"
+                })
+                .collect(),
+        )));
         let theirs = headers(parse(include_str!(
             "../../tests/fixtures/net/debian12-vm-6.18/node_exporter-1.5-netstat.txt"
         )));
@@ -329,6 +352,17 @@ mod tests {
         assert!(parse_snmp6("Ip6InReceives x\n").is_err());
         assert_eq!(parse_netstat(""), Ok(vec![]));
         assert_eq!(parse_snmp6("Foo 1\nBar\n\n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn fields_option() {
+        let mut opts = Options::default();
+        opts.netstat.fields = Some("^Tcp_InSegs$".parse().expect("pattern"));
+        let fams = collector(&opts)
+            .collect(&procfs("net", "debian12-vm-6.18/proc"))
+            .expect("collects");
+        let names: Vec<_> = fams.iter().map(|f| &*f.name).collect();
+        assert_eq!(names, ["node_netstat_Tcp_InSegs"]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `nfs` collector: node_exporter 1.5's `nfs_linux.go` over prometheus/procfs 0.8's parser of
+//! `nfs` collector: node_exporter 1.12's `nfs_linux.go` over prometheus/procfs' parser of
 //! `/proc/net/rpc/nfs` (the NFS client's RPC statistics).
 //!
 //! Families: `node_nfs_packets_total{protocol}` (udp, tcp), `node_nfs_connections_total`,
@@ -10,7 +10,11 @@
 //! Without `/proc/net/rpc/nfs` (no NFS client module) the collector fails, as node_exporter's
 //! `ErrNoData` does (`node_scrape_collector_success 0`).
 //!
-//! Deviation: a line procfs 0.8 does not know is skipped; procfs fails the whole file.
+//! node_exporter 1.12 semantics: procfs (since 0.9) reads the NFSv4 column 45 as
+//! `GetDeviceInfo` and 46 as `LayoutGet`, the reverse of the kernel's table and of 1.5; we
+//! report them as 1.12 does.
+//!
+//! Deviation: a line procfs does not know is skipped; procfs fails the whole file.
 
 use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -146,8 +150,11 @@ const V4: [&str; 59] = [
     "Sequence",
     "GetLeaseTime",
     "ReclaimComplete",
-    "LayoutGet",
+    // prometheus/procfs (node_exporter 1.12) reads column 45 as GetDeviceInfo and 46 as
+    // LayoutGet (1.5's procfs had them the other way round, as the kernel's table does):
+    // followed as 1.12 reports them.
     "GetDeviceInfo",
+    "LayoutGet",
     "LayoutCommit",
     "LayoutReturn",
     "SecinfoNoName",
@@ -272,14 +279,25 @@ impl Collector for Nfs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testutil::{assert_golden, fixture_text, procfs, raw};
+    use crate::collectors::testutil::{fixture_text, procfs, raw};
 
     #[test]
     fn matches_node_exporter() {
         let fams = Nfs
             .collect(&procfs("storage", "nfs/proc"))
             .expect("collects");
-        assert_golden(raw(&fams), "storage", "nfs/expected.txt");
+        // expected.txt is 1.5's output; 1.12's procfs swapped the GetDeviceInfo and LayoutGet
+        // columns (its e2e-output.txt: GetDeviceInfo 1, LayoutGet 90).
+        let want = fixture_text("storage", "nfs/expected.txt")
+            .replace(
+                "{method=\"GetDeviceInfo\",proto=\"4\"} 90",
+                "{method=\"GetDeviceInfo\",proto=\"4\"} 1",
+            )
+            .replace(
+                "{method=\"LayoutGet\",proto=\"4\"} 1",
+                "{method=\"LayoutGet\",proto=\"4\"} 90",
+            );
+        assert_eq!(raw(&fams), want);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `nfsd` collector: node_exporter 1.5's `nfsd_linux.go` over prometheus/procfs 0.8's parser of
+//! `nfsd` collector: node_exporter 1.12's `nfsd_linux.go` over prometheus/procfs' parser of
 //! `/proc/net/rpc/nfsd` (the kernel NFS server's statistics).
 //!
 //! Families: `node_nfsd_reply_cache_{hits,misses,nocache}_total`,
@@ -7,20 +7,23 @@
 //! `node_nfsd_read_ahead_cache_not_found_total`, `node_nfsd_packets_total{proto}`,
 //! `node_nfsd_connections_total`, `node_nfsd_rpc_errors_total{error}`,
 //! `node_nfsd_server_rpcs_total` and `node_nfsd_requests_total{method,proto}` (NFSv2 and v3
-//! procedures without `Null`, NFSv4 operations). A line the file lacks (e.g. `ra`, gone from
-//! recent kernels) reports zeros, as node_exporter does.
+//! procedures without `Null`, NFSv4 operations, and 1.12's `WdelegGetattr` from the
+//! `wdeleg_getattr` line of Linux 6.x). A line the file lacks (e.g. `ra`, gone from recent
+//! kernels) reports zeros, as node_exporter does.
 //!
 //! Without `/proc/net/rpc/nfsd` (no NFS server module) the collector fails, as
 //! node_exporter's `ErrNoData` does (`node_scrape_collector_success 0`).
 //!
-//! Deviations:
-//! - procfs 0.8 maps `proc4ops` without the `SETCLIENTID` and `SETCLIENTID_CONFIRM` slots, so
-//!   node_exporter 1.5 reports SETCLIENTID as `Verify`, SETCLIENTID_CONFIRM as `Write` and
-//!   VERIFY as `RelLockOwner`. We follow the kernel's order (`include/linux/nfs4.h`), as
-//!   later procfs versions do: `Verify`, `Write` and `RelLockOwner` are the real counts.
-//! - A line procfs 0.8 does not know (`wdeleg_getattr`, printed since Linux 6.x) is
-//!   skipped; procfs 0.8 fails the whole file, so node_exporter 1.5 reports nothing on such
-//!   kernels.
+//! node_exporter 1.12 semantics, differing from 1.5:
+//! - procfs 0.8 (1.5) mapped `proc4ops` without the `SETCLIENTID` and `SETCLIENTID_CONFIRM`
+//!   slots, so 1.5 reported SETCLIENTID as `Verify`, SETCLIENTID_CONFIRM as `Write` and VERIFY
+//!   as `RelLockOwner`. 1.12 follows the kernel's order (`include/linux/nfs4.h`) and exports
+//!   `SetClientID` and `SetClientIDConfirm`; so do we.
+//! - `wdeleg_getattr` (Linux 6.x) is `requests_total{method="WdelegGetattr",proto="4"}`
+//!   (always present, 0 without the line); procfs 0.8 failed the whole file on it, so 1.5
+//!   reported nothing on such kernels.
+//!
+//! Deviation: another line procfs does not know is skipped; procfs fails the whole file.
 
 use super::nfs::{copy_into, counted, fixed, parse_lines, push_requests, V2, V3};
 use super::{read_parsed, CollectError, Collector, Options, Paths};
@@ -73,8 +76,9 @@ const V4_OPS: [&str; 37] = [
     "RelLockOwner",
 ];
 
-/// The v4 operations node_exporter does not export.
-const V4_SKIPPED: [&str; 4] = ["PutPubFH", "PutRootFH", "SetClientID", "SetClientIDConfirm"];
+/// The v4 operations node_exporter does not export (1.12 exports SetClientID and
+/// SetClientIDConfirm, which 1.5's procfs did not map).
+const V4_SKIPPED: [&str; 2] = ["PutPubFH", "PutRootFH"];
 
 /// What node_exporter reports from `/proc/net/rpc/nfsd`.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +102,8 @@ pub struct ServerStats {
     pub v3: [u64; 22],
     /// `proc4ops` from `OP_ACCESS` on, see [`V4_OPS`].
     pub v4_ops: [u64; 37],
+    /// `wdeleg_getattr` (Linux 6.x; 0 where absent, as procfs).
+    pub wdeleg_getattr: u64,
 }
 
 impl Default for ServerStats {
@@ -114,6 +120,7 @@ impl Default for ServerStats {
             v2: [0; 18],
             v3: [0; 22],
             v4_ops: [0; 37],
+            wdeleg_getattr: 0,
         }
     }
 }
@@ -122,7 +129,18 @@ impl Default for ServerStats {
 pub fn parse_server(text: &str) -> Result<ServerStats, String> {
     let mut s = ServerStats::default();
     let keys = [
-        "rc", "fh", "io", "th", "ra", "net", "rpc", "proc2", "proc3", "proc4", "proc4ops",
+        "rc",
+        "fh",
+        "io",
+        "th",
+        "ra",
+        "net",
+        "rpc",
+        "proc2",
+        "proc3",
+        "proc4",
+        "proc4ops",
+        "wdeleg_getattr",
     ];
     for (key, v) in parse_lines(text, &keys)? {
         match key {
@@ -146,6 +164,7 @@ pub fn parse_server(text: &str) -> Result<ServerStats, String> {
                     _ => return Err(format!("invalid proc4 line {v:?}")),
                 }
             }
+            "wdeleg_getattr" => s.wdeleg_getattr = v.first().copied().unwrap_or(0),
             _ => {
                 let ops = counted(key, &v, 39)?;
                 copy_into(&mut s.v4_ops, ops.get(3..).unwrap_or(&[]));
@@ -177,6 +196,7 @@ pub fn families(s: &ServerStats) -> Vec<MetricFamily> {
             .filter(|(m, _)| !V4_SKIPPED.contains(m))
             .map(|(m, v)| (*m, "4", *v)),
     );
+    rows.push(("WdelegGetattr", "4", s.wdeleg_getattr));
     push_requests(&mut requests, rows);
     vec![
         c(
@@ -269,40 +289,52 @@ mod tests {
     use super::*;
     use crate::collectors::testutil::{fixture_text, procfs, raw};
 
-    /// node_exporter 1.5's output with its three mis-mapped v4 operations corrected (see the
-    /// module doc): the fixture's SETCLIENTID and SETCLIENTID_CONFIRM counts (3 and 3) are not
-    /// `Verify` and `Write`, which are 0, as is RELEASE_LOCKOWNER.
-    fn expected() -> String {
+    /// node_exporter 1.5's output (expected.txt) turned into 1.12's (see the module doc): the
+    /// fixture's SETCLIENTID and SETCLIENTID_CONFIRM counts (3 and 3) are not `Verify` and
+    /// `Write`, which are 0, as is RELEASE_LOCKOWNER; `SetClientID`, `SetClientIDConfirm` and
+    /// `WdelegGetattr` are there. (The same lines as 1.12's e2e-output.txt for this file.)
+    fn expected(wdeleg: u64) -> String {
         let want = fixture_text("storage", "nfsd/expected.txt");
-        let fixed: Vec<String> = want
-            .lines()
-            .map(|l| match l {
+        let mut fixed: Vec<String> = Vec::new();
+        for l in want.lines() {
+            match l {
                 r#"node_nfsd_requests_total{method="Verify",proto="4"} 3"# => {
-                    r#"node_nfsd_requests_total{method="Verify",proto="4"} 0"#.to_string()
+                    fixed.push(r#"node_nfsd_requests_total{method="Verify",proto="4"} 0"#.into());
+                    fixed.push(format!(
+                        r#"node_nfsd_requests_total{{method="WdelegGetattr",proto="4"}} {wdeleg}"#
+                    ));
                 }
                 r#"node_nfsd_requests_total{method="Write",proto="4"} 3"# => {
-                    r#"node_nfsd_requests_total{method="Write",proto="4"} 0"#.to_string()
+                    fixed.push(r#"node_nfsd_requests_total{method="Write",proto="4"} 0"#.into())
                 }
-                _ => l.to_string(),
-            })
-            .collect();
+                r#"node_nfsd_requests_total{method="SetAttr",proto="4"} 0"# => {
+                    fixed.push(l.to_string());
+                    fixed.push(
+                        r#"node_nfsd_requests_total{method="SetClientID",proto="4"} 3"#.into(),
+                    );
+                    fixed.push(
+                        r#"node_nfsd_requests_total{method="SetClientIDConfirm",proto="4"} 3"#
+                            .into(),
+                    );
+                }
+                _ => fixed.push(l.to_string()),
+            }
+        }
         assert_ne!(fixed.join("\n") + "\n", want, "the golden file changed");
         fixed.join("\n") + "\n"
     }
 
     #[test]
     fn matches_node_exporter() {
-        let want = expected();
         let fams = Nfsd
             .collect(&procfs("storage", "nfsd/proc"))
             .expect("collects");
-        assert_eq!(raw(&fams), want);
-        // A 6.x kernel's extra `wdeleg_getattr` line changes nothing (node_exporter 1.5
-        // fails there).
+        assert_eq!(raw(&fams), expected(0));
+        // A 6.x kernel's extra `wdeleg_getattr` line (node_exporter 1.5 fails there).
         let fams = Nfsd
             .collect(&procfs("storage", "nfsd-6.x/proc"))
             .expect("collects");
-        assert_eq!(raw(&fams), want);
+        assert_eq!(raw(&fams), expected(15));
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! `pressure` collector: pressure stall information from `/proc/pressure/{cpu,io,memory}`, as
 //! node_exporter 1.5's `pressure_linux.go` (prometheus/procfs `PSIStatsForResource`).
 //!
-//! 1.5 exports the `some` total of `cpu` and both totals of `io` and `memory`, in seconds
-//! (`total` is in microseconds; converted as `total / 1000.0 / 1000.0`, the same float
-//! operations as node_exporter, so values print identically). `/proc/pressure/irq` (kernel 6.1+)
-//! and the `cpu` `full` line are not exported by 1.5.
+//! It exports the `some` total of `cpu`, both totals of `io` and `memory` and (node_exporter
+//! 1.12) the `full` total of `irq` (kernel 6.1+, no `some` line), in seconds (`total` is in
+//! microseconds; converted as `total / 1000.0 / 1000.0`, the same float operations as
+//! node_exporter, so values print identically). The `cpu` `full` line is not exported.
 //!
-//! A missing file (kernel < 4.20, `CONFIG_PSI=n`) or `EOPNOTSUPP` (`psi=0`) is node_exporter's
-//! `ErrNoData`, which reports `node_scrape_collector_success 0`: this collector fails then too.
-//! (node_exporter keeps the resources read before the missing one; a failed collector here
-//! exports nothing.)
+//! As 1.12: an absent resource file is skipped, and only when none is there (kernel < 4.20,
+//! `CONFIG_PSI=n`) is it node_exporter's `ErrNoData` (`node_scrape_collector_success 0`); 1.5
+//! failed on the first absent file. `EOPNOTSUPP` (`psi=0`) or a file without its `some`/`full`
+//! line is `ErrNoData`, keeping the resources read before it.
 
 use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -69,21 +69,45 @@ impl Collector for Pressure {
         "pressure"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut out = Vec::with_capacity(5);
-        for res in ["cpu", "io", "memory"] {
+        let mut out = Vec::with_capacity(6);
+        for res in ["cpu", "io", "memory", "irq"] {
             let path = paths.proc(&format!("pressure/{res}"));
-            let psi = read_parsed(&path, parse_psi).map_err(CollectError::absent_is_no_data)?;
-            let need = |v: Option<u64>, kind: &str| {
-                v.map(seconds)
-                    .ok_or_else(|| CollectError::parse(&path, format!("no {kind:?} line")))
+            let psi = match read_parsed(&path, parse_psi).map_err(CollectError::absent_is_no_data) {
+                Ok(psi) => psi,
+                // 1.12: an absent resource file is skipped (irq needs kernel 6.1+).
+                Err(CollectError::NoData { .. }) => continue,
+                Err(e) if is_not_supported(&e) => {
+                    return Err(CollectError::partial(
+                        out,
+                        CollectError::NoData {
+                            what: format!("{} (psi=0)", path.display()),
+                        },
+                    ))
+                }
+                Err(e) => return Err(CollectError::partial(out, e)),
             };
+            // IRQ pressure has no `some` line, CPU's `full` line is not exported.
+            let (some, full) = match (res, psi.some, psi.full) {
+                ("irq", _, Some(full)) => (0, full),
+                ("cpu", Some(some), _) => (some, 0),
+                (_, Some(some), Some(full)) => (some, full),
+                _ => {
+                    return Err(CollectError::partial(
+                        out,
+                        CollectError::NoData {
+                            what: format!("{} has no some/full data", path.display()),
+                        },
+                    ))
+                }
+            };
+            let (some, full) = (seconds(some), seconds(full));
             match res {
                 "cpu" => out.push(
                     MetricFamily::counter(
                         "node_pressure_cpu_waiting_seconds_total",
                         "Total time in seconds that processes have waited for CPU time",
                     )
-                    .with(&[], need(psi.some, "some")?),
+                    .with(&[], some),
                 ),
                 "io" => {
                     out.push(
@@ -91,36 +115,53 @@ impl Collector for Pressure {
                             "node_pressure_io_waiting_seconds_total",
                             "Total time in seconds that processes have waited due to IO congestion",
                         )
-                        .with(&[], need(psi.some, "some")?),
+                        .with(&[], some),
                     );
                     out.push(
                         MetricFamily::counter(
                             "node_pressure_io_stalled_seconds_total",
                             "Total time in seconds no process could make progress due to IO congestion",
                         )
-                        .with(&[], need(psi.full, "full")?),
+                        .with(&[], full),
                     );
                 }
-                _ => {
+                "memory" => {
                     out.push(
                         MetricFamily::counter(
                             "node_pressure_memory_waiting_seconds_total",
                             "Total time in seconds that processes have waited for memory",
                         )
-                        .with(&[], need(psi.some, "some")?),
+                        .with(&[], some),
                     );
                     out.push(
                         MetricFamily::counter(
                             "node_pressure_memory_stalled_seconds_total",
                             "Total time in seconds no process could make progress due to memory congestion",
                         )
-                        .with(&[], need(psi.full, "full")?),
+                        .with(&[], full),
                     );
                 }
+                _ => out.push(
+                    MetricFamily::counter(
+                        "node_pressure_irq_stalled_seconds_total",
+                        "Total time in seconds no process could make progress due to IRQ congestion",
+                    )
+                    .with(&[], full),
+                ),
             }
+        }
+        if out.is_empty() {
+            return Err(CollectError::NoData {
+                what: format!("{} has no resource files", paths.proc("pressure").display()),
+            });
         }
         Ok(out)
     }
+}
+
+/// `EOPNOTSUPP` (booted with `psi=0`): node_exporter's `ErrNoData`.
+fn is_not_supported(e: &CollectError) -> bool {
+    matches!(e, CollectError::Io { source, .. } if source.raw_os_error() == Some(95))
 }
 
 #[cfg(test)]
@@ -159,9 +200,28 @@ mod tests {
             .collect(&procfs("procmisc", "debian12-vm-6.18/proc"))
             .expect("collects");
         assert_golden(render(fams), "procmisc", "expected/debian12-pressure.txt");
-        // node_exporter's fixtures lack `memory`: ErrNoData there, a failure here.
-        assert!(Pressure
+        // node_exporter's older fixtures lack `memory`: 1.12 skips an absent resource file.
+        let fams = Pressure
             .collect(&procfs("procmisc", "node_exporter/proc"))
-            .is_err());
+            .expect("collects what is there");
+        assert!(fams.iter().all(|f| !f.name.contains("memory")));
+        assert!(matches!(
+            Pressure.collect(&procfs("procmisc", "nowhere")),
+            Err(CollectError::NoData { .. })
+        ));
+    }
+
+    #[test]
+    fn irq_has_only_full() {
+        // node_exporter 1.12's fixture (collector/fixtures/proc/pressure/irq).
+        let psi = parse_psi("full avg10=0.00 avg60=0.00 avg300=0.00 total=8494\n").expect("parses");
+        assert_eq!(
+            psi,
+            Psi {
+                some: None,
+                full: Some(8494)
+            }
+        );
+        assert_eq!(seconds(8494).to_string(), "0.008494");
     }
 }

@@ -1,25 +1,32 @@
-//! `vmstat` collector: `/proc/vmstat` fields matching node_exporter 1.5's default
-//! `--collector.vmstat.fields` (`^(oom_kill|pgpg|pswp|pg.*fault).*`), each an untyped
+//! `vmstat` collector: `/proc/vmstat` fields matching `--collector.vmstat.fields` (default
+//! node_exporter's, unchanged from 1.5 to 1.12: `^(oom_kill|pgpg|pswp|pg.*fault).*`), each an untyped
 //! `node_vmstat_<field>`, as `vmstat_linux.go`.
 //!
 //! As node_exporter, every line's value is parsed (a bad value anywhere fails the collector,
 //! even on a field not exported), and a missing file fails it.
 
-use std::sync::LazyLock;
-
+use super::options::{collector_options, Pattern};
 use super::MemoRegex;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-/// node_exporter 1.5's default `--collector.vmstat.fields`.
+/// node_exporter's default `--collector.vmstat.fields` (the same in 1.5 and 1.12).
 pub const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
-static FIELDS: LazyLock<MemoRegex> =
-    LazyLock::new(|| MemoRegex::new(DEFAULT_FIELDS).unwrap_or_else(|_| unreachable!("built-in")));
+collector_options! {
+    /// Options of the vmstat collector (`[collector.vmstat]` in the file).
+    pub struct VmstatOptions {
+        /// Regexp of fields to return for vmstat collector [default: node_exporter's].
+        #[arg(id = "collector.vmstat.fields", long = "collector.vmstat.fields", value_name = "REGEX")]
+        pub fields: Option<Pattern>,
+    }
+}
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(VmStat)
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    Box::new(VmStat {
+        fields: MemoRegex::from_option(&opts.vmstat.fields, DEFAULT_FIELDS),
+    })
 }
 
 /// The selected `(field, value)` pairs in file order.
@@ -53,7 +60,9 @@ pub fn families(fields: &[(&str, f64)]) -> Vec<MetricFamily> {
         .collect()
 }
 
-struct VmStat;
+struct VmStat {
+    fields: MemoRegex,
+}
 
 impl Collector for VmStat {
     fn name(&self) -> &'static str {
@@ -62,7 +71,8 @@ impl Collector for VmStat {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let path = paths.proc("vmstat");
         let text = read_to_string(&path)?;
-        let fields = parse_vmstat(&text, &FIELDS).map_err(|m| CollectError::parse(&path, m))?;
+        let fields =
+            parse_vmstat(&text, &self.fields).map_err(|m| CollectError::parse(&path, m))?;
         Ok(families(&fields))
     }
 }
@@ -72,10 +82,32 @@ mod tests {
     use super::*;
     use crate::collectors::testutil::{assert_golden, procfs, render};
 
+    fn fields() -> MemoRegex {
+        MemoRegex::new(DEFAULT_FIELDS).expect("pattern")
+    }
+
+    fn vm() -> VmStat {
+        VmStat { fields: fields() }
+    }
+
+    #[test]
+    fn fields_option() {
+        let mut opts = Options::default();
+        opts.vmstat.fields = Some("^nr_free".parse().expect("pattern"));
+        let c = collector(&opts);
+        let fams = c
+            .collect(&procfs("procmisc", "debian12-vm-6.18/proc"))
+            .expect("collects");
+        assert!(!fams.is_empty());
+        assert!(fams
+            .iter()
+            .all(|f| f.name.starts_with("node_vmstat_nr_free")));
+    }
+
     #[test]
     fn parses() {
         let text = "nr_free_pages 5\npgfault 10\npgmajfault 2\npgpgin 3\npswpin 0\noom_kill 1\nthp_fault_alloc 4\npgsteal_kswapd 6\n";
-        let got = parse_vmstat(text, &FIELDS).expect("parses");
+        let got = parse_vmstat(text, &fields()).expect("parses");
         assert_eq!(
             got,
             [
@@ -87,20 +119,20 @@ mod tests {
             ]
         );
         // A bad value on any line fails, as node_exporter's ParseFloat before the filter.
-        assert!(parse_vmstat("nr_free_pages x\npgfault 1\n", &FIELDS).is_err());
-        assert!(parse_vmstat("pgfault\n", &FIELDS).is_err());
+        assert!(parse_vmstat("nr_free_pages x\npgfault 1\n", &fields()).is_err());
+        assert!(parse_vmstat("pgfault\n", &fields()).is_err());
     }
 
     #[test]
     fn fixture_matches_node_exporter() {
         let paths = procfs("procmisc", "debian12-vm-6.18/proc");
-        let fams = VmStat.collect(&paths).expect("collects");
+        let fams = vm().collect(&paths).expect("collects");
         assert_golden(render(fams), "procmisc", "expected/debian12-vmstat.txt");
     }
 
     #[test]
     fn live() {
-        let fams = VmStat.collect(&Paths::default()).expect("reads vmstat");
+        let fams = vm().collect(&Paths::default()).expect("reads vmstat");
         assert!(fams.iter().any(|f| f.name == "node_vmstat_pgfault"));
     }
 }

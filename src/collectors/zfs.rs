@@ -1,14 +1,20 @@
-//! `zfs` collector: node_exporter 1.5's `zfs_linux.go` over the ZFS on Linux kstats in
+//! `zfs` collector: node_exporter 1.12's `zfs_linux.go` over the ZFS on Linux kstats in
 //! `/proc/spl/kstat/zfs`.
 //!
-//! - Every `KSTAT_DATA_UINT64` row of `abdstats`, `arcstats`, `dbufstats`, `dmu_tx`,
+//! - Every `KSTAT_DATA_UINT64` and (1.12) `KSTAT_DATA_INT64` row of `abdstats`, `arcstats`, `dbufstats`, `dmu_tx`,
 //!   `dnodestats`, `fm`, `vdev_cache_stats`, `vdev_mirror_stats`, `xuio_stats`, `zfetchstats` and
 //!   `zil` as an untyped `node_zfs_<subsystem>_<name>` (dashes become underscores; the HELP is
 //!   the kstat's name, `kstat.zfs.misc.<file>.<name>`). Files a ZFS version lacks are skipped.
 //! - Per pool: `node_zfs_zpool_<field>{zpool}` from `<pool>/io`,
 //!   `node_zfs_zpool_dataset_<name>{dataset,zpool}` from `<pool>/objset-*`, and
 //!   `node_zfs_zpool_state{state,zpool}` from `<pool>/state` (1 for the pool's state among
-//!   online, degraded, faulted, offline, removed, unavail).
+//!   online, degraded, faulted, offline, removed, unavail, suspended).
+//!
+//! node_exporter 1.12 semantics, differing from 1.5: `KSTAT_DATA_INT64` rows of the kstat
+//! files are exported (e.g. `node_zfs_arc_memory_available_bytes`, which can be negative); a
+//! dataset name is the rest of the `dataset_name` line from its first word on, so names with
+//! spaces are whole (1.5 kept the first word; unlike 1.12, the word is searched after the
+//! type column, see `parse_objset`); the `suspended` state is reported.
 //!
 //! A value that is not a number fails the collector, keeping the rows read before it, as
 //! node_exporter (which sends each row as it parses it).
@@ -41,17 +47,26 @@ const FILES: [(&str, &str); 11] = [
     ("zfs_zil", "zil"),
 ];
 
-const POOL_STATES: [&str; 6] = [
-    "online", "degraded", "faulted", "offline", "removed", "unavail",
+const POOL_STATES: [&str; 7] = [
+    "online",
+    "degraded",
+    "faulted",
+    "offline",
+    "removed",
+    "unavail",
+    "suspended",
 ];
 
-/// `KSTAT_DATA_UINT64`, the only kstat type node_exporter 1.5 exports.
+/// `KSTAT_DATA_UINT64`.
 const UINT64: &str = "4";
+/// `KSTAT_DATA_INT64`, exported from the kstat files since node_exporter 1.12 (not from
+/// objsets).
+const INT64: &str = "3";
 
-/// The `KSTAT_DATA_UINT64` rows of a named kstat (`name type data` header), each given to
-/// `row` (name, value) as it is parsed, as node_exporter's `parseProcfsFile` sends them: on an
-/// error, the rows before it have been given.
-pub fn parse_kstat<'a>(text: &'a str, mut row: impl FnMut(&'a str, u64)) -> Result<(), String> {
+/// The `KSTAT_DATA_UINT64` and `KSTAT_DATA_INT64` rows of a named kstat (`name type data`
+/// header), each given to `row` (name, value) as it is parsed, as node_exporter's
+/// `parseProcfsFile` sends them: on an error, the rows before it have been given.
+pub fn parse_kstat<'a>(text: &'a str, mut row: impl FnMut(&'a str, f64)) -> Result<(), String> {
     let mut started = false;
     for line in text.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
@@ -59,11 +74,20 @@ pub fn parse_kstat<'a>(text: &'a str, mut row: impl FnMut(&'a str, u64)) -> Resu
             started = parts == ["name", "type", "data"];
             continue;
         }
-        if let [name, UINT64, value, ..] = parts[..] {
-            let v = value
-                .parse::<u64>()
-                .map_err(|_| format!("could not parse expected integer value for {name:?}"))?;
-            row(name, v);
+        match parts[..] {
+            [name, UINT64, value, ..] => {
+                let v = value.parse::<u64>().map_err(|_| {
+                    format!("could not parse expected unsigned integer value for {name:?}")
+                })?;
+                row(name, v as f64);
+            }
+            [name, INT64, value, ..] => {
+                let v = value.parse::<i64>().map_err(|_| {
+                    format!("could not parse expected signed integer value for {name:?}")
+                })?;
+                row(name, v as f64);
+            }
+            _ => {}
         }
     }
     if !started {
@@ -110,7 +134,21 @@ pub fn parse_objset<'a>(
             continue;
         }
         match parts[..] {
-            ["dataset_name", _, name, ..] => dataset = name,
+            // 1.12: the rest of the line from the name's first word, so a name with spaces is
+            // whole. Deviation: 1.12 takes `line[strings.Index(line, parts[2]):]`, the first
+            // occurrence anywhere in the line, which mislabels a pool named e.g. `data`,
+            // `name` or `7` (found inside `dataset_name` or the type column); the search here
+            // starts after the type column.
+            ["dataset_name", kind, first, ..] => {
+                let after_type = line
+                    .find("dataset_name")
+                    .and_then(|i| line.get(i + "dataset_name".len()..))
+                    .and_then(|rest| rest.find(kind).map(|j| (rest, j)))
+                    .and_then(|(rest, j)| rest.get(j + kind.len()..));
+                dataset = after_type
+                    .and_then(|rest| rest.find(first).and_then(|i| rest.get(i..)))
+                    .unwrap_or(first)
+            }
             [name, UINT64, value, ..] => {
                 let v = value
                     .parse::<u64>()
@@ -216,7 +254,7 @@ fn read(base: &Path, fams: &mut Families) -> Result<(), CollectError> {
         parse_kstat(&text, |name, v| {
             let full = format!("node_{subsystem}_{}", metric_name(name));
             fams.fam(full, format!("kstat.zfs.misc.{file}.{name}"), false)
-                .push(&[], v as f64);
+                .push(&[], v);
         })
         .map_err(|m| CollectError::parse(&path, m))?;
     }
@@ -264,7 +302,24 @@ mod tests {
         let fams = Zfs
             .collect(&procfs("storage", "zfs/proc"))
             .expect("collects");
-        assert_golden(raw(&fams), "storage", "zfs/expected.txt");
+        // expected.txt is 1.5's output; 1.12 adds the int64 rows (the synthetic zil rows of
+        // type 3) and the `suspended` state samples.
+        let int64_rows = ["node_zfs_zil_zil_itx_metaslab_slog_count"];
+        let as_15: String = raw(&fams)
+            .lines()
+            .filter(|l| !l.contains("state=\"suspended\""))
+            .filter(|l| !int64_rows.iter().any(|p| l.contains(p)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_golden(as_15, "storage", "zfs/expected.txt");
+    }
+
+    #[test]
+    fn matches_node_exporter_1_12() {
+        let fams = Zfs
+            .collect(&procfs("storage", "zfs-1.12/proc"))
+            .expect("collects");
+        assert_golden(raw(&fams), "storage", "zfs-1.12/expected.txt");
     }
 
     /// Runs a row-at-a-time parser, returning the rows it gave and its result.
@@ -283,15 +338,45 @@ mod tests {
                 f((n, v))
             })
         });
-        assert_eq!((r, ok), (vec![("a-b", 7)], Ok(())));
+        assert_eq!((r, ok), (vec![("a-b", 7.0), ("c", 1.0)], Ok(())));
         assert!(rows(|f| parse_kstat("a 4 1\n", |n, v| f((n, v))))
             .1
             .is_err());
         // The rows before a bad one have been given.
         let (r, err) =
             rows(|f| parse_kstat("name type data\na 4 1\nb 4 -1\nc 4 3\n", |n, v| f((n, v))));
-        assert_eq!(r, [("a", 1)]);
+        assert_eq!(r, [("a", 1.0)]);
         assert!(err.is_err());
+        let (r, ok) = rows(|f| parse_kstat("name type data\nm 3 -5\n", |n, v| f((n, v))));
+        assert_eq!((r, ok), (vec![("m", -5.0)], Ok(())));
+        assert!(
+            rows(|f| parse_kstat("name type data\nm 3 x\n", |n, v| f((n, v))))
+                .1
+                .is_err()
+        );
+        let (r, _) = rows(|f| {
+            parse_objset(
+                "name type data\ndataset_name 7 p/d with  space \nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!(r, [("p/d with  space ", "writes", 3)]);
+        // A pool named like a part of the line before it (1.12 would label it
+        // "dataset_name 7 data").
+        let (r, _) = rows(|f| {
+            parse_objset(
+                "name type data\ndataset_name 7 data\nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!(r, [("data", "writes", 3)]);
+        let (r, _) = rows(|f| {
+            parse_objset(
+                "name type data\ndataset_name 7 7\nwrites 4 3\n",
+                |d, n, v| f((d, n, v)),
+            )
+        });
+        assert_eq!(r, [("7", "writes", 3)]);
         let (r, ok) = rows(|f| {
             parse_objset(
                 "1 1\nname type data\ndataset_name 7 p/d\nwrites 4 3\n",

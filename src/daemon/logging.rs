@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::config::LogLevel;
+use crate::config::{LogFormat, LogLevel};
 
 /// Why a log destination could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,8 @@ struct AgentLogger {
     stderr: Option<bool>,
     syslog: Option<Mutex<Syslog>>,
     file: Option<Mutex<File>>,
+    /// `--log.format` for stderr (outside the journal) and the file.
+    format: Option<LogFormat>,
 }
 
 static CONFIGURED: AtomicU8 = AtomicU8::new(2);
@@ -55,7 +57,12 @@ static DEBUG_TOGGLED: AtomicBool = AtomicBool::new(false);
 
 /// Opens every destination and installs the logger. Syslog being unavailable (no `/dev/log`
 /// in a container) is reported but not fatal; a configured log file that cannot be opened is.
-pub fn init(level: LogLevel, foreground: bool, log_file: Option<&Path>) -> Result<(), LogError> {
+pub fn init(
+    level: LogLevel,
+    format: Option<LogFormat>,
+    foreground: bool,
+    log_file: Option<&Path>,
+) -> Result<(), LogError> {
     let file = match log_file {
         Some(path) => Some(Mutex::new(open_log_file(path)?)),
         None => None,
@@ -81,6 +88,7 @@ pub fn init(level: LogLevel, foreground: bool, log_file: Option<&Path>) -> Resul
         stderr,
         syslog,
         file,
+        format,
     };
     log::set_boxed_logger(Box::new(logger)).map_err(|_| LogError::AlreadyInstalled)?;
     set_level(level);
@@ -261,14 +269,17 @@ impl Log for AgentLogger {
             let line = if journal {
                 format!("<{}>{msg}\n", priority(level))
             } else {
-                format!("{} {:<5} {msg}\n", timestamp(), level)
+                format_line(self.format, &timestamp(), level, &msg)
             };
             // stderr may be gone (closed terminal): nothing more to do then.
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(file) = &self.file {
             if let Ok(mut f) = file.lock() {
-                write_file(&mut *f, &format!("{} {:<5} {msg}\n", timestamp(), level));
+                write_file(
+                    &mut *f,
+                    &format_line(self.format, &timestamp(), level, &msg),
+                );
             }
         }
         if let Some(syslog) = &self.syslog {
@@ -291,6 +302,68 @@ impl Log for AgentLogger {
             }
         }
     }
+}
+
+/// One log line (with its newline) in the agent's own format or `--log.format`'s, as
+/// node_exporter's promslog writes them (`time`, `level`, `msg`; no `source`: the agent's
+/// messages name what they are about).
+pub fn format_line(format: Option<LogFormat>, time: &str, level: Level, msg: &str) -> String {
+    match format {
+        None => format!("{time} {level:<5} {msg}\n"),
+        Some(LogFormat::Logfmt) => format!("time={time} level={level} msg={}\n", logfmt_value(msg)),
+        Some(LogFormat::Json) => format!(
+            "{{\"time\":{},\"level\":{},\"msg\":{}}}\n",
+            json_string(time),
+            json_string(level.as_str()),
+            json_string(msg)
+        ),
+    }
+}
+
+/// A logfmt value as Go's slog `TextHandler` writes it: bare when it needs no quoting, else a
+/// quoted string with `\` and `"` escaped (control characters are already escaped by
+/// [`sanitize`]).
+fn logfmt_value(v: &str) -> String {
+    let bare = !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c == ' ' || c == '=' || c == '"' || c == '\\' || c.is_control());
+    if bare {
+        return v.to_string();
+    }
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON string literal.
+fn json_string(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Lines lost since the last line the file took (reported in the file once it takes lines
@@ -522,6 +595,27 @@ mod tests {
         assert_eq!(format!("{}\n", lines[0]), format!("abc{CUT_MARK}"));
         assert!(lines[1].ends_with("1 log lines could not be written to this file (write errors; counted in monitoring_agent_log_write_errors_total)"), "{text}");
         assert_eq!(lines[2], "next");
+    }
+
+    #[test]
+    fn log_formats() {
+        let t = "2026-01-02T03:04:05.678Z";
+        assert_eq!(
+            format_line(None, t, Level::Warn, "disk full"),
+            "2026-01-02T03:04:05.678Z WARN  disk full\n"
+        );
+        assert_eq!(
+            format_line(Some(LogFormat::Logfmt), t, Level::Info, "a \"b\" c=d\\"),
+            "time=2026-01-02T03:04:05.678Z level=INFO msg=\"a \\\"b\\\" c=d\\\\\"\n"
+        );
+        assert_eq!(
+            format_line(Some(LogFormat::Logfmt), t, Level::Error, "single"),
+            "time=2026-01-02T03:04:05.678Z level=ERROR msg=single\n"
+        );
+        assert_eq!(
+            format_line(Some(LogFormat::Json), t, Level::Debug, "q\"\\\u{1}"),
+            "{\"time\":\"2026-01-02T03:04:05.678Z\",\"level\":\"DEBUG\",\"msg\":\"q\\\"\\\\\\u0001\"}\n"
+        );
     }
 
     #[test]

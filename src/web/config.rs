@@ -75,48 +75,8 @@ impl<'de> Deserialize<'de> for GoDuration {
     }
 }
 
-/// Go's `time.ParseDuration` for non-negative values: `[0-9.]+` and a unit (`ns`, `us`, `µs`,
-/// `ms`, `s`, `m`, `h`), repeated; `0` alone.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected e.g. \"1s\", \"500ms\", \"1m30s\"");
-    let t = s.strip_prefix('+').unwrap_or(s);
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut rest = t;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
-}
+/// Go's `time.ParseDuration` (moved to `values`, shared with the collectors' options).
+pub use crate::values::parse_go_duration;
 
 /// The file's shape (exporter-toolkit's `Config`).
 #[derive(Debug, Default, Deserialize)]
