@@ -8,8 +8,56 @@
 
 use std::collections::BTreeMap;
 
+use super::options::collector_options;
 use super::{read_parsed, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
+
+collector_options! {
+    /// Options of the arp collector (`[collector.arp]` in the file).
+    pub struct ArpOptions {
+        /// Use netlink (RTM_GETNEIGH) to gather stats instead of /proc/net/arp: the same
+        /// family; widens the sandbox by the netlink-route policy fragment. Off by default
+        /// (node_exporter 1.12: on), see README. [default: false]
+        #[arg(id = "collector.arp.netlink", long = "collector.arp.netlink", value_name = "BOOL",
+              num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              value_parser = super::netlink::parse_bool, overrides_with = "collector.arp.no-netlink")]
+        pub netlink: Option<bool>,
+        /// node_exporter's negation of --collector.arp.netlink (the default here).
+        #[arg(id = "collector.arp.no-netlink", long = "no-collector.arp.netlink", value_name = "BOOL",
+              num_args = 0, default_missing_value = "true", value_parser = super::netlink::parse_bool,
+              hide = true, overrides_with = "collector.arp.netlink")]
+        pub no_netlink: Option<bool>,
+    }
+}
+
+/// Whether `--collector.arp.netlink` is in force (the `netlink-route` fragment's user
+/// `arp.netlink`).
+pub fn uses_netlink(o: &ArpOptions) -> bool {
+    super::netlink::flag(o.netlink, o.no_netlink)
+}
+
+/// `NUD_NOARP`: entries /proc/net/arp leaves out, and node_exporter's netlink mode too.
+const NUD_NOARP: u16 = 0x40;
+
+/// `--collector.arp.netlink`: IPv4 neighbours per interface name from `RTM_GETNEIGH`, without
+/// `NUD_NOARP` entries (node_exporter 1.12's `getTotalArpEntriesRTNL`). `names` maps interface
+/// indexes to names (from `RTM_GETLINK`); an entry of an unknown index counts under "".
+pub fn count_neighbours(
+    neighbours: &[netlink_packet_route::neighbour::NeighbourMessage],
+    names: &std::collections::HashMap<u32, String>,
+) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for n in neighbours {
+        if n.header.family != netlink_packet_route::AddressFamily::Inet
+            || u16::from(n.header.state) & NUD_NOARP != 0
+        {
+            continue;
+        }
+        let name = names.get(&n.header.ifindex).cloned().unwrap_or_default();
+        *out.entry(name).or_insert(0) += 1;
+    }
+    out
+}
 
 /// Counts entries per device (sorted by device name).
 pub fn parse_arp(text: &str) -> Result<BTreeMap<&str, u32>, String> {
@@ -38,11 +86,32 @@ pub fn families(entries: &BTreeMap<&str, u32>) -> Vec<MetricFamily> {
     vec![fam]
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Arp)
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    if uses_netlink(&opts.arp) {
+        Box::new(ArpNetlink)
+    } else {
+        Box::new(Arp)
+    }
 }
 
 pub struct Arp;
+
+/// The arp collector in its netlink mode.
+pub struct ArpNetlink;
+
+impl Collector for ArpNetlink {
+    fn name(&self) -> &'static str {
+        "arp"
+    }
+    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        use super::netlink::route;
+        let names = route::names(&route::links()?);
+        let neigh = route::neighbours(netlink_packet_route::AddressFamily::Inet)?;
+        let counts = count_neighbours(&neigh, &names);
+        let entries: BTreeMap<&str, u32> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        Ok(families(&entries))
+    }
+}
 
 impl Collector for Arp {
     fn name(&self) -> &'static str {

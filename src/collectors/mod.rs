@@ -88,6 +88,7 @@ pub const KNOWN: &[Known] = known! {
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
+    tcpstat: false => tcpstat::collector,
     textfile: true => textfile::collector,
     thermal_zone: true => thermal_zone::collector,
     time: true => |_| Box::new(time::Time),
@@ -130,10 +131,31 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
     }
 }
 
+/// The modes of a collector that need a policy fragment of their own (fragments name them as
+/// their users, beside collector names): the netlink modes, off by default.
+pub const MODES: &[&str] = &["arp.netlink", "netclass.netlink", "netdev.netlink"];
+
+/// Who needs which sandbox policy fragment (`policy/fragments/`): the enabled collectors'
+/// names, and `<name>.netlink` for a collector in its netlink mode (`netlink-route`).
+pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> {
+    let mut v = enabled.to_vec();
+    for c in enabled {
+        let mode = match *c {
+            "arp" if arp::uses_netlink(&o.arp) => "arp.netlink",
+            "netclass" if netclass::uses_netlink(&o.netclass) => "netclass.netlink",
+            "netdev" if netdev::uses_netlink(&o.netdev) => "netdev.netlink",
+            _ => continue,
+        };
+        v.push(mode);
+    }
+    v
+}
+
 crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
     /// collector's file.
+    arp: arp::ArpOptions,
     diskstats: diskstats::DiskstatsOptions,
     filesystem: filesystem::FilesystemOptions,
     netclass: netclass::NetclassOptions,
@@ -171,7 +193,9 @@ pub mod meminfo;
 pub mod meminfo_numa;
 pub mod mountstats;
 pub mod netclass;
+pub mod netclass_rtnl;
 pub mod netdev;
+pub mod netlink;
 pub mod netstat;
 pub mod network_route;
 pub mod nfs;
@@ -192,6 +216,7 @@ pub mod stat;
 pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;
+pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
