@@ -1946,7 +1946,10 @@ fn dump_works(mode: Mode, args: &[&str], protocol: &str, request: &[u8], answer_
 }
 
 /// Each injection in a fresh agent started with `args`: must kill it (SIGSYS).
-fn still_killed(mode: Mode, args: &[&str], cases: &[(&str, &[(&str, libc::c_long, &[&str])])]) {
+/// An injected call: its name, number and arguments.
+type Call<'a> = (&'a str, libc::c_long, &'a [&'a str]);
+
+fn still_killed(mode: Mode, args: &[&str], cases: &[(&str, &[Call])]) {
     for (case, calls) in cases {
         let dir = TestDir::new();
         let mut agent = start_with(&dir, mode, &[], args);
