@@ -354,3 +354,22 @@ fn defaults_keep_netlink_out() {
         "--check-sandbox:\n{check}"
     );
 }
+
+/// perf stays unsupported (SECURITY.md, "Collectors left out on purpose"): its flags are
+/// refused as unknown, before anything starts.
+#[test]
+fn perf_is_refused() {
+    for flag in [
+        "--collector.perf",
+        "--collector.perf.cpus=0",
+        "--collector.perf.tracepoint=sched:sched_switch",
+    ] {
+        let out = Command::new(BIN)
+            .args([flag, "--check-config"])
+            .output()
+            .expect("run the agent");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("unexpected argument"), "{flag}: {err}");
+    }
+}
