@@ -178,3 +178,67 @@ node_arp_entries{device=\"eth0\"} 1
         Arp.collect(&Paths::default()).expect("reads /proc/net/arp");
     }
 }
+
+#[cfg(test)]
+mod netlink_tests {
+    use super::*;
+    use netlink_packet_route::neighbour::{NeighbourMessage, NeighbourState};
+    use netlink_packet_route::AddressFamily;
+    use std::collections::HashMap;
+
+    fn neigh(family: AddressFamily, ifindex: u32, state: NeighbourState) -> NeighbourMessage {
+        let mut n = NeighbourMessage::default();
+        n.header.family = family;
+        n.header.ifindex = ifindex;
+        n.header.state = state;
+        n
+    }
+
+    /// As 1.12's getTotalArpEntriesRTNL: IPv4 only, NUD_NOARP entries left out, counted per
+    /// interface name.
+    #[test]
+    fn counts_ipv4_neighbours_without_noarp() {
+        let names: HashMap<u32, String> = [(1, "lo".into()), (2, "eth0".into())].into();
+        let dump = [
+            neigh(AddressFamily::Inet, 2, NeighbourState::Reachable),
+            neigh(AddressFamily::Inet, 2, NeighbourState::Stale),
+            neigh(AddressFamily::Inet, 2, NeighbourState::Permanent),
+            neigh(AddressFamily::Inet, 1, NeighbourState::Noarp),
+            neigh(AddressFamily::Inet6, 2, NeighbourState::Reachable),
+            neigh(AddressFamily::Inet, 9, NeighbourState::Failed),
+        ];
+        let got = count_neighbours(&dump, &names);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [("".to_string(), 1), ("eth0".to_string(), 3)]
+        );
+    }
+
+    #[test]
+    fn the_flag() {
+        let on = |netlink, no_netlink| {
+            uses_netlink(&ArpOptions {
+                netlink,
+                no_netlink,
+            })
+        };
+        assert!(!on(None, None));
+        assert!(on(Some(true), None));
+        assert!(!on(Some(false), None));
+        assert!(!on(Some(true), Some(true)));
+        assert!(collector(&Options::default()).name() == "arp");
+    }
+
+    /// Unsandboxed: the netlink mode's counts equal /proc/net/arp's when the table held still.
+    #[test]
+    fn live_netlink_matches_proc_net_arp() {
+        let proc_before = Arp.collect(&Paths::default()).expect("reads");
+        let nl = ArpNetlink.collect(&Paths::default()).expect("dumps");
+        let proc_after = Arp.collect(&Paths::default()).expect("reads");
+        let text = |f: Vec<MetricFamily>| crate::collectors::testutil::render(f);
+        let (b, n, a) = (text(proc_before), text(nl), text(proc_after));
+        if b == a {
+            assert_eq!(n, b);
+        }
+    }
+}

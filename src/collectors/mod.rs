@@ -85,6 +85,7 @@ pub const KNOWN: &[Known] = known! {
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
     stat: true => |_| Box::new(stat::Stat),
+    swap: false => swap::collector,
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
@@ -213,6 +214,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod swap;
 pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;

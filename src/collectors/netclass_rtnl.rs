@@ -297,3 +297,87 @@ pub fn collect(
         sys_attr(paths, dev, attr)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMode, State, Stats64};
+
+    fn link(index: u32, attrs: Vec<LinkAttribute>) -> LinkMessage {
+        let mut l = LinkMessage::default();
+        l.header.index = index;
+        l.header.link_layer_type = LinkLayerType::Ether;
+        l.attributes = attrs;
+        l
+    }
+
+    /// What 1.12's netClassRTNLUpdate makes of a link: up, info (no duplex), altnames, the
+    /// properties from netlink and the three from sysfs, iface_link defaulting to the index.
+    #[test]
+    fn as_node_exporter_1_12() {
+        let mut s = Stats64::default();
+        s.rx_bytes = 7;
+        let eth0 = link(
+            4,
+            vec![
+                LinkAttribute::IfName("eth0".into()),
+                LinkAttribute::Address(vec![0x02, 0xfc, 0, 0, 0, 1]),
+                LinkAttribute::Broadcast(vec![0xff; 6]),
+                LinkAttribute::OperState(State::Up),
+                LinkAttribute::Carrier(1),
+                LinkAttribute::CarrierChanges(2),
+                LinkAttribute::Mtu(1400),
+                LinkAttribute::Mode(LinkMode::Default),
+                LinkAttribute::TxQueueLen(1000),
+                LinkAttribute::Group(0),
+                LinkAttribute::PropList(vec![Prop::AltIfName("enp0s3".into())]),
+                LinkAttribute::Stats64(s),
+            ],
+        );
+        let dmz = link(5, vec![LinkAttribute::IfName("dmz".into())]);
+        let sys = |dev: &str, attr: &str| match (dev, attr) {
+            ("eth0", "addr_assign_type") => Some(0.0),
+            ("eth0", "dev_id") => Some(0.0),
+            _ => None,
+        };
+        let ignored = Regex::new("^dmz$").expect("regex");
+        let text = crate::collectors::testutil::render(families(
+            &[eth0.clone(), dmz],
+            &ignored,
+            false,
+            &sys,
+        ));
+        for want in [
+            "node_network_up{device=\"eth0\"} 1",
+            "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"ff:ff:ff:ff:ff:ff\",device=\"eth0\",duplex=\"\",ifalias=\"\",operstate=\"up\"} 1",
+            "node_network_altnames_info{altname=\"enp0s3\",device=\"eth0\"} 1",
+            "node_network_carrier{device=\"eth0\"} 1",
+            "node_network_carrier_changes_total{device=\"eth0\"} 2",
+            "node_network_mtu_bytes{device=\"eth0\"} 1400",
+            "node_network_iface_id{device=\"eth0\"} 4",
+            "node_network_iface_link{device=\"eth0\"} 4",
+            "node_network_protocol_type{device=\"eth0\"} 1",
+            "node_network_transmit_queue_length{device=\"eth0\"} 1000",
+            "node_network_address_assign_type{device=\"eth0\"} 0",
+            "node_network_device_id{device=\"eth0\"} 0",
+            "# TYPE node_network_carrier_changes_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want} in\n{text}");
+        }
+        assert!(!text.contains("dmz"), "ignored device exported:\n{text}");
+        assert!(!text.contains("node_network_name_assign_type"));
+        assert!(!text.contains("node_network_receive_bytes_total"));
+        let with_stats =
+            crate::collectors::testutil::render(families(&[eth0], &ignored, true, &sys));
+        assert!(with_stats
+            .lines()
+            .any(|l| l == "node_network_receive_bytes_total{device=\"eth0\"} 7"));
+        assert!(with_stats.contains("# TYPE node_network_receive_bytes_total gauge"));
+    }
+
+    #[test]
+    fn hardware_addresses() {
+        assert_eq!(hw(&[]), "");
+        assert_eq!(hw(&[0xab, 1]), "ab:01");
+    }
+}
