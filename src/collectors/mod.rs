@@ -52,6 +52,7 @@ pub const KNOWN: &[Known] = known! {
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
     dmi: true => dmi::collector,
+    drm: false => drm::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
     fibrechannel: true => fibrechannel::collector,
@@ -178,6 +179,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod drm;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
