@@ -3,7 +3,8 @@
 //! checked against this host's procfs and against node_exporter 1.5 (Debian's
 //! `prometheus-node-exporter`, which reads `network_route`, `tcpstat` and netclass's netlink
 //! mode over netlink too), `--check-sandbox` and `monitoring_agent_sandbox_fragment` listing
-//! the fragments, and the default configuration keeping every netlink fragment out.
+//! the fragments, and the default configuration keeping every netlink fragment out; also
+//! node_exporter 1.12's `swap` and `drm` collectors under the sandbox, and `perf` refused.
 //!
 //! Needs root, the agent's user and `prometheus-node-exporter`; fails, never skips, without
 //! them.
@@ -371,5 +372,69 @@ fn perf_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
         assert!(err.contains("unexpected argument"), "{flag}: {err}");
+    }
+}
+
+/// node_exporter 1.12's `swap` and `drm` (no netlink, no fragment) under the full sandbox:
+/// `/proc/swaps` of this host, and the drm fixture tree as `--path.sysfs` (the card's `device`
+/// link resolved under seccomp and Landlock).
+#[test]
+fn swap_and_drm_under_the_sandbox() {
+    let dir = TestDir::new();
+    // A copy the dropped agent can read wherever the checkout lives.
+    let tree = dir.path().join("sys");
+    copy_tree(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/drm/procfs/sys"
+        )),
+        &tree,
+    );
+    let sysfs = tree.display().to_string();
+    let agent = Start::new(&dir)
+        .args([
+            "--sandbox=enforce",
+            "--collector.disable-defaults",
+            "--collector.swap",
+            "--collector.drm",
+            "--path.sysfs",
+            &sysfs,
+        ])
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_sandbox_enforced(&body, "swap and drm", || agent.diagnostics());
+    for c in ["swap", "drm"] {
+        assert_eq!(
+            must_value(&body, "node_scrape_collector_success", &[("collector", c)]),
+            1.0,
+            "{c}\n{}",
+            agent.diagnostics()
+        );
+    }
+    assert_eq!(
+        must_value(&body, "node_drm_gpu_busy_percent", &[("card", "card0")]),
+        4.0
+    );
+    // One series per swap area of this host (none is fine: the collector still succeeds).
+    let swaps = std::fs::read_to_string("/proc/swaps").expect("/proc/swaps");
+    let areas = swaps
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let series = samples(&body)
+        .iter()
+        .filter(|(n, _, _)| n == "node_swap_size_bytes")
+        .count();
+    assert_eq!(series, areas);
+    for fragment in ["dbus", "netlink-route", "netlink-sock-diag"] {
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", fragment)]
+            ),
+            0.0
+        );
     }
 }
