@@ -1103,10 +1103,15 @@ mount_points_exclude = "^/(dev|proc|sys)($|/)"
 fs_types_exclude = "^(autofs|proc|sysfs)$"
 [collector.diskstats]
 device_exclude = "^(ram|loop|fd)\\d+$"
+[collector.arp]
+netlink = false
 [collector.netdev]
 device_include = "^eth"
+netlink = false
 [collector.netclass]
 ignored_devices = "^$"
+netlink = false
+rtnl_with_stats = false
 [collector.powersupplyclass]
 ignored_supplies = "^$"
 [collector.sysctl]
