@@ -229,6 +229,47 @@ mod netlink_tests {
         assert!(collector(&Options::default()).name() == "arp");
     }
 
+    /// node_exporter's spellings on the command line; the later of the two flags wins.
+    #[test]
+    fn command_line() {
+        let parse = |args: &[&str]| {
+            let cli = crate::cli::Cli::parse_args(
+                std::iter::once("monitoring-agent").chain(args.iter().copied()),
+            )
+            .expect("parses");
+            (
+                uses_netlink(&cli.collector.arp),
+                super::super::netdev::uses_netlink(&cli.collector.netdev),
+                super::super::netclass::uses_netlink(&cli.collector.netclass),
+            )
+        };
+        assert_eq!(parse(&[]), (false, false, false));
+        assert_eq!(
+            parse(&[
+                "--collector.arp.netlink",
+                "--collector.netdev.netlink=true",
+                "--collector.netclass.netlink"
+            ]),
+            (true, true, true)
+        );
+        assert_eq!(
+            parse(&["--no-collector.arp.netlink"]),
+            (false, false, false)
+        );
+        assert_eq!(
+            parse(&["--collector.arp.netlink", "--no-collector.arp.netlink"]),
+            (false, false, false)
+        );
+        assert_eq!(
+            parse(&["--no-collector.arp.netlink", "--collector.arp.netlink"]),
+            (true, false, false)
+        );
+        assert_eq!(
+            parse(&["--collector.netdev.netlink=false"]),
+            (false, false, false)
+        );
+    }
+
     /// Unsandboxed: the netlink mode's counts equal /proc/net/arp's when the table held still.
     #[test]
     fn live_netlink_matches_proc_net_arp() {
