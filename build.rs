@@ -12,7 +12,7 @@
 //! variants, indexed by the bit mask of the fragments they contain (fragment `i` in name order
 //! is bit `i`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
@@ -56,8 +56,11 @@ fn load_fragments(dir: &Path) -> Vec<Fragment> {
             .unwrap_or_else(|| panic!("fragment file name {} is not UTF-8", path.display()))
             .to_string();
         assert!(
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-            "fragment {} must be named [a-z_]+.json",
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-'),
+            "fragment {} must be named [a-z_-]+.json",
             path.display()
         );
         let text = fs::read_to_string(&path)
@@ -140,6 +143,13 @@ fn syscall_of(rule: &Value) -> String {
         .to_string()
 }
 
+/// Whether a rule has argument conditions (`args`, not empty).
+fn has_args(rule: &Value) -> bool {
+    rule.get("args")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
 /// The base policy with the rules of the fragments in `mask` appended to `main`.
 fn merged(base: &Value, fragments: &[Fragment], mask: usize, arch: &str) -> Value {
     let mut policy = base.clone();
@@ -148,26 +158,42 @@ fn merged(base: &Value, fragments: &[Fragment], mask: usize, arch: &str) -> Valu
         .and_then(|m| m.get_mut("filter"))
         .and_then(Value::as_array_mut)
         .unwrap_or_else(|| panic!("policy for {arch}: main.filter must be a list"));
-    let mut seen: HashSet<String> = filter.iter().map(syscall_of).collect();
+    // For each system call already in the filter: whether every entry for it has conditions.
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    for r in filter.iter() {
+        let conditional = has_args(r);
+        let e = seen.entry(syscall_of(r)).or_insert(true);
+        *e = *e && conditional;
+    }
     for (i, f) in fragments.iter().enumerate() {
         if mask & (1 << i) == 0 {
             continue;
         }
         let rules = f.seccomp.get(arch).cloned().unwrap_or_default();
-        let mut own = HashSet::new();
+        // Per system call of this fragment: whether every entry for it has conditions.
+        let mut own: HashMap<String, bool> = HashMap::new();
         for r in &rules {
-            let sc = syscall_of(r);
-            // A system call in two places would mix its rules (policy/README.md, rule 3): a
-            // fragment adds only calls the base and the other fragments do not have.
-            assert!(
-                own.contains(&sc) || !seen.contains(&sc),
-                "fragment {} adds {sc} for {arch}, which the base policy or another fragment \
-                 already has",
-                f.name
-            );
-            own.insert(sc);
+            let e = own.entry(syscall_of(r)).or_insert(true);
+            *e = *e && has_args(r);
         }
-        seen.extend(own);
+        for (sc, conditional) in own {
+            // A system call in two places would mix its rules (policy/README.md, rule 3): a
+            // fragment adds only calls the base and the other fragments do not have, or, when
+            // every entry for the call in every place has argument conditions, further
+            // alternatives that seccompiler OR-s with the others (`socket` with another domain
+            // and protocol: the `dbus` and `netlink-*` fragments).
+            match seen.get_mut(&sc) {
+                Some(prev) => assert!(
+                    *prev && conditional,
+                    "fragment {} adds {sc} for {arch}, which the base policy or another \
+                     fragment already has, and not every entry for it has argument conditions",
+                    f.name
+                ),
+                None => {
+                    seen.insert(sc, conditional);
+                }
+            }
+        }
         filter.extend(rules);
     }
     policy

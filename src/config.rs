@@ -572,7 +572,9 @@ impl Settings {
                 paths,
                 listen,
                 systemd_socket: cli.systemd_socket,
-                fragments: crate::sandbox::fragments::Set::for_collectors(&collectors.enabled),
+                fragments: crate::sandbox::fragments::Set::for_collectors(
+                    &crate::collectors::policy_users(&collectors.enabled, &collectors.options),
+                ),
                 web_config_file,
             },
             reloadable: ReloadableSettings {

@@ -66,6 +66,7 @@ pub fn reload(agent: &Arc<Agent>, cli: &Cli, limits: &Arc<ConnLimits>, generatio
     let waiting = hold_back(
         agent.startup().fragments,
         &mut reloadable.collectors.enabled,
+        &reloadable.collectors.options,
     );
     for (collector, fragments) in &waiting {
         log::warn!(
@@ -219,10 +220,16 @@ fn running_pid(pid_file: &Path) -> Result<u32, String> {
 
 /// Removes from `enabled` the collectors that need a policy fragment not in `in_force` (their
 /// system calls would kill the process); returns them with the fragments they lack.
-pub fn hold_back(in_force: Set, enabled: &mut Vec<&'static str>) -> Vec<(&'static str, Set)> {
+/// A collector's mode that needs a fragment (`--collector.netdev.netlink`) counts as the
+/// collector's need (`crate::collectors::policy_users`).
+pub fn hold_back(
+    in_force: Set,
+    enabled: &mut Vec<&'static str>,
+    options: &crate::collectors::Options,
+) -> Vec<(&'static str, Set)> {
     let mut held = Vec::new();
     enabled.retain(|c| {
-        let needed = Set::for_collectors(&[*c]);
+        let needed = Set::for_collectors(&crate::collectors::policy_users(&[*c], options));
         if in_force.contains(needed) {
             true
         } else {
@@ -270,7 +277,8 @@ mod tests {
     #[test]
     fn a_collector_whose_fragment_is_not_in_force_is_held_back() {
         let mut enabled = vec!["cpu", "systemd", "time"];
-        let held = hold_back(Set::default(), &mut enabled);
+        let none = crate::collectors::Options::default();
+        let held = hold_back(Set::default(), &mut enabled, &none);
         assert_eq!(enabled, vec!["cpu", "time"]);
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].0, "systemd");
@@ -278,7 +286,18 @@ mod tests {
 
         let mut enabled = vec!["cpu", "systemd"];
         let in_force = Set::for_collectors(&["systemd"]);
-        assert!(hold_back(in_force, &mut enabled).is_empty());
+        assert!(hold_back(in_force, &mut enabled, &none).is_empty());
         assert_eq!(enabled, vec!["cpu", "systemd"]);
+
+        // A netlink mode switched on by SIGHUP waits like a collector would: netdev itself
+        // runs without a fragment, in its netlink mode it needs `netlink-route`.
+        let mut netlink = crate::collectors::Options::default();
+        netlink.netdev.netlink = Some(true);
+        let mut enabled = vec!["cpu", "netdev"];
+        assert!(hold_back(Set::default(), &mut enabled, &none).is_empty());
+        let held = hold_back(Set::default(), &mut enabled, &netlink);
+        assert_eq!(enabled, vec!["cpu"]);
+        assert_eq!(held[0].0, "netdev");
+        assert_eq!(held[0].1.names(), vec!["netlink-route"]);
     }
 }

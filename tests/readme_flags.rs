@@ -6,7 +6,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_monitoring-agent");
 
-/// `--flag` tokens in a text (letters, digits, `.`, `-`).
+/// `--flag` tokens in a text (letters, digits, `.`, `-`, `_`: `--collector.netclass_rtnl.with-stats`).
 fn flags(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let bytes = text.as_bytes();
@@ -16,7 +16,7 @@ fn flags(text: &str) -> BTreeSet<String> {
         let prev_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
         let mut end = start + 2;
         while end < bytes.len()
-            && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'.' || bytes[end] == b'-')
+            && (bytes[end].is_ascii_alphanumeric() || b".-_".contains(&bytes[end]))
         {
             end += 1;
         }

@@ -16,6 +16,8 @@
 //!   also checked by `promtool check metrics` (a second, independent oracle).
 //! - `every_collector_succeeds_on_an_unmutated_tree`: the tree set gives each collector input it
 //!   parses, so the mutations reach its parser and not only its "file missing" path.
+//! - `mutated_rtnetlink_answers_never_panic`: this host's rtnetlink answers, mutated, through
+//!   netlink-packet-route and every collector function that reads them.
 //! - the textfile parser, `Accept`/`Accept-Encoding` negotiation, the TOML configuration and
 //!   udev's database format on mutated and arbitrary input (the query string and the scrape
 //!   timeout header are tested where they are parsed, in `src/server.rs`).
@@ -1137,10 +1139,15 @@ fields = "^Tcp_.*"
 fields = "^pg"
 [collector.diskstats]
 device_exclude = "^(ram|loop|fd)\\d+$"
+[collector.arp]
+netlink = false
 [collector.netdev]
 device_include = "^eth"
+netlink = false
 [collector.netclass]
 ignored_devices = "^$"
+netlink = false
+rtnl_with_stats = false
 [collector.powersupplyclass]
 ignored_supplies = "^$"
 [collector.slabinfo]
@@ -1262,6 +1269,106 @@ proptest! {
             let _ = ids.vendor_name(&class);
             let _ = ids.device_name(&class, &class);
             let _ = ids.subsystem_name(&class, &class, &class, &class);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Netlink answers (network_route, tcpstat, the netlink modes of netdev, arp and netclass)
+// ---------------------------------------------------------------------------------------
+
+/// This host's rtnetlink answers (links, IPv4 neighbours, routes), serialised back to the
+/// bytes the kernel sent: the seeds the mutations start from.
+fn rtnetlink_answers() -> &'static [Vec<u8>] {
+    use monitoring_agent::collectors::netlink::route;
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage as M};
+    static ANSWERS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    ANSWERS.get_or_init(|| {
+        let mut msgs: Vec<M> = Vec::new();
+        msgs.extend(
+            route::links()
+                .expect("RTM_GETLINK")
+                .into_iter()
+                .map(M::NewLink),
+        );
+        msgs.extend(
+            route::neighbours(AddressFamily::Inet)
+                .expect("RTM_GETNEIGH")
+                .into_iter()
+                .map(M::NewNeighbour),
+        );
+        msgs.extend(
+            route::routes()
+                .expect("RTM_GETROUTE")
+                .into_iter()
+                .map(M::NewRoute),
+        );
+        assert!(!msgs.is_empty(), "no rtnetlink answer on this host");
+        msgs.into_iter()
+            .map(|m| {
+                let mut p =
+                    NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(m));
+                p.finalize();
+                let mut b = vec![0; p.buffer_len()];
+                p.serialize(&mut b);
+                b
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+    /// A mutated rtnetlink answer is parsed by netlink-packet-route as the collectors parse the
+    /// kernel's, then goes through every collector function that reads such a message; neither
+    /// may panic, and the families must encode validly.
+    #[test]
+    fn mutated_rtnetlink_answers_never_panic(
+        which in any::<Index>(),
+        muts in prop::collection::vec(mutation(), 1..4),
+    ) {
+        use monitoring_agent::collectors::{arp, netclass_rtnl, netdev, network_route};
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::RouteNetlinkMessage as M;
+        let answers = rtnetlink_answers();
+        let mut bytes = answers[which.index(answers.len())].clone();
+        for m in &muts {
+            bytes = apply(m, &bytes, 1 << 16);
+        }
+        let Ok(msg) = NetlinkMessage::<M>::deserialize(&bytes) else {
+            return Ok(());
+        };
+        let NetlinkPayload::InnerMessage(inner) = msg.payload else {
+            return Ok(());
+        };
+        // Each collector's families apart: netdev's and netclass's with-stats families share
+        // names, as in node_exporter (the two are not meant to run together).
+        let mut outputs: Vec<Vec<MetricFamily>> = Vec::new();
+        match inner {
+            M::NewLink(l) => {
+                let links = [l];
+                let (lines, nohandler) = netdev::netlink_lines(&links);
+                outputs.push(netdev::families(&lines, &nohandler));
+                let any = regex::Regex::new("^$").expect("regex");
+                outputs.push(netclass_rtnl::families(&links, &any, true, &|_, _| Some(1.0)));
+            }
+            M::NewNeighbour(n) => {
+                let names = [(n.header.ifindex, "eth0".to_string())].into();
+                let counts = arp::count_neighbours(&[n], &names);
+                let entries = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                outputs.push(arp::families(&entries));
+            }
+            M::NewRoute(r) => {
+                outputs.push(network_route::families(network_route::routes(
+                    &[r],
+                    &Default::default(),
+                )));
+            }
+            _ => {}
+        }
+        for families in &outputs {
+            check_expositions(families).map_err(TestCaseError::fail)?;
         }
     }
 }

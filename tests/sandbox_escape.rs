@@ -1816,3 +1816,260 @@ fn dbus_fragment_in_force(mode: Mode) {
 }
 
 sandboxed_modes!(dbus_fragment_in_force => dbus_fragment_in_force);
+
+// ---------------------------------------------------------------------------------------
+// Policy fragments: `netlink-route` (network_route and the netlink modes of netdev, arp,
+// netclass) and `netlink-sock-diag` (tcpstat)
+// ---------------------------------------------------------------------------------------
+
+/// SOCK_DGRAM | SOCK_CLOEXEC: the socket type the `netlink-*` fragments allow (what
+/// netlink_sys::Socket::new passes).
+const DGRAM_CLOEXEC: &str = "0x80002";
+/// NETLINK_ROUTE and NETLINK_SOCK_DIAG.
+const NETLINK_ROUTE: &str = "0";
+const NETLINK_SOCK_DIAG: &str = "4";
+
+/// An `RTM_GETLINK` dump request: `nlmsghdr` (len 32, type 18, NLM_F_REQUEST|NLM_F_DUMP, seq 1)
+/// and an empty `ifinfomsg`.
+fn rtm_getlink_dump() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&32u32.to_le_bytes());
+    v.extend_from_slice(&18u16.to_le_bytes());
+    v.extend_from_slice(&0x301u16.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.resize(32, 0);
+    v
+}
+
+/// A `SOCK_DIAG_BY_FAMILY` dump request for the IPv4 TCP sockets in any state:
+/// `nlmsghdr` (len 72, type 20, NLM_F_REQUEST|NLM_F_DUMP, seq 1) and `inet_diag_req_v2`.
+fn sock_diag_tcp4_dump() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&72u32.to_le_bytes());
+    v.extend_from_slice(&20u16.to_le_bytes());
+    v.extend_from_slice(&0x301u16.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&[2, 6, 0, 0]); // AF_INET, IPPROTO_TCP, no extension
+    v.extend_from_slice(&0xfffu32.to_le_bytes()); // TCPF_ALL
+    v.resize(72, 0);
+    v
+}
+
+/// With the default collectors (netdev and arp in their procfs mode) no netlink fragment is in
+/// force: exactly the socket the fragments would allow kills the agent, for each protocol. The
+/// control shows the injected socket appearing in an unsandboxed agent.
+fn netlink_fragments_not_in_force(mode: Mode) {
+    for (name, protocol) in [("route", NETLINK_ROUTE), ("sock_diag", NETLINK_SOCK_DIAG)] {
+        let dir = TestDir::new();
+        let mut agent = start(&dir, mode, &[]);
+        if mode != Mode::Off {
+            let body = agent.scrape("/metrics");
+            for fragment in ["netlink-route", "netlink-sock-diag"] {
+                assert_eq!(
+                    must_value(
+                        &body,
+                        "monitoring_agent_sandbox_fragment",
+                        &[("fragment", fragment)]
+                    ),
+                    0.0,
+                    "({mode}) the {fragment} fragment is in force with the default collectors"
+                );
+            }
+        }
+        let pid = agent.pid();
+        let before = agent_socket_inodes(pid);
+        let mut s = Script::new();
+        s.call(name, libc::SYS_socket, &["16", DGRAM_CLOEXEC, protocol]);
+        let inj = s.run(&mut agent);
+        let escaped = new_agent_sockets(pid, &before, "NETLINK");
+        verdict(mode, &agent, &inj, &[name], escaped);
+    }
+}
+
+all_modes!(netlink_fragments_not_in_force => netlink_fragments_not_in_force);
+
+/// Under the full sandbox, an injected dump over the fragment's socket: socket, send the
+/// request, receive the first answer, whose first message must be `answer_type` (not
+/// `NLMSG_ERROR`), close. The agent lives on and serves.
+fn dump_works(mode: Mode, args: &[&str], protocol: &str, request: &[u8], answer_type: i64) {
+    let dir = TestDir::new();
+    let mut agent = start_with(&dir, mode, &[], args);
+    let mut s = Script::new();
+    s.put(DATA, request)
+        .call("socket", libc::SYS_socket, &["16", DGRAM_CLOEXEC, protocol])
+        .call(
+            "sendto",
+            libc::SYS_sendto,
+            &[
+                &r("socket"),
+                &at(DATA),
+                &request.len().to_string(),
+                "0",
+                "0",
+                "0",
+            ],
+        )
+        .call(
+            "recvfrom",
+            libc::SYS_recvfrom,
+            &[&r("socket"), &at(AUX), "3072", "0", "0", "0"],
+        )
+        .load_int("answer", AUX + 4)
+        .call("close", libc::SYS_close, &[&r("socket")]);
+    let inj = s.run(&mut agent);
+    assert!(
+        inj.died.is_none() && inj.ret("socket").is_some_and(|fd| fd >= 0),
+        "({mode}, {args:?}) the fragment's socket() failed\n{}",
+        inj.report()
+    );
+    assert_eq!(
+        inj.ret("sendto"),
+        Some(request.len() as i64),
+        "({mode}, {args:?}) sending the dump request failed\n{}",
+        inj.report()
+    );
+    assert!(
+        inj.ret("recvfrom").is_some_and(|n| n >= 16),
+        "({mode}, {args:?}) no answer to the dump request\n{}",
+        inj.report()
+    );
+    assert_eq!(
+        inj.ret("answer").map(|v| v & 0xffff),
+        Some(answer_type),
+        "({mode}, {args:?}) the kernel's answer is not the dump (2 is NLMSG_ERROR)\n{}",
+        inj.report()
+    );
+    assert_eq!(inj.ret("close"), Some(0));
+    assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+}
+
+/// Each injection in a fresh agent started with `args`: must kill it (SIGSYS).
+/// An injected call: its name, number and arguments.
+type Call<'a> = (&'a str, libc::c_long, &'a [&'a str]);
+
+fn still_killed(mode: Mode, args: &[&str], cases: &[(&str, &[Call])]) {
+    for (case, calls) in cases {
+        let dir = TestDir::new();
+        let mut agent = start_with(&dir, mode, &[], args);
+        let pid = agent.pid();
+        let before = agent_socket_inodes(pid);
+        let mut s = Script::new();
+        s.put(ADDR, &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // sockaddr_nl: AF_NETLINK, pid 0
+        for (name, nr, a) in *calls {
+            s.call(name, *nr, a);
+        }
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_some(),
+            "({mode}, {args:?}) {case}: the agent survived a call its fragments do not allow\n{}",
+            inj.report()
+        );
+        let last = calls.last().map(|c| c.0).unwrap_or_default();
+        // The call under test killed it, not one before it (the socket must be allowed).
+        assert_eq!(
+            inj.killer(),
+            Some(last),
+            "({mode}, {args:?}) {case}: the agent died before the call under test\n{}",
+            inj.report()
+        );
+        let escaped = if inj.died.is_none() {
+            new_agent_sockets(pid, &before, "NETLINK")
+        } else {
+            None
+        };
+        verdict(mode, &agent, &inj, &[last], escaped);
+    }
+}
+
+/// With a netlink mode on (or `network_route`), the `netlink-route` fragment is in force: an
+/// rtnetlink dump works under the full sandbox. Around it, what the fragment does not allow
+/// still kills: a NETLINK_SOCK_DIAG socket, a raw netlink socket, bind (joining multicast
+/// groups), sendto with a destination address.
+fn netlink_route_fragment_in_force(mode: Mode) {
+    for args in [
+        &["--collector.netdev.netlink"][..],
+        &["--collector.arp.netlink"],
+        &["--collector.netclass.netlink"],
+        &["--collector.network_route"],
+        // With the `dbus` fragment too: both add `socket` rules, which must add up (OR-ed).
+        &["--collector.network_route", "--collector.systemd"],
+    ] {
+        dump_works(mode, args, NETLINK_ROUTE, &rtm_getlink_dump(), 16);
+    }
+    let sock = r("socket");
+    let addr = at(ADDR);
+    still_killed(
+        mode,
+        &["--collector.netdev.netlink"],
+        &[
+            (
+                "sock_diag_socket",
+                &[(
+                    "sock_diag",
+                    libc::SYS_socket,
+                    &["16", DGRAM_CLOEXEC, NETLINK_SOCK_DIAG],
+                )],
+            ),
+            (
+                "raw_socket",
+                &[("raw", libc::SYS_socket, &["16", "0x80003", NETLINK_ROUTE])],
+            ),
+            (
+                "bind",
+                &[
+                    (
+                        "socket",
+                        libc::SYS_socket,
+                        &["16", DGRAM_CLOEXEC, NETLINK_ROUTE],
+                    ),
+                    ("bind", libc::SYS_bind, &[&sock, &addr, "12"]),
+                ],
+            ),
+            (
+                "sendto_with_address",
+                &[
+                    (
+                        "socket",
+                        libc::SYS_socket,
+                        &["16", DGRAM_CLOEXEC, NETLINK_ROUTE],
+                    ),
+                    (
+                        "sendto",
+                        libc::SYS_sendto,
+                        &[&sock, &addr, "12", "0", &addr, "12"],
+                    ),
+                ],
+            ),
+        ],
+    );
+}
+
+sandboxed_modes!(netlink_route_fragment_in_force => netlink_route_fragment_in_force);
+
+/// With `--collector.tcpstat` the `netlink-sock-diag` fragment is in force: a sock_diag dump
+/// works under the full sandbox, and a NETLINK_ROUTE socket still kills.
+fn netlink_sock_diag_fragment_in_force(mode: Mode) {
+    dump_works(
+        mode,
+        &["--collector.tcpstat"],
+        NETLINK_SOCK_DIAG,
+        &sock_diag_tcp4_dump(),
+        20,
+    );
+    still_killed(
+        mode,
+        &["--collector.tcpstat"],
+        &[(
+            "route_socket",
+            &[(
+                "route",
+                libc::SYS_socket,
+                &["16", DGRAM_CLOEXEC, NETLINK_ROUTE],
+            )],
+        )],
+    );
+}
+
+sandboxed_modes!(netlink_sock_diag_fragment_in_force => netlink_sock_diag_fragment_in_force);

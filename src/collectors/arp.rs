@@ -4,18 +4,67 @@
 //! As prometheus/procfs: the 9-column header and blank lines are skipped, every other line
 //! must have 6 columns (a line of another width fails the collector, as does a missing file).
 //! `--collector.arp.device-include` / `--collector.arp.device-exclude` (node_exporter 1.12's
-//! names) leave devices out after counting; both apply when both are set, as 1.12.
-//!
-//! `--[no-]collector.arp.netlink` (node_exporter 1.12, default true) chooses between the
-//! kernel's neighbour table over rtnetlink and `/proc/net/arp`. With `--no-collector.arp.netlink`
-//! the collector reads `/proc/net/arp`, as 1.12; the rtnetlink path is the `netlink` work of
-//! issue 13 and, until it lands, the flag's default also reads `/proc/net/arp`.
+//! names) leave devices out after counting, in both modes; both apply when both are set, as
+//! 1.12.
 
 use std::collections::BTreeMap;
 
-use super::options::{collector_options, parse_bool, Pattern};
+use super::options::{collector_options, Pattern};
 use super::{read_parsed, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
+
+collector_options! {
+    /// Options of the arp collector (`[collector.arp]` in the file).
+    pub struct ArpOptions {
+        /// Regexp of arp devices to include (mutually exclusive to device-exclude).
+        #[arg(id = "collector.arp.device-include", long = "collector.arp.device-include", value_name = "REGEX")]
+        pub device_include: Option<Pattern>,
+        /// Regexp of arp devices to exclude (mutually exclusive to device-include).
+        #[arg(id = "collector.arp.device-exclude", long = "collector.arp.device-exclude", value_name = "REGEX")]
+        pub device_exclude: Option<Pattern>,
+        /// Use netlink (RTM_GETNEIGH) to gather stats instead of /proc/net/arp: the same
+        /// family; widens the sandbox by the netlink-route policy fragment. Off by default
+        /// (node_exporter 1.12: on), see README. [default: false]
+        #[arg(id = "collector.arp.netlink", long = "collector.arp.netlink", value_name = "BOOL",
+              num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              value_parser = super::netlink::parse_bool, overrides_with = "collector.arp.no-netlink")]
+        pub netlink: Option<bool>,
+        /// node_exporter's negation of --collector.arp.netlink (the default here).
+        #[arg(id = "collector.arp.no-netlink", long = "no-collector.arp.netlink", value_name = "BOOL",
+              num_args = 0, default_missing_value = "true", value_parser = super::netlink::parse_bool,
+              hide = true, overrides_with = "collector.arp.netlink")]
+        pub no_netlink: Option<bool>,
+    }
+}
+
+/// Whether `--collector.arp.netlink` is in force (the `netlink-route` fragment's user
+/// `arp.netlink`).
+pub fn uses_netlink(o: &ArpOptions) -> bool {
+    super::netlink::flag(o.netlink, o.no_netlink)
+}
+
+/// `NUD_NOARP`: entries /proc/net/arp leaves out, and node_exporter's netlink mode too.
+const NUD_NOARP: u16 = 0x40;
+
+/// `--collector.arp.netlink`: IPv4 neighbours per interface name from `RTM_GETNEIGH`, without
+/// `NUD_NOARP` entries (node_exporter 1.12's `getTotalArpEntriesRTNL`). `names` maps interface
+/// indexes to names (from `RTM_GETLINK`); an entry of an unknown index counts under "".
+pub fn count_neighbours(
+    neighbours: &[netlink_packet_route::neighbour::NeighbourMessage],
+    names: &std::collections::HashMap<u32, String>,
+) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for n in neighbours {
+        if n.header.family != netlink_packet_route::AddressFamily::Inet
+            || u16::from(n.header.state) & NUD_NOARP != 0
+        {
+            continue;
+        }
+        let name = names.get(&n.header.ifindex).cloned().unwrap_or_default();
+        *out.entry(name).or_insert(0) += 1;
+    }
+    out
+}
 
 /// Counts entries per device (sorted by device name).
 pub fn parse_arp(text: &str) -> Result<BTreeMap<&str, u32>, String> {
@@ -44,46 +93,46 @@ pub fn families(entries: &BTreeMap<&str, u32>) -> Vec<MetricFamily> {
     vec![fam]
 }
 
-collector_options! {
-    /// Options of the arp collector (`[collector.arp]` in the file).
-    pub struct ArpOptions {
-        /// Regexp of arp devices to include (mutually exclusive to device-exclude).
-        #[arg(id = "collector.arp.device-include", long = "collector.arp.device-include", value_name = "REGEX")]
-        pub device_include: Option<Pattern>,
-        /// Regexp of arp devices to exclude (mutually exclusive to device-include).
-        #[arg(id = "collector.arp.device-exclude", long = "collector.arp.device-exclude", value_name = "REGEX")]
-        pub device_exclude: Option<Pattern>,
-        /// Use netlink to gather stats instead of /proc/net/arp [default: true].
-        #[arg(id = "collector.arp.netlink", long = "collector.arp.netlink",
-              value_name = "BOOL", num_args = 0..=1, require_equals = true,
-              default_missing_value = "true", value_parser = parse_bool)]
-        pub netlink: Option<bool>,
-        /// Read /proc/net/arp instead of netlink (node_exporter's negation of
-        /// --collector.arp.netlink).
-        #[arg(id = "no-collector.arp.netlink", long = "no-collector.arp.netlink",
-              num_args = 0, default_missing_value = "true", value_parser = parse_bool,
-              conflicts_with = "collector.arp.netlink")]
-        #[serde(skip)]
-        pub no_netlink: Option<bool>,
-    }
-}
-
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.arp;
-    Box::new(Arp {
-        filter: DeviceFilter {
-            include: o.device_include.as_ref().map(|p| p.0.clone()),
-            exclude: o.device_exclude.as_ref().map(|p| p.0.clone()),
-        },
-        netlink: o.no_netlink != Some(true) && o.netlink.unwrap_or(true),
-    })
+    let filter = DeviceFilter {
+        include: o.device_include.as_ref().map(|p| p.0.clone()),
+        exclude: o.device_exclude.as_ref().map(|p| p.0.clone()),
+    };
+    if uses_netlink(o) {
+        Box::new(ArpNetlink { filter })
+    } else {
+        Box::new(Arp { filter })
+    }
 }
 
 #[derive(Default)]
 pub struct Arp {
     pub filter: DeviceFilter,
-    /// `--collector.arp.netlink` (the default) rather than `--no-collector.arp.netlink`.
-    pub netlink: bool,
+}
+
+/// The arp collector in its netlink mode.
+#[derive(Default)]
+pub struct ArpNetlink {
+    pub filter: DeviceFilter,
+}
+
+impl Collector for ArpNetlink {
+    fn name(&self) -> &'static str {
+        "arp"
+    }
+    fn collect(&self, _paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        use super::netlink::route;
+        let names = route::names(&route::links()?);
+        let neigh = route::neighbours(netlink_packet_route::AddressFamily::Inet)?;
+        let counts = count_neighbours(&neigh, &names);
+        let entries: BTreeMap<&str, u32> = counts
+            .iter()
+            .filter(|(k, _)| !self.filter.ignored(k))
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        Ok(families(&entries))
+    }
 }
 
 impl Collector for Arp {
@@ -173,7 +222,6 @@ node_arp_entries{device=\"eth0\"} 1
                 include: None,
                 exclude: re("nope"),
             },
-            netlink: false,
         });
         assert!(!excluded.iter().any(|d| d == "nope"));
         assert_eq!(excluded.len() + 1, all.len());
@@ -182,7 +230,6 @@ node_arp_entries{device=\"eth0\"} 1
                 include: re("^nope$"),
                 exclude: None,
             },
-            netlink: false,
         });
         assert_eq!(included, ["nope"]);
     }
@@ -192,5 +239,113 @@ node_arp_entries{device=\"eth0\"} 1
         Arp::default()
             .collect(&Paths::default())
             .expect("reads /proc/net/arp");
+    }
+}
+
+#[cfg(test)]
+mod netlink_tests {
+    use super::*;
+    use netlink_packet_route::neighbour::{NeighbourMessage, NeighbourState};
+    use netlink_packet_route::AddressFamily;
+    use std::collections::HashMap;
+
+    fn neigh(family: AddressFamily, ifindex: u32, state: NeighbourState) -> NeighbourMessage {
+        let mut n = NeighbourMessage::default();
+        n.header.family = family;
+        n.header.ifindex = ifindex;
+        n.header.state = state;
+        n
+    }
+
+    /// As 1.12's getTotalArpEntriesRTNL: IPv4 only, NUD_NOARP entries left out, counted per
+    /// interface name.
+    #[test]
+    fn counts_ipv4_neighbours_without_noarp() {
+        let names: HashMap<u32, String> = [(1, "lo".into()), (2, "eth0".into())].into();
+        let dump = [
+            neigh(AddressFamily::Inet, 2, NeighbourState::Reachable),
+            neigh(AddressFamily::Inet, 2, NeighbourState::Stale),
+            neigh(AddressFamily::Inet, 2, NeighbourState::Permanent),
+            neigh(AddressFamily::Inet, 1, NeighbourState::Noarp),
+            neigh(AddressFamily::Inet6, 2, NeighbourState::Reachable),
+            neigh(AddressFamily::Inet, 9, NeighbourState::Failed),
+        ];
+        let got = count_neighbours(&dump, &names);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [("".to_string(), 1), ("eth0".to_string(), 3)]
+        );
+    }
+
+    #[test]
+    fn the_flag() {
+        let on = |netlink, no_netlink| {
+            uses_netlink(&ArpOptions {
+                netlink,
+                no_netlink,
+                ..ArpOptions::default()
+            })
+        };
+        assert!(!on(None, None));
+        assert!(on(Some(true), None));
+        assert!(!on(Some(false), None));
+        assert!(!on(Some(true), Some(true)));
+        assert!(collector(&Options::default()).name() == "arp");
+    }
+
+    /// node_exporter's spellings on the command line; the later of the two flags wins.
+    #[test]
+    fn command_line() {
+        let parse = |args: &[&str]| {
+            let cli = crate::cli::Cli::parse_args(
+                std::iter::once("monitoring-agent").chain(args.iter().copied()),
+            )
+            .expect("parses");
+            (
+                uses_netlink(&cli.collector.arp),
+                super::super::netdev::uses_netlink(&cli.collector.netdev),
+                super::super::netclass::uses_netlink(&cli.collector.netclass),
+            )
+        };
+        assert_eq!(parse(&[]), (false, false, false));
+        assert_eq!(
+            parse(&[
+                "--collector.arp.netlink",
+                "--collector.netdev.netlink=true",
+                "--collector.netclass.netlink"
+            ]),
+            (true, true, true)
+        );
+        assert_eq!(
+            parse(&["--no-collector.arp.netlink"]),
+            (false, false, false)
+        );
+        assert_eq!(
+            parse(&["--collector.arp.netlink", "--no-collector.arp.netlink"]),
+            (false, false, false)
+        );
+        assert_eq!(
+            parse(&["--no-collector.arp.netlink", "--collector.arp.netlink"]),
+            (true, false, false)
+        );
+        assert_eq!(
+            parse(&["--collector.netdev.netlink=false"]),
+            (false, false, false)
+        );
+    }
+
+    /// Unsandboxed: the netlink mode's counts equal /proc/net/arp's when the table held still.
+    #[test]
+    fn live_netlink_matches_proc_net_arp() {
+        let proc_before = Arp::default().collect(&Paths::default()).expect("reads");
+        let nl = ArpNetlink::default()
+            .collect(&Paths::default())
+            .expect("dumps");
+        let proc_after = Arp::default().collect(&Paths::default()).expect("reads");
+        let text = |f: Vec<MetricFamily>| crate::collectors::testutil::render(f);
+        let (b, n, a) = (text(proc_before), text(nl), text(proc_after));
+        if b == a {
+            assert_eq!(n, b);
+        }
     }
 }

@@ -53,8 +53,8 @@ pub const KNOWN: &[Known] = known! {
     cpu_vulnerabilities: false => cpu_vulnerabilities::collector,
     cpufreq: true => cpufreq::collector,
     diskstats: true => diskstats::collector,
-    dmmultipath: true => dmmultipath::collector,
     dmi: true => dmi::collector,
+    dmmultipath: true => dmmultipath::collector,
     drbd: false => drbd::collector,
     drm: false => drm::collector,
     edac: true => edac::collector,
@@ -101,6 +101,7 @@ pub const KNOWN: &[Known] = known! {
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
     tapestats: true => tapestats::collector,
+    tcpstat: false => tcpstat::collector,
     textfile: true => textfile::collector,
     thermal_zone: true => thermal_zone::collector,
     time: true => |_| Box::new(time::Time),
@@ -176,6 +177,26 @@ pub fn collector_files(
     }
 }
 
+/// The modes of a collector that need a policy fragment of their own (fragments name them as
+/// their users, beside collector names): the netlink modes, off by default.
+pub const MODES: &[&str] = &["arp.netlink", "netclass.netlink", "netdev.netlink"];
+
+/// Who needs which sandbox policy fragment (`policy/fragments/`): the enabled collectors'
+/// names, and `<name>.netlink` for a collector in its netlink mode (`netlink-route`).
+pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> {
+    let mut v = enabled.to_vec();
+    for c in enabled {
+        let mode = match *c {
+            "arp" if arp::uses_netlink(&o.arp) => "arp.netlink",
+            "netclass" if netclass::uses_netlink(&o.netclass) => "netclass.netlink",
+            "netdev" if netdev::uses_netlink(&o.netdev) => "netdev.netlink",
+            _ => continue,
+        };
+        v.push(mode);
+    }
+    v
+}
+
 crate::collector::options::options_table! {
     /// Every collector's options: flattened into the command line, and the file's
     /// `[collector]` table (`[collector.<name>]` per collector). Each type is declared in its
@@ -239,7 +260,9 @@ pub mod mountstats;
 #[cfg(test)]
 mod ne112;
 pub mod netclass;
+pub mod netclass_rtnl;
 pub mod netdev;
+pub mod netlink;
 pub mod netstat;
 pub mod network_route;
 pub mod nfs;
@@ -265,6 +288,7 @@ pub mod swap;
 pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;
+pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;

@@ -238,19 +238,46 @@ collector_options! {
               value_name = "BOOL", num_args = 0..=1, require_equals = true,
               default_missing_value = "true", value_parser = parse_bool)]
         pub ignore_invalid_speed: Option<bool>,
+        /// Use netlink (RTM_GETLINK) to gather the properties instead of sysfs
+        /// (src/collectors/netclass_rtnl.rs); widens the sandbox by the netlink-route policy
+        /// fragment. [default: false]
+        #[arg(id = "collector.netclass.netlink", long = "collector.netclass.netlink", value_name = "BOOL",
+              num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              value_parser = super::netlink::parse_bool, overrides_with = "collector.netclass.no-netlink")]
+        pub netlink: Option<bool>,
+        /// node_exporter's negation of --collector.netclass.netlink (the default).
+        #[arg(id = "collector.netclass.no-netlink", long = "no-collector.netclass.netlink", value_name = "BOOL",
+              num_args = 0, default_missing_value = "true", value_parser = super::netlink::parse_bool,
+              hide = true, overrides_with = "collector.netclass.netlink")]
+        pub no_netlink: Option<bool>,
+        /// Expose the statistics for each network device (netlink mode only).
+        #[arg(id = "collector.netclass_rtnl.with-stats", long = "collector.netclass_rtnl.with-stats", value_name = "BOOL",
+              num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              value_parser = super::netlink::parse_bool)]
+        pub rtnl_with_stats: Option<bool>,
     }
+}
+
+/// Whether `--collector.netclass.netlink` is in force (the `netlink-route` fragment's user
+/// `netclass.netlink`).
+pub fn uses_netlink(o: &NetclassOptions) -> bool {
+    super::netlink::flag(o.netlink, o.no_netlink)
 }
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(NetClass {
         ignored: Pattern::or_default(&opts.netclass.ignored_devices, "^$"),
         ignore_invalid_speed: opts.netclass.ignore_invalid_speed.unwrap_or(false),
+        netlink: uses_netlink(&opts.netclass),
+        with_stats: opts.netclass.rtnl_with_stats.unwrap_or(false),
     })
 }
 
 pub struct NetClass {
     ignored: Regex,
     ignore_invalid_speed: bool,
+    netlink: bool,
+    with_stats: bool,
 }
 
 impl NetClass {
@@ -292,6 +319,9 @@ impl Collector for NetClass {
         "netclass"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        if self.netlink {
+            return super::netclass_rtnl::collect(paths, &self.ignored, self.with_stats);
+        }
         Ok(families(
             &self.read(paths).map_err(CollectError::absent_is_no_data)?,
             self.ignore_invalid_speed,
@@ -309,6 +339,8 @@ mod tests {
         NetClass {
             ignored: Regex::new(ignored).expect("regex"),
             ignore_invalid_speed: false,
+            netlink: false,
+            with_stats: false,
         }
     }
 

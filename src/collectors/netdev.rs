@@ -143,6 +143,18 @@ collector_options! {
         /// Regexp of net devices to exclude.
         #[arg(id = "collector.netdev.device-exclude", long = "collector.netdev.device-exclude", value_name = "REGEX")]
         pub device_exclude: Option<Pattern>,
+        /// Use netlink (RTM_GETLINK) to gather stats instead of /proc/net/dev: the same
+        /// families; widens the sandbox by the netlink_route policy fragment. Off by default
+        /// (node_exporter 1.12: on), see README. [default: false]
+        #[arg(id = "collector.netdev.netlink", long = "collector.netdev.netlink", value_name = "BOOL",
+              num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              value_parser = super::netlink::parse_bool, overrides_with = "collector.netdev.no-netlink")]
+        pub netlink: Option<bool>,
+        /// node_exporter's negation of --collector.netdev.netlink (the default here).
+        #[arg(id = "collector.netdev.no-netlink", long = "no-collector.netdev.netlink", value_name = "BOOL",
+              num_args = 0, default_missing_value = "true", value_parser = super::netlink::parse_bool,
+              hide = true, overrides_with = "collector.netdev.netlink")]
+        pub no_netlink: Option<bool>,
     }
     check(o) { DeviceFilter::exclusive(&o.device_include, &o.device_exclude) }
 }
@@ -151,11 +163,84 @@ pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.netdev;
     Box::new(NetDev {
         filter: DeviceFilter::new(&o.device_include, &o.device_exclude, None),
+        netlink: uses_netlink(o),
     })
+}
+
+/// Whether `--collector.netdev.netlink` is in force (the `netlink_route` fragment's user
+/// `netdev.netlink`).
+pub fn uses_netlink(o: &NetdevOptions) -> bool {
+    super::netlink::flag(o.netlink, o.no_netlink)
 }
 
 pub struct NetDev {
     filter: DeviceFilter,
+    netlink: bool,
+}
+
+/// `--collector.netdev.netlink`: one line per interface from an `RTM_GETLINK` dump, with the
+/// legacy sums node_exporter's `legacy()` makes of `rtnl_link_stats64` (the kernel's own for
+/// `/proc/net/dev`), and `rx_nohandler`. Interfaces without statistics are skipped, as
+/// node_exporter does; 32-bit `IFLA_STATS` stands in when `IFLA_STATS64` is absent.
+pub fn netlink_lines(
+    links: &[netlink_packet_route::link::LinkMessage],
+) -> (Vec<NetDevLine>, Vec<Option<u64>>) {
+    use netlink_packet_route::link::LinkAttribute;
+    let mut lines = Vec::new();
+    let mut nohandler = Vec::new();
+    for l in links {
+        let Some(name) = super::netlink::route::name(l) else {
+            continue;
+        };
+        let mut s64 = None;
+        let mut s32 = None;
+        for a in &l.attributes {
+            match a {
+                LinkAttribute::Stats64(s) => s64 = Some(*s),
+                LinkAttribute::Stats(s) => s32 = Some(*s),
+                _ => {}
+            }
+        }
+        let s = match (s64, s32) {
+            (Some(s), _) => s,
+            (None, Some(s)) => super::netlink::stats64_of(&s),
+            (None, None) => continue,
+        };
+        let add = |v: &[u64]| v.iter().fold(0u64, |a, b| a.wrapping_add(*b));
+        lines.push(NetDevLine {
+            name: name.to_string(),
+            values: [
+                s.rx_bytes,
+                s.rx_packets,
+                s.rx_errors,
+                add(&[s.rx_dropped, s.rx_missed_errors]),
+                s.rx_fifo_errors,
+                add(&[
+                    s.rx_frame_errors,
+                    s.rx_length_errors,
+                    s.rx_over_errors,
+                    s.rx_crc_errors,
+                ]),
+                s.rx_compressed,
+                s.multicast,
+                s.tx_bytes,
+                s.tx_packets,
+                s.tx_errors,
+                s.tx_dropped,
+                s.tx_fifo_errors,
+                s.collisions,
+                add(&[
+                    s.tx_carrier_errors,
+                    s.tx_aborted_errors,
+                    s.tx_heartbeat_errors,
+                    s.tx_window_errors,
+                ]),
+                s.tx_compressed,
+            ],
+        });
+        nohandler.push(Some(s.rx_nohandler));
+    }
+    (lines, nohandler)
 }
 
 impl Collector for NetDev {
@@ -163,6 +248,15 @@ impl Collector for NetDev {
         "netdev"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
+        if self.netlink {
+            let (lines, nohandler) = netlink_lines(&super::netlink::route::links()?);
+            let (lines, nohandler): (Vec<_>, Vec<_>) = lines
+                .into_iter()
+                .zip(nohandler)
+                .filter(|(l, _)| !self.filter.ignored(&l.name))
+                .unzip();
+            return Ok(families(&lines, &nohandler));
+        }
         let path = paths.proc("net/dev");
         let mut lines = read_parsed(&path, parse_net_dev)?;
         lines.retain(|l| !self.filter.ignored(&l.name));
@@ -317,6 +411,7 @@ mod tests {
                 include: None,
                 exclude: Some(Regex::new("^lo$").expect("regex")),
             },
+            netlink: false,
         }
     }
 
@@ -341,6 +436,7 @@ mod tests {
                 include: Some(Regex::new("^if").expect("regex")),
                 exclude: None,
             },
+            netlink: false,
         };
         let fams = c.collect(&paths).expect("collects");
         assert_eq!(fams[0].samples.len(), 2);
@@ -380,9 +476,89 @@ mod tests {
     fn live() {
         let c = NetDev {
             filter: DeviceFilter::default(),
+            netlink: false,
         };
         let fams = c.collect(&Paths::default()).expect("reads /proc/net/dev");
         assert!(sample(&fams, "node_network_receive_bytes_total", "lo").is_some());
         assert!(sample(&fams, "node_network_receive_nohandler_total", "lo").is_some());
+    }
+
+    /// `--collector.netdev.netlink` against `/proc/net/dev` on this host (unsandboxed: the
+    /// sandboxed run is tests/netlink_collectors.rs): the same families and devices, and every
+    /// counter between the two `/proc/net/dev` reads around the dump (traffic goes on).
+    #[test]
+    fn live_netlink_matches_proc_net_dev() {
+        let proc_c = NetDev {
+            filter: DeviceFilter::default(),
+            netlink: false,
+        };
+        let nl_c = NetDev {
+            filter: DeviceFilter::default(),
+            netlink: true,
+        };
+        let before = proc_c
+            .collect(&Paths::default())
+            .expect("reads /proc/net/dev");
+        let during = nl_c.collect(&Paths::default()).expect("dumps RTM_GETLINK");
+        let after = proc_c
+            .collect(&Paths::default())
+            .expect("reads /proc/net/dev");
+        let names = |f: &[MetricFamily]| f.iter().map(|f| f.name.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&before), names(&during));
+        for (i, fam) in during.iter().enumerate() {
+            let devs: Vec<_> = fam.samples.iter().map(|s| s.labels[0].1.clone()).collect();
+            let proc_devs: Vec<_> = before[i]
+                .samples
+                .iter()
+                .map(|s| s.labels[0].1.clone())
+                .collect();
+            assert_eq!(devs, proc_devs, "{}", fam.name);
+            for s in &fam.samples {
+                let dev = &s.labels[0].1;
+                let lo = sample(&before, &fam.name, dev).expect("before");
+                let hi = sample(&after, &fam.name, dev).expect("after");
+                assert!(
+                    lo <= s.value && s.value <= hi,
+                    "{}{{device={dev}}}: netlink {} not within /proc/net/dev's {lo}..{hi}",
+                    fam.name,
+                    s.value
+                );
+            }
+        }
+    }
+
+    /// The legacy sums of node_exporter's `legacy()` (and of the kernel's `/proc/net/dev`).
+    #[test]
+    fn netlink_legacy_sums() {
+        use netlink_packet_route::link::{LinkAttribute, LinkMessage, Stats64};
+        let mut s = Stats64::default();
+        s.rx_bytes = 1;
+        s.rx_dropped = 2;
+        s.rx_missed_errors = 3;
+        s.rx_frame_errors = 4;
+        s.rx_length_errors = 5;
+        s.rx_over_errors = 6;
+        s.rx_crc_errors = 7;
+        s.tx_carrier_errors = 8;
+        s.tx_aborted_errors = 9;
+        s.tx_heartbeat_errors = 10;
+        s.tx_window_errors = 11;
+        s.multicast = 12;
+        s.collisions = 13;
+        s.rx_nohandler = 14;
+        let mut with64 = LinkMessage::default();
+        with64.attributes = vec![
+            LinkAttribute::IfName("eth0".into()),
+            LinkAttribute::Stats64(s),
+        ];
+        let mut none = LinkMessage::default();
+        none.attributes = vec![LinkAttribute::IfName("nostats".into())];
+        let (lines, nohandler) = netlink_lines(&[with64, none]);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines[0].values,
+            [1, 0, 0, 5, 0, 22, 0, 12, 0, 0, 0, 0, 0, 13, 38, 0]
+        );
+        assert_eq!(nohandler, [Some(14)]);
     }
 }

@@ -58,7 +58,7 @@ impl Set {
         self.fragments().map(|f| f.name).collect()
     }
 
-    /// For messages: `dbus, netlink` or `none`.
+    /// For messages: `dbus, netlink-route` or `none`.
     pub fn describe(self) -> String {
         let names = self.names();
         if names.is_empty() {
@@ -79,8 +79,8 @@ mod tests {
         for f in FRAGMENTS {
             for c in f.collectors {
                 assert!(
-                    crate::collectors::known(c).is_some(),
-                    "fragment {} names the unknown collector {c}",
+                    crate::collectors::known(c).is_some() || crate::collectors::MODES.contains(c),
+                    "fragment {} names the unknown collector or mode {c}",
                     f.name
                 );
             }
@@ -96,6 +96,13 @@ mod tests {
             .map(|k| k.name)
             .collect();
         assert_eq!(Set::for_collectors(&defaults), Set(0));
+        // Nor with their default options (the netlink modes are off).
+        let defaults_static: Vec<&'static str> = defaults.clone();
+        let users = crate::collectors::policy_users(
+            &defaults_static,
+            &crate::collectors::Options::default(),
+        );
+        assert_eq!(Set::for_collectors(&users), Set(0));
         let with_systemd: Vec<&str> = defaults.iter().copied().chain(["systemd"]).collect();
         let set = Set::for_collectors(&with_systemd);
         assert_eq!(set.names(), vec!["dbus"]);
