@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{ReloadableSettings, Settings, StartupSettings, WebSettings};
-use crate::daemon::logging::client_event;
+use crate::daemon::logging::{client_event, collector_event};
 use crate::exposition::{self, Format, MetricFamily};
 use crate::{collector, collectors};
 use scheduler::Entry;
@@ -210,17 +210,21 @@ impl Agent {
                 self.collector_runs_joined.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(e) = &o.error {
-                let what = if e.is_no_data() {
+                if e.is_no_data() {
                     self.collector_no_data.fetch_add(1, Ordering::Relaxed);
-                    "returned no data"
+                    collector_event(
+                        o.name,
+                        log::Level::Debug,
+                        format_args!("collector {} returned no data: {e}", o.name),
+                    );
                 } else {
                     self.collector_failures.fetch_add(1, Ordering::Relaxed);
-                    "failed"
-                };
-                client_event(
-                    log::Level::Debug,
-                    format_args!("collector {} {what}: {e}", o.name),
-                );
+                    collector_event(
+                        o.name,
+                        log::Level::Debug,
+                        format_args!("collector {} failed: {e}", o.name),
+                    );
+                }
             }
         }
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;

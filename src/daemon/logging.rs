@@ -9,6 +9,7 @@
 //! ([`file_write_errors`], `monitoring_agent_log_write_errors_total`), never fatal, and the
 //! next line that gets through is preceded by one saying how many were lost.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -212,40 +213,91 @@ struct RateLimit {
     dropped: u64,
 }
 
-static CLIENT_LIMIT: Mutex<RateLimit> = Mutex::new(RateLimit {
-    window_start: None,
-    sent: 0,
-    dropped: 0,
-});
+static CLIENT_LIMIT: Mutex<RateLimit> = Mutex::new(RateLimit::new());
+/// A collector's failures and "no data" answers (logged on every scrape) have a budget per
+/// collector, so one collector failing or absent on every scrape never crowds another
+/// collector's new failure out of the log.
+static COLLECTOR_LIMITS: Mutex<BTreeMap<String, RateLimit>> = Mutex::new(BTreeMap::new());
 const CLIENT_BURST: u32 = 10;
 const CLIENT_WINDOW_SECS: u64 = 60;
 
-/// Logs a message a client can trigger (bad request, refused connection), at most
-/// `CLIENT_BURST` a minute.
+impl RateLimit {
+    const fn new() -> RateLimit {
+        RateLimit {
+            window_start: None,
+            sent: 0,
+            dropped: 0,
+        }
+    }
+}
+
+/// Logs a message a client can trigger (bad request, refused connection, a missed deadline),
+/// at most `CLIENT_BURST` a minute.
 pub fn client_event(level: Level, args: std::fmt::Arguments<'_>) {
+    limited(&CLIENT_LIMIT, level, args);
+}
+
+/// Logs what a collector's run in a scrape ended with (failed, no data), at most
+/// `CLIENT_BURST` a minute per collector.
+pub fn collector_event(collector: &str, level: Level, args: std::fmt::Arguments<'_>) {
     if !log::log_enabled!(level) {
         return;
     }
-    let now = Instant::now();
-    let mut dropped_before = 0;
-    {
-        let Ok(mut rl) = CLIENT_LIMIT.lock() else {
-            return;
-        };
-        let expired = rl
+    let Ok(mut limits) = COLLECTOR_LIMITS.lock() else {
+        return;
+    };
+    let rl = limits
+        .entry(collector.to_string())
+        .or_insert(RateLimit::new());
+    let dropped_before = match rl.admit(Instant::now()) {
+        Some(d) => d,
+        None => return,
+    };
+    drop(limits);
+    if dropped_before > 0 {
+        log::warn!(
+            "{dropped_before} log messages about the {collector} collector suppressed in the last minute"
+        );
+    }
+    log::log!(level, "{args}");
+}
+
+impl RateLimit {
+    /// Counts one message in: `Some(dropped in the window that just ended)` when it may be
+    /// logged, `None` when the window's budget is spent (it is counted as dropped).
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        let mut dropped_before = 0;
+        let expired = self
             .window_start
             .is_none_or(|s| now.duration_since(s).as_secs() >= CLIENT_WINDOW_SECS);
         if expired {
-            dropped_before = rl.dropped;
-            rl.window_start = Some(now);
-            rl.sent = 0;
-            rl.dropped = 0;
+            dropped_before = self.dropped;
+            self.window_start = Some(now);
+            self.sent = 0;
+            self.dropped = 0;
         }
-        if rl.sent >= CLIENT_BURST {
-            rl.dropped += 1;
+        if self.sent >= CLIENT_BURST {
+            self.dropped += 1;
+            return None;
+        }
+        self.sent += 1;
+        Some(dropped_before)
+    }
+}
+
+fn limited(limit: &Mutex<RateLimit>, level: Level, args: std::fmt::Arguments<'_>) {
+    if !log::log_enabled!(level) {
+        return;
+    }
+    let dropped_before;
+    {
+        let Ok(mut rl) = limit.lock() else {
             return;
+        };
+        match rl.admit(Instant::now()) {
+            Some(d) => dropped_before = d,
+            None => return,
         }
-        rl.sent += 1;
     }
     if dropped_before > 0 {
         log::warn!("{dropped_before} client-triggered log messages suppressed in the last minute");
@@ -455,6 +507,38 @@ pub fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_window_admits_a_burst_then_counts_the_rest() {
+        let mut rl = RateLimit::new();
+        let t0 = Instant::now();
+        for _ in 0..CLIENT_BURST {
+            assert_eq!(rl.admit(t0), Some(0));
+        }
+        assert_eq!(rl.admit(t0), None);
+        assert_eq!(rl.admit(t0), None);
+        // The next window says how many were dropped in the last one.
+        let t1 = t0 + std::time::Duration::from_secs(CLIENT_WINDOW_SECS);
+        assert_eq!(rl.admit(t1), Some(2));
+        assert_eq!(rl.admit(t1), Some(0));
+    }
+
+    #[test]
+    fn one_collectors_budget_is_its_own() {
+        let mut limits: BTreeMap<String, RateLimit> = BTreeMap::new();
+        let now = Instant::now();
+        for _ in 0..(CLIENT_BURST + 5) {
+            let _ = limits
+                .entry("loadavg".into())
+                .or_insert(RateLimit::new())
+                .admit(now);
+        }
+        let fresh = limits
+            .entry("vmstat".into())
+            .or_insert(RateLimit::new())
+            .admit(now);
+        assert_eq!(fresh, Some(0), "vmstat's first failure is logged");
+    }
 
     #[test]
     fn sanitize_escapes_controls() {
