@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils dbus python3-dbus python3-gi openssl curl gnuplot-nox)
+pkgs=(prometheus prometheus-node-exporter wrk gdb strace libcap2-bin procps iproute2 passwd lintian man-db binutils dbus python3-dbus python3-gi openssl curl gnuplot-nox ethtool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

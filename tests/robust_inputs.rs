@@ -18,6 +18,8 @@
 //!   parses, so the mutations reach its parser and not only its "file missing" path.
 //! - `mutated_rtnetlink_answers_never_panic`: this host's rtnetlink answers, mutated, through
 //!   netlink-packet-route and every collector function that reads them.
+//! - `ethtool_answers_never_panic`: arbitrary driver answers (statistic names and values,
+//!   driver info strings, link mode masks) through the ethtool collector's exposition.
 //! - the textfile parser, `Accept`/`Accept-Encoding` negotiation, the TOML configuration and
 //!   udev's database format on mutated and arbitrary input (the query string and the scrape
 //!   timeout header are tested where they are parsed, in `src/server.rs`).
@@ -999,8 +1001,11 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
     }
     // The systemd and logind collectors read D-Bus, not files: no fixture tree can feed them
     // (their input is checked against a mock systemd and logind in tests/systemd_dbus.rs). They
-    // still run on every mutated tree above, where they must fail cleanly, not panic.
-    const NOT_FROM_FILES: &[&str] = &["logind", "systemd"];
+    // still run on every mutated tree above, where they must fail cleanly, not panic. The
+    // ethtool collector lists /sys/class/net but reads the kernel's SIOCETHTOOL answers (of
+    // this host's devices of the same names): its parsing of hostile driver answers is
+    // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs.
+    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)
@@ -1370,5 +1375,45 @@ proptest! {
         for families in &outputs {
             check_expositions(families).map_err(TestCaseError::fail)?;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ethtool answers: what drivers return over SIOCETHTOOL, arbitrary
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any statistic names (any characters, clashing after sanitizing, repeated), values,
+    /// driver info strings and link masks: no panic, valid expositions.
+    #[test]
+    fn ethtool_answers_never_panic(
+        stats in proptest::collection::vec(("\\PC{0,32}", any::<u64>()), 0..40),
+        strings in proptest::collection::vec("\\PC{0,32}", 5),
+        masks in (any::<u32>(), any::<u32>(), any::<u8>()),
+        failing in any::<bool>(),
+        pattern in prop_oneof![Just(".*"), Just("^rx_"), Just("x")],
+    ) {
+        use monitoring_agent::collectors::ethtool::{families, Device, DrvInfo, LinkInfo};
+        use nix::errno::Errno;
+        let d = Device {
+            name: "eth0".into(),
+            link: if failing { Err(Errno::EOPNOTSUPP) } else {
+                Ok(LinkInfo { supported: masks.0, advertising: masks.1, autoneg: masks.2 })
+            },
+            drv: Ok(DrvInfo {
+                driver: strings[0].clone(),
+                version: strings[1].clone(),
+                fw_version: strings[2].clone(),
+                bus_info: strings[3].clone(),
+                erom_version: strings[4].clone(),
+            }),
+            stats: if failing { Err(Errno::EPERM) } else { Ok(stats) },
+        };
+        let re = regex::Regex::new(pattern).expect("regex");
+        let mut fams = families(&[d.clone(), Device { name: "eth1".into(), ..d }], &re);
+        exposition::merge_families(&mut fams, |_| {});
+        check_expositions(&fams).map_err(TestCaseError::fail)?;
     }
 }

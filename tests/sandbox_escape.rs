@@ -2073,3 +2073,192 @@ fn netlink_sock_diag_fragment_in_force(mode: Mode) {
 }
 
 sandboxed_modes!(netlink_sock_diag_fragment_in_force => netlink_sock_diag_fragment_in_force);
+
+// ---------------------------------------------------------------------------------------
+// Policy fragment: `ethtool` (the ethtool collector): socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC,
+// 0) and ioctl(SIOCETHTOOL)
+// ---------------------------------------------------------------------------------------
+
+/// SIOCETHTOOL (0x8946).
+const SIOCETHTOOL: &str = "0x8946";
+
+/// A `struct ifreq` for `eth0` at `ADDR` whose `ifr_data` points to an `ETHTOOL_GDRVINFO`
+/// request (`struct ethtool_drvinfo`, 196 bytes) at `AUX`.
+fn put_drvinfo_request(s: &mut Script) {
+    let mut name = b"eth0".to_vec();
+    name.resize(16, 0);
+    s.put(ADDR, &name)
+        .put_word(ADDR + 16, &at(AUX))
+        .put(ADDR + 24, &[0u8; 16])
+        .put(AUX, &3u32.to_le_bytes())
+        .put(AUX + 4, &[0u8; 196 - 4]);
+}
+
+/// The first four bytes of eth0's driver name as `ETHTOOL_GDRVINFO` writes them, read as an
+/// int (what `load_int` yields), from `ethtool -i eth0`.
+fn eth0_driver_int() -> i64 {
+    let out = Command::new(common::find_program("ethtool").expect("the ethtool program"))
+        .args(["-i", "eth0"])
+        .output()
+        .expect("ethtool -i eth0");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let driver = text
+        .lines()
+        .find_map(|l| l.strip_prefix("driver: "))
+        .unwrap_or_else(|| panic!("ethtool -i eth0 names no driver: {text}"));
+    let mut b = driver.as_bytes().to_vec();
+    b.resize(4, 0);
+    i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The ethtool collector is not enabled, so its fragment is not in force: exactly the socket
+/// the fragment would allow kills the agent, and so does the SIOCETHTOOL ioctl (on the
+/// agent's own listening socket). The controls show the socket appearing and the driver
+/// information being read in an unsandboxed agent.
+fn ethtool_fragment_not_in_force(mode: Mode) {
+    {
+        let dir = TestDir::new();
+        let mut agent = start(&dir, mode, &[]);
+        if mode != Mode::Off {
+            let body = agent.scrape("/metrics");
+            assert_eq!(
+                must_value(
+                    &body,
+                    "monitoring_agent_sandbox_fragment",
+                    &[("fragment", "ethtool")]
+                ),
+                0.0,
+                "({mode}) the ethtool fragment is in force with the default collectors"
+            );
+        }
+        let pid = agent.pid();
+        let before = agent_socket_inodes(pid);
+        let mut s = Script::new();
+        s.call("socket", libc::SYS_socket, &["2", DGRAM_CLOEXEC, "0"]);
+        let inj = s.run(&mut agent);
+        let escaped = new_agent_sockets(pid, &before, "UDP");
+        verdict(mode, &agent, &inj, &["socket"], escaped);
+    }
+    {
+        let dir = TestDir::new();
+        let mut agent = start(&dir, mode, &[]);
+        let listener = agent_fds(agent.pid())
+            .into_iter()
+            .find(|(_, t)| t.starts_with("socket:"))
+            .map(|(fd, _)| fd)
+            .unwrap_or_else(|| panic!("the agent holds no socket\n{}", agent.diagnostics()));
+        let mut s = Script::new();
+        put_drvinfo_request(&mut s);
+        s.call(
+            "ioctl",
+            libc::SYS_ioctl,
+            &[&listener.to_string(), SIOCETHTOOL, &at(ADDR)],
+        )
+        .load_int("driver", AUX + 4);
+        let inj = s.run(&mut agent);
+        let escaped = (inj.ret("ioctl") == Some(0) && inj.ret("driver") == Some(eth0_driver_int()))
+            .then(|| "SIOCETHTOOL read eth0's driver information".to_string());
+        verdict(mode, &agent, &inj, &["ioctl"], escaped);
+    }
+}
+
+all_modes!(ethtool_fragment_not_in_force => ethtool_fragment_not_in_force);
+
+/// With `--collector.ethtool` the `ethtool` fragment is in force: its socket and an
+/// `ETHTOOL_GDRVINFO` request work under the full sandbox (eth0's driver name comes back, as
+/// `ethtool -i eth0` prints it) and the agent lives on. What the fragment does not allow still
+/// kills: another ioctl request on its socket (SIOCGIFCONF, SIOCSIFFLAGS), a stream socket, an
+/// AF_INET6 or non-CLOEXEC datagram socket, connect and sendto with an address on its socket.
+fn ethtool_fragment_in_force(mode: Mode) {
+    let args = ["--collector.ethtool"];
+    {
+        let dir = TestDir::new();
+        let mut agent = start_with(&dir, mode, &[], &args);
+        let body = agent.scrape("/metrics");
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", "ethtool")]
+            ),
+            1.0,
+            "({mode}) the ethtool fragment is not in force with --collector.ethtool"
+        );
+        let mut s = Script::new();
+        put_drvinfo_request(&mut s);
+        s.call("socket", libc::SYS_socket, &["2", DGRAM_CLOEXEC, "0"])
+            .call(
+                "ioctl",
+                libc::SYS_ioctl,
+                &[&r("socket"), SIOCETHTOOL, &at(ADDR)],
+            )
+            .load_int("driver", AUX + 4)
+            .call("close", libc::SYS_close, &[&r("socket")]);
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_none() && inj.ret("socket").is_some_and(|fd| fd >= 0),
+            "({mode}) the fragment's socket() failed\n{}",
+            inj.report()
+        );
+        assert_eq!(
+            inj.ret("ioctl"),
+            Some(0),
+            "({mode}) SIOCETHTOOL failed\n{}",
+            inj.report()
+        );
+        assert_eq!(
+            inj.ret("driver"),
+            Some(eth0_driver_int()),
+            "({mode}) ETHTOOL_GDRVINFO did not return eth0's driver\n{}",
+            inj.report()
+        );
+        assert_eq!(inj.ret("close"), Some(0));
+        assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+    }
+    let sock = r("socket");
+    let addr = at(ADDR);
+    let inet = ("socket", libc::SYS_socket, &["2", DGRAM_CLOEXEC, "0"][..]);
+    still_killed(
+        mode,
+        &args,
+        &[
+            (
+                "ioctl_siocgifconf",
+                &[inet, ("ioctl", libc::SYS_ioctl, &[&sock, "0x8912", &addr])],
+            ),
+            (
+                "ioctl_siocsifflags",
+                &[inet, ("ioctl", libc::SYS_ioctl, &[&sock, "0x8914", &addr])],
+            ),
+            (
+                "stream_socket",
+                &[("stream", libc::SYS_socket, &["2", "0x80001", "0"])],
+            ),
+            (
+                "inet6_socket",
+                &[("inet6", libc::SYS_socket, &["10", DGRAM_CLOEXEC, "0"])],
+            ),
+            (
+                "no_cloexec_socket",
+                &[("plain", libc::SYS_socket, &["2", "2", "0"])],
+            ),
+            (
+                "connect",
+                &[inet, ("connect", libc::SYS_connect, &[&sock, &addr, "16"])],
+            ),
+            (
+                "sendto_with_address",
+                &[
+                    inet,
+                    (
+                        "sendto",
+                        libc::SYS_sendto,
+                        &[&sock, &addr, "12", "0", &addr, "16"],
+                    ),
+                ],
+            ),
+        ],
+    );
+}
+
+sandboxed_modes!(ethtool_fragment_in_force => ethtool_fragment_in_force);

@@ -59,6 +59,7 @@ pub const KNOWN: &[Known] = known! {
     drm: false => drm::collector,
     edac: true => edac::collector,
     entropy: true => entropy::collector,
+    ethtool: false => ethtool::collector,
     fibrechannel: true => fibrechannel::collector,
     filefd: true => filefd::collector,
     filesystem: true => filesystem::collector,
@@ -205,6 +206,7 @@ crate::collector::options::options_table! {
     bcache: bcache::BcacheOptions,
     cpu: cpu::CpuOptions,
     diskstats: diskstats::DiskstatsOptions,
+    ethtool: ethtool::EthtoolOptions,
     filesystem: filesystem::FilesystemOptions,
     hwmon: hwmon::HwmonOptions,
     netclass: netclass::NetclassOptions,
@@ -240,6 +242,7 @@ pub mod drbd;
 pub mod drm;
 pub mod edac;
 pub mod entropy;
+pub mod ethtool;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
