@@ -9,8 +9,10 @@
 //! have us declare the rtnetlink attribute layouts ourselves), and their socket does exactly
 //! what the policy fragments allow and nothing more.
 //!
-//! System calls, all under the sandbox (`policy/fragments/netlink_route.json`,
-//! `netlink_sock_diag.json`): `socket(AF_NETLINK, SOCK_DGRAM|SOCK_CLOEXEC, protocol)`
+//! System calls, all under the sandbox (`policy/fragments/netlink-route.json`,
+//! `netlink-sock-diag.json`, `netlink-generic.json` for wifi's nl80211 requests, whose generic
+//! netlink messages `wifi_nl80211.rs` builds over netlink-packet-core):
+//! `socket(AF_NETLINK, SOCK_DGRAM|SOCK_CLOEXEC, protocol)`
 //! (`netlink_sys::Socket::new`) for the fragment's one protocol; no `bind` (the kernel binds
 //! the socket to a free port id on the first `send`, `netlink_autobind`), `send` (the base
 //! policy's `sendto` with no address: the kernel is the default destination), `recv` (the base
