@@ -611,12 +611,13 @@ mod tests {
         want.extend_from_slice(&1u32.to_ne_bytes());
         want.extend_from_slice(&0u32.to_ne_bytes());
         want.extend_from_slice(&[17, 1, 0, 0]);
-        want.extend_from_slice(&[8, 0, 3, 0]);
+        want.extend_from_slice(&8u16.to_ne_bytes()); // nla_len
+        want.extend_from_slice(&3u16.to_ne_bytes()); // NL80211_ATTR_IFINDEX
         want.extend_from_slice(&3u32.to_ne_bytes());
-        want.extend_from_slice(&[10, 0, 6, 0, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0]);
-        if cfg!(target_endian = "little") {
-            assert_eq!(got, want);
-        }
+        want.extend_from_slice(&10u16.to_ne_bytes()); // 4 + 6, unpadded
+        want.extend_from_slice(&6u16.to_ne_bytes()); // NL80211_ATTR_MAC
+        want.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0]);
+        assert_eq!(got, want);
         // Without a MAC only the index.
         let got = serialized(
             interface_request(
@@ -917,6 +918,49 @@ mod tests {
         match collect_live() {
             Err(CollectError::NoData { what }) => assert!(what.contains("nl80211"), "{what}"),
             other => panic!("expected no data without nl80211, got {other:?}"),
+        }
+    }
+
+    /// Who needs the `netlink-generic` fragment: wifi without fixtures only.
+    #[test]
+    fn fragment_only_for_the_live_mode() {
+        use crate::collectors::{policy_users, Options};
+        use crate::sandbox::fragments::Set;
+        let mut o = Options::default();
+        let users = policy_users(&["wifi"], &o);
+        assert_eq!(users, vec!["wifi", "wifi.nl80211"]);
+        assert_eq!(Set::for_collectors(&users).names(), vec!["netlink-generic"]);
+        o.wifi.with_fixtures = Some(true);
+        let users = policy_users(&["wifi"], &o);
+        assert_eq!(users, vec!["wifi"]);
+        assert_eq!(Set::for_collectors(&users), Set(0));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any attribute bytes (a kernel answer the agent does not expect): no panic, an
+        /// error or a value.
+        #[test]
+        fn any_answer_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+                                   cut in 0usize..256) {
+            let m = GenlMessage { family: 0x1c, cmd: 7, version: 1, attrs: raw.clone() };
+            let _ = parse_interface(&m);
+            let _ = parse_station(&m);
+            let _ = parse_bss(std::slice::from_ref(&m));
+            let _ = parse_family(std::slice::from_ref(&m));
+            // Well-formed outer attributes around arbitrary nested ones.
+            let nested = GenlMessage {
+                attrs: [attr(NL80211_ATTR_STA_INFO, &raw), attr(NL80211_ATTR_BSS, &raw)].concat(),
+                ..m
+            };
+            let _ = parse_station(&nested);
+            let _ = parse_bss(std::slice::from_ref(&nested));
+            let _ = decode_ssid(raw.get(..cut.min(raw.len())).unwrap_or_default());
         }
     }
 }
