@@ -1825,9 +1825,10 @@ sandboxed_modes!(dbus_fragment_in_force => dbus_fragment_in_force);
 /// SOCK_DGRAM | SOCK_CLOEXEC: the socket type the `netlink-*` fragments allow (what
 /// netlink_sys::Socket::new passes).
 const DGRAM_CLOEXEC: &str = "0x80002";
-/// NETLINK_ROUTE and NETLINK_SOCK_DIAG.
+/// NETLINK_ROUTE, NETLINK_SOCK_DIAG and NETLINK_GENERIC.
 const NETLINK_ROUTE: &str = "0";
 const NETLINK_SOCK_DIAG: &str = "4";
+const NETLINK_GENERIC: &str = "16";
 
 /// An `RTM_GETLINK` dump request: `nlmsghdr` (len 32, type 18, NLM_F_REQUEST|NLM_F_DUMP, seq 1)
 /// and an empty `ifinfomsg`.
@@ -1857,16 +1858,21 @@ fn sock_diag_tcp4_dump() -> Vec<u8> {
     v
 }
 
-/// With the default collectors (netdev and arp in their procfs mode) no netlink fragment is in
-/// force: exactly the socket the fragments would allow kills the agent, for each protocol. The
+/// With the default collectors (netdev and arp in their procfs mode, wifi off) no netlink
+/// fragment is in force: exactly the socket the fragments would allow kills the agent, for each
+/// protocol. The
 /// control shows the injected socket appearing in an unsandboxed agent.
 fn netlink_fragments_not_in_force(mode: Mode) {
-    for (name, protocol) in [("route", NETLINK_ROUTE), ("sock_diag", NETLINK_SOCK_DIAG)] {
+    for (name, protocol) in [
+        ("route", NETLINK_ROUTE),
+        ("sock_diag", NETLINK_SOCK_DIAG),
+        ("generic", NETLINK_GENERIC),
+    ] {
         let dir = TestDir::new();
         let mut agent = start(&dir, mode, &[]);
         if mode != Mode::Off {
             let body = agent.scrape("/metrics");
-            for fragment in ["netlink-route", "netlink-sock-diag"] {
+            for fragment in ["netlink-route", "netlink-sock-diag", "netlink-generic"] {
                 assert_eq!(
                     must_value(
                         &body,
@@ -2262,3 +2268,138 @@ fn ethtool_fragment_in_force(mode: Mode) {
 }
 
 sandboxed_modes!(ethtool_fragment_in_force => ethtool_fragment_in_force);
+
+// ---------------------------------------------------------------------------------------
+// Policy fragment `netlink-generic` (the wifi collector's live mode: nl80211)
+// ---------------------------------------------------------------------------------------
+
+/// A `CTRL_CMD_GETFAMILY` dump request to the generic netlink controller: `nlmsghdr` (len 20,
+/// type GENL_ID_CTRL 0x10, NLM_F_REQUEST|NLM_F_DUMP, seq 1) and `genlmsghdr` (cmd 3, version 1).
+/// Answered with every registered family (the controller's own at least), type 0x10.
+fn ctrl_getfamily_dump() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&20u32.to_le_bytes());
+    v.extend_from_slice(&0x10u16.to_le_bytes());
+    v.extend_from_slice(&0x301u16.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&[3, 1, 0, 0]);
+    v
+}
+
+/// wifi with `--collector.wifi.fixtures` reads files: the `netlink-generic` fragment is not in
+/// force and its socket kills the agent (the default collectors' case is in
+/// `netlink_fragments_not_in_force`).
+fn netlink_generic_fragment_not_in_force_with_fixtures(mode: Mode) {
+    let dir = TestDir::new();
+    let tree = dir.path().join("wifi");
+    copy_tree(
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ne112/wifi"
+        )),
+        &tree,
+    );
+    let fixtures = tree.display().to_string();
+    let mut agent = start_with(
+        &dir,
+        mode,
+        &[],
+        &["--collector.wifi", "--collector.wifi.fixtures", &fixtures],
+    );
+    if mode != Mode::Off {
+        let body = agent.scrape("/metrics");
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", "netlink-generic")]
+            ),
+            0.0,
+            "({mode}) the netlink-generic fragment is in force for wifi with fixtures"
+        );
+    }
+    let pid = agent.pid();
+    let before = agent_socket_inodes(pid);
+    let mut s = Script::new();
+    s.call(
+        "generic",
+        libc::SYS_socket,
+        &["16", DGRAM_CLOEXEC, NETLINK_GENERIC],
+    );
+    let inj = s.run(&mut agent);
+    let escaped = new_agent_sockets(pid, &before, "NETLINK");
+    verdict(mode, &agent, &inj, &["generic"], escaped);
+}
+
+all_modes!(
+    netlink_generic_fragment_not_in_force_with_fixtures
+        => netlink_generic_fragment_not_in_force_with_fixtures
+);
+
+/// With `--collector.wifi` (no fixtures: the live nl80211 mode) the `netlink-generic` fragment
+/// is in force: a generic netlink dump works under the full sandbox (also beside the `dbus`
+/// and `netlink-route` fragments, whose `socket` rules must add up). Around it, what the
+/// fragment does not allow still kills: a NETLINK_ROUTE socket, a raw generic netlink socket,
+/// bind (joining multicast groups: scan and event notifications), sendto with a destination
+/// address.
+fn netlink_generic_fragment_in_force(mode: Mode) {
+    for args in [
+        &["--collector.wifi"][..],
+        &[
+            "--collector.wifi",
+            "--collector.systemd",
+            "--collector.network_route",
+        ],
+    ] {
+        dump_works(mode, args, NETLINK_GENERIC, &ctrl_getfamily_dump(), 0x10);
+    }
+    let sock = r("socket");
+    let addr = at(ADDR);
+    still_killed(
+        mode,
+        &["--collector.wifi"],
+        &[
+            (
+                "route_socket",
+                &[(
+                    "route",
+                    libc::SYS_socket,
+                    &["16", DGRAM_CLOEXEC, NETLINK_ROUTE],
+                )],
+            ),
+            (
+                "raw_socket",
+                &[("raw", libc::SYS_socket, &["16", "0x80003", NETLINK_GENERIC])],
+            ),
+            (
+                "bind",
+                &[
+                    (
+                        "socket",
+                        libc::SYS_socket,
+                        &["16", DGRAM_CLOEXEC, NETLINK_GENERIC],
+                    ),
+                    ("bind", libc::SYS_bind, &[&sock, &addr, "12"]),
+                ],
+            ),
+            (
+                "sendto_with_address",
+                &[
+                    (
+                        "socket",
+                        libc::SYS_socket,
+                        &["16", DGRAM_CLOEXEC, NETLINK_GENERIC],
+                    ),
+                    (
+                        "sendto",
+                        libc::SYS_sendto,
+                        &[&sock, &addr, "12", "0", &addr, "12"],
+                    ),
+                ],
+            ),
+        ],
+    );
+}
+
+sandboxed_modes!(netlink_generic_fragment_in_force => netlink_generic_fragment_in_force);

@@ -168,6 +168,9 @@ pub fn collector_files(
     let nonempty = |p: Option<std::path::PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
     let qdisc = nonempty(options.qdisc.fixtures.take());
     let wifi = nonempty(options.wifi.fixtures.take());
+    // What stays in the options: whether wifi reads fixtures or asks nl80211 (the
+    // `netlink-generic` policy fragment, [`policy_users`]).
+    options.wifi.with_fixtures = Some(wifi.is_some());
     crate::collector::CollectorFiles {
         pci_ids: enabled
             .contains("pcidevice")
@@ -179,11 +182,18 @@ pub fn collector_files(
 }
 
 /// The modes of a collector that need a policy fragment of their own (fragments name them as
-/// their users, beside collector names): the netlink modes, off by default.
-pub const MODES: &[&str] = &["arp.netlink", "netclass.netlink", "netdev.netlink"];
+/// their users, beside collector names): the netlink modes, off by default, and `wifi`'s live
+/// nl80211 mode (`wifi` without `--collector.wifi.fixtures`).
+pub const MODES: &[&str] = &[
+    "arp.netlink",
+    "netclass.netlink",
+    "netdev.netlink",
+    "wifi.nl80211",
+];
 
 /// Who needs which sandbox policy fragment (`policy/fragments/`): the enabled collectors'
-/// names, and `<name>.netlink` for a collector in its netlink mode (`netlink-route`).
+/// names, `<name>.netlink` for a collector in its netlink mode (`netlink-route`), and
+/// `wifi.nl80211` for `wifi` without fixtures (`netlink-generic`).
 pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> {
     let mut v = enabled.to_vec();
     for c in enabled {
@@ -191,6 +201,7 @@ pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> 
             "arp" if arp::uses_netlink(&o.arp) => "arp.netlink",
             "netclass" if netclass::uses_netlink(&o.netclass) => "netclass.netlink",
             "netdev" if netdev::uses_netlink(&o.netdev) => "netdev.netlink",
+            "wifi" if wifi::uses_nl80211(&o.wifi) => "wifi.nl80211",
             _ => continue,
         };
         v.push(mode);
@@ -301,6 +312,7 @@ pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
 pub mod wifi;
+pub mod wifi_nl80211;
 pub mod xfrm;
 pub mod xfs;
 pub mod zfs;

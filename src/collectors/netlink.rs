@@ -9,8 +9,10 @@
 //! have us declare the rtnetlink attribute layouts ourselves), and their socket does exactly
 //! what the policy fragments allow and nothing more.
 //!
-//! System calls, all under the sandbox (`policy/fragments/netlink_route.json`,
-//! `netlink_sock_diag.json`): `socket(AF_NETLINK, SOCK_DGRAM|SOCK_CLOEXEC, protocol)`
+//! System calls, all under the sandbox (`policy/fragments/netlink-route.json`,
+//! `netlink-sock-diag.json`, `netlink-generic.json` for wifi's nl80211 requests, whose generic
+//! netlink messages `wifi_nl80211.rs` builds over netlink-packet-core):
+//! `socket(AF_NETLINK, SOCK_DGRAM|SOCK_CLOEXEC, protocol)`
 //! (`netlink_sys::Socket::new`) for the fragment's one protocol; no `bind` (the kernel binds
 //! the socket to a free port id on the first `send`, `netlink_autobind`), `send` (the base
 //! policy's `sendto` with no address: the kernel is the default destination), `recv` (the base
@@ -28,6 +30,8 @@ use super::CollectError;
 pub const NETLINK_ROUTE: isize = netlink_sys::protocols::NETLINK_ROUTE;
 /// `NETLINK_SOCK_DIAG` (`NETLINK_INET_DIAG`): socket dumps (fragment `netlink_sock_diag`).
 pub const NETLINK_SOCK_DIAG: isize = netlink_sys::protocols::NETLINK_SOCK_DIAG;
+/// `NETLINK_GENERIC`: generic netlink families, nl80211 for `wifi` (fragment `netlink_generic`).
+pub const NETLINK_GENERIC: isize = netlink_sys::protocols::NETLINK_GENERIC;
 
 /// Receive buffer: the kernel sizes a dump's messages to the reader's buffer up to 32 KiB
 /// (`netlink_recvmsg`, `max_recvmsg_len`), so 64 KiB never truncates one.
@@ -47,9 +51,31 @@ pub fn dump<T>(protocol: isize, what: &str, request: T) -> Result<Vec<T>, Collec
 where
     T: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
 {
-    let socket = Socket::new(protocol).map_err(|e| err(what, format!("socket: {e}")))?;
+    exchange(protocol, what, request, NLM_F_DUMP).map_err(|e| match e {
+        Failure::Kernel(e) => err(what, e),
+        Failure::Transport(e) => e,
+    })
+}
+
+/// Why an [`exchange`] failed: the kernel's answer was an error (its errno, e.g. `ENOENT` for
+/// a generic netlink family that is not registered), or the exchange itself failed.
+#[derive(Debug)]
+pub enum Failure {
+    Kernel(std::io::Error),
+    Transport(CollectError),
+}
+
+/// Sends `request` with `NLM_F_REQUEST | flags` over a new socket of `protocol`: with
+/// `NLM_F_DUMP` every inner message until `NLMSG_DONE`, without it the one answer (the
+/// kernel's reply to a plain request is a single message, in one datagram).
+pub fn exchange<T>(protocol: isize, what: &str, request: T, flags: u16) -> Result<Vec<T>, Failure>
+where
+    T: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+{
+    let fail = |m: String| Failure::Transport(err(what, m));
+    let socket = Socket::new(protocol).map_err(|e| fail(format!("socket: {e}")))?;
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.flags = NLM_F_REQUEST | flags;
     header.sequence_number = 1;
     let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request));
     packet.finalize();
@@ -57,44 +83,47 @@ where
     packet.serialize(&mut out);
     let sent = socket
         .send(&out, 0)
-        .map_err(|e| err(what, format!("send: {e}")))?;
+        .map_err(|e| fail(format!("send: {e}")))?;
     if sent != out.len() {
-        return Err(err(what, format!("sent {sent} of {} bytes", out.len())));
+        return Err(fail(format!("sent {sent} of {} bytes", out.len())));
     }
+    let is_dump = flags & NLM_F_DUMP == NLM_F_DUMP;
     let mut found = Vec::new();
     let mut buf = vec![0u8; RECV_BUFFER];
     for _ in 0..MAX_DATAGRAMS {
         let n = socket
             .recv(&mut &mut buf[..], 0)
-            .map_err(|e| err(what, format!("recv: {e}")))?;
+            .map_err(|e| fail(format!("recv: {e}")))?;
         let mut rest = buf.get(..n).unwrap_or_default();
         if rest.is_empty() {
-            return Err(err(what, "the kernel closed the dump without NLMSG_DONE"));
+            return Err(fail("the kernel closed the dump without NLMSG_DONE".into()));
         }
         while !rest.is_empty() {
             let msg = NetlinkMessage::<T>::deserialize(rest)
-                .map_err(|e| err(what, format!("bad message: {e}")))?;
+                .map_err(|e| fail(format!("bad message: {e}")))?;
             let len = msg.header.length as usize;
             // NLMSG_ALIGN: messages in a datagram start on 4-byte boundaries.
             let step = len.div_ceil(4).saturating_mul(4);
             if len == 0 {
-                return Err(err(what, "a message of length 0"));
+                return Err(fail("a message of length 0".into()));
             }
             match msg.payload {
                 NetlinkPayload::Done(_) => return Ok(found),
                 // An error message with code 0 is an acknowledgement.
                 NetlinkPayload::Error(e) if e.code.is_none() => {}
-                NetlinkPayload::Error(e) => return Err(err(what, e.to_io())),
+                NetlinkPayload::Error(e) => return Err(Failure::Kernel(e.to_io())),
                 NetlinkPayload::InnerMessage(m) => found.push(m),
                 _ => {}
             }
             rest = rest.get(step..).unwrap_or_default();
         }
+        if !is_dump {
+            return Ok(found);
+        }
     }
-    Err(err(
-        what,
-        format!("no NLMSG_DONE after {MAX_DATAGRAMS} datagrams"),
-    ))
+    Err(fail(format!(
+        "no NLMSG_DONE after {MAX_DATAGRAMS} datagrams"
+    )))
 }
 
 /// A netlink-mode flag's value (`--collector.<name>.netlink[=BOOL]`), or `true`/`false`.

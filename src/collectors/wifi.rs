@@ -19,9 +19,9 @@
 //!   before the failing one are kept, as 1.12 sends them first). Landlock grants the directory.
 //!   A `null` interface or station entry is an error here (1.12 would dereference nil and
 //!   crash); the nested `Load` and `RSN` structs of a BSS are only checked to be objects.
-//! - Without fixtures 1.12 asks nl80211 over generic netlink. That live mode is **not built
-//!   yet** in this agent: the collector fails on every scrape with an error saying so (it never
-//!   reports made-up values).
+//! - Without fixtures (the live mode) it asks nl80211 over generic netlink, as 1.12 does
+//!   ([`super::wifi_nl80211`], policy fragment `netlink-generic`); without nl80211 (the family
+//!   not registered: no wireless stack) the scrape is 1.12's `ErrNoData`.
 
 use std::path::{Path, PathBuf};
 
@@ -33,12 +33,23 @@ collector_options! {
     /// Options of the wifi collector (`[collector.wifi]` in the file).
     pub struct WifiOptions {
         /// test fixtures to use for wifi collector metrics: a directory (granted by Landlock;
-        /// a change needs a restart). Without it the collector fails: its live nl80211 mode is
-        /// not built yet.
+        /// a change needs a restart). Without it the collector asks nl80211 (generic netlink).
         #[arg(id = "collector.wifi.fixtures", long = "collector.wifi.fixtures", value_name = "DIR",
               value_parser = crate::collector::options::parse_path_or_empty)]
         pub fixtures: Option<PathBuf>,
+        /// Set at start-up once the fixture directory has moved out of the options (not a flag
+        /// or file setting): whether the collector reads fixtures rather than nl80211.
+        #[arg(skip)]
+        #[serde(skip)]
+        pub with_fixtures: Option<bool>,
     }
+}
+
+/// Whether the collector asks nl80211 (its live mode), which needs the `netlink-generic`
+/// policy fragment: without fixtures.
+pub fn uses_nl80211(o: &WifiOptions) -> bool {
+    !o.with_fixtures.unwrap_or(false)
+        && o.fixtures.as_ref().is_none_or(|p| p.as_os_str().is_empty())
 }
 
 /// An interface (mdlayher/wifi `Interface`, the fields used).
@@ -155,8 +166,8 @@ pub fn bss_mode(status: i64) -> &'static str {
     }
 }
 
-/// The families being filled, in 1.12's order of emission.
-struct Families {
+/// The families being filled, in 1.12's order of emission (both modes fill them alike).
+pub(crate) struct Families {
     freq: MetricFamily,
     info: MetricFamily,
     /// The station families, in the order of [`station_values`].
@@ -245,7 +256,7 @@ fn station_values(s: &Station) -> [f64; 12] {
 }
 
 impl Families {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Families {
             freq: MetricFamily::gauge(
                 "node_wifi_interface_frequency_hertz",
@@ -268,10 +279,40 @@ impl Families {
         }
     }
 
-    fn done(self) -> Vec<MetricFamily> {
+    pub(crate) fn done(self) -> Vec<MetricFamily> {
         let mut v = vec![self.freq, self.info];
         v.extend(self.station);
         nonempty_sorted(v)
+    }
+
+    /// An interface's frequency (1.12's `mHzToHz`).
+    pub(crate) fn interface(&mut self, ifi: &Interface) {
+        self.freq
+            .push(&[("device", &ifi.name)], ifi.frequency as f64 * 1e6);
+    }
+
+    /// 1.12's `updateBSSStats`.
+    pub(crate) fn bss(&mut self, device: &str, b: &Bss) {
+        self.info.push(
+            &[
+                ("device", device),
+                ("bssid", &gojson::hardware_addr(&b.bssid)),
+                ("ssid", &b.ssid),
+                ("mode", bss_mode(b.status)),
+            ],
+            1.0,
+        );
+    }
+
+    /// 1.12's `updateStationStats`, per station.
+    pub(crate) fn stations(&mut self, device: &str, stations: &[Station]) {
+        for s in stations {
+            let mac = gojson::hardware_addr(&s.hardware_addr);
+            let l = [("device", device), ("mac_address", mac.as_str())];
+            for (fam, v) in self.station.iter_mut().zip(station_values(s)) {
+                fam.push(&l, v);
+            }
+        }
     }
 }
 
@@ -295,8 +336,7 @@ pub fn collect_fixtures(dir: &Path) -> Result<Vec<MetricFamily>, CollectError> {
         if ifi.name.is_empty() {
             continue;
         }
-        f.freq
-            .push(&[("device", &ifi.name)], ifi.frequency as f64 * 1e6);
+        f.interface(&ifi);
         let bss_path = dir.join(&ifi.name).join("bss.json");
         let bss_text = read_optional(&bss_path).map_err(|e| {
             CollectError::Other(format!(
@@ -316,15 +356,7 @@ pub fn collect_fixtures(dir: &Path) -> Result<Vec<MetricFamily>, CollectError> {
             },
         };
         if let Some(b) = bss {
-            f.info.push(
-                &[
-                    ("device", &ifi.name),
-                    ("bssid", &gojson::hardware_addr(&b.bssid)),
-                    ("ssid", &b.ssid),
-                    ("mode", bss_mode(b.status)),
-                ],
-                1.0,
-            );
+            f.bss(&ifi.name, &b);
         }
         let st_path = dir.join(&ifi.name).join("stationinfo.json");
         let stations = match read_optional(&st_path) {
@@ -341,13 +373,7 @@ pub fn collect_fixtures(dir: &Path) -> Result<Vec<MetricFamily>, CollectError> {
                 }
             },
         };
-        for s in &stations {
-            let mac = gojson::hardware_addr(&s.hardware_addr);
-            let l = [("device", ifi.name.as_str()), ("mac_address", mac.as_str())];
-            for (fam, v) in f.station.iter_mut().zip(station_values(s)) {
-                fam.push(&l, v);
-            }
-        }
+        f.stations(&ifi.name, &stations);
     }
     Ok(f.done())
 }
@@ -358,10 +384,6 @@ pub fn collector(_opts: &Options) -> Box<dyn Collector> {
 
 pub struct Wifi;
 
-/// The error of the live mode, which this agent does not have yet.
-pub const LIVE_MODE_MISSING: &str = "wifi: live mode (nl80211 over generic netlink) is not \
-     built yet in this agent; only --collector.wifi.fixtures is supported";
-
 impl Collector for Wifi {
     fn name(&self) -> &'static str {
         "wifi"
@@ -369,7 +391,7 @@ impl Collector for Wifi {
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         match &paths.collector_files.wifi_fixtures {
             Some(dir) => collect_fixtures(dir),
-            None => Err(CollectError::Other(LIVE_MODE_MISSING.into())),
+            None => super::wifi_nl80211::collect_live(),
         }
     }
 }
@@ -401,10 +423,26 @@ mod tests {
     }
 
     #[test]
-    fn live_mode_fails_saying_it_is_not_built() {
-        let e = Wifi.collect(&Paths::default()).expect_err("no live mode");
-        assert!(e.to_string().contains("not built yet"), "{e}");
+    fn bss_modes() {
+        assert_eq!(bss_mode(0), "client");
+        assert_eq!(bss_mode(1), "client");
         assert_eq!(bss_mode(3), "ad-hoc");
         assert_eq!(bss_mode(2), "unknown");
+    }
+
+    #[test]
+    fn live_mode_needs_the_fragment_only_without_fixtures() {
+        let mut o = WifiOptions::default();
+        assert!(uses_nl80211(&o));
+        o.fixtures = Some(PathBuf::from("/x"));
+        assert!(!uses_nl80211(&o));
+        // After start-up moved the directory out of the options.
+        o.fixtures = None;
+        o.with_fixtures = Some(true);
+        assert!(!uses_nl80211(&o));
+        o.with_fixtures = Some(false);
+        assert!(uses_nl80211(&o));
+        o.fixtures = Some(PathBuf::new());
+        assert!(uses_nl80211(&o), "an empty path means none");
     }
 }
