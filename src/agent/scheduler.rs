@@ -230,7 +230,8 @@ pub async fn run_collectors(
         abandoned: AtomicBool::new(false),
     });
     let mut runners = 0;
-    while n > 0 {
+    // No collector selected: nothing to wait for.
+    while scrape.remaining.load(Ordering::Acquire) > 0 {
         if runners < RUNNERS && scrape.queued() {
             let s = scrape.clone();
             tokio::task::spawn_blocking(move || s.run());
