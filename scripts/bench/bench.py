@@ -86,10 +86,11 @@ class Client:
 
 
 class Exporter:
-    def __init__(self, kind, argv, port, tmp, name):
+    def __init__(self, kind, argv, port, tmp, name, env=None):
         self.kind, self.port, self.name = kind, port, name
         self.log = open(os.path.join(tmp, name + ".out"), "w")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         self.pid = self.proc.pid
         for _ in range(400):
             if self.proc.poll() is not None:
@@ -131,13 +132,13 @@ class Bench:
         self.mp_exclude = (mp.group(1).replace("\\\\", "\\") if mp else
                            r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
 
-    def agent(self, name, flags, sandbox="enforce"):
+    def agent(self, name, flags, sandbox="enforce", env=None):
         port = free_port()
         argv = [self.a.agent, "--web.listen-address", "127.0.0.1:%d" % port,
                 "--pid-file", os.path.join(self.tmp, name + ".pid"),
                 "--log-file", os.path.join(self.tmp, name + ".log"),
                 "--sandbox", sandbox, "--collector.textfile.directory", self.textfile] + flags
-        e = Exporter("agent", argv, port, self.tmp, name)
+        e = Exporter("agent", argv, port, self.tmp, name, env)
         self.running.append(e)
         return e
 
@@ -342,6 +343,7 @@ def main():
     ap.add_argument("--ne", required=True)
     ap.add_argument("--floor", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--target", required=True, help="cargo target directory (for helpers)")
     ap.add_argument("--quick", action="store_true", help="fewer scrapes, shorter runs")
     a = ap.parse_args()
     q = a.quick
@@ -377,6 +379,17 @@ def main():
             R[e.kind + ".peak"] = status(e.pid, "VmHWM")
             R[e.kind + ".threads"] = status(e.pid, "Threads")
         b.stop(ne, ag)
+        # The allocator: glibc with its arena limit (MALLOC_ARENA_MAX), the same measure.
+        arenas = {}
+        for limit in ("1", "2"):
+            e = b.agent("agent-arena" + limit, flags, env={"MALLOC_ARENA_MAX": limit})
+            e.client.scrapes(20)
+            time.sleep(2)
+            idle = status(e.pid, "VmRSS")
+            wrk(e, 2, 64, DUR)
+            arenas[limit] = (idle, status(e.pid, "VmHWM"))
+            b.stop(e)
+        R["arenas"] = arenas
 
         # 3. CPU per scrape (gzip), sandbox on and off, node_exporter; then throughput.
         ne = b.ne("ne", flags)
@@ -402,7 +415,19 @@ def main():
             r = cpu_per_scrape([ag, ne], M, 1, path)
             per[c] = (r["agent"], r["ne"])
         R["per"] = per
+        body_file = os.path.join(b.tmp, "body.txt")
+        open(body_file, "wb").write(ag.client.get("/metrics")[1])
         b.stop(ne, ag, off)
+        # gzip: levels and backends on this body (scripts/bench/gzip-levels).
+        R["gzip"] = {}
+        gz_target = os.path.join(b.a.target, "bench-gzip")
+        for backend, extra in (("miniz_oxide", []), ("zlib-rs", ["--features", "zlib-rs"])):
+            subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"] + extra,
+                           cwd=os.path.join(HERE, "gzip-levels"), check=True,
+                           env=dict(os.environ, CARGO_TARGET_DIR=gz_target))
+            out = subprocess.run([os.path.join(gz_target, "release", "gzip-levels"), body_file],
+                                 capture_output=True, text=True, check=True).stdout
+            R["gzip"][backend] = [dict(kv.split("=") for kv in l.split()) for l in out.splitlines()]
 
         # 6. The floor: the files of one scrape, pread through kept descriptors.
         files = scrape_files(b, flags)
@@ -556,6 +581,10 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
     row("bytes per scrape, plain / gzip", "%d / %d" % (R["ne.bytes"], R["ne.gz_bytes"]),
         "%d / %d" % (R["agent.bytes"], R["agent.gz_bytes"]), "")
     L.append("")
+    L.append("Allocator: the same agent with glibc's arena limit, same measures (fresh instances): "
+             + "; ".join("`MALLOC_ARENA_MAX=%s` idle %s MiB, peak %s MiB" % (k, mib(v[0]), mib(v[1]))
+                         for k, v in sorted(R["arenas"].items()))
+             + " (default: idle %s, peak %s).\n" % (mib(R["agent.idle"]), mib(R["agent.peak"])))
     L.append("## The floor\n")
     L.append("`scripts/bench/floor.c` (built by the script with `cc -O2`) opens the %d /proc and /sys "
              "files that the first scrape of a fresh agent opened (`strace -f -y -e trace=openat` "
@@ -600,6 +629,19 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
         L.append("| `%s` | %.1f | %.1f |" % (k, c, e))
     L.append("| all | %.1f | |" % total)
     L.append("")
+    L.append("## gzip: level and backend\n")
+    L.append("`scripts/bench/gzip-levels` (flate2, built once per backend) compresses this run's "
+             "uncompressed agent scrape (%d bytes) 1,000 times per level, with a new encoder per body "
+             "and with one reused compressor (what `exposition::gzip` does), CPU time per body:\n" % R["agent.bytes"])
+    L.append("| backend | level | bytes | new encoder (µs) | reused (µs) |")
+    L.append("| --- | ---: | ---: | ---: | ---: |")
+    for backend, rows in R["gzip"].items():
+        for r in rows:
+            L.append("| %s | %s | %s | %s | %s |" % (backend, r["level"], r["bytes"], r["fresh_us"], r["reused_us"]))
+    L.append("")
+    L.append("The agent uses zlib-rs at level 1 with a reused compressor: the least CPU per body; "
+             "the body is larger than at higher levels, which costs a scrape nothing on a local "
+             "network.\n")
     L.append("## Scaling on synthetic trees\n")
     L.append("`scripts/bench/gen-tree.py` writes a /proc, /sys and rootfs with N CPUs (with one "
              "disk, interface and mount), or N disks, N network interfaces and N mounts at once "
