@@ -54,8 +54,8 @@ pub struct Agent {
     builds: tokio::sync::Semaphore,
 }
 
-/// At most this many scrapes collect and encode at once; more wait for a turn (within their
-/// deadline), holding only their connection. Each building scrape holds its families, its
+/// At most this many scrapes collect and encode at once; more wait for a turn (at most a
+/// tenth of their deadline), holding only their connection. Each building scrape holds its families, its
 /// body and its compressor (a few hundred KiB): with 64 clients at once the peak memory was
 /// that many times over (issue 12), for no gain in throughput on a few cores.
 const BUILDS: usize = 4;
@@ -204,9 +204,12 @@ impl Agent {
             // Leave Prometheus time to receive the answer.
             budget = budget.min(t.mul_f64(0.9));
         }
-        // The wait for a turn counts against the deadline.
+        // The wait for a turn counts against the deadline, and lasts at most a tenth of it:
+        // scrapes that hold their turn for long are waiting for hung collectors (which they
+        // join), and a scrape must not lose every collector to them; past that wait it goes
+        // on without a turn.
         let waiting = Instant::now();
-        let _turn = tokio::time::timeout(budget, self.builds.acquire())
+        let _turn = tokio::time::timeout(budget / 10, self.builds.acquire())
             .await
             .ok()
             .and_then(Result::ok);
