@@ -47,5 +47,5 @@ else
 fi
 mkdir -p "$target/bench"
 cc -O2 -Wall -o "$target/bench/floor" scripts/bench/floor.c
-exec python3 scripts/bench/bench.py --agent "$AGENT" --ne "$NE" --floor "$target/bench/floor" \
+exec python3 scripts/bench/bench.py --agent "$AGENT" --ne "$NE" --floor "$target/bench/floor" --target "$target" \
     --out "$root/BENCHMARKS.md" "$@"
