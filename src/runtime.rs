@@ -133,6 +133,7 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         log::info!("{status}");
         readiness.ready();
         notifier.ready(&status);
+        release_startup_pages();
         if let Some(every) = notifier.watchdog_interval() {
             tokio::spawn(watchdog(agent.clone(), notifier.clone(), every));
         }
@@ -191,6 +192,65 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
         log::info!("stopped");
     }
     result
+}
+
+/// Start-up is over: unmaps the pages of the program and its libraries that only start-up
+/// touched (issue 12: they were most of the idle RSS; clap, the configuration, the privilege
+/// drop and the sandbox run once). Only read-only file mappings without a private copy of any
+/// page (`Anonymous: 0 kB` in `/proc/self/smaps`: never written, so every page is the file's
+/// own, in the page cache) are released, with `MADV_DONTNEED`; a page used again later is
+/// faulted back in from the page cache. Relocated data (RELRO: read-only but written by the
+/// loader, so its pages are private copies) is never touched. Returns the bytes released.
+fn release_startup_pages() -> usize {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return 0;
+    };
+    let mut released = 0;
+    // The mapping being read: start, length, and whether it may be released.
+    let mut current: Option<(usize, usize, bool)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                let perms = fields.next().unwrap_or("");
+                let path = fields.nth(3).unwrap_or("");
+                let candidate = (perms == "r-xp" || perms == "r--p") && path.starts_with('/');
+                current = Some((lo, hi.saturating_sub(lo), candidate));
+                continue;
+            }
+        }
+        match first {
+            "Anonymous:" if fields.next() != Some("0") => {
+                if let Some(c) = current.as_mut() {
+                    c.2 = false;
+                }
+            }
+            // The last line of each mapping.
+            "VmFlags:" => {
+                if let Some((start, len, true)) = current.take() {
+                    // SAFETY: the range is one whole mapping of this process, read-only and
+                    // file-backed with no private page (checked above), so dropping its pages
+                    // loses nothing: the next access faults the same bytes back in from the
+                    // file. No Rust object lives in it (it is code and read-only file data).
+                    let r = unsafe {
+                        rustix::mm::madvise(
+                            start as *mut std::ffi::c_void,
+                            len,
+                            rustix::mm::Advice::LinuxDontNeed,
+                        )
+                    };
+                    if r.is_ok() {
+                        released += len;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    log::debug!("released {released} bytes of start-up mappings");
+    released
 }
 
 fn start_listener(

@@ -692,6 +692,7 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let mut resp = if gzip {
         match exposition::gzip(body.as_bytes()) {
             Ok(z) => {
+                exposition::recycle(body);
                 let mut r = Response::new(Full::new(Bytes::from(z)));
                 r.headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

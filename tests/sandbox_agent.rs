@@ -95,9 +95,26 @@ fn root_start_below_1024_is_hardened_and_reloads_on_the_same_port() {
     let agent = Start::new(&dir)
         .port(port)
         .no_listen_arg()
-        .args(["-c", &cfg_arg])
+        .args(["-c", &cfg_arg, "--log.level", "debug"])
         .spawn();
     let pid = agent.pid();
+    // Once serving, under the filter, the start-up pages are released with madvise
+    // (runtime::release_startup_pages; the policy's madvise rule names it): the agent says
+    // how much and lives on (the exit status below would be SIGSYS's otherwise).
+    agent.wait_log("bytes of start-up mappings");
+    let released = agent
+        .log()
+        .lines()
+        .find_map(|l| {
+            l.split("released ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("the released line");
+    assert!(released > 0, "nothing released:\n{}", agent.log());
     let threads = assert_every_thread(pid, dir.uid, dir.gid, "0000000000000400");
     // CapBnd exactly CAP_NET_BIND_SERVICE, started as root.
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");

@@ -1,5 +1,5 @@
-//! The collector scheduler: runs the collectors of one scrape on a few blocking threads, each
-//! within the scrape's deadline. Concurrent scrapes share runs: a scrape that finds a collector
+//! The collector scheduler: runs the collectors of one scrape on a blocking thread (a few when
+//! some are slow or hung), each within the scrape's deadline. Concurrent scrapes share runs: a scrape that finds a collector
 //! already running (for another scrape) joins that run and gets its samples, waiting for it
 //! within its own deadline, instead of starting a second one or reporting the collector
 //! failed. The same rule keeps a collector that hangs (a stale NFS mount's `statfs`) from
@@ -7,20 +7,30 @@
 //! deadlines; a new run starts only once the hung one has returned.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::collector::{self, Collector};
 use crate::collectors;
 use crate::config::CollectorSettings;
 use crate::daemon::logging::client_event;
 
-/// Collectors run in a scrape by this many blocking threads, each taking the next collector
-/// from a shared queue: a collector that hangs holds up one runner, not the scrape.
+/// Collectors run in a scrape by at most this many blocking threads, each taking the next
+/// collector from the scrape's queue: a collector that hangs holds up one runner, not the
+/// scrape.
 const RUNNERS: usize = 4;
+
+/// A scrape starts one runner, which normally runs every collector of the scrape in turn: one
+/// thread handoff per scrape instead of one per runner, and no wake-up of the scrape until
+/// the last collector is done (issue 12: the futex calls and context switches of four runners
+/// reporting collector by collector were most of a scrape's system time). Whenever this long
+/// passes with collectors still waiting in the queue (the running ones are slow or hung), one
+/// more runner starts, up to [`RUNNERS`]: a hung collector delays the ones queued behind it
+/// by this much, never past their deadline.
+const STAGGER: Duration = Duration::from_millis(20);
 
 /// What the scrapes that joined a run receive when it ends.
 type Published = Option<Arc<collector::Outcome>>;
@@ -138,16 +148,71 @@ pub fn build_entries(
         .collect()
 }
 
-/// What a runner sends back to its scrape for one collector.
+/// What a runner leaves for its scrape for one collector.
 enum Report {
     Ran(collector::Outcome),
     Joined(watch::Receiver<Published>),
 }
 
-/// Runs `entries` on up to [`RUNNERS`] blocking threads and waits for them until `budget`
-/// has passed. A collector already running for another scrape is joined: this scrape waits
-/// for that run (within its own budget) and reports its outcome. A collector that has not
-/// answered by the deadline is reported failed; the others are served.
+/// One scrape's queue of collectors, shared by its runners, and what they report.
+struct Scrape {
+    queue: Vec<Entry>,
+    paths: collector::Paths,
+    /// The next queue index to take.
+    next: AtomicUsize,
+    /// Collectors not yet reported; the runner that reports the last one wakes the scrape.
+    remaining: AtomicUsize,
+    /// By queue index. A runner writes its report here as soon as it has it, so the scrape
+    /// finds at its deadline every collector done by then, whichever runner ran it.
+    reports: Mutex<Vec<Option<Report>>>,
+    done: tokio::sync::Notify,
+    /// The scrape stopped waiting (deadline): runners take no further collector.
+    abandoned: AtomicBool,
+}
+
+impl Scrape {
+    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Option<Report>>> {
+        match self.reports.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Whether a collector is still waiting in the queue for a runner.
+    fn queued(&self) -> bool {
+        self.next.load(Ordering::Relaxed) < self.queue.len()
+    }
+
+    /// A runner: takes collectors from the queue until it is empty or the scrape gave up.
+    fn run(&self) {
+        while !self.abandoned.load(Ordering::Relaxed) {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(e) = self.queue.get(i) else { break };
+            // Claimed when a runner takes it, not when the scrape starts: a collector this
+            // scrape never reaches (its runners all stuck) is never marked running.
+            let report = match e.slot.claim() {
+                Claim::Joined(rx) => Report::Joined(rx),
+                Claim::Mine(guard) => {
+                    let o = collector::run(e.collector.as_ref(), &self.paths);
+                    guard.publish(&o);
+                    Report::Ran(o)
+                }
+            };
+            if let Some(r) = self.reports().get_mut(i) {
+                *r = Some(report);
+            }
+            if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.done.notify_one();
+            }
+        }
+    }
+}
+
+/// Runs `entries` on blocking threads (one, and up to [`RUNNERS`] when collectors are slow:
+/// [`STAGGER`]) and waits for them until `budget` has passed. A collector already running for
+/// another scrape is joined: this scrape waits for that run (within its own budget) and
+/// reports its outcome. A collector that has not answered by the deadline is reported failed;
+/// the others are served.
 pub async fn run_collectors(
     entries: Vec<Entry>,
     paths: collector::Paths,
@@ -155,44 +220,52 @@ pub async fn run_collectors(
 ) -> Vec<collector::Outcome> {
     let n = entries.len();
     let deadline = tokio::time::Instant::now() + budget;
-    let queue = Arc::new(entries);
-    let paths = Arc::new(paths);
-    let next = Arc::new(AtomicUsize::new(0));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    for _ in 0..n.min(RUNNERS) {
-        let (queue, paths, next, tx) = (queue.clone(), paths.clone(), next.clone(), tx.clone());
-        tokio::task::spawn_blocking(move || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(e) = queue.get(i) else { break };
-            // Claimed when a runner takes it, not when the scrape starts: a collector this
-            // scrape never reaches (its runners all stuck) is never marked running.
-            let report = match e.slot.claim() {
-                Claim::Joined(rx) => Report::Joined(rx),
-                Claim::Mine(guard) => {
-                    let o = collector::run(e.collector.as_ref(), &paths);
-                    guard.publish(&o);
-                    Report::Ran(o)
-                }
-            };
-            if tx.send((i, report)).is_err() {
-                // The scrape gave up waiting; nobody reads further results.
-                break;
-            }
-        });
-    }
-    drop(tx);
-    let mut results: Vec<Option<collector::Outcome>> = (0..n).map(|_| None).collect();
-    let mut joined = Vec::new();
-    while let Ok(Some((i, report))) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        match report {
-            Report::Ran(o) => {
-                if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(o);
-                }
-            }
-            Report::Joined(rx) => joined.push((i, rx)),
+    let scrape = Arc::new(Scrape {
+        queue: entries,
+        paths,
+        next: AtomicUsize::new(0),
+        remaining: AtomicUsize::new(n),
+        reports: Mutex::new((0..n).map(|_| None).collect()),
+        done: tokio::sync::Notify::new(),
+        abandoned: AtomicBool::new(false),
+    });
+    let mut runners = 0;
+    // No collector selected: nothing to wait for.
+    while scrape.remaining.load(Ordering::Acquire) > 0 {
+        if runners < RUNNERS && scrape.queued() {
+            let s = scrape.clone();
+            tokio::task::spawn_blocking(move || s.run());
+            runners += 1;
+        }
+        let more = runners < RUNNERS;
+        let wake = if more {
+            deadline.min(tokio::time::Instant::now() + STAGGER)
+        } else {
+            deadline
+        };
+        if tokio::time::timeout_at(wake, scrape.done.notified())
+            .await
+            .is_ok()
+            || tokio::time::Instant::now() >= deadline
+        {
+            break;
         }
     }
+    scrape.abandoned.store(true, Ordering::Relaxed);
+    let reports: Vec<Option<Report>> = std::mem::take(&mut *scrape.reports());
+    let mut results: Vec<Option<collector::Outcome>> = Vec::with_capacity(n);
+    let mut joined = Vec::new();
+    for (i, report) in reports.into_iter().enumerate() {
+        match report {
+            Some(Report::Ran(o)) => results.push(Some(o)),
+            Some(Report::Joined(rx)) => {
+                joined.push((i, rx));
+                results.push(None);
+            }
+            None => results.push(None),
+        }
+    }
+    let queue = &scrape.queue;
     // The runs joined share this scrape's deadline: waiting for them one after the other
     // waits no longer than waiting for all at once.
     for (i, mut rx) in joined {

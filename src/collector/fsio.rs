@@ -13,6 +13,18 @@
 //! whole cache is dropped every [`MAX_AGE`], which bounds how long such a rename can show.
 //! Per-process files (`/proc/<pid>/...`) are never kept: processes come and go.
 //!
+//! A read that fails with an error the attribute itself gives while its object exists
+//! (`EINVAL`, `EOPNOTSUPP`, `ENODATA`, `EBUSY`, `EAGAIN`: the `speed` of an interface that is
+//! down) keeps the descriptor: reopening would only fail the same way, at the price of an
+//! `openat`, `fstat`, `fstatfs` and `close` on every scrape.
+//!
+//! Negative cache: a procfs or sysfs path that does not exist (`ENOENT`: a module not loaded,
+//! hardware absent) is remembered and answered `NotFound` without a system call until the
+//! cache is dropped ([`MAX_AGE`]), so a module loaded or a device that appears is seen within
+//! that time. Whether the path is on procfs or sysfs is asked once, of its nearest existing
+//! ancestor, when the miss is first seen; other trees (fixtures, the textfile directory) are
+//! never cached. [`known_missing`] and [`note_missing`] let directory listings share it.
+//!
 //! Hostile or broken trees: every file is opened with `O_NONBLOCK` and must be a regular file
 //! (checked with `fstat` on the open descriptor), so a FIFO, socket or device planted where a
 //! collector expects a file fails at once instead of blocking the collector for good; and no
@@ -21,10 +33,10 @@
 //! seccomp policy's `openat` rule (it checks only the access mode, `O_CREAT`, `O_TRUNC` and
 //! `O_PATH`) and changes nothing for regular files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,6 +119,8 @@ type Kept = Arc<Mutex<File>>;
 
 struct Cache {
     files: HashMap<PathBuf, Kept>,
+    /// procfs and sysfs paths found absent (see the module docs).
+    missing: HashSet<PathBuf>,
     since: Instant,
 }
 
@@ -128,22 +142,39 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// `open`, at most [`MAX_FILE_BYTES`].
 pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    if let Some(kept) = cached(path) {
+    let (kept, missing) = lookup(path);
+    if missing {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    if let Some(kept) = kept {
         let read = match kept.lock() {
             Ok(file) => pread_all(&file, buf),
             Err(_) => Err(io::Error::other("poisoned")),
         };
         match read {
             Ok(()) => return Ok(()),
+            // The attribute refuses to be read now; its object is still there.
+            Err(e) if attribute_error(&e) => return Err(e),
             // The kernel object went away or changed: forget it and open the path afresh.
             Err(_) => forget(path),
         }
         buf.clear();
     }
-    let mut file = open_regular(path)?;
+    let mut file = match open_regular(path) {
+        Ok(f) => f,
+        Err(e) => {
+            if e.kind() == io::ErrorKind::NotFound {
+                note_missing(path);
+            }
+            return Err(e);
+        }
+    };
     if keepable(path, &file) {
-        pread_all(&file, buf)?;
-        remember(path, file);
+        let read = pread_all(&file, buf);
+        if read.is_ok() || read.as_ref().is_err_and(attribute_error) {
+            remember(path, file);
+        }
+        read?;
     } else {
         read_capped(&mut file, MAX_FILE_BYTES, buf)?;
     }
@@ -162,23 +193,22 @@ pub fn pread_to_string(file: &File) -> io::Result<String> {
 }
 
 fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    let start = buf.len();
     let mut offset = 0u64;
     loop {
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(buf.capacity().max(4096));
         }
-        let len = buf.len();
-        let spare = buf.capacity() - len;
-        buf.resize(len + spare, 0);
-        let n = match file.read_at(buf.get_mut(len..).unwrap_or_default(), offset) {
+        // Straight into the spare capacity: no zeroing of the buffer before each read (it
+        // was a visible part of a scrape's CPU: issue 12).
+        let n = match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), offset) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(rustix::io::Errno::INTR) => continue,
             Err(e) => {
-                buf.truncate(len);
-                return Err(e);
+                buf.truncate(start);
+                return Err(e.into());
             }
         };
-        buf.truncate(len + n);
         if n == 0 {
             return Ok(());
         }
@@ -190,23 +220,66 @@ fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
-/// Only procfs and sysfs files, and no per-process ones.
-fn keepable(path: &Path, file: &File) -> bool {
-    let per_process = path.components().any(|c| match c {
+/// An error a procfs or sysfs attribute gives while its object exists (see the module docs).
+fn attribute_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENODATA | libc::EBUSY | libc::EAGAIN)
+    )
+}
+
+/// A path of one process (`/proc/<pid>/...`, `/proc/self/...`): never cached.
+fn per_process(path: &Path) -> bool {
+    path.components().any(|c| match c {
         Component::Normal(s) => s
             .to_str()
             .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())),
         _ => false,
-    }) || path.components().any(|c| c.as_os_str() == "self");
-    if per_process {
+    }) || path.components().any(|c| c.as_os_str() == "self")
+}
+
+fn proc_or_sys(st: &nix::sys::statfs::Statfs) -> bool {
+    let t = st.filesystem_type();
+    t == nix::sys::statfs::PROC_SUPER_MAGIC || t == nix::sys::statfs::SYSFS_MAGIC
+}
+
+/// Only procfs and sysfs files, and no per-process ones.
+fn keepable(path: &Path, file: &File) -> bool {
+    if per_process(path) {
         return false;
     }
-    match nix::sys::statfs::fstatfs(file) {
-        Ok(st) => {
-            let t = st.filesystem_type();
-            t == nix::sys::statfs::PROC_SUPER_MAGIC || t == nix::sys::statfs::SYSFS_MAGIC
-        }
-        Err(_) => false,
+    nix::sys::statfs::fstatfs(file).is_ok_and(|st| proc_or_sys(&st))
+}
+
+/// Whether `path` is remembered absent (a procfs or sysfs path that failed with `ENOENT`
+/// since the cache was last dropped): the caller answers `NotFound` without asking the
+/// kernel.
+pub fn known_missing(path: &Path) -> bool {
+    with_cache(|c| c.missing.contains(path)).unwrap_or(false)
+}
+
+/// Remembers that `path` was found absent (`ENOENT`), if it is a procfs or sysfs path and not
+/// a per-process one: its nearest existing ancestor (at most a few levels up) tells.
+pub fn note_missing(path: &Path) {
+    if per_process(path) {
+        return;
+    }
+    let on_proc_or_sys = path
+        .ancestors()
+        .skip(1)
+        .take(4)
+        .find_map(|a| match nix::sys::statfs::statfs(a) {
+            Ok(st) => Some(proc_or_sys(&st)),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(_) => Some(false),
+        })
+        .unwrap_or(false);
+    if on_proc_or_sys {
+        with_cache(|c| {
+            if c.missing.len() < MAX_CACHED {
+                c.missing.insert(path.to_path_buf());
+            }
+        });
     }
 }
 
@@ -214,17 +287,25 @@ fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
     let mut guard = CACHE.lock().ok()?;
     let cache = guard.get_or_insert_with(|| Cache {
         files: HashMap::new(),
+        missing: HashSet::new(),
         since: Instant::now(),
     });
     if cache.since.elapsed() > MAX_AGE {
         cache.files.clear();
+        cache.missing.clear();
         cache.since = Instant::now();
     }
     Some(f(cache))
 }
 
+#[cfg(test)]
 fn cached(path: &Path) -> Option<Kept> {
-    with_cache(|c| c.files.get(path).cloned()).flatten()
+    lookup(path).0
+}
+
+/// The kept descriptor of `path`, and whether it is remembered absent: one lock.
+fn lookup(path: &Path) -> (Option<Kept>, bool) {
+    with_cache(|c| (c.files.get(path).cloned(), c.missing.contains(path))).unwrap_or((None, false))
 }
 
 fn remember(path: &Path, file: File) {
@@ -338,5 +419,29 @@ mod tests {
     fn missing_files_are_errors() {
         let e = read_to_string(Path::new("/proc/no-such-file")).expect_err("missing");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn absent_procfs_and_sysfs_paths_are_remembered_other_trees_not() {
+        let p = Path::new("/sys/class/no-such-class/x/y");
+        assert_eq!(
+            read_to_string(p).expect_err("missing").kind(),
+            io::ErrorKind::NotFound
+        );
+        assert!(known_missing(p), "a sysfs miss is remembered");
+        assert_eq!(
+            read_to_string(p).expect_err("still missing").kind(),
+            io::ErrorKind::NotFound
+        );
+        let own = PathBuf::from(format!("/proc/{}/no-such", std::process::id()));
+        assert!(read_to_string(&own).is_err());
+        assert!(!known_missing(&own), "per-process paths are not remembered");
+        // A regular tree: a file that appears after a miss is read at once.
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("later");
+        assert!(read_to_string(&f).is_err());
+        assert!(!known_missing(&f));
+        std::fs::write(&f, "now\n").expect("write");
+        assert_eq!(read_to_string(&f).expect("read"), "now\n");
     }
 }

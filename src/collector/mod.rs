@@ -191,11 +191,24 @@ pub fn read_parsed<T, E: Into<String>>(
     parse(&read_to_string(path)?).map_err(|m| CollectError::parse(path, m))
 }
 
+/// `std::fs::read_dir`, answering a procfs or sysfs directory found absent before from
+/// [`fsio`]'s negative cache, without a system call.
+pub fn read_dir(dir: &Path) -> std::io::Result<std::fs::ReadDir> {
+    if fsio::known_missing(dir) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    std::fs::read_dir(dir).inspect_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            fsio::note_missing(dir);
+        }
+    })
+}
+
 /// The names in a directory, sorted; a name that is not UTF-8 is skipped, a failure to list
 /// the directory is an error.
 pub fn sorted_names(dir: &Path) -> Result<Vec<String>, CollectError> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
+    for e in read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
         let e = e.map_err(|e| CollectError::io(dir, e))?;
         if let Ok(name) = e.file_name().into_string() {
             out.push(name);
@@ -208,7 +221,7 @@ pub fn sorted_names(dir: &Path) -> Result<Vec<String>, CollectError> {
 /// The names in `dir` that `keep` accepts, sorted, as Go's `filepath.Glob` finds them: an I/O
 /// error (no directory, an unreadable one or entry) matches nothing.
 pub fn glob_names(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Ok(rd) = read_dir(dir) else {
         return Vec::new();
     };
     let mut names: Vec<String> = rd

@@ -17,7 +17,6 @@ pub mod parse;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 /// A metric family's type, as both text formats name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,20 +281,68 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-/// Gzips an encoded body (fast level: the body is small and scrapes are frequent).
+thread_local! {
+    /// Each thread's deflate state, reset for every body: allocating and clearing a new one
+    /// per scrape (a few hundred KiB) cost as much as compressing (issue 12).
+    static DEFLATE: std::cell::RefCell<Option<flate2::Compress>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Gzips an encoded body: level 1 of the zlib-rs backend, the cheapest per byte of the levels
+/// and backends measured on a real scrape (issue 12: `BENCHMARKS.md`, "gzip"), with the
+/// compressor reused by each thread.
 pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body)?;
-    enc.finish()
+    DEFLATE.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| std::io::Error::other("gzip re-entered on one thread"))?;
+        let deflate =
+            slot.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
+        deflate.reset();
+        let mut out = Vec::with_capacity(body.len() / 4 + 64);
+        // RFC 1952 header: magic, deflate, no flags, no time, no extra flags, OS unknown.
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        loop {
+            let done = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+            let rest = body.get(done..).unwrap_or_default();
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.capacity().max(4096));
+            }
+            match deflate.compress_vec(rest, &mut out, flate2::FlushCompress::Finish)? {
+                flate2::Status::StreamEnd => break,
+                flate2::Status::Ok | flate2::Status::BufError => {}
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(body);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE: the length modulo 2^32.
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        Ok(out)
+    })
+}
+
+thread_local! {
+    /// A body buffer given back by [`recycle`], for the thread's next [`encode`].
+    static BODY: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Gives an encoded body back once it has been compressed, for the next [`encode`] on this
+/// thread: freeing a buffer of 64 KiB or more makes glibc consolidate its free lists, which
+/// was a visible part of every scrape (issue 12). Bodies above 1 MiB are freed.
+pub fn recycle(body: String) {
+    if body.capacity() <= 1 << 20 {
+        BODY.with(|b| b.set(Some(body)));
+    }
 }
 
 /// Encodes families in the given format. Families are written in the order given; samples of a
 /// family stay together, as both formats require.
 pub fn encode(families: &[MetricFamily], format: Format) -> String {
-    let mut out = String::with_capacity(64 * 1024);
+    let mut out = BODY
+        .with(|b| b.take())
+        .unwrap_or_else(|| String::with_capacity(64 * 1024));
+    out.clear();
     for fam in families {
         if fam.samples.is_empty() {
             continue;
@@ -390,15 +437,70 @@ pub(crate) fn write_value(out: &mut String, v: f64) {
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
         return;
     }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
+    // Integers below 2^53 (most samples: counters, byte and page counts) without going
+    // through float formatting: every such integer is exactly a double and its neighbours are
+    // at most 1 apart, so its decimal digits, trailing zeros dropped, are the shortest that
+    // round-trip, as Go's `'g', -1` picks them.
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if v.fract() == 0.0 && v.abs() < EXACT {
+        write_integer(out, v);
+        return;
+    }
+    // Anything else: Rust's shortest round-trip digits, rewritten into Go's form in place
+    // (no temporary string).
+    let start = out.len();
+    let _ = write!(out, "{v:e}");
+    let tail = out.get(start..).unwrap_or_default();
+    let Some(e_at) = tail.find('e') else { return };
+    let exp: i32 = tail
+        .get(e_at + 1..)
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        let _ = write!(out, "{mantissa}e{sign}{:02}", exp.unsigned_abs());
+        out.truncate(start + e_at);
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let a = exp.unsigned_abs();
+        if a < 10 {
+            out.push('0');
+        }
+        let _ = write!(out, "{a}");
     } else {
+        out.truncate(start);
         let _ = write!(out, "{v}");
     }
+}
+
+/// [`write_value`] for a nonzero integer-valued `v` below 2^53 in magnitude.
+fn write_integer(out: &mut String, v: f64) {
+    let neg = v < 0.0;
+    // Exact: |v| < 2^53.
+    let n = v.abs() as u64;
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    if neg {
+        out.push('-');
+    }
+    let exp = digits.len() - 1;
+    if exp < 6 {
+        out.push_str(digits);
+        return;
+    }
+    let significant = digits.trim_end_matches('0');
+    let mut chars = significant.chars();
+    if let Some(first) = chars.next() {
+        out.push(first);
+    }
+    let rest = chars.as_str();
+    if !rest.is_empty() {
+        out.push('.');
+        out.push_str(rest);
+    }
+    out.push_str("e+");
+    if exp < 10 {
+        out.push('0');
+    }
+    out.push_str(itoa::Buffer::new().format(exp));
 }
 
 #[cfg(test)]
@@ -540,6 +642,15 @@ mod tests {
             0.0001,
             0.25,
             0.0,
+            -1234567.0,
+            1e6,
+            100.0,
+            9007199254740991.0,
+            9007199254740992.0,
+            1e21,
+            -0.5,
+            123.456,
+            1e15 + 0.5,
         ] {
             write_value(&mut s, v);
             s.push(' ');
@@ -547,7 +658,9 @@ mod tests {
         // The same strings Go's strconv.FormatFloat(v, 'g', -1, 64) gives.
         assert_eq!(
             s,
-            "NaN +Inf -Inf -3 1e-07 1.5e+300 2.5055301632e+10 123456 1.234567e+06 0.0001 0.25 0 "
+            "NaN +Inf -Inf -3 1e-07 1.5e+300 2.5055301632e+10 123456 1.234567e+06 0.0001 0.25 0 \
+             -1.234567e+06 1e+06 100 9.007199254740991e+15 9.007199254740992e+15 1e+21 -0.5 \
+             123.456 1.0000000000000005e+15 "
         );
     }
 
@@ -617,6 +730,20 @@ mod tests {
         );
         assert_eq!(dropped.len(), 5, "{dropped:?}");
         assert!(valid_metric_name("node:rule_x9"));
+    }
+
+    #[test]
+    fn gzip_round_trips_and_reuses_the_compressor() {
+        use std::io::Read as _;
+        let text = encode(&fams(), Format::Text).repeat(200);
+        for body in [text.as_bytes(), b"", text.as_bytes()] {
+            let z = gzip(body).expect("gzip");
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(z.as_slice())
+                .read_to_end(&mut back)
+                .expect("valid gzip");
+            assert_eq!(back, body);
+        }
     }
 
     #[test]
