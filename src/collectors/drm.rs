@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{glob_names, CollectError, Collector, Options, Paths};
 use crate::collectors::nvme::sys_read_file;
 use crate::exposition::MetricFamily;
 
@@ -120,17 +120,8 @@ fn read_card(dir: &Path, name: &str) -> Result<Option<Card>, CollectError> {
 }
 
 fn read_cards(class: &Path) -> Result<Vec<Card>, CollectError> {
-    let rd = match std::fs::read_dir(class) {
-        Ok(rd) => rd,
-        // Go's filepath.Glob: an unreadable or absent directory matches nothing.
-        Err(_) => return Ok(Vec::new()),
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| is_card(n))
-        .collect();
-    names.sort_unstable();
+    // Go's filepath.Glob: an unreadable or absent directory matches nothing.
+    let names = glob_names(class, is_card);
     let mut out = Vec::new();
     for name in names {
         if let Some(card) = read_card(&class.join(&name), &name)? {

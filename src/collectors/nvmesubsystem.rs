@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use super::{CollectError, Collector, Options, Paths};
+use super::{sorted_names, CollectError, Collector, Options, Paths};
 use crate::collectors::nvme::sys_read_file;
 use crate::exposition::MetricFamily;
 
@@ -87,16 +87,6 @@ fn is_namespace(name: &str) -> bool {
         })
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<String>, CollectError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort_unstable();
-    Ok(names)
-}
-
 fn attr(path: &Path) -> Result<String, CollectError> {
     sys_read_file(path).map_err(|e| CollectError::io(path, e))
 }
@@ -104,7 +94,7 @@ fn attr(path: &Path) -> Result<String, CollectError> {
 /// Reads every subsystem of `class/nvme-subsystem`.
 fn read_class(dir: &Path) -> Result<Vec<Subsystem>, CollectError> {
     let mut out = Vec::new();
-    for name in sorted_entries(dir)? {
+    for name in sorted_names(dir)? {
         if !name.starts_with("nvme-subsys") {
             continue;
         }
@@ -118,7 +108,7 @@ fn read_class(dir: &Path) -> Result<Vec<Subsystem>, CollectError> {
             controllers: Vec::new(),
             namespaces: Vec::new(),
         };
-        for entry in sorted_entries(&base)? {
+        for entry in sorted_names(&base)? {
             if is_controller(&entry) {
                 let c = base.join(&entry);
                 let state = attr(&c.join("state"))?;
