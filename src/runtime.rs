@@ -76,7 +76,10 @@ pub fn run(agent: Agent, cli: Cli, handoff: Handoff<'_>) -> Result<(), RuntimeEr
     } = handoff;
     let notifier = Arc::new(notifier);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        // One worker: the collectors run on the blocking threads, the worker only speaks HTTP,
+        // encodes and compresses. A second worker was woken (a futex wake and a context
+        // switch) for most tasks the first spawned, on every scrape (issue 12, perf).
+        .worker_threads(1)
         // Collector runners (4 per scrape, queued beyond this) and the odd collector stuck
         // past its deadline; each thread costs a stack and memory (peak RSS is a goal).
         .max_blocking_threads(8)

@@ -33,11 +33,12 @@
 //! seccomp policy's `openat` rule (it checks only the access mode, `O_CREAT`, `O_TRUNC` and
 //! `O_PATH`) and changes nothing for regular files.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,10 +118,17 @@ pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
 /// chunks at once would move each other's position and could tear a record.
 type Kept = Arc<Mutex<File>>;
 
+/// Keyed by a path's bytes with FxHash, not by `Path` with std's SipHash: the keys are the
+/// agent's own paths, not a client's input, and `Path`'s component-wise hashing and comparing
+/// were about 5% of a scrape's user-space instructions (issue 12, callgrind). Two spellings of
+/// one path (`a//b`) are two keys: a second descriptor, never a wrong one.
 struct Cache {
-    files: HashMap<PathBuf, Kept>,
+    files: FxHashMap<Box<[u8]>, Kept>,
     /// procfs and sysfs paths found absent (see the module docs).
-    missing: HashSet<PathBuf>,
+    missing: FxHashSet<Box<[u8]>>,
+    /// Directories whose absent entries are not on procfs or sysfs (`/run/udev/data` on a
+    /// host without udev): a miss under one is not cached and needs no `statfs` walk to tell.
+    foreign: FxHashSet<Box<[u8]>>,
     since: Instant,
 }
 
@@ -255,13 +263,17 @@ fn keepable(path: &Path, file: &File) -> bool {
 /// since the cache was last dropped): the caller answers `NotFound` without asking the
 /// kernel.
 pub fn known_missing(path: &Path) -> bool {
-    with_cache(|c| c.missing.contains(path)).unwrap_or(false)
+    with_cache(|c| c.missing.contains(key(path))).unwrap_or(false)
 }
 
 /// Remembers that `path` was found absent (`ENOENT`), if it is a procfs or sysfs path and not
 /// a per-process one: its nearest existing ancestor (at most a few levels up) tells.
 pub fn note_missing(path: &Path) {
     if per_process(path) {
+        return;
+    }
+    let parent = path.parent();
+    if parent.is_some_and(|d| with_cache(|c| c.foreign.contains(key(d))).unwrap_or(false)) {
         return;
     }
     let on_proc_or_sys = path
@@ -274,25 +286,31 @@ pub fn note_missing(path: &Path) {
             Err(_) => Some(false),
         })
         .unwrap_or(false);
-    if on_proc_or_sys {
-        with_cache(|c| {
+    with_cache(|c| {
+        if on_proc_or_sys {
             if c.missing.len() < MAX_CACHED {
-                c.missing.insert(path.to_path_buf());
+                c.missing.insert(key(path).into());
             }
-        });
-    }
+        } else if let Some(d) = parent {
+            if c.foreign.len() < MAX_CACHED {
+                c.foreign.insert(key(d).into());
+            }
+        }
+    });
 }
 
 fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
     let mut guard = CACHE.lock().ok()?;
     let cache = guard.get_or_insert_with(|| Cache {
-        files: HashMap::new(),
-        missing: HashSet::new(),
+        files: FxHashMap::default(),
+        missing: FxHashSet::default(),
+        foreign: FxHashSet::default(),
         since: Instant::now(),
     });
     if cache.since.elapsed() > MAX_AGE {
         cache.files.clear();
         cache.missing.clear();
+        cache.foreign.clear();
         cache.since = Instant::now();
     }
     Some(f(cache))
@@ -304,21 +322,26 @@ fn cached(path: &Path) -> Option<Kept> {
 }
 
 /// The kept descriptor of `path`, and whether it is remembered absent: one lock.
+/// A path's cache key: its bytes.
+fn key(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
+
 fn lookup(path: &Path) -> (Option<Kept>, bool) {
-    with_cache(|c| (c.files.get(path).cloned(), c.missing.contains(path))).unwrap_or((None, false))
+    let k = key(path);
+    with_cache(|c| (c.files.get(k).cloned(), c.missing.contains(k))).unwrap_or((None, false))
 }
 
 fn remember(path: &Path, file: File) {
     with_cache(|c| {
         if c.files.len() < MAX_CACHED {
-            c.files
-                .insert(path.to_path_buf(), Arc::new(Mutex::new(file)));
+            c.files.insert(key(path).into(), Arc::new(Mutex::new(file)));
         }
     });
 }
 
 fn forget(path: &Path) {
-    with_cache(|c| c.files.remove(path));
+    with_cache(|c| c.files.remove(key(path)));
 }
 
 #[cfg(test)]

@@ -193,7 +193,8 @@ pub fn read_parsed<T, E: Into<String>>(
 
 /// `std::fs::read_dir`, answering a procfs or sysfs directory found absent before from
 /// [`fsio`]'s negative cache, without a system call.
-pub fn read_dir(dir: &Path) -> std::io::Result<std::fs::ReadDir> {
+pub fn read_dir(dir: impl AsRef<Path>) -> std::io::Result<std::fs::ReadDir> {
+    let dir = dir.as_ref();
     if fsio::known_missing(dir) {
         return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
     }
@@ -202,6 +203,26 @@ pub fn read_dir(dir: &Path) -> std::io::Result<std::fs::ReadDir> {
             fsio::note_missing(dir);
         }
     })
+}
+
+/// `std::fs::metadata` (symlinks followed), answering a procfs or sysfs path found absent
+/// before from [`fsio`]'s negative cache, without a system call: collectors probe the same
+/// absent paths (`cpuN/cpufreq`, `cpuN/thermal_throttle`) on every scrape (issue 12).
+pub fn metadata(path: impl AsRef<Path>) -> std::io::Result<std::fs::Metadata> {
+    let path = path.as_ref();
+    if fsio::known_missing(path) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    std::fs::metadata(path).inspect_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            fsio::note_missing(path);
+        }
+    })
+}
+
+/// `Path::is_dir` through [`metadata`] and so through the negative cache.
+pub fn is_dir(path: impl AsRef<Path>) -> bool {
+    metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 /// The names in a directory, sorted; a name that is not UTF-8 is skipped, a failure to list
@@ -249,11 +270,12 @@ impl PartialEq for DeviceFilter {
 
 /// A regular expression applied to names that repeat on every scrape (kernel statistic
 /// fields): each name's verdict is remembered, so the automaton runs once per name, not once
-/// per scrape (it was the largest user-space cost of a scrape).
+/// per scrape (it was the largest user-space cost of a scrape). FxHash: the names are the
+/// kernel's (bounded by `MAX`), and SipHash was most of the lookup's cost (issue 12, perf).
 #[derive(Debug)]
 pub struct MemoRegex {
     re: Regex,
-    seen: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    seen: std::sync::Mutex<rustc_hash::FxHashMap<String, bool>>,
 }
 
 impl MemoRegex {
@@ -263,7 +285,7 @@ impl MemoRegex {
     pub fn new(pattern: &str) -> Result<MemoRegex, regex::Error> {
         Ok(MemoRegex {
             re: Regex::new(pattern)?,
-            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+            seen: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         })
     }
 
@@ -271,7 +293,7 @@ impl MemoRegex {
     pub fn from_option(p: &Option<options::Pattern>, default: &str) -> MemoRegex {
         MemoRegex {
             re: options::Pattern::or_default(p, default),
-            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+            seen: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         }
     }
 

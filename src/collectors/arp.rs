@@ -211,7 +211,7 @@ node_arp_entries{device=\"eth0\"} 1
             arp.collect(&p).expect("collects")[0]
                 .samples
                 .iter()
-                .map(|s| s.labels[0].1.clone())
+                .map(|s| s.labels[0].1.to_string())
                 .collect()
         };
         let all = devices(Arp::default());

@@ -259,7 +259,7 @@ const INTERNAL: [&str; 4] = [
 
 /// Go's `filepath.Glob(dir/<prefix>[0-9]*)`, sorted.
 fn glob_numbered(dir: &Path, prefix: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Ok(rd) = crate::collector::read_dir(dir) else {
         return Vec::new();
     };
     let mut v: Vec<String> = rd

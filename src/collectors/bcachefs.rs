@@ -250,7 +250,7 @@ fn parse_opt<T: Default>(
 /// sorted.
 fn subdirs(dir: &Path) -> Result<Vec<String>, CollectError> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
+    for e in crate::collector::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
         let e = e.map_err(|e| CollectError::io(dir, e))?;
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             if let Ok(name) = e.file_name().into_string() {
@@ -296,7 +296,7 @@ pub fn read_fs(dir: &Path, uuid: &str) -> Result<FsStats, CollectError> {
 /// `counters/`: every file (not directory) is one counter; no directory, no counters.
 fn read_counters(dir: &Path) -> Result<BTreeMap<String, u64>, CollectError> {
     let mut out = BTreeMap::new();
-    let rd = match std::fs::read_dir(dir) {
+    let rd = match crate::collector::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(CollectError::io(dir, e)),

@@ -144,7 +144,7 @@ impl Reader {
     /// Directory entries as `(name, is a directory (not following symlinks))`, sorted.
     fn list(&mut self, rel: &str) -> Vec<(String, bool)> {
         let p = self.dir.join(rel);
-        match std::fs::read_dir(&p) {
+        match crate::collector::read_dir(&p) {
             Ok(rd) => {
                 let mut v: Vec<(String, bool)> = rd
                     .filter_map(|e| e.ok())
@@ -448,7 +448,11 @@ node_btrfs_max_commit_seconds{uuid=\"7f07c59f-6136-449c-ab87-e1cf2328731b\"} 0
             .find(|f| f.name == "node_btrfs_info")
             .expect("info");
         assert_eq!(
-            info.samples[0].labels,
+            info.samples[0]
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect::<Vec<_>>(),
             vec![
                 ("label".into(), String::new()),
                 (

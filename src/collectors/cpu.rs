@@ -424,7 +424,7 @@ pub fn throttle_families(
 /// count can exist, so the result is the same as node_exporter's, for far fewer reads on the
 /// (many) hosts without thermal throttle support. A missing CPU directory means no readings.
 fn read_throttles(cpu_dir: &Path) -> Result<Vec<ThrottleReading>, CollectError> {
-    let entries = match std::fs::read_dir(cpu_dir) {
+    let entries = match crate::collector::read_dir(cpu_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CollectError::io(cpu_dir, e)),
@@ -448,7 +448,7 @@ fn read_throttles(cpu_dir: &Path) -> Result<Vec<ThrottleReading>, CollectError> 
     for name in names {
         let dir = cpu_dir.join(&name);
         let throttle = dir.join("thermal_throttle");
-        if !throttle.is_dir() {
+        if !crate::collector::is_dir(&throttle) {
             continue;
         }
         out.push(ThrottleReading {

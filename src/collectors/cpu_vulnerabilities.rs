@@ -56,7 +56,7 @@ impl Collector for CpuVulnerabilities {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let dir = paths.sys("devices/system/cpu/vulnerabilities");
-        let entries = match std::fs::read_dir(&dir) {
+        let entries = match crate::collector::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(CollectError::io(&dir, e)),
@@ -137,7 +137,7 @@ mod tests {
         let get = |code: &str| {
             s.iter()
                 .find(|x| x.labels[0].1 == code)
-                .map(|x| (x.labels[1].1.clone(), x.labels[2].1.clone()))
+                .map(|x| (x.labels[1].1.to_string(), x.labels[2].1.to_string()))
                 .expect("present")
         };
         assert_eq!(get("meltdown"), (String::new(), "not affected".to_string()));

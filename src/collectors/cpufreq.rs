@@ -145,7 +145,7 @@ impl Collector for Cpufreq {
             "node_cpu_scaling_governor",
             "Current enabled CPU frequency governor.",
         );
-        let entries = match std::fs::read_dir(&root) {
+        let entries = match crate::collector::read_dir(&root) {
             Ok(e) => e,
             // procfs globs `cpu[0-9]*`: no directory, no match, no error.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -161,7 +161,7 @@ impl Collector for Cpufreq {
                 continue;
             }
             let dir = entry.path().join("cpufreq");
-            match std::fs::metadata(&dir) {
+            match crate::collector::metadata(&dir) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(CollectError::io(&dir, e)),
@@ -238,7 +238,7 @@ mod tests {
         // (this VM has none: nothing, as node_exporter). The fixture test covers the values.
         let p = Paths::default();
         let fams = Cpufreq.collect(&p).expect("collects");
-        let any_cpufreq = std::fs::read_dir(p.sys("devices/system/cpu"))
+        let any_cpufreq = crate::collector::read_dir(p.sys("devices/system/cpu"))
             .expect("read /sys/devices/system/cpu")
             .filter_map(Result::ok)
             .any(|e| e.path().join("cpufreq").is_dir());

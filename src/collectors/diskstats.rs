@@ -408,7 +408,7 @@ mod tests {
             .map(|s| {
                 s.labels
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()
             })
             .unwrap_or_default()

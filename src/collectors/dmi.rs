@@ -53,7 +53,7 @@ const ATTRS: [(&str, &str); 20] = [
 /// label order.
 pub fn read_dmi(dir: &Path) -> Result<Vec<(&'static str, String)>, CollectError> {
     let mut present = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
+    for entry in crate::collector::read_dir(dir).map_err(|e| CollectError::io(dir, e))? {
         let entry = entry.map_err(|e| CollectError::io(dir, e))?;
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;

@@ -36,7 +36,7 @@ fn read_u64(path: &Path) -> Result<f64, CollectError> {
 /// Entries `<prefix><digit>...` of `dir` (Go's glob `<prefix>[0-9]*`), with the leading digits
 /// of what follows the prefix (the regex `<prefix>([0-9]*)` of node_exporter).
 fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>, CollectError> {
-    let entries = match std::fs::read_dir(dir) {
+    let entries = match crate::collector::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CollectError::io(dir, e)),

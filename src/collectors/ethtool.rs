@@ -546,7 +546,7 @@ pub mod ioctl {
 /// (`bonding_masters`), sorted.
 pub fn net_class_devices(paths: &Paths) -> Result<Vec<String>, CollectError> {
     let dir = paths.sys("class/net");
-    let rd = std::fs::read_dir(&dir).map_err(|e| {
+    let rd = crate::collector::read_dir(&dir).map_err(|e| {
         if matches!(
             e.kind(),
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied

@@ -162,7 +162,7 @@ fn sys_read_file(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
+    for entry in crate::collector::read_dir(dir)? {
         let entry = entry?;
         let fname = entry.file_name();
         let Some(fname) = fname.to_str() else {
@@ -511,7 +511,7 @@ impl Collector for Hwmon {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let class = paths.sys("class/hwmon");
-        let entries = std::fs::read_dir(&class)
+        let entries = crate::collector::read_dir(&class)
             .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
         let mut dirs = Vec::new();
         for entry in entries {
@@ -525,7 +525,7 @@ impl Collector for Hwmon {
         for dir in dirs {
             // Follows a symlink; anything that is not (or does not lead to) a directory is
             // skipped.
-            if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            if !crate::collector::is_dir(&dir) {
                 continue;
             }
             let Some(base) = chip_name(&dir) else {
@@ -573,7 +573,7 @@ impl Collector for Hwmon {
                 continue;
             }
             let device = dir.join("device");
-            if std::fs::metadata(&device).is_ok() {
+            if crate::collector::metadata(&device).is_ok() {
                 if let Err(e) = collect_sensor_data(&device, &mut data) {
                     last_error = Some(CollectError::io(&device, e));
                     continue;

@@ -253,14 +253,14 @@ fn sys_uint(path: &std::path::Path) -> Result<u64, CollectError> {
 pub fn read_mdraids(paths: &Paths) -> Result<Vec<Mdraid>, CollectError> {
     let block = paths.sys("block");
     // procfs globs `block/md*/md`: no directory, no match, no error.
-    if !block.is_dir() {
+    if !crate::collector::is_dir(&block) {
         return Ok(Vec::new());
     }
     let names = super::sorted_names(&block)?;
     let mut out = Vec::new();
     for name in names.into_iter().filter(|n| n.starts_with("md")) {
         let dir = block.join(&name).join("md");
-        if !dir.is_dir() {
+        if !crate::collector::is_dir(&dir) {
             continue;
         }
         let level = sys_text(&dir.join("level"))?;

@@ -118,7 +118,7 @@ impl Collector for MeminfoNuma {
         let base = paths.sys("devices/system/node");
         // node_exporter globs `node[0-9]*` and takes the number from `node([0-9]*)`; an
         // unreadable directory globs to nothing.
-        let mut nodes: Vec<(String, String)> = std::fs::read_dir(&base)
+        let mut nodes: Vec<(String, String)> = crate::collector::read_dir(&base)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -867,7 +867,11 @@ mod tests {
         let age = &fams[0];
         assert_eq!(age.samples.len(), 2, "the duplicate tcp mount is skipped");
         assert_eq!(
-            age.samples[0].labels,
+            age.samples[0]
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect::<Vec<_>>(),
             vec![
                 ("export".into(), "192.168.1.1:/srv/test".to_string()),
                 ("mountaddr".into(), String::new()),

@@ -284,7 +284,8 @@ impl NetClass {
     /// Every interface of `<sysfs>/class/net` not ignored, sorted by name.
     pub fn read(&self, paths: &Paths) -> Result<Vec<Iface>, CollectError> {
         let class = paths.sys("class/net");
-        let entries = std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
+        let entries =
+            crate::collector::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&class, e))?;
@@ -442,7 +443,12 @@ mod tests {
             families(&ifaces, ignore)
                 .iter()
                 .find(|f| f.name == "node_network_speed_bytes")
-                .map(|f| f.samples.iter().map(|s| s.labels[0].1.clone()).collect())
+                .map(|f| {
+                    f.samples
+                        .iter()
+                        .map(|s| s.labels[0].1.to_string())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         assert_eq!(speeds(false), ["bond0", "dmz", "int"]);

@@ -281,7 +281,6 @@ mod tests {
     use crate::collectors::testutil::fixture;
     use crate::exposition::{sort_samples, MetricType};
     use regex::Regex;
-    use std::borrow::Cow;
 
     const DEBIAN12: &str = include_str!("../../tests/fixtures/net/debian12-vm-6.18/proc/net/dev");
     const NODE_EXPORTER: &str =
@@ -292,7 +291,7 @@ mod tests {
             .find(|f| f.name == name)?
             .samples
             .iter()
-            .find(|s| s.labels == [(Cow::Borrowed("device"), dev.to_string())])
+            .find(|s| s.labels.len() == 1 && s.labels[0].0 == "device" && s.labels[0].1 == dev)
             .map(|s| s.value)
     }
 

@@ -85,7 +85,7 @@ pub fn namespace_id(name: &str) -> Option<&str> {
 
 /// Sorted directory entry names.
 fn sorted_entries(dir: &Path) -> Result<Vec<String>, CollectError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
+    let rd = crate::collector::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -233,7 +233,11 @@ mod tests {
             .collect(&sysfs("storage2", "nvme/sys"))
             .expect("collects");
         assert_eq!(
-            fams[0].samples[0].labels,
+            fams[0].samples[0]
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect::<Vec<_>>(),
             vec![
                 ("cntlid".into(), "1997".to_string()),
                 ("device".into(), "nvme0".to_string()),

@@ -299,7 +299,7 @@ mod tests {
         f.samples[0]
             .labels
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 

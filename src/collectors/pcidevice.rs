@@ -639,8 +639,8 @@ impl Collector for Pcidevice {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let dir = paths.sys("bus/pci/devices");
-        let rd =
-            std::fs::read_dir(&dir).map_err(|e| CollectError::io(&dir, e).absent_is_no_data())?;
+        let rd = crate::collector::read_dir(&dir)
+            .map_err(|e| CollectError::io(&dir, e).absent_is_no_data())?;
         let mut devices: BTreeMap<Location, PciDevice> = BTreeMap::new();
         for e in rd {
             let e = e.map_err(|e| CollectError::io(&dir, e))?;

@@ -239,7 +239,7 @@ impl Collector for PowerSupplyClass {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let class = paths.sys("class/power_supply");
-        let entries = std::fs::read_dir(&class)
+        let entries = crate::collector::read_dir(&class)
             .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
         let mut supplies = BTreeMap::new();
         for entry in entries {

@@ -185,7 +185,7 @@ fn start_time(stat: &PidStat, clk_tck: f64) -> Option<f64> {
 }
 
 fn count_fds(dir: &Path) -> Option<usize> {
-    Some(std::fs::read_dir(dir).ok()?.count())
+    Some(crate::collector::read_dir(dir).ok()?.count())
 }
 
 /// `process_*` families for the running agent, read from `/proc/self`.

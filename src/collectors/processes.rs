@@ -125,7 +125,7 @@ fn read_into(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
 
 /// Numeric entries of a directory (procfs' `AllProcs`); `None` when it vanished.
 fn numeric_entries(dir: &Path) -> Result<Option<Vec<u64>>, CollectError> {
-    let rd = match std::fs::read_dir(dir) {
+    let rd = match crate::collector::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if vanished(&e) => return Ok(None),
         Err(e) => return Err(CollectError::io(dir, e)),

@@ -76,7 +76,7 @@ impl Collector for Rapl {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let dir = paths.sys("class/powercap");
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        let mut entries: Vec<_> = crate::collector::read_dir(&dir)
             .map_err(|e| CollectError::io(&dir, e).absent_is_no_data())?
             .filter_map(Result::ok)
             .map(|e| e.file_name())

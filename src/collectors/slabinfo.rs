@@ -168,7 +168,12 @@ mod tests {
             .collect(&procfs("ne112", "kernel-stats/proc"))
             .expect("collects");
         fams.first()
-            .map(|f| f.samples.iter().map(|s| s.labels[0].1.clone()).collect())
+            .map(|f| {
+                f.samples
+                    .iter()
+                    .map(|s| s.labels[0].1.to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

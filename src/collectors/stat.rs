@@ -351,7 +351,7 @@ mod tests {
         let got: Vec<(String, f64)> = fam
             .samples
             .iter()
-            .map(|s| (s.labels[0].1.clone(), s.value))
+            .map(|s| (s.labels[0].1.to_string(), s.value))
             .collect();
         let want = [
             ("hi", 250191.0),

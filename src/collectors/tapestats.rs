@@ -103,7 +103,7 @@ fn is_st_device(name: &str) -> bool {
 }
 
 fn read_counters(stats: &Path) -> Result<Counters, CollectError> {
-    let rd = std::fs::read_dir(stats).map_err(|e| CollectError::io(stats, e))?;
+    let rd = crate::collector::read_dir(stats).map_err(|e| CollectError::io(stats, e))?;
     let mut c = Counters::default();
     for entry in rd {
         let entry = entry.map_err(|e| CollectError::io(stats, e))?;
@@ -121,7 +121,7 @@ fn read_counters(stats: &Path) -> Result<Counters, CollectError> {
 
 /// Reads the `st<N>` devices of `class/scsi_tape`, sorted by name.
 fn read_class(dir: &Path) -> Result<Vec<(String, Counters)>, CollectError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
+    let rd = crate::collector::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
@@ -196,7 +196,11 @@ mod tests {
         // Only st0: nst0, st0a, st0l, st0m, nst0a, ... are skipped.
         assert!(fams.iter().all(|f| f.samples.len() == 1));
         assert_eq!(
-            fams[0].samples[0].labels,
+            fams[0].samples[0]
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect::<Vec<_>>(),
             vec![("device".into(), "st0".to_string())]
         );
         assert_golden(raw(&fams), "storage2", "tapestats/expected.txt");

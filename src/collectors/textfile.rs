@@ -46,7 +46,7 @@ use std::path::PathBuf;
 use super::options::collector_options;
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::parse::{parse, Family, Kind, Metric};
-use crate::exposition::{sort_samples, MetricFamily, MetricType, Sample};
+use crate::exposition::{sort_samples, LabelValue, MetricFamily, MetricType, Sample};
 
 fn has_timestamps(fams: &[Family]) -> bool {
     fams.iter()
@@ -70,14 +70,14 @@ fn out_sample(
     extra: Option<(&'static str, f64)>,
     value: f64,
 ) -> Sample {
-    let mut l: Vec<(Cow<'static, str>, String)> = labels
+    let mut l: crate::exposition::Labels = labels
         .iter()
-        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .map(|(k, v)| (Cow::Owned(k.clone()), LabelValue::from(v.as_str())))
         .collect();
     if let Some((k, v)) = extra {
         let mut s = String::new();
         crate::exposition::write_value(&mut s, v);
-        l.push((Cow::Borrowed(k), s));
+        l.push((Cow::Borrowed(k), LabelValue::from(s)));
     }
     Sample { labels: l, value }
 }
@@ -384,7 +384,7 @@ fn read_file(path: &str, max_bytes: u64) -> Result<(Vec<Family>, f64), (Skip, St
 
 /// Lists a directory's `*.prom` names in byte order.
 fn prom_files(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
+    let mut names: Vec<String> = crate::collector::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".prom"))

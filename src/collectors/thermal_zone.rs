@@ -29,7 +29,7 @@ fn skippable(e: &std::io::Error) -> bool {
 /// Entries `<prefix><digits...>` of a directory, as (number part, path), like procfs'
 /// `filepath.Glob("<prefix>[0-9]*")`.
 fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(String, std::path::PathBuf)>, CollectError> {
-    let entries = match std::fs::read_dir(dir) {
+    let entries = match crate::collector::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CollectError::io(dir, e)),

@@ -121,7 +121,7 @@ pub fn local_zone(secs: i64) -> Result<(String, i64), CollectError> {
 /// clocksource directory (no sysfs) means none; a clocksource directory without its files is an
 /// error, as in node_exporter.
 fn read_clocksources(dir: &Path) -> Result<Vec<ClockSource>, CollectError> {
-    let entries = match std::fs::read_dir(dir) {
+    let entries = match crate::collector::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CollectError::io(dir, e)),
@@ -179,7 +179,7 @@ mod tests {
     fn labels(fam: &MetricFamily) -> Vec<(String, String)> {
         fam.samples
             .iter()
-            .map(|s| (s.labels[0].1.clone(), s.labels[1].1.clone()))
+            .map(|s| (s.labels[0].1.to_string(), s.labels[1].1.to_string()))
             .collect()
     }
 

@@ -98,7 +98,7 @@ impl Collector for Watchdog {
             "node_watchdog_info",
             "Info of /sys/class/watchdog/<watchdog>",
         );
-        let entries = std::fs::read_dir(&class)
+        let entries = crate::collector::read_dir(&class)
             .map_err(|e| CollectError::io(&class, e).absent_is_no_data())?;
         for entry in entries {
             let entry = entry.map_err(|e| CollectError::io(&class, e))?;

@@ -161,7 +161,7 @@ pub fn families(mut devices: Vec<(String, Stats)>) -> Vec<MetricFamily> {
 }
 
 fn read_dir_names(dir: &Path) -> Result<Vec<String>, CollectError> {
-    match std::fs::read_dir(dir) {
+    match crate::collector::read_dir(dir) {
         Ok(rd) => Ok(rd
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())

@@ -202,14 +202,14 @@ fn metric_name(s: &str) -> String {
 /// Pool directories (`<pool>/` entries holding the file `file_prefix*`), sorted.
 fn pool_files(base: &Path, matches: impl Fn(&str) -> bool) -> Vec<(String, std::path::PathBuf)> {
     let mut out = Vec::new();
-    let Ok(pools) = std::fs::read_dir(base) else {
+    let Ok(pools) = crate::collector::read_dir(base) else {
         return out;
     };
     for pool in pools.filter_map(|e| e.ok()) {
         let Ok(name) = pool.file_name().into_string() else {
             continue;
         };
-        let Ok(files) = std::fs::read_dir(pool.path()) else {
+        let Ok(files) = crate::collector::read_dir(pool.path()) else {
             continue;
         };
         for f in files.filter_map(|e| e.ok()) {
@@ -230,7 +230,8 @@ impl Collector for Zfs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let base = paths.proc("spl/kstat/zfs");
-        std::fs::read_dir(&base).map_err(|e| CollectError::io(&base, e).absent_is_no_data())?;
+        crate::collector::read_dir(&base)
+            .map_err(|e| CollectError::io(&base, e).absent_is_no_data())?;
         let mut fams = Families::default();
         // Partial output as node_exporter's: it sends every row as it parses it, so an error
         // keeps the rows read before it (of that file and of the files read before).

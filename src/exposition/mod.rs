@@ -26,10 +26,19 @@ pub enum MetricType {
     Untyped,
 }
 
+/// A label value: kept inline up to 24 bytes (device, CPU and mode names), so most samples
+/// allocate nothing for their values (issue 12: `malloc`/`free` of per-sample strings were
+/// about 9% of a scrape's CPU).
+pub type LabelValue = compact_str::CompactString;
+
+/// A sample's label pairs: up to three inline (most node_exporter families have one to
+/// three labels), more on the heap.
+pub type Labels = smallvec::SmallVec<[(Cow<'static, str>, LabelValue); 3]>;
+
 /// One sample: its label pairs (name, value) and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Vec<(Cow<'static, str>, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -76,7 +85,7 @@ impl MetricFamily {
         self.samples.push(Sample {
             labels: labels
                 .iter()
-                .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
+                .map(|(k, v)| (Cow::Borrowed(*k), LabelValue::from(*v)))
                 .collect(),
             value,
         });
@@ -158,7 +167,7 @@ pub fn valid_metric_name(name: &str) -> bool {
 }
 
 /// Whether every label name is valid (`[a-zA-Z_][a-zA-Z0-9_]*`) and none repeats.
-fn valid_label_names(labels: &[(Cow<'static, str>, String)]) -> bool {
+fn valid_label_names(labels: &[(Cow<'static, str>, LabelValue)]) -> bool {
     labels.iter().enumerate().all(|(i, (k, _))| {
         let mut b = k.bytes();
         b.next()
@@ -400,6 +409,14 @@ fn encode_family(out: &mut String, fam: &MetricFamily, format: Format) {
 }
 
 fn escape_help(out: &mut String, help: &str, format: Format) {
+    // Almost every HELP text needs no escape: one scan, one copy (issue 12).
+    if !help
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (b == b'"' && format == Format::OpenMetrics))
+    {
+        out.push_str(help);
+        return;
+    }
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -411,6 +428,11 @@ fn escape_help(out: &mut String, help: &str, format: Format) {
 }
 
 fn escape_label_value(out: &mut String, v: &str) {
+    // Almost every label value needs no escape: one scan, one copy (issue 12).
+    if memchr::memchr3(b'\\', b'\n', b'"', v.as_bytes()).is_none() {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -550,7 +572,7 @@ mod tests {
                 let labels: Vec<(String, String)> = s
                     .labels
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 assert_eq!(m.labels, labels);
                 assert!(
@@ -708,11 +730,11 @@ mod tests {
     fn merging_drops_names_the_text_format_cannot_carry() {
         let mut bad_label = MetricFamily::gauge("ok_metric", "x").with(&[("k", "1")], 1.0);
         bad_label.samples.push(Sample {
-            labels: vec![(Cow::Owned("bad-label".into()), "v".into())],
+            labels: smallvec::smallvec![(Cow::Owned("bad-label".into()), "v".into())],
             value: 2.0,
         });
         bad_label.samples.push(Sample {
-            labels: vec![("k".into(), "2".into()), ("k".into(), "3".into())],
+            labels: smallvec::smallvec![("k".into(), "2".into()), ("k".into(), "3".into())],
             value: 3.0,
         });
         let mut fams = vec![
