@@ -49,7 +49,37 @@ const RENAMED: &[(&str, &str)] = &[
         "collector.diskstats.ignored-devices",
         "collector.diskstats.device-exclude",
     ),
+    // Hidden deprecated aliases in node_exporter (1.5 and 1.12); the agent accepts them too,
+    // with 1.12's warning, but the migration writes the current names.
+    (
+        "collector.netdev.device-whitelist",
+        "collector.netdev.device-include",
+    ),
+    (
+        "collector.netdev.device-blacklist",
+        "collector.netdev.device-exclude",
+    ),
 ];
+
+/// `--collector.netdev.enable-detailed-metrics` names the counters after the mode they are read
+/// in. node_exporter (1.5 and 1.12) reads netdev over netlink by default, this agent from
+/// `/proc/net/dev`: with the detailed names and no netdev netlink flag in `ARGS`, the migration
+/// adds `--collector.netdev.netlink` so that the same metric names come out.
+fn netdev_detailed_needs_netlink(words: &[String], args: &[String]) -> bool {
+    let detailed = args.iter().any(|a| {
+        [
+            "--collector.netdev.enable-detailed-metrics",
+            "--collector.netdev.enable-detailed-metrics=true",
+            "--collector.netdev.enable-detailed-metrics=1",
+        ]
+        .contains(&a.as_str())
+    });
+    let mode_given = words.iter().any(|w| {
+        let name = w.split('=').next().unwrap_or(w);
+        name == "--collector.netdev.netlink" || name == "--no-collector.netdev.netlink"
+    });
+    detailed && !mode_given
+}
 
 /// Flags this agent has that must not come from `ARGS` under `monitoring-agent.service`, and
 /// node_exporter flags worth a specific reason.
@@ -404,6 +434,13 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
         ));
         m.args.push(flag);
     }
+    if netdev_detailed_needs_netlink(words, &m.args) {
+        let flag = "--collector.netdev.netlink".to_string();
+        m.kept.push(format!(
+            "{flag} (added: node_exporter reads netdev over netlink by default, and              --collector.netdev.enable-detailed-metrics names the counters after the netlink              mode; brings the netlink-route sandbox policy fragment)"
+        ));
+        m.args.push(flag);
+    }
     // The whole line must be accepted too (e.g. two flags that exclude each other).
     if let Err(why) = accepted(&m.args) {
         m.kept.push(format!(
@@ -682,6 +719,81 @@ mod tests {
         );
         // Every kept or renamed old flag is accounted for in the comments.
         assert_eq!(m.kept.len(), 12, "{m:?}");
+    }
+
+    /// node_exporter 1.12's last netdev flags are carried over; the deprecated filter names
+    /// are renamed; the detailed names keep node_exporter's default netlink mode.
+    #[test]
+    fn netdev_flags_are_carried_over() {
+        let m = migrate(
+            &words(&[
+                "--collector.netdev.address-info",
+                "--collector.netdev.label-ifalias=true",
+                "--collector.netdev.enable-detailed-metrics",
+                "--collector.netdev.device-blacklist=^lo$",
+                "--no-collector.systemd",
+            ]),
+            HOST,
+        );
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(
+            m.args,
+            words(&[
+                "--collector.netdev.address-info",
+                "--collector.netdev.label-ifalias=true",
+                "--collector.netdev.enable-detailed-metrics",
+                "--collector.netdev.device-exclude=^lo$",
+                "--no-collector.systemd",
+                "--collector.textfile.directory=/var/lib/prometheus/node-exporter",
+                "--collector.netdev.netlink",
+            ])
+        );
+        assert!(m
+            .kept
+            .iter()
+            .any(|k| k.contains("-> --collector.netdev.device-exclude=^lo$")));
+        assert!(!m.kept.iter().any(|k| k.contains("WARNING")), "{m:?}");
+        // An explicit mode is kept as it is; the whitelist becomes device-include.
+        for mode in [
+            "--no-collector.netdev.netlink",
+            "--collector.netdev.netlink=false",
+        ] {
+            let m = migrate(
+                &words(&[
+                    "--collector.netdev.enable-detailed-metrics",
+                    mode,
+                    "--collector.netdev.device-whitelist",
+                    "^eth",
+                ]),
+                HOST,
+            );
+            assert!(m.dropped.is_empty(), "{m:?}");
+            assert_eq!(
+                m.args
+                    .iter()
+                    .filter(|a| a.contains("netdev.netlink"))
+                    .collect::<Vec<_>>(),
+                [mode]
+            );
+            assert!(m
+                .args
+                .contains(&"--collector.netdev.device-include=^eth".to_string()));
+        }
+        // Without the detailed names nothing is added.
+        let m = migrate(&words(&["--collector.netdev.address-info"]), HOST);
+        assert!(
+            !m.args.iter().any(|a| a.contains("netdev.netlink")),
+            "{m:?}"
+        );
+        // Both spellings at once are refused by node_exporter 1.12 too: named, not hidden.
+        let m = migrate(
+            &words(&[
+                "--collector.netdev.device-whitelist=a",
+                "--collector.netdev.device-include=b",
+            ]),
+            HOST,
+        );
+        assert!(m.kept.iter().any(|k| k.starts_with("WARNING")), "{m:?}");
     }
 
     #[test]
