@@ -957,7 +957,8 @@ mod tests {
         );
     }
 
-    /// node_exporter 1.12's `netdev_linux_test.go` interface `enp0s0f0` (every counter set).
+    /// node_exporter 1.12's `netdev_linux_test.go` interface `enp0s0f0` (every counter set;
+    /// prometheus/node_exporter, Apache-2.0).
     fn enp0s0f0() -> netlink_packet_route::link::LinkMessage {
         use netlink_packet_route::link::{LinkAttribute, LinkMessage, Stats64};
         let mut s = Stats64::default();
