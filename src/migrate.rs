@@ -659,6 +659,8 @@ mod tests {
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
                 "--collector.cpu.info",
+                // node_exporter 1.12's boolean with its value, as the agent takes it.
+                "--collector.cpu.guest=false",
                 "--web.config.file=/etc/prometheus/web.yml",
                 // node_exporter 1.12's log formats are the agent's too.
                 "--log.format=json",
@@ -668,20 +670,45 @@ mod tests {
         let dropped: Vec<&str> = m.dropped.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             dropped,
-            [
-                "--no-collector.supervisord",
-                "--collector.cpu.guest=false",
-                "--web.systemd-socket",
-                "stray",
-            ]
+            ["--no-collector.supervisord", "--web.systemd-socket", "stray",]
         );
         assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
-        assert!(
-            m.dropped[1].1.contains("cpu collector has no guest"),
-            "{m:?}"
-        );
         // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 12, "{m:?}");
+        assert_eq!(m.kept.len(), 13, "{m:?}");
+    }
+
+    /// node_exporter 1.12's last collector flags the agent once refused are carried over
+    /// as written (values, `=false` booleans, empty values).
+    #[test]
+    fn node_exporter_112_collector_flags_are_kept() {
+        let flags = [
+            "--collector.cpu.guest=false",
+            "--collector.filesystem.stat-workers=8",
+            "--collector.infiniband.device-include=^mlx",
+            "--collector.infiniband.device-exclude=mlx4_1",
+            "--collector.interrupts.include-zeros=false",
+            "--collector.interrupts.name-include=eth",
+            "--collector.interrupts.name-exclude=^LOC;",
+            "--collector.ipvs.backend-labels=local_address,proto",
+            "--collector.rapl.enable-zone-label",
+            "--collector.rapl.enable-zone-label=true",
+            "--collector.tapestats.ignored-devices=^nst",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(m.args.get(..flags.len()), Some(&words(&flags)[..]), "{m:?}");
+        // `--flag value` becomes `--flag=value`; a refused value is named.
+        let m = migrate(
+            &words(&[
+                "--collector.ipvs.backend-labels",
+                "proto",
+                "--collector.ipvs.backend-labels=zone",
+            ]),
+            HOST,
+        );
+        assert_eq!(m.args.first().map(String::as_str), Some("--collector.ipvs.backend-labels=proto"));
+        assert_eq!(m.dropped.len(), 1, "{m:?}");
+        assert!(m.dropped[0].1.contains("unknown IPVS backend labels"), "{m:?}");
     }
 
     #[test]

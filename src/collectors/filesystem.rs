@@ -39,6 +39,15 @@
 //! helper thread takes the mount off the list. The helper threads are kept between scrapes,
 //! so a scrape normally starts none.
 //!
+//! `--collector.filesystem.stat-workers` (node_exporter 1.12, default 4): how many `statfs`
+//! calls run at once. The mounts are split into that many lanes (fewer with fewer mounts),
+//! each stat'ed in order by one helper thread; the wait per mount is counted from its lane's
+//! previous answer, and a stuck mount moves the rest of its lane to a new one, so the other
+//! lanes go on. 0 and negative values mean one worker, as 1.12's `max(n, 1)`; above
+//! [`MAX_STAT_WORKERS`] (64) the count is capped, node_exporter's workers being goroutines and
+//! these OS threads. The whole still runs within the collector's deadline
+//! (`--collector.deadline`).
+//!
 //! Syscalls: `statfs`, `statx` (the mount check), `pread64` (the kept mount table), plus
 //! `clone3`/`futex` for the helper threads.
 
@@ -63,8 +72,23 @@ use crate::exposition::MetricFamily;
 /// stuck mount still leaves time to serve the others.
 pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Idle helper threads kept for the next scrape (one suffices when no mount hangs).
+/// Idle helper threads kept for the next scrape at least (one lane suffices when no mount
+/// hangs); with more `stat-workers`, one per worker.
 const MAX_IDLE_WORKERS: usize = 2;
+
+/// node_exporter 1.12's default `--collector.filesystem.stat-workers`.
+pub const DEFAULT_STAT_WORKERS: i64 = 4;
+
+/// The most `statfs` calls run at once, whatever `--collector.filesystem.stat-workers` asks:
+/// node_exporter's workers are goroutines, here each is an OS thread kept for the next scrape.
+pub const MAX_STAT_WORKERS: usize = 64;
+
+/// The effective worker count for `--collector.filesystem.stat-workers=n`: 1.12's
+/// `max(n, 1)` (0 and negative values mean one worker, as in 1.12: not refused), capped at
+/// [`MAX_STAT_WORKERS`].
+pub fn stat_workers(n: i64) -> usize {
+    usize::try_from(n.max(1)).map_or(MAX_STAT_WORKERS, |n| n.min(MAX_STAT_WORKERS))
+}
 
 collector_options! {
     /// Options of the filesystem collector (`[collector.filesystem]` in the file).
@@ -85,6 +109,11 @@ collector_options! {
         /// 500ms) [default: 1s; node_exporter's is 5s, see the collector's docs].
         #[arg(id = "collector.filesystem.mount-timeout", long = "collector.filesystem.mount-timeout", value_name = "DURATION")]
         pub mount_timeout: Option<GoDurationOpt>,
+        /// How many stat calls to process simultaneously (as node_exporter 1.12: 0 or less
+        /// means 1; here at most 64) [default: 4].
+        #[arg(id = "collector.filesystem.stat-workers", long = "collector.filesystem.stat-workers",
+              value_name = "N", allow_negative_numbers = true)]
+        pub stat_workers: Option<i64>,
     }
     check(o) {
         if o.ignored_mount_points.is_some() && o.mount_points_exclude.is_some() {
@@ -124,6 +153,7 @@ fn mount_points_exclude(o: &FilesystemOptions) -> Regex {
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.filesystem;
     STATTER.set_timeout(o.mount_timeout.map_or(MOUNT_TIMEOUT, |d| d.0));
+    STATTER.set_workers(o.stat_workers.unwrap_or(DEFAULT_STAT_WORKERS));
     Box::new(Filesystem {
         mount_points_exclude: mount_points_exclude(o),
         fs_types_exclude: Pattern::or_default(&o.fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
@@ -369,6 +399,8 @@ pub struct Statter {
     idle: Mutex<Vec<mpsc::Sender<Batch>>>,
     /// Helper threads started so far (for tests and curiosity).
     spawned: AtomicUsize,
+    /// How many `statfs` calls run at once (`--collector.filesystem.stat-workers`).
+    workers: AtomicUsize,
 }
 
 /// Work for one helper thread: stat these mounts in order, report each result, stop when
@@ -396,7 +428,18 @@ impl Statter {
             stuck: Mutex::new(HashSet::new()),
             idle: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
+            workers: AtomicUsize::new(1),
         }
+    }
+
+    /// Sets how many `statfs` calls run at once: node_exporter's `max(n, 1)`, at most
+    /// [`MAX_STAT_WORKERS`] (the collector is built again on reload).
+    pub fn set_workers(&self, n: i64) {
+        self.workers.store(stat_workers(n), Ordering::Relaxed);
+    }
+
+    fn workers(&self) -> usize {
+        self.workers.load(Ordering::Relaxed).max(1)
     }
 
     /// Sets the wait per mount (the collector is built again on reload).
@@ -414,8 +457,12 @@ impl Statter {
         lock(&self.stuck).contains(mount_point)
     }
 
-    /// `statfs` of each `(mount point, target)`, in order. Never waits more than the timeout
-    /// for any one call; mounts already stuck are answered [`StatOutcome::Stuck`] at once.
+    /// `statfs` of each `(mount point, target)`, in order, on up to `workers` helper threads
+    /// at once (`--collector.filesystem.stat-workers`): the mounts are split into that many
+    /// lanes, each stat'ed in order by one thread. Never waits more than the timeout for any
+    /// one call (counted from the lane's previous answer); a call that takes longer marks its
+    /// mount stuck and the rest of its lane goes on in a new lane. Mounts already stuck are
+    /// answered [`StatOutcome::Stuck`] at once.
     pub fn stat_all(
         &'static self,
         mounts: &[(&str, Target)],
@@ -433,65 +480,105 @@ impl Statter {
                 }
             }
         }
-        while !pending.is_empty() {
-            let (tx, rx) = mpsc::channel();
-            let abandoned = Arc::new(AtomicBool::new(false));
-            let order: Vec<(usize, String)> =
-                pending.iter().map(|(i, mp, _)| (*i, mp.clone())).collect();
-            self.dispatch(Batch {
-                items: std::mem::take(&mut pending),
-                results: tx,
-                abandoned: abandoned.clone(),
-            })?;
-            for (pos, (i, mp)) in order.iter().enumerate() {
-                let got = match rx.recv_timeout(self.timeout()) {
-                    Ok(r) => Some(r),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
+        let (tx, rx) = mpsc::channel();
+        let mut lanes: Vec<Lane> = Vec::new();
+        // Which lane stats mount `i` now.
+        let mut lane_of: Vec<usize> = vec![0; mounts.len()];
+        let workers = self.workers().min(pending.len()).max(1);
+        let per_lane = pending.len().div_ceil(workers).max(1);
+        let mut chunks: Vec<Vec<(usize, String, Target)>> = Vec::new();
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(per_lane).collect());
+        }
+        for chunk in chunks {
+            self.open_lane(chunk, &tx, &mut lanes, &mut lane_of)?;
+        }
+        let timeout = self.timeout();
+        loop {
+            let Some(next) = lanes
+                .iter()
+                .filter(|l| !l.order.is_empty())
+                .map(|l| l.deadline)
+                .min()
+            else {
+                break;
+            };
+            let wait = next.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok((j, r)) => accept(&mut lanes, &lane_of, &mut out, j, r, timeout),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let mut requeued = Vec::new();
+                    {
                         let mut stuck = lock(&self.stuck);
-                        // The helper sends under this lock: either its answer is in the
-                        // channel now, or it will see `abandoned` and unmark the mount.
-                        match rx.try_recv() {
-                            Ok(r) => Some(r),
-                            Err(_) => {
-                                abandoned.store(true, Ordering::SeqCst);
+                        // Helpers send under this lock: every answer given so far is in the
+                        // channel now; a lane abandoned below sends nothing more (its helper
+                        // sees `abandoned` and unmarks the mount when its call returns).
+                        while let Ok((j, r)) = rx.try_recv() {
+                            accept(&mut lanes, &lane_of, &mut out, j, r, timeout);
+                        }
+                        let now = std::time::Instant::now();
+                        for lane in lanes.iter_mut().filter(|l| !l.order.is_empty()) {
+                            if lane.deadline > now {
+                                continue;
+                            }
+                            lane.abandoned.store(true, Ordering::SeqCst);
+                            let mut order = std::mem::take(&mut lane.order).into_iter();
+                            if let Some((i, mp)) = order.next() {
                                 if stuck.insert(mp.clone()) {
                                     log::warn!(
                                         "mount point {mp}: statfs timed out, skipping until it answers"
                                     );
                                 }
-                                None
+                                set(&mut out, i, StatOutcome::Stuck);
+                            }
+                            let rest: Vec<(usize, String)> = order.collect();
+                            if !rest.is_empty() {
+                                requeued.push(requeue(mounts, &rest));
                             }
                         }
                     }
-                    // The helper died (a panicking statfs): count this mount as failed.
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        abandoned.store(true, Ordering::SeqCst);
-                        let died = io::Error::other("statfs helper thread died");
-                        set(&mut out, *i, StatOutcome::Failed(died));
-                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
-                        break;
-                    }
-                };
-                match got {
-                    Some((j, r)) => {
-                        let outcome = match r {
-                            Ok(s) => StatOutcome::Ok(s),
-                            Err(e) => StatOutcome::Failed(e),
-                        };
-                        set(&mut out, j, outcome);
-                    }
-                    None => {
-                        set(&mut out, *i, StatOutcome::Stuck);
-                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
-                        break;
+                    for chunk in requeued {
+                        self.open_lane(chunk, &tx, &mut lanes, &mut lane_of)?;
                     }
                 }
+                // Not while `tx` is held here.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
         Ok(out
             .into_iter()
             .map(|o| o.unwrap_or(StatOutcome::Stuck))
             .collect())
+    }
+
+    /// Starts a lane: hands `items` to a helper thread, answers on `tx`.
+    fn open_lane(
+        &'static self,
+        items: Vec<(usize, String, Target)>,
+        tx: &mpsc::Sender<(usize, io::Result<FsStats>)>,
+        lanes: &mut Vec<Lane>,
+        lane_of: &mut [usize],
+    ) -> Result<(), CollectError> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let order: std::collections::VecDeque<(usize, String)> =
+            items.iter().map(|(i, mp, _)| (*i, mp.clone())).collect();
+        for (i, _) in &order {
+            if let Some(slot) = lane_of.get_mut(*i) {
+                *slot = lanes.len();
+            }
+        }
+        self.dispatch(Batch {
+            items,
+            results: tx.clone(),
+            abandoned: abandoned.clone(),
+        })?;
+        lanes.push(Lane {
+            order,
+            abandoned,
+            deadline: std::time::Instant::now() + self.timeout(),
+        });
+        Ok(())
     }
 
     /// Hands a batch to an idle helper thread, or to a new one.
@@ -522,10 +609,15 @@ impl Statter {
             let mut parked = false;
             for (k, (i, mp, target)) in batch.items.into_iter().enumerate() {
                 // The check's statx runs here too: on a dead NFS server it can hang as well.
-                let r = match &target.check {
-                    None => (self.statfs)(&target.path),
-                    Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
-                };
+                // A panicking statfs (tests only: release builds abort) counts as failed and
+                // leaves the thread serving.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    match &target.check {
+                        None => (self.statfs)(&target.path),
+                        Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
+                    }
+                }))
+                .unwrap_or_else(|_| Err(io::Error::other("statfs panicked")));
                 let mut stuck = lock(&self.stuck);
                 if batch.abandoned.load(Ordering::SeqCst) {
                     // The scrape gave up on this call: it marked the mount stuck, and the
@@ -552,11 +644,44 @@ impl Statter {
     /// Puts a helper thread back in the idle pool, unless the pool is full.
     fn park(&self, me: &mpsc::Sender<Batch>) -> bool {
         let mut idle = lock(&self.idle);
-        if idle.len() >= MAX_IDLE_WORKERS {
+        if idle.len() >= self.workers().max(MAX_IDLE_WORKERS) {
             return false;
         }
         idle.push(me.clone());
         true
+    }
+}
+
+/// One lane of a scrape's `statfs` calls: the mounts its helper has still to answer, in
+/// order, and when the first of them times out.
+struct Lane {
+    order: std::collections::VecDeque<(usize, String)>,
+    abandoned: Arc<AtomicBool>,
+    deadline: std::time::Instant,
+}
+
+/// Records an answer for mount `j` and restarts its lane's clock (the lane's next call starts
+/// now).
+fn accept(
+    lanes: &mut [Lane],
+    lane_of: &[usize],
+    out: &mut [Option<StatOutcome>],
+    j: usize,
+    r: io::Result<FsStats>,
+    timeout: Duration,
+) {
+    let outcome = match r {
+        Ok(s) => StatOutcome::Ok(s),
+        Err(e) => StatOutcome::Failed(e),
+    };
+    set(out, j, outcome);
+    if let Some(lane) = lane_of.get(j).and_then(|l| lanes.get_mut(*l)) {
+        if lane.order.front().is_some_and(|(i, _)| *i == j) {
+            lane.order.pop_front();
+        } else {
+            lane.order.retain(|(i, _)| *i != j);
+        }
+        lane.deadline = std::time::Instant::now() + timeout;
     }
 }
 
@@ -921,6 +1046,161 @@ mod tests {
         assert_eq!(STATTER.timeout(), Duration::from_millis(1500));
         let _ = collector(&Options::default());
         assert_eq!(STATTER.timeout(), MOUNT_TIMEOUT);
+        // The same for --collector.filesystem.stat-workers (default 1.12's 4). Here, in the
+        // one test that builds the collector: the statter is the process's.
+        assert_eq!(STATTER.workers(), 4);
+        opts.filesystem.stat_workers = Some(-1);
+        let _ = collector(&opts);
+        assert_eq!(STATTER.workers(), 1);
+        opts.filesystem.stat_workers = Some(7);
+        let _ = collector(&opts);
+        assert_eq!(STATTER.workers(), 7);
+        let _ = collector(&Options::default());
+        assert_eq!(STATTER.workers(), 4);
+    }
+
+    /// `--collector.filesystem.stat-workers`: node_exporter 1.12's `max(n, 1)` (0 and
+    /// negative values are accepted and mean 1), capped here; the flag and the file's key
+    /// reach the scrape's statter, the default being 1.12's 4.
+    #[test]
+    fn stat_workers_option() {
+        use clap::Parser;
+        assert_eq!(stat_workers(4), 4);
+        assert_eq!(stat_workers(1), 1);
+        assert_eq!(stat_workers(0), 1);
+        assert_eq!(stat_workers(-3), 1);
+        assert_eq!(stat_workers(i64::MIN), 1);
+        assert_eq!(stat_workers(1000), MAX_STAT_WORKERS);
+        assert_eq!(stat_workers(i64::MAX), MAX_STAT_WORKERS);
+        for (arg, want) in [("8", 8), ("0", 1), ("-2", 1)] {
+            let cli = crate::cli::Cli::try_parse_from([
+                "monitoring-agent".to_string(),
+                format!("--collector.filesystem.stat-workers={arg}"),
+            ])
+            .expect("parses");
+            assert_eq!(cli.collector.check(), Ok(()));
+            let o = cli.collector.filesystem.stat_workers;
+            assert_eq!(stat_workers(o.unwrap_or(DEFAULT_STAT_WORKERS)), want, "{arg}");
+        }
+        // `--flag -2` (a separate word) parses too, as kingpin's.
+        let cli = crate::cli::Cli::try_parse_from([
+            "monitoring-agent",
+            "--collector.filesystem.stat-workers",
+            "-2",
+        ])
+        .expect("parses");
+        assert_eq!(cli.collector.filesystem.stat_workers, Some(-2));
+        assert!(crate::cli::Cli::try_parse_from([
+            "monitoring-agent",
+            "--collector.filesystem.stat-workers=four",
+        ])
+        .is_err());
+        let file: FilesystemOptions = toml::from_str("stat_workers = 2\n").expect("toml");
+        assert_eq!(file.stat_workers, Some(2));
+    }
+
+    /// A statfs that holds every call until `want` calls are in flight at once (or a liveness
+    /// bound passes), recording the most seen at once.
+    fn concurrent_statfs(want: usize) -> (Box<StatfsFn>, Arc<AtomicUsize>) {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let most2 = most.clone();
+        let f = move |_: &Path| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most2.fetch_max(now, Ordering::SeqCst);
+            // Liveness bound only (two seconds of polling); the assertion is on `most`.
+            for _ in 0..2000 {
+                if most2.load(Ordering::SeqCst) >= want {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(fixed(1.0))
+        };
+        (Box::new(f), most)
+    }
+
+    #[test]
+    fn stat_workers_run_calls_concurrently() {
+        let names: Vec<String> = (0..9).map(|i| format!("/m{i}")).collect();
+        let targets: Vec<(&str, Target)> = names
+            .iter()
+            .map(|m| (m.as_str(), PathBuf::from(m).into()))
+            .collect();
+        for workers in [1, 3] {
+            let (f, most) = concurrent_statfs(workers);
+            let statter = leak(Statter::new(f, Duration::from_secs(30)));
+            statter.set_workers(workers as i64);
+            let out = statter.stat_all(&targets).expect("runs");
+            assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+            // Exactly `workers` calls at once: never more, and with 9 mounts, that many.
+            assert_eq!(most.load(Ordering::SeqCst), workers, "workers {workers}");
+            assert_eq!(statter.spawned.load(Ordering::Relaxed), workers);
+            // The threads are kept: the next scrape starts none.
+            let out = statter.stat_all(&targets).expect("runs");
+            assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+            assert_eq!(statter.spawned.load(Ordering::Relaxed), workers);
+        }
+        // Fewer mounts than workers: one lane per mount.
+        let (f, most) = concurrent_statfs(2);
+        let statter = leak(Statter::new(f, Duration::from_secs(30)));
+        statter.set_workers(8);
+        let out = statter.stat_all(targets.get(..2).expect("two")).expect("runs");
+        assert_eq!(out.len(), 2);
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 2);
+    }
+
+    /// With several workers a hung mount is isolated as with one: its lane's later mounts go
+    /// on in a new lane, the other lanes are not held, the mount is remembered as stuck and
+    /// answered again once its call returns.
+    #[test]
+    fn stuck_mount_with_several_workers() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let statter = leak(Statter::new(
+            Box::new(move |p: &Path| {
+                if p == Path::new("/m1") {
+                    let _ = lock(&release_rx).recv();
+                }
+                Ok(fixed(p.to_string_lossy().len() as f64))
+            }),
+            Duration::from_millis(200),
+        ));
+        statter.set_workers(2);
+        let names = ["/m0", "/m1", "/m22", "/m333", "/m4444", "/m55555"];
+        let targets: Vec<(&str, Target)> = names
+            .iter()
+            .map(|m| (*m, PathBuf::from(m).into()))
+            .collect();
+        // Lanes [/m0 /m1 /m22] and [/m333 /m4444 /m55555]: /m1 hangs, /m22 is requeued.
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(matches!(out[1], StatOutcome::Stuck));
+        for (i, o) in out.iter().enumerate().filter(|(i, _)| *i != 1) {
+            assert!(
+                matches!(o, StatOutcome::Ok(s) if s.size == names[i].len() as f64),
+                "{i}: {o:?}"
+            );
+        }
+        assert!(statter.is_stuck("/m1"));
+        // Next scrape: /m1 skipped without a call, the rest served.
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(matches!(out[1], StatOutcome::Stuck));
+        assert_eq!(
+            out.iter().filter(|o| matches!(o, StatOutcome::Ok(_))).count(),
+            5
+        );
+        drop(release_tx);
+        let mut polls = 0u32;
+        while statter.is_stuck("/m1") {
+            // A liveness bound (a minute of polling), not a speed requirement.
+            polls += 1;
+            assert!(polls < 60_000, "never unmarked after the blocked call returned");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
     }
 
     const DEBIAN12: &str =
