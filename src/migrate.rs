@@ -670,7 +670,11 @@ mod tests {
         let dropped: Vec<&str> = m.dropped.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             dropped,
-            ["--no-collector.supervisord", "--web.systemd-socket", "stray",]
+            [
+                "--no-collector.supervisord",
+                "--web.systemd-socket",
+                "stray",
+            ]
         );
         assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
         // Every kept or renamed old flag is accounted for in the comments.
@@ -706,9 +710,15 @@ mod tests {
             ]),
             HOST,
         );
-        assert_eq!(m.args.first().map(String::as_str), Some("--collector.ipvs.backend-labels=proto"));
+        assert_eq!(
+            m.args.first().map(String::as_str),
+            Some("--collector.ipvs.backend-labels=proto")
+        );
         assert_eq!(m.dropped.len(), 1, "{m:?}");
-        assert!(m.dropped[0].1.contains("unknown IPVS backend labels"), "{m:?}");
+        assert!(
+            m.dropped[0].1.contains("unknown IPVS backend labels"),
+            "{m:?}"
+        );
     }
 
     #[test]

@@ -883,10 +883,15 @@ mod tests {
         );
         assert_eq!(without[0], with[1]);
         // The file's key.
-        let mut o = Options::default();
-        o.cpu = toml::from_str("guest = false\n").expect("toml");
+        let o = Options {
+            cpu: toml::from_str("guest = false\n").expect("toml"),
+            ..Options::default()
+        };
         let fams = collector(&o).collect(&paths).expect("collects");
-        assert_eq!(crate::collectors::testutil::names(&fams), ["node_cpu_seconds_total"]);
+        assert_eq!(
+            crate::collectors::testutil::names(&fams),
+            ["node_cpu_seconds_total"]
+        );
     }
 
     #[test]

@@ -491,19 +491,27 @@ impl Statter {
         while rest.peek().is_some() {
             chunks.push(rest.by_ref().take(per_lane).collect());
         }
+        // One thread per lane: the idle helpers are taken for the lanes all at once, so that
+        // a helper finishing its lane early does not take another (the lanes run side by
+        // side, and the scrape leaves one helper per worker behind).
+        let mut idle = {
+            let mut pool = lock(&self.idle);
+            let keep = pool.len().saturating_sub(chunks.len());
+            pool.split_off(keep)
+        };
         for chunk in chunks {
-            self.open_lane(chunk, &tx, &mut lanes, &mut lane_of)?;
+            // No idle helper left for this lane: a new one (not one that finished an earlier
+            // lane of this scrape meanwhile).
+            let worker = Worker::Given(idle.pop());
+            self.open_lane(chunk, worker, &tx, &mut lanes, &mut lane_of)?;
         }
         let timeout = self.timeout();
-        loop {
-            let Some(next) = lanes
-                .iter()
-                .filter(|l| !l.order.is_empty())
-                .map(|l| l.deadline)
-                .min()
-            else {
-                break;
-            };
+        while let Some(next) = lanes
+            .iter()
+            .filter(|l| !l.order.is_empty())
+            .map(|l| l.deadline)
+            .min()
+        {
             let wait = next.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(wait) {
                 Ok((j, r)) => accept(&mut lanes, &lane_of, &mut out, j, r, timeout),
@@ -539,7 +547,7 @@ impl Statter {
                         }
                     }
                     for chunk in requeued {
-                        self.open_lane(chunk, &tx, &mut lanes, &mut lane_of)?;
+                        self.open_lane(chunk, Worker::Any, &tx, &mut lanes, &mut lane_of)?;
                     }
                 }
                 // Not while `tx` is held here.
@@ -552,10 +560,12 @@ impl Statter {
             .collect())
     }
 
-    /// Starts a lane: hands `items` to a helper thread, answers on `tx`.
+    /// Starts a lane: hands `items` to the helper thread `worker` names; answers come on
+    /// `tx`.
     fn open_lane(
         &'static self,
         items: Vec<(usize, String, Target)>,
+        worker: Worker,
         tx: &mpsc::Sender<(usize, io::Result<FsStats>)>,
         lanes: &mut Vec<Lane>,
         lane_of: &mut [usize],
@@ -568,11 +578,14 @@ impl Statter {
                 *slot = lanes.len();
             }
         }
-        self.dispatch(Batch {
-            items,
-            results: tx.clone(),
-            abandoned: abandoned.clone(),
-        })?;
+        self.dispatch(
+            Batch {
+                items,
+                results: tx.clone(),
+                abandoned: abandoned.clone(),
+            },
+            worker,
+        )?;
         lanes.push(Lane {
             order,
             abandoned,
@@ -581,9 +594,12 @@ impl Statter {
         Ok(())
     }
 
-    /// Hands a batch to an idle helper thread, or to a new one.
-    fn dispatch(&'static self, batch: Batch) -> Result<(), CollectError> {
-        let idle = lock(&self.idle).pop();
+    /// Hands a batch to the helper thread `worker` names, or to a new one.
+    fn dispatch(&'static self, batch: Batch, worker: Worker) -> Result<(), CollectError> {
+        let idle = match worker {
+            Worker::Given(w) => w,
+            Worker::Any => lock(&self.idle).pop(),
+        };
         let batch = match idle {
             Some(worker) => match worker.send(batch) {
                 Ok(()) => return Ok(()),
@@ -650,6 +666,14 @@ impl Statter {
         idle.push(me.clone());
         true
     }
+}
+
+/// Which helper thread takes a lane.
+enum Worker {
+    /// This idle one (taken from the pool), or a new one.
+    Given(Option<mpsc::Sender<Batch>>),
+    /// Any idle one, or a new one.
+    Any,
 }
 
 /// One lane of a scrape's `statfs` calls: the mounts its helper has still to answer, in
@@ -1080,7 +1104,11 @@ mod tests {
             .expect("parses");
             assert_eq!(cli.collector.check(), Ok(()));
             let o = cli.collector.filesystem.stat_workers;
-            assert_eq!(stat_workers(o.unwrap_or(DEFAULT_STAT_WORKERS)), want, "{arg}");
+            assert_eq!(
+                stat_workers(o.unwrap_or(DEFAULT_STAT_WORKERS)),
+                want,
+                "{arg}"
+            );
         }
         // `--flag -2` (a separate word) parses too, as kingpin's.
         let cli = crate::cli::Cli::try_parse_from([
@@ -1146,7 +1174,9 @@ mod tests {
         let (f, most) = concurrent_statfs(2);
         let statter = leak(Statter::new(f, Duration::from_secs(30)));
         statter.set_workers(8);
-        let out = statter.stat_all(targets.get(..2).expect("two")).expect("runs");
+        let out = statter
+            .stat_all(targets.get(..2).expect("two"))
+            .expect("runs");
         assert_eq!(out.len(), 2);
         assert_eq!(most.load(Ordering::SeqCst), 2);
         assert_eq!(statter.spawned.load(Ordering::Relaxed), 2);
@@ -1188,7 +1218,9 @@ mod tests {
         let out = statter.stat_all(&targets).expect("runs");
         assert!(matches!(out[1], StatOutcome::Stuck));
         assert_eq!(
-            out.iter().filter(|o| matches!(o, StatOutcome::Ok(_))).count(),
+            out.iter()
+                .filter(|o| matches!(o, StatOutcome::Ok(_)))
+                .count(),
             5
         );
         drop(release_tx);
@@ -1196,7 +1228,10 @@ mod tests {
         while statter.is_stuck("/m1") {
             // A liveness bound (a minute of polling), not a speed requirement.
             polls += 1;
-            assert!(polls < 60_000, "never unmarked after the blocked call returned");
+            assert!(
+                polls < 60_000,
+                "never unmarked after the blocked call returned"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         let out = statter.stat_all(&targets).expect("runs");

@@ -22,9 +22,7 @@
 use std::path::Path;
 
 use super::options::{collector_options, Pattern};
-use super::{
-    read_to_string, sorted_names, CollectError, Collector, DeviceFilter, Options, Paths,
-};
+use super::{read_to_string, sorted_names, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
@@ -288,10 +286,18 @@ collector_options! {
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.infiniband;
-    if let Some(p) = o.device_include.as_ref().filter(|p| !p.0.as_str().is_empty()) {
+    if let Some(p) = o
+        .device_include
+        .as_ref()
+        .filter(|p| !p.0.as_str().is_empty())
+    {
         log::info!("Parsed flag --collector.infiniband.device-include: {}", p.0);
     }
-    if let Some(p) = o.device_exclude.as_ref().filter(|p| !p.0.as_str().is_empty()) {
+    if let Some(p) = o
+        .device_exclude
+        .as_ref()
+        .filter(|p| !p.0.as_str().is_empty())
+    {
         log::info!("Parsed flag --collector.infiniband.device-exclude: {}", p.0);
     }
     Box::new(InfiniBand {
@@ -310,8 +316,8 @@ impl Collector for InfiniBand {
         "infiniband"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut devices =
-            read_devices(&paths.sys("class/infiniband")).map_err(CollectError::absent_is_no_data)?;
+        let mut devices = read_devices(&paths.sys("class/infiniband"))
+            .map_err(CollectError::absent_is_no_data)?;
         devices.retain(|d| !self.filter.ignored(&d.name));
         Ok(families(&devices))
     }
@@ -362,7 +368,10 @@ mod tests {
             ["i40iw0"]
         );
         // Unanchored, as node_exporter's regexp.MatchString.
-        assert_eq!(devices(&["--collector.infiniband.device-exclude=iw"]), ["mlx4_0"]);
+        assert_eq!(
+            devices(&["--collector.infiniband.device-exclude=iw"]),
+            ["mlx4_0"]
+        );
         // Both apply (1.12 does not refuse the pair); an empty pattern is none.
         assert_eq!(
             devices(&[
@@ -378,10 +387,15 @@ mod tests {
         // Everything left out: success, no samples.
         assert!(devices(&["--collector.infiniband.device-include=^none$"]).is_empty());
         // The file's keys.
-        let mut o = Options::default();
-        o.infiniband = toml::from_str("device_exclude = \"^i40\"\n").expect("toml");
+        let o = Options {
+            infiniband: toml::from_str("device_exclude = \"^i40\"\n").expect("toml"),
+            ..Options::default()
+        };
         let fams = collector(&o).collect(&paths).expect("collects");
-        let info = fams.iter().find(|f| f.name == "node_infiniband_info").expect("info");
+        let info = fams
+            .iter()
+            .find(|f| f.name == "node_infiniband_info")
+            .expect("info");
         assert_eq!(info.samples.len(), 1);
     }
 
@@ -479,6 +493,9 @@ mod tests {
     #[test]
     fn live() {
         let present = Path::new("/sys/class/infiniband").exists();
-        assert_eq!(InfiniBand::default().collect(&Paths::default()).is_ok(), present);
+        assert_eq!(
+            InfiniBand::default().collect(&Paths::default()).is_ok(),
+            present
+        );
     }
 }

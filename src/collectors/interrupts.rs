@@ -289,7 +289,10 @@ mod tests {
             names: DeviceFilter::both(&o.name_include, &o.name_exclude),
             include_zeros: true,
         });
-        assert_eq!(got.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(), ["NMI"; 4]);
+        assert_eq!(
+            got.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["NMI"; 4]
+        );
 
         // name-exclude: every row whose info says APIC goes (IRQs 0-23 and the "APIC ..." rows).
         let o = InterruptsOptions {
@@ -301,7 +304,9 @@ mod tests {
             include_zeros: true,
         });
         assert!(got.len() < 112 && !got.is_empty());
-        assert!(got.iter().all(|s| !["0", "1", "8", "9", "12", "16", "23"].contains(&s.0.as_str())));
+        assert!(got
+            .iter()
+            .all(|s| !["0", "1", "8", "9", "12", "16", "23"].contains(&s.0.as_str())));
         // Both (1.12 applies both) and an empty pattern (none): the xhci row only.
         let o = InterruptsOptions {
             name_include: pattern("MSI"),
@@ -312,17 +317,24 @@ mod tests {
             names: DeviceFilter::both(&o.name_include, &o.name_exclude),
             include_zeros: true,
         });
-        assert_eq!(got.iter().map(|s| s.1.as_str()).collect::<Vec<_>>(), ["xhci_hcd"; 4]);
+        assert_eq!(
+            got.iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
+            ["xhci_hcd"; 4]
+        );
         let empty = DeviceFilter::both(&pattern(""), &pattern(""));
         assert!(!empty.ignored("anything"));
 
         // A filtered-out row is never parsed (1.12 filters first): no error for its garbage.
-        let bad = parse_interrupts("CPU0\n 1: x IO-APIC timer\n 2: 5 IO-APIC ok\n").expect("parses");
+        let bad =
+            parse_interrupts("CPU0\n 1: x IO-APIC timer\n 2: 5 IO-APIC ok\n").expect("parses");
         let f = Filter {
             names: DeviceFilter::both(&None, &pattern("timer")),
             include_zeros: true,
         };
-        assert_eq!(family(&bad, &f).expect("only row 2 is read").samples.len(), 1);
+        assert_eq!(
+            family(&bad, &f).expect("only row 2 is read").samples.len(),
+            1
+        );
     }
 
     #[test]

@@ -215,7 +215,11 @@ pub fn families(stats: &Stats, backends: &[Backend]) -> Vec<MetricFamily> {
 
 /// The families with the backend labels `labels` (a subset of [`BACKEND_LABELS`], in its
 /// order), backends summed over the others.
-pub fn families_with(stats: &Stats, backends: &[Backend], labels: &[&'static str]) -> Vec<MetricFamily> {
+pub fn families_with(
+    stats: &Stats,
+    backends: &[Backend],
+    labels: &[&'static str],
+) -> Vec<MetricFamily> {
     let total = |name: &'static str, help: &'static str, v: u64| {
         MetricFamily::counter(name, help).with(&[], v as f64)
     };
@@ -433,12 +437,22 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
         let label_re = regex::Regex::new(r#"([a-z_]+)="([^"]*)""#).expect("re");
         for (flag, kept) in [
             ("proto", vec!["proto"]),
-            ("remote_port,local_address", vec!["local_address", "remote_port"]),
+            (
+                "remote_port,local_address",
+                vec!["local_address", "remote_port"],
+            ),
             (",local_mark,,proto", vec!["local_mark", "proto"]),
             ("", vec![]),
             (
                 "local_address,local_port,remote_address,remote_port,proto,local_mark",
-                vec!["local_address", "local_mark", "local_port", "proto", "remote_address", "remote_port"],
+                vec![
+                    "local_address",
+                    "local_mark",
+                    "local_port",
+                    "proto",
+                    "remote_address",
+                    "remote_port",
+                ],
             ),
         ] {
             let mut o = Options::default();
@@ -470,7 +484,10 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
                     .iter()
                     .map(|s| {
                         (
-                            s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                            s.labels
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.clone()))
+                                .collect(),
                             s.value,
                         )
                     })
@@ -479,15 +496,25 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
                 assert_eq!(got, want, "{flag} {fam}");
             }
             // The totals keep their single unlabelled sample.
-            let total = fams.iter().find(|f| f.name == "node_ipvs_connections_total").expect("total");
+            let total = fams
+                .iter()
+                .find(|f| f.name == "node_ipvs_connections_total")
+                .expect("total");
             assert_eq!(total.samples.len(), 1);
         }
         // With `proto` only: FWM's two backends (weights 100 and 20) are one sample.
         let mut o = Options::default();
         o.ipvs.backend_labels = Some("proto".into());
         let fams = collector(&o).collect(&paths).expect("collects");
-        let w = fams.iter().find(|f| f.name == "node_ipvs_backend_weight").expect("weight");
-        let fwm = w.samples.iter().find(|s| s.labels[0].1 == "FWM").expect("FWM");
+        let w = fams
+            .iter()
+            .find(|f| f.name == "node_ipvs_backend_weight")
+            .expect("weight");
+        let fwm = w
+            .samples
+            .iter()
+            .find(|s| s.labels[0].1 == "FWM")
+            .expect("FWM");
         assert_eq!(fwm.value, 120.0);
     }
 
@@ -499,9 +526,14 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
         );
         // 1.12 does not trim: " proto" is not a label.
         assert!(parse_labels("local_port, proto").is_err());
-        assert_eq!(parse_labels("proto,local_address").expect("ok"), ["local_address", "proto"]);
-        let mut o = Options::default();
-        o.ipvs = toml::from_str("backend_labels = \"proto,nope\"\n").expect("toml");
+        assert_eq!(
+            parse_labels("proto,local_address").expect("ok"),
+            ["local_address", "proto"]
+        );
+        let o = Options {
+            ipvs: toml::from_str("backend_labels = \"proto,nope\"\n").expect("toml"),
+            ..Options::default()
+        };
         let err = o.check().unwrap_err();
         assert!(err.contains("ipvs") && err.contains("nope"), "{err}");
     }

@@ -229,17 +229,30 @@ mod tests {
         let plain = Rapl::default().collect(&p).expect("collects");
         assert_eq!(
             crate::collectors::testutil::names(&plain),
-            ["node_rapl_core_joules_total", "node_rapl_package_joules_total"]
+            [
+                "node_rapl_core_joules_total",
+                "node_rapl_package_joules_total"
+            ]
         );
-        let mut o = Options::default();
-        o.rapl = toml::from_str("enable_zone_label = true\n").expect("toml");
+        let o = Options {
+            rapl: toml::from_str("enable_zone_label = true\n").expect("toml"),
+            ..Options::default()
+        };
         let fams = collector(&o).collect(&p).expect("collects");
-        assert_eq!(crate::collectors::testutil::names(&fams), ["node_rapl_joules_total"]);
+        assert_eq!(
+            crate::collectors::testutil::names(&fams),
+            ["node_rapl_joules_total"]
+        );
         let dir = tmp.path().join("class/powercap").display().to_string();
         let got: Vec<(Vec<String>, f64)> = fams[0]
             .samples
             .iter()
-            .map(|s| (s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(), s.value))
+            .map(|s| {
+                (
+                    s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    s.value,
+                )
+            })
             .collect();
         assert_eq!(
             got,
