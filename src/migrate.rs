@@ -270,7 +270,9 @@ fn accepted(args: &[String]) -> Result<(), String> {
     let mut v = vec!["monitoring-agent".to_string()];
     v.extend(args.iter().cloned());
     match crate::cli::Cli::parse_args(v) {
-        Ok(_) => Ok(()),
+        // The collectors' own checks too (e.g. ipvs's backend labels): the agent refuses
+        // to start on them as on a bad flag.
+        Ok(cli) => cli.collector.check(),
         Err((0, _)) => Err("prints help or version instead of running".into()),
         Err((_, line)) => Err(line),
     }
