@@ -21,7 +21,12 @@
 //! - Mount points matching `--collector.filesystem.mount-points-exclude` and file system types
 //!   matching `--collector.filesystem.fs-types-exclude` are skipped (node_exporter 1.12's
 //!   deprecated alias `--collector.filesystem.ignored-mount-points` is accepted, with a warning,
-//!   and refused together with the new name); the rootfs prefix is
+//!   and refused together with the new name; so is `--collector.filesystem.ignored-fs-types`
+//!   for `fs-types-exclude`). 1.12's `--collector.filesystem.mount-points-include` and
+//!   `--collector.filesystem.fs-types-include` keep only what they match; given without its
+//!   exclude flag, an include drops the default exclusion, and with a non-empty exclude flag
+//!   it is refused (mutually exclusive, as 1.12); an empty pattern is none (an explicitly
+//!   empty exclude excludes nothing). The rootfs prefix is
 //!   stripped from mount points as node_exporter's `rootfsStripPrefix` does (a plain string
 //!   prefix), and each mount is `statfs`ed below the rootfs.
 //! - Families (labels `device`, `fstype`, `mountpoint`): `node_filesystem_size_bytes`
@@ -60,10 +65,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
-use regex::Regex;
-
 use super::options::{collector_options, GoDurationOpt, Pattern};
-use super::{CollectError, Collector, Options, Paths};
+use super::{CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// How long a scrape waits for one mount's `statfs` before marking the mount stuck.
@@ -105,6 +108,19 @@ collector_options! {
         /// 1.12; mutually exclusive with it).
         #[arg(id = "collector.filesystem.ignored-mount-points", long = "collector.filesystem.ignored-mount-points", value_name = "REGEX")]
         pub ignored_mount_points: Option<Pattern>,
+        /// Regexp of mount points to include for the filesystem collector (mutually exclusive
+        /// to a non-empty mount-points-exclude; without it, the default exclusion is dropped).
+        #[arg(id = "collector.filesystem.mount-points-include", long = "collector.filesystem.mount-points-include", value_name = "REGEX")]
+        pub mount_points_include: Option<Pattern>,
+        /// Regexp of filesystem types to include for the filesystem collector (mutually
+        /// exclusive to a non-empty fs-types-exclude; without it, the default exclusion is
+        /// dropped).
+        #[arg(id = "collector.filesystem.fs-types-include", long = "collector.filesystem.fs-types-include", value_name = "REGEX")]
+        pub fs_types_include: Option<Pattern>,
+        /// DEPRECATED alias of --collector.filesystem.fs-types-exclude (as node_exporter 1.12;
+        /// mutually exclusive with it).
+        #[arg(id = "collector.filesystem.ignored-fs-types", long = "collector.filesystem.ignored-fs-types", value_name = "REGEX")]
+        pub ignored_fs_types: Option<Pattern>,
         /// How long to wait for a mount's statfs before marking it stale (Go duration, e.g.
         /// 500ms) [default: 1s; node_exporter's is 5s, see the collector's docs].
         #[arg(id = "collector.filesystem.mount-timeout", long = "collector.filesystem.mount-timeout", value_name = "DURATION")]
@@ -116,11 +132,8 @@ collector_options! {
         pub stat_workers: Option<i64>,
     }
     check(o) {
-        if o.ignored_mount_points.is_some() && o.mount_points_exclude.is_some() {
-            return Err("--collector.filesystem.ignored-mount-points and \
-                --collector.filesystem.mount-points-exclude are mutually exclusive"
-                .into());
-        }
+        mount_points(o).check()?;
+        fs_types(o).check()?;
         if o.mount_timeout.is_some_and(|d| d.0.is_zero()) {
             return Err("--collector.filesystem.mount-timeout must be more than 0".into());
         }
@@ -134,20 +147,89 @@ pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 
-/// The mount points to exclude: `mount-points-exclude`, else the deprecated alias
-/// `ignored-mount-points` (with node_exporter 1.12's warning; the check makes the two
-/// exclusive), else the default.
-fn mount_points_exclude(o: &FilesystemOptions) -> Regex {
-    let exclude = match (&o.mount_points_exclude, &o.ignored_mount_points) {
-        (None, Some(old)) => {
-            log::warn!(
-                "--collector.filesystem.ignored-mount-points is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem.mount-points-exclude"
-            );
-            Some(old.clone())
+/// One of node_exporter 1.12's two filter flag sets of this collector (mount points, file
+/// system types): `--collector.filesystem.<what>-exclude` (with a default), its deprecated
+/// alias `--collector.filesystem.<old>` and `--collector.filesystem.<what>-include`.
+struct FilterFlags<'a> {
+    what: &'static str,
+    old: &'static str,
+    exclude: &'a Option<Pattern>,
+    alias: &'a Option<Pattern>,
+    include: &'a Option<Pattern>,
+    default: &'static str,
+}
+
+fn mount_points(o: &FilesystemOptions) -> FilterFlags<'_> {
+    FilterFlags {
+        what: "mount-points",
+        old: "ignored-mount-points",
+        exclude: &o.mount_points_exclude,
+        alias: &o.ignored_mount_points,
+        include: &o.mount_points_include,
+        default: DEFAULT_MOUNT_POINTS_EXCLUDE,
+    }
+}
+
+fn fs_types(o: &FilesystemOptions) -> FilterFlags<'_> {
+    FilterFlags {
+        what: "fs-types",
+        old: "ignored-fs-types",
+        exclude: &o.fs_types_exclude,
+        alias: &o.ignored_fs_types,
+        include: &o.fs_types_include,
+        default: DEFAULT_FS_TYPES_EXCLUDE,
+    }
+}
+
+/// The pattern, unless it is empty (node_exporter's flags: an empty string is no pattern).
+fn nonempty(p: &Option<Pattern>) -> Option<&Pattern> {
+    p.as_ref().filter(|p| !p.0.as_str().is_empty())
+}
+
+impl FilterFlags<'_> {
+    /// node_exporter 1.12's refusals (`newMountPointsFilter`, `newFSTypeFilter`): the alias
+    /// with the exclude flag, and an include with a non-empty exclude flag given.
+    fn check(&self) -> Result<(), String> {
+        let (what, old) = (self.what, self.old);
+        if nonempty(self.alias).is_some() && self.exclude.is_some() {
+            return Err(format!(
+                "--collector.filesystem.{old} and --collector.filesystem.{what}-exclude are \
+                 mutually exclusive"
+            ));
         }
-        (new, _) => new.clone(),
-    };
-    Pattern::or_default(&exclude, DEFAULT_MOUNT_POINTS_EXCLUDE)
+        if nonempty(self.include).is_some() && nonempty(self.exclude).is_some() {
+            return Err(format!(
+                "--collector.filesystem.{what}-exclude and --collector.filesystem.{what}-include \
+                 are mutually exclusive"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The filter, as 1.12 builds it: the exclude flag, else the alias (warning that it is
+    /// deprecated), else the default; an include flag drops the exclusion unless the
+    /// exclude flag was given; an empty pattern is none.
+    fn filter(&self) -> DeviceFilter {
+        let given = self.exclude.is_some();
+        let mut exclude = match self.exclude {
+            Some(p) => Some(p.clone()),
+            None => Some(Pattern(Pattern::or_default(&None, self.default))),
+        };
+        if let Some(old) = nonempty(self.alias) {
+            if !given {
+                log::warn!(
+                    "--collector.filesystem.{} is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem.{}-exclude",
+                    self.old,
+                    self.what
+                );
+                exclude = Some(old.clone());
+            }
+        }
+        if nonempty(self.include).is_some() && !given {
+            exclude = None;
+        }
+        DeviceFilter::both(self.include, &exclude)
+    }
 }
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
@@ -155,8 +237,8 @@ pub fn collector(opts: &Options) -> Box<dyn Collector> {
     STATTER.set_timeout(o.mount_timeout.map_or(MOUNT_TIMEOUT, |d| d.0));
     STATTER.set_workers(o.stat_workers.unwrap_or(DEFAULT_STAT_WORKERS));
     Box::new(Filesystem {
-        mount_points_exclude: mount_points_exclude(o),
-        fs_types_exclude: Pattern::or_default(&o.fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
+        mount_points: mount_points(o).filter(),
+        fs_types: fs_types(o).filter(),
     })
 }
 
@@ -728,8 +810,8 @@ static STATTER: LazyLock<Statter> =
     LazyLock::new(|| Statter::new(Box::new(real_statfs), MOUNT_TIMEOUT));
 
 struct Filesystem {
-    mount_points_exclude: Regex,
-    fs_types_exclude: Regex,
+    mount_points: DeviceFilter,
+    fs_types: DeviceFilter,
 }
 
 /// PID 1's `mountinfo`, opened by [`warm_up`] while the agent may still see PID 1.
@@ -911,15 +993,15 @@ fn same_fs(m: &Mount, path: &Path, own: &OwnNamespace) -> Option<Arc<SameFs>> {
 /// node_exporter's registry keeps the first of duplicate series).
 fn select<'a>(
     mounts: &'a [Mount],
-    mount_points_exclude: &Regex,
-    fs_types_exclude: &Regex,
+    mount_points: &DeviceFilter,
+    fs_types: &DeviceFilter,
 ) -> Vec<&'a Mount> {
     let mut seen: HashSet<(&str, &str, &str)> = HashSet::with_capacity(mounts.len());
     mounts
         .iter()
         .filter(|m| {
-            !mount_points_exclude.is_match(&m.mount_point)
-                && !fs_types_exclude.is_match(&m.fs_type)
+            !mount_points.ignored(&m.mount_point)
+                && !fs_types.ignored(&m.fs_type)
                 && seen.insert((&m.device, &m.mount_point, &m.fs_type))
         })
         .collect()
@@ -985,7 +1067,7 @@ impl Filesystem {
         let table = read_table(paths)?;
         let rootfs = paths.rootfs.to_string_lossy();
         let mounts = table.parse(&rootfs)?;
-        let selected = select(&mounts, &self.mount_points_exclude, &self.fs_types_exclude);
+        let selected = select(&mounts, &self.mount_points, &self.fs_types);
         let own = if table.host && table.mountinfo {
             own_namespace(paths, &mounts)
         } else {
@@ -1034,10 +1116,16 @@ mod tests {
             ..FilesystemOptions::default()
         };
         assert_eq!(alias.check(), Ok(()));
-        assert_eq!(mount_points_exclude(&alias).as_str(), "^/only$");
+        let exclude = |o: &FilesystemOptions| {
+            mount_points(o)
+                .filter()
+                .exclude
+                .map(|r| r.as_str().to_string())
+        };
+        assert_eq!(exclude(&alias).as_deref(), Some("^/only$"));
         assert_eq!(
-            mount_points_exclude(&FilesystemOptions::default()).as_str(),
-            DEFAULT_MOUNT_POINTS_EXCLUDE
+            exclude(&FilesystemOptions::default()).as_deref(),
+            Some(DEFAULT_MOUNT_POINTS_EXCLUDE)
         );
         let both = FilesystemOptions {
             mount_points_exclude: p("^/x$"),
@@ -1081,6 +1169,93 @@ mod tests {
         assert_eq!(STATTER.workers(), 7);
         let _ = collector(&Options::default());
         assert_eq!(STATTER.workers(), 4);
+    }
+
+    /// node_exporter 1.12's include flags and deprecated aliases on its fixture's mount
+    /// table (`proc/1/mountinfo`): `mount-points-include`, `fs-types-include`,
+    /// `ignored-fs-types`, and an explicitly empty exclude (no exclusion).
+    #[test]
+    fn include_flags_node_exporter_112() {
+        use crate::collector::options::Merge;
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/1/mountinfo");
+        let mounts = parse_mountinfo(text, "/").expect("parses");
+        let selected = |args: &[&str]| -> Result<Vec<String>, String> {
+            use clap::Parser;
+            let mut argv = vec!["monitoring-agent"];
+            argv.extend_from_slice(args);
+            let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let o = &cli.collector.filesystem;
+            o.check()?;
+            let sel = select(&mounts, &mount_points(o).filter(), &fs_types(o).filter());
+            Ok(sel.iter().map(|m| m.mount_point.clone()).collect())
+        };
+        let default = selected(&[]).expect("default");
+        assert_eq!(default.len(), 8, "{default:?}");
+        assert!(default.contains(&"/".to_string()) && !default.contains(&"/sys".to_string()));
+        // An include without the exclude flag drops the default mount point exclusion (the
+        // default type exclusion stays): /run and below, tmpfs and fuse.
+        let run = selected(&["--collector.filesystem.mount-points-include=^/run"]).expect("ok");
+        assert_eq!(
+            run,
+            ["/run", "/run/lock", "/run/user/1000", "/run/user/1000/gvfs"],
+            "{run:?}"
+        );
+        // With an explicitly empty exclude too: the same.
+        assert_eq!(
+            selected(&[
+                "--collector.filesystem.mount-points-include=^/run",
+                "--collector.filesystem.mount-points-exclude="
+            ])
+            .expect("ok"),
+            run
+        );
+        // With a non-empty exclude: refused, as 1.12.
+        let err = selected(&[
+            "--collector.filesystem.mount-points-include=^/run",
+            "--collector.filesystem.mount-points-exclude=^/x",
+        ])
+        .expect_err("exclusive");
+        assert!(err.contains("mount-points-include"), "{err}");
+        // fs-types-include: only ext*, and the default exclusion of /sys, /proc... stays.
+        let ext = selected(&["--collector.filesystem.fs-types-include=^ext"]).expect("ok");
+        assert_eq!(ext.len(), 4, "{ext:?}");
+        assert!(ext.contains(&"/boot".to_string()));
+        // An explicitly empty exclude is no exclusion (not "everything"): sysfs, proc, ...
+        let all = selected(&[
+            "--collector.filesystem.mount-points-exclude=",
+            "--collector.filesystem.fs-types-exclude=",
+        ])
+        .expect("ok");
+        assert_eq!(all.len(), mounts.len(), "{all:?}");
+        // The deprecated ignored-fs-types: alone it is the exclusion; with fs-types-exclude
+        // it is refused.
+        let no_tmpfs = selected(&["--collector.filesystem.ignored-fs-types=^(tmpfs|sysfs|proc)$"])
+            .expect("ok");
+        for tmpfs in ["/run", "/run/lock", "/run/user/1000"] {
+            assert!(!no_tmpfs.contains(&tmpfs.to_string()), "{no_tmpfs:?}");
+        }
+        // The alias replaces the default exclusion: rpc_pipefs (in the default) is back.
+        assert!(
+            no_tmpfs.contains(&"/run/rpc_pipefs".to_string()),
+            "{no_tmpfs:?}"
+        );
+        assert!(no_tmpfs.contains(&"/".to_string()));
+        assert!(selected(&[
+            "--collector.filesystem.ignored-fs-types=^tmpfs$",
+            "--collector.filesystem.fs-types-exclude=^x$"
+        ])
+        .expect_err("exclusive")
+        .contains("ignored-fs-types"));
+        // The file's keys.
+        let file: FilesystemOptions =
+            toml::from_str("mount_points_include = \"^/boot$\"\nfs_types_include = \"^ext2$\"\n")
+                .expect("toml");
+        let sel = select(
+            &mounts,
+            &mount_points(&file).filter(),
+            &fs_types(&file).filter(),
+        );
+        assert_eq!(sel.len(), 1);
     }
 
     /// `--collector.filesystem.stat-workers`: node_exporter 1.12's `max(n, 1)` (0 and
@@ -1247,8 +1422,8 @@ mod tests {
 
     fn default_collector() -> Filesystem {
         Filesystem {
-            mount_points_exclude: Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).expect("re"),
-            fs_types_exclude: Regex::new(DEFAULT_FS_TYPES_EXCLUDE).expect("re"),
+            mount_points: DeviceFilter::new(&None, &None, Some(DEFAULT_MOUNT_POINTS_EXCLUDE)),
+            fs_types: DeviceFilter::new(&None, &None, Some(DEFAULT_FS_TYPES_EXCLUDE)),
         }
     }
 
@@ -1298,11 +1473,8 @@ mod tests {
                 info: None,
             }
         );
-        let sel = select(
-            &mounts,
-            &Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).expect("re"),
-            &Regex::new(DEFAULT_FS_TYPES_EXCLUDE).expect("re"),
-        );
+        let c = default_collector();
+        let sel = select(&mounts, &c.mount_points, &c.fs_types);
         let mps: Vec<&str> = sel.iter().map(|m| m.mount_point.as_str()).collect();
         assert_eq!(mps, ["/", "/mnt/sandboxing/model_tools_env/v1/python"]);
         assert!(sel[1].read_only());
@@ -1454,8 +1626,8 @@ mod tests {
             "/",
         )
         .expect("parses");
-        let re_none = Regex::new("^$").expect("re");
-        let sel = select(&m, &re_none, &re_none);
+        let none = DeviceFilter::default();
+        let sel = select(&m, &none, &none);
         assert_eq!(sel.len(), 2);
         assert_eq!(sel[0].options, "rw");
     }
@@ -1733,7 +1905,7 @@ mod tests {
         let table = read_table(&paths).expect("reads the live mount table");
         assert!(table.host && table.mountinfo, "PID 1's mountinfo, as root");
         let mounts = table.parse("/").expect("parses the live mount table");
-        let selected = select(&mounts, &c.mount_points_exclude, &c.fs_types_exclude);
+        let selected = select(&mounts, &c.mount_points, &c.fs_types);
         let mut want: Vec<String> = selected
             .iter()
             .map(|m| {
