@@ -518,6 +518,33 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
         assert_eq!(fwm.value, 120.0);
     }
 
+    /// node_exporter 1.12's own unit test of the flag (`TestIPVSCollectorResponse`): its
+    /// expected outputs for the default and three `--collector.ipvs.backend-labels` values.
+    #[test]
+    fn backend_labels_match_node_exporter_112_outputs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node_exporter_1.12");
+        let paths = crate::collectors::testutil::procfs_at(root.join("proc"));
+        for (labels, file) in [
+            (None, "ip_vs_result.txt"),
+            (Some(""), "ip_vs_result_lbs_none.txt"),
+            (Some("local_port"), "ip_vs_result_lbs_local_port.txt"),
+            (
+                Some("local_address,local_port"),
+                "ip_vs_result_lbs_local_address_local_port.txt",
+            ),
+        ] {
+            let o = Options {
+                ipvs: IpvsOptions {
+                    backend_labels: labels.map(String::from),
+                },
+                ..Options::default()
+            };
+            let fams = collector(&o).collect(&paths).expect("collects");
+            let expected = std::fs::read_to_string(root.join(file)).expect("expected output");
+            assert_eq!(render(&sorted(fams)), parse(&expected), "{file}");
+        }
+    }
+
     #[test]
     fn unknown_backend_labels_are_refused() {
         assert_eq!(
