@@ -300,7 +300,9 @@ fn accepted(args: &[String]) -> Result<(), String> {
     let mut v = vec!["monitoring-agent".to_string()];
     v.extend(args.iter().cloned());
     match crate::cli::Cli::parse_args(v) {
-        Ok(_) => Ok(()),
+        // The collectors' own checks too (e.g. ipvs's backend labels): the agent refuses
+        // to start on them as on a bad flag.
+        Ok(cli) => cli.collector.check(),
         Err((0, _)) => Err("prints help or version instead of running".into()),
         Err((_, line)) => Err(line),
     }
@@ -696,6 +698,8 @@ mod tests {
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
                 "--collector.cpu.info",
+                // node_exporter 1.12's boolean with its value, as the agent takes it.
+                "--collector.cpu.guest=false",
                 "--web.config.file=/etc/prometheus/web.yml",
                 // node_exporter 1.12's log formats are the agent's too.
                 "--log.format=json",
@@ -707,18 +711,53 @@ mod tests {
             dropped,
             [
                 "--no-collector.supervisord",
-                "--collector.cpu.guest=false",
                 "--web.systemd-socket",
                 "stray",
             ]
         );
         assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
+        // Every kept or renamed old flag is accounted for in the comments.
+        assert_eq!(m.kept.len(), 13, "{m:?}");
+    }
+
+    /// node_exporter 1.12's last collector flags the agent once refused are carried over
+    /// as written (values, `=false` booleans, empty values).
+    #[test]
+    fn node_exporter_112_collector_flags_are_kept() {
+        let flags = [
+            "--collector.cpu.guest=false",
+            "--collector.filesystem.stat-workers=8",
+            "--collector.infiniband.device-include=^mlx",
+            "--collector.infiniband.device-exclude=mlx4_1",
+            "--collector.interrupts.include-zeros=false",
+            "--collector.interrupts.name-include=eth",
+            "--collector.interrupts.name-exclude=^LOC;",
+            "--collector.ipvs.backend-labels=local_address,proto",
+            "--collector.rapl.enable-zone-label",
+            "--collector.rapl.enable-zone-label=true",
+            "--collector.tapestats.ignored-devices=^nst",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(m.args.get(..flags.len()), Some(&words(&flags)[..]), "{m:?}");
+        // `--flag value` becomes `--flag=value`; a refused value is named.
+        let m = migrate(
+            &words(&[
+                "--collector.ipvs.backend-labels",
+                "proto",
+                "--collector.ipvs.backend-labels=zone",
+            ]),
+            HOST,
+        );
+        assert_eq!(
+            m.args.first().map(String::as_str),
+            Some("--collector.ipvs.backend-labels=proto")
+        );
+        assert_eq!(m.dropped.len(), 1, "{m:?}");
         assert!(
-            m.dropped[1].1.contains("cpu collector has no guest"),
+            m.dropped[0].1.contains("unknown IPVS backend labels"),
             "{m:?}"
         );
-        // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 12, "{m:?}");
     }
 
     /// node_exporter 1.12's last netdev flags are carried over; the deprecated filter names

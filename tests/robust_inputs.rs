@@ -1138,6 +1138,22 @@ deadline_seconds = 5.0
 mount_points_exclude = "^/(dev|proc|sys)($|/)"
 fs_types_exclude = "^(autofs|proc|sysfs)$"
 mount_timeout = "500ms"
+stat_workers = 4
+[collector.cpu]
+guest = false
+[collector.infiniband]
+device_include = "^mlx"
+device_exclude = "_1$"
+[collector.interrupts]
+include_zeros = false
+name_include = "eth"
+name_exclude = "^LOC;"
+[collector.ipvs]
+backend_labels = "local_address,proto"
+[collector.rapl]
+enable_zone_label = true
+[collector.tapestats]
+ignored_devices = "^nst"
 [collector.netstat]
 fields = "^Tcp_.*"
 [collector.vmstat]
