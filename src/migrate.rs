@@ -49,7 +49,37 @@ const RENAMED: &[(&str, &str)] = &[
         "collector.diskstats.ignored-devices",
         "collector.diskstats.device-exclude",
     ),
+    // Hidden deprecated aliases in node_exporter (1.5 and 1.12); the agent accepts them too,
+    // with 1.12's warning, but the migration writes the current names.
+    (
+        "collector.netdev.device-whitelist",
+        "collector.netdev.device-include",
+    ),
+    (
+        "collector.netdev.device-blacklist",
+        "collector.netdev.device-exclude",
+    ),
 ];
+
+/// `--collector.netdev.enable-detailed-metrics` names the counters after the mode they are read
+/// in. node_exporter (1.5 and 1.12) reads netdev over netlink by default, this agent from
+/// `/proc/net/dev`: with the detailed names and no netdev netlink flag in `ARGS`, the migration
+/// adds `--collector.netdev.netlink` so that the same metric names come out.
+fn netdev_detailed_needs_netlink(words: &[String], args: &[String]) -> bool {
+    let detailed = args.iter().any(|a| {
+        [
+            "--collector.netdev.enable-detailed-metrics",
+            "--collector.netdev.enable-detailed-metrics=true",
+            "--collector.netdev.enable-detailed-metrics=1",
+        ]
+        .contains(&a.as_str())
+    });
+    let mode_given = words.iter().any(|w| {
+        let name = w.split('=').next().unwrap_or(w);
+        name == "--collector.netdev.netlink" || name == "--no-collector.netdev.netlink"
+    });
+    detailed && !mode_given
+}
 
 /// Flags this agent has that must not come from `ARGS` under `monitoring-agent.service`, and
 /// node_exporter flags worth a specific reason.
@@ -270,7 +300,9 @@ fn accepted(args: &[String]) -> Result<(), String> {
     let mut v = vec!["monitoring-agent".to_string()];
     v.extend(args.iter().cloned());
     match crate::cli::Cli::parse_args(v) {
-        Ok(_) => Ok(()),
+        // The collectors' own checks too (e.g. ipvs's backend labels): the agent refuses
+        // to start on them as on a bad flag.
+        Ok(cli) => cli.collector.check(),
         Err((0, _)) => Err("prints help or version instead of running".into()),
         Err((_, line)) => Err(line),
     }
@@ -401,6 +433,13 @@ pub fn migrate(words: &[String], host: Host) -> Migration {
         m.kept.push(format!(
             "{flag} (added: Debian's node_exporter enables its systemd collector by default; \
              node-mixin's NodeSystemdServiceFailed alert reads it)"
+        ));
+        m.args.push(flag);
+    }
+    if netdev_detailed_needs_netlink(words, &m.args) {
+        let flag = "--collector.netdev.netlink".to_string();
+        m.kept.push(format!(
+            "{flag} (added: node_exporter reads netdev over netlink by default, and              --collector.netdev.enable-detailed-metrics names the counters after the netlink              mode; brings the netlink-route sandbox policy fragment)"
         ));
         m.args.push(flag);
     }
@@ -659,6 +698,8 @@ mod tests {
                 "--no-collector.zfs",
                 "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev)($|/)",
                 "--collector.cpu.info",
+                // node_exporter 1.12's boolean with its value, as the agent takes it.
+                "--collector.cpu.guest=false",
                 "--web.config.file=/etc/prometheus/web.yml",
                 // node_exporter 1.12's log formats are the agent's too.
                 "--log.format=json",
@@ -670,18 +711,128 @@ mod tests {
             dropped,
             [
                 "--no-collector.supervisord",
-                "--collector.cpu.guest=false",
                 "--web.systemd-socket",
                 "stray",
             ]
         );
         assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
+        // Every kept or renamed old flag is accounted for in the comments.
+        assert_eq!(m.kept.len(), 13, "{m:?}");
+    }
+
+    /// node_exporter 1.12's last collector flags the agent once refused are carried over
+    /// as written (values, `=false` booleans, empty values).
+    #[test]
+    fn node_exporter_112_collector_flags_are_kept() {
+        let flags = [
+            "--collector.cpu.guest=false",
+            "--collector.filesystem.stat-workers=8",
+            "--collector.infiniband.device-include=^mlx",
+            "--collector.infiniband.device-exclude=mlx4_1",
+            "--collector.interrupts.include-zeros=false",
+            "--collector.interrupts.name-include=eth",
+            "--collector.interrupts.name-exclude=^LOC;",
+            "--collector.ipvs.backend-labels=local_address,proto",
+            "--collector.rapl.enable-zone-label",
+            "--collector.rapl.enable-zone-label=true",
+            "--collector.tapestats.ignored-devices=^nst",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(m.args.get(..flags.len()), Some(&words(&flags)[..]), "{m:?}");
+        // `--flag value` becomes `--flag=value`; a refused value is named.
+        let m = migrate(
+            &words(&[
+                "--collector.ipvs.backend-labels",
+                "proto",
+                "--collector.ipvs.backend-labels=zone",
+            ]),
+            HOST,
+        );
+        assert_eq!(
+            m.args.first().map(String::as_str),
+            Some("--collector.ipvs.backend-labels=proto")
+        );
+        assert_eq!(m.dropped.len(), 1, "{m:?}");
         assert!(
-            m.dropped[1].1.contains("cpu collector has no guest"),
+            m.dropped[0].1.contains("unknown IPVS backend labels"),
             "{m:?}"
         );
-        // Every kept or renamed old flag is accounted for in the comments.
-        assert_eq!(m.kept.len(), 12, "{m:?}");
+    }
+
+    /// node_exporter 1.12's last netdev flags are carried over; the deprecated filter names
+    /// are renamed; the detailed names keep node_exporter's default netlink mode.
+    #[test]
+    fn netdev_flags_are_carried_over() {
+        let m = migrate(
+            &words(&[
+                "--collector.netdev.address-info",
+                "--collector.netdev.label-ifalias=true",
+                "--collector.netdev.enable-detailed-metrics",
+                "--collector.netdev.device-blacklist=^lo$",
+                "--no-collector.systemd",
+            ]),
+            HOST,
+        );
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(
+            m.args,
+            words(&[
+                "--collector.netdev.address-info",
+                "--collector.netdev.label-ifalias=true",
+                "--collector.netdev.enable-detailed-metrics",
+                "--collector.netdev.device-exclude=^lo$",
+                "--no-collector.systemd",
+                "--collector.textfile.directory=/var/lib/prometheus/node-exporter",
+                "--collector.netdev.netlink",
+            ])
+        );
+        assert!(m
+            .kept
+            .iter()
+            .any(|k| k.contains("-> --collector.netdev.device-exclude=^lo$")));
+        assert!(!m.kept.iter().any(|k| k.contains("WARNING")), "{m:?}");
+        // An explicit mode is kept as it is; the whitelist becomes device-include.
+        for mode in [
+            "--no-collector.netdev.netlink",
+            "--collector.netdev.netlink=false",
+        ] {
+            let m = migrate(
+                &words(&[
+                    "--collector.netdev.enable-detailed-metrics",
+                    mode,
+                    "--collector.netdev.device-whitelist",
+                    "^eth",
+                ]),
+                HOST,
+            );
+            assert!(m.dropped.is_empty(), "{m:?}");
+            assert_eq!(
+                m.args
+                    .iter()
+                    .filter(|a| a.contains("netdev.netlink"))
+                    .collect::<Vec<_>>(),
+                [mode]
+            );
+            assert!(m
+                .args
+                .contains(&"--collector.netdev.device-include=^eth".to_string()));
+        }
+        // Without the detailed names nothing is added.
+        let m = migrate(&words(&["--collector.netdev.address-info"]), HOST);
+        assert!(
+            !m.args.iter().any(|a| a.contains("netdev.netlink")),
+            "{m:?}"
+        );
+        // Both spellings at once are refused by node_exporter 1.12 too: named, not hidden.
+        let m = migrate(
+            &words(&[
+                "--collector.netdev.device-whitelist=a",
+                "--collector.netdev.device-include=b",
+            ]),
+            HOST,
+        );
+        assert!(m.kept.iter().any(|k| k.starts_with("WARNING")), "{m:?}");
     }
 
     #[test]

@@ -299,5 +299,17 @@ mod tests {
         assert_eq!(enabled, vec!["cpu"]);
         assert_eq!(held[0].0, "netdev");
         assert_eq!(held[0].1.names(), vec!["netlink-route"]);
+
+        // So does `--collector.netdev.address-info` (`address_info = true` in the file).
+        let mut addresses = crate::collectors::Options::default();
+        addresses.netdev.address_info = Some(true);
+        let mut enabled = vec!["cpu", "netdev"];
+        let held = hold_back(Set::default(), &mut enabled, &addresses);
+        assert_eq!(enabled, vec!["cpu"]);
+        assert_eq!(held[0].0, "netdev");
+        assert_eq!(held[0].1.names(), vec!["netlink-route"]);
+        let mut enabled = vec!["cpu", "netdev"];
+        let in_force = Set::for_collectors(&["network_route"]);
+        assert!(hold_back(in_force, &mut enabled, &addresses).is_empty());
     }
 }

@@ -444,3 +444,175 @@ fn node_exporter_112_e2e_output() {
          (goal >= {MIN_MATCHED_PERCENT}%)\n{report}"
     );
 }
+
+/// node_exporter 1.12's last collector flags the agent used to refuse, each shown to change
+/// what the real binary serves, under the full sandbox, on 1.12's fixture tree:
+/// `--collector.cpu.guest=false`, `--collector.infiniband.device-exclude`,
+/// `--collector.interrupts.include-zeros=false` with `name-include`,
+/// `--collector.ipvs.backend-labels`, `--collector.rapl.enable-zone-label`,
+/// `--collector.tapestats.ignored-devices` and `--collector.filesystem.stat-workers` (its
+/// helper threads, named `statfs`, are counted in the running agent).
+#[test]
+fn node_exporter_112_collector_flags_under_the_sandbox() {
+    let dir = TestDir::new();
+    fixture_tree(&dir);
+    let t = FIXTURES;
+    let mut args = vec![
+        format!("--path.rootfs={t}"),
+        format!("--path.procfs={t}/proc"),
+        format!("--path.sysfs={t}/sys"),
+        "--collector.disable-defaults".to_string(),
+    ];
+    for c in [
+        "cpu",
+        "filesystem",
+        "infiniband",
+        "interrupts",
+        "ipvs",
+        "rapl",
+        "tapestats",
+    ] {
+        args.push(format!("--collector.{c}"));
+    }
+    let flags = [
+        "--collector.cpu.guest=false",
+        "--collector.filesystem.stat-workers=3",
+        "--collector.infiniband.device-exclude=^i40iw",
+        "--collector.interrupts.include-zeros=false",
+        "--collector.interrupts.name-include=;(i8042|timer)$",
+        "--collector.ipvs.backend-labels=proto",
+        "--collector.rapl.enable-zone-label",
+        "--collector.tapestats.ignored-devices=^st0$",
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    assert_all_flags_known(&flags.map(String::from), dir.path());
+    args.push("--sandbox=enforce".into());
+    let agent = Start::new(&dir).current_dir(dir.path()).args(args).spawn();
+    let body = agent.scrape("/metrics");
+    assert_sandbox_enforced(&body, "the flags run must be sandboxed", || {
+        agent.diagnostics()
+    });
+    // The filesystem collector's helper threads, kept for the next scrape: one per worker
+    // (the fixture's mount table has 8 mounts left after the default exclusions).
+    let task = PathBuf::from(format!("/proc/{}/task", agent.pid()));
+    let statfs_threads = fs::read_dir(&task)
+        .expect("task dir")
+        .filter_map(Result::ok)
+        .filter(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "statfs"))
+        .count();
+    let diagnostics = agent.diagnostics();
+    drop(agent);
+    let served = samples(&body);
+    let ctx = || format!("{diagnostics}\n{body}");
+    let has = |prefix: &str| served.keys().any(|k| k.starts_with(prefix));
+    for c in [
+        "cpu",
+        "filesystem",
+        "infiniband",
+        "interrupts",
+        "ipvs",
+        "rapl",
+        "tapestats",
+    ] {
+        assert_eq!(
+            served
+                .get(&format!(
+                    "node_scrape_collector_success{{collector=\"{c}\"}}"
+                ))
+                .map(String::as_str),
+            Some("1"),
+            "{c} succeeds\n{}",
+            ctx()
+        );
+    }
+
+    // cpu.guest=false: no guest family, the CPU times stay.
+    assert!(!has("node_cpu_guest_seconds_total"), "{}", ctx());
+    assert!(
+        has("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}"),
+        "{}",
+        ctx()
+    );
+
+    // infiniband.device-exclude=^i40iw: mlx4_0 only, its info included.
+    let ib: BTreeSet<&str> = served
+        .keys()
+        .filter(|k| k.starts_with("node_infiniband_"))
+        .filter_map(|k| k.split("device=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(ib, BTreeSet::from(["mlx4_0"]), "{}", ctx());
+    assert!(has("node_infiniband_info{"), "{}", ctx());
+
+    // interrupts: the i8042 and timer rows (IRQs 1, 12, 0) without their zero counts. From
+    // 1.12's e2e output: IRQ 1 and 12 count on all 4 CPUs, the timer on CPU0 only.
+    let irq: BTreeMap<&String, &String> = served
+        .iter()
+        .filter(|(k, _)| k.starts_with("node_interrupts_total{"))
+        .collect();
+    assert_eq!(irq.len(), 4 + 4 + 1, "{irq:?}");
+    assert!(irq.values().all(|v| v.as_str() != "0"), "{irq:?}");
+    assert_eq!(
+        served
+            .get("node_interrupts_total{cpu=\"0\",devices=\"timer\",info=\"IR-IO-APIC-edge\",type=\"0\"}")
+            .map(String::as_str),
+        Some("18"),
+        "{irq:?}"
+    );
+
+    // ipvs.backend-labels=proto: one sample per protocol, summed over the backends (1.12's
+    // e2e output: FWM weights 100 + 20, TCP weights 100 x 6 + 0 x 2).
+    let weights: BTreeMap<&String, &String> = served
+        .iter()
+        .filter(|(k, _)| k.starts_with("node_ipvs_backend_weight"))
+        .collect();
+    assert_eq!(
+        weights,
+        BTreeMap::from([
+            (
+                &"node_ipvs_backend_weight{proto=\"FWM\"}".to_string(),
+                &"120".to_string()
+            ),
+            (
+                &"node_ipvs_backend_weight{proto=\"TCP\"}".to_string(),
+                &"600".to_string()
+            ),
+        ]),
+        "{}",
+        ctx()
+    );
+    assert!(has("node_ipvs_connections_total"), "{}", ctx());
+
+    // rapl.enable-zone-label: one family, the zone as label, 1.12's values.
+    assert_eq!(
+        served
+            .get(&format!(
+                "node_rapl_joules_total{{index=\"0\",path=\"{t}/sys/class/powercap/intel-rapl:0\",rapl_zone=\"package\"}}"
+            ))
+            .map(String::as_str),
+        Some("240422.366267"),
+        "{}",
+        ctx()
+    );
+    assert_eq!(
+        served
+            .get(&format!(
+                "node_rapl_joules_total{{index=\"0\",path=\"{t}/sys/class/powercap/intel-rapl:0:0\",rapl_zone=\"core\"}}"
+            ))
+            .map(String::as_str),
+        Some("118821.284256"),
+        "{}",
+        ctx()
+    );
+    assert!(!has("node_rapl_package_joules_total"), "{}", ctx());
+
+    // tapestats.ignored-devices=^st0$: the fixture's only tape is left out.
+    assert!(!has("node_tape_"), "{}", ctx());
+
+    // filesystem.stat-workers=3: three statfs threads served the 8 mounts.
+    let mounts = served
+        .keys()
+        .filter(|k| k.starts_with("node_filesystem_device_error{"))
+        .count();
+    assert_eq!(mounts, 8, "{}", ctx());
+    assert_eq!(statfs_threads, 3, "{}", ctx());
+}

@@ -214,7 +214,8 @@ fn netlink_collectors_under_the_sandbox_match_the_host_and_node_exporter() {
     assert!(
         check.lines().any(|l| l.trim()
             == "policy fragments    netlink-route (for arp.netlink, netclass.netlink, \
-                netdev.netlink, network_route); netlink-sock-diag (for tcpstat)"),
+                netdev.address-info, netdev.netlink, network_route); netlink-sock-diag (for \
+                tcpstat)"),
         "--check-sandbox does not list the netlink fragments:\n{check}"
     );
 
@@ -436,5 +437,260 @@ fn swap_and_drm_under_the_sandbox() {
             ),
             0.0
         );
+    }
+}
+
+/// `ip -o addr show` as (device, address, prefix length): what the kernel's `RTM_GETADDR`
+/// dump holds, through iproute2 (point-to-point: the local address, the peer's prefix).
+fn ip_addresses() -> BTreeSet<(String, String, String)> {
+    let ip = find_program("ip")
+        .unwrap_or_else(|| panic!("`ip` not found: install iproute2 (scripts/test.sh does)"));
+    let out = Command::new(ip)
+        .args(["-o", "addr", "show"])
+        .output()
+        .expect("run ip -o addr show");
+    assert!(out.status.success(), "ip -o addr show failed");
+    let mut set = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let dev = f[1]
+            .split('@')
+            .next()
+            .expect("device")
+            .trim_end_matches(':');
+        let (addr, prefix) = match f[3].split_once('/') {
+            Some((a, p)) => (a.to_string(), p.to_string()),
+            None => {
+                assert_eq!(f[4], "peer", "{line}");
+                let (_, p) = f[5].split_once('/').expect("peer/prefix");
+                (f[3].to_string(), p.to_string())
+            }
+        };
+        set.insert((dev.to_string(), addr, prefix));
+    }
+    set
+}
+
+/// node_exporter 1.12's last netdev flags under the full sandbox. In the default procfs mode:
+/// `--collector.netdev.address-info` (brings `netlink-route`, and only it) lists every address
+/// `ip -o addr` does, `127.0.0.1/8` and `::1/128` on `lo` as `link-local`;
+/// `--collector.netdev.enable-detailed-metrics` gives 1.12's procfs names; `label-ifalias` the
+/// sysfs alias on every counter; the deprecated `device-blacklist` filters (with its warning).
+/// In the netlink mode with `device-whitelist=^lo$`: only `lo`, with the 24 detailed families.
+/// And the deprecated names are refused beside the new ones, with 1.12's messages.
+#[test]
+fn netdev_flags_under_the_sandbox() {
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .args([
+            "--sandbox=enforce",
+            "--collector.disable-defaults",
+            "--collector.netdev",
+            "--collector.netdev.address-info",
+            "--collector.netdev.enable-detailed-metrics",
+            "--collector.netdev.label-ifalias",
+            "--collector.netdev.device-blacklist=^nothing-here$",
+        ])
+        .spawn();
+    let before = ip_addresses();
+    let body = agent.scrape("/metrics");
+    let after = ip_addresses();
+    assert_sandbox_enforced(&body, "netdev flags", || agent.diagnostics());
+    assert_eq!(
+        must_value(
+            &body,
+            "node_scrape_collector_success",
+            &[("collector", "netdev")]
+        ),
+        1.0,
+        "{}",
+        agent.diagnostics()
+    );
+    for (fragment, on) in [
+        ("dbus", 0.0),
+        ("netlink-route", 1.0),
+        ("netlink-sock-diag", 0.0),
+        ("netlink-generic", 0.0),
+        ("ethtool", 0.0),
+    ] {
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", fragment)]
+            ),
+            on,
+            "fragment {fragment}"
+        );
+    }
+    let check = check_sandbox(&dir, &agent);
+    assert!(
+        check.lines().any(|l| l.trim()
+            == "policy fragments    netlink-route (for arp.netlink, netclass.netlink, \
+                netdev.address-info, netdev.netlink, network_route)"),
+        "--check-sandbox:\n{check}"
+    );
+    assert!(
+        agent.log().contains(
+            "--collector.netdev.device-blacklist is DEPRECATED and will be removed in 2.0.0, \
+             use --collector.netdev.device-exclude"
+        ),
+        "{}",
+        agent.diagnostics()
+    );
+
+    // Address info: exactly the kernel's addresses (when they held still), lo's two included.
+    let all = samples(&body);
+    let info: BTreeSet<(String, String, String, String)> = all
+        .iter()
+        .filter(|(n, _, _)| n == "node_network_address_info")
+        .map(|(_, l, v)| {
+            assert_eq!(*v, 1.0);
+            let get = |k: &str| {
+                label(l, k)
+                    .unwrap_or_else(|| panic!("{k} in {l}"))
+                    .to_string()
+            };
+            (get("device"), get("address"), get("netmask"), get("scope"))
+        })
+        .collect();
+    for want in [
+        ("lo", "127.0.0.1", "8", "link-local"),
+        ("lo", "::1", "128", "link-local"),
+    ] {
+        let want = (
+            want.0.to_string(),
+            want.1.to_string(),
+            want.2.to_string(),
+            want.3.to_string(),
+        );
+        assert!(info.contains(&want), "{want:?} not in {info:?}");
+    }
+    if before == after {
+        let ours: BTreeSet<(String, String, String)> = info
+            .iter()
+            .map(|(d, a, m, _)| (d.clone(), a.clone(), m.clone()))
+            .collect();
+        assert_eq!(ours, before, "node_network_address_info vs ip -o addr");
+    }
+
+    // Detailed procfs names, with the alias label.
+    let alias = std::fs::read_to_string("/sys/class/net/lo/ifalias")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let lo = [("device", "lo"), ("ifalias", alias.as_str())];
+    for name in [
+        "node_network_receive_errors_total",
+        "node_network_receive_dropped_total",
+        "node_network_transmit_errors_total",
+        "node_network_transmit_dropped_total",
+        "node_network_receive_bytes_total",
+        "node_network_transmit_colls_total",
+    ] {
+        assert!(value(&body, name, &lo).is_some(), "{name} {lo:?}\n{body}");
+    }
+    for name in [
+        "node_network_receive_errs_total",
+        "node_network_receive_drop_total",
+        "node_network_receive_missed_errors_total",
+    ] {
+        assert!(!body.contains(name), "{name} with detailed procfs metrics");
+    }
+    let devices: BTreeSet<&str> = all
+        .iter()
+        .filter(|(n, _, _)| n == "node_network_receive_bytes_total")
+        .filter_map(|(_, l, _)| label(l, "device"))
+        .collect();
+    assert_eq!(
+        devices,
+        proc_net_dev()
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+    );
+    drop(agent);
+
+    // Netlink mode, detailed, with the deprecated include.
+    let dir = TestDir::new();
+    let agent = Start::new(&dir)
+        .args([
+            "--sandbox=enforce",
+            "--collector.disable-defaults",
+            "--collector.netdev",
+            "--collector.netdev.netlink",
+            "--collector.netdev.enable-detailed-metrics",
+            "--collector.netdev.device-whitelist=^lo$",
+        ])
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_sandbox_enforced(&body, "netdev netlink detailed", || agent.diagnostics());
+    assert_eq!(
+        must_value(
+            &body,
+            "node_scrape_collector_success",
+            &[("collector", "netdev")]
+        ),
+        1.0,
+        "{}",
+        agent.diagnostics()
+    );
+    let fams: BTreeSet<String> = samples(&body)
+        .into_iter()
+        .filter(|(n, _, _)| n.starts_with("node_network_"))
+        .map(|(n, l, _)| {
+            assert_eq!(label(&l, "device"), Some("lo"), "{n}{l}");
+            n
+        })
+        .collect();
+    assert_eq!(fams.len(), 24, "{fams:?}");
+    for name in [
+        "node_network_receive_missed_errors_total",
+        "node_network_receive_crc_errors_total",
+        "node_network_multicast_total",
+        "node_network_collisions_total",
+        "node_network_transmit_window_errors_total",
+        "node_network_receive_nohandler_total",
+    ] {
+        assert!(fams.contains(name), "{name} not in {fams:?}");
+    }
+    assert!(agent
+        .log()
+        .contains("--collector.netdev.device-whitelist is DEPRECATED"));
+    drop(agent);
+
+    // Refused beside the new names, before anything starts.
+    for (flags, msg) in [
+        (
+            [
+                "--collector.netdev.device-whitelist=a",
+                "--collector.netdev.device-include=b",
+            ],
+            "--collector.netdev.device-whitelist and --collector.netdev.device-include are \
+             mutually exclusive",
+        ),
+        (
+            [
+                "--collector.netdev.device-blacklist=a",
+                "--collector.netdev.device-exclude=b",
+            ],
+            "--collector.netdev.device-blacklist and --collector.netdev.device-exclude are \
+             mutually exclusive",
+        ),
+        (
+            [
+                "--collector.netdev.device-whitelist=a",
+                "--collector.netdev.device-blacklist=b",
+            ],
+            "device-include and device-exclude are mutually exclusive",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(flags)
+            .arg("--check-config")
+            .output()
+            .expect("run the agent");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(msg), "{flags:?}: {err}");
     }
 }

@@ -1138,6 +1138,22 @@ deadline_seconds = 5.0
 mount_points_exclude = "^/(dev|proc|sys)($|/)"
 fs_types_exclude = "^(autofs|proc|sysfs)$"
 mount_timeout = "500ms"
+stat_workers = 4
+[collector.cpu]
+guest = false
+[collector.infiniband]
+device_include = "^mlx"
+device_exclude = "_1$"
+[collector.interrupts]
+include_zeros = false
+name_include = "eth"
+name_exclude = "^LOC;"
+[collector.ipvs]
+backend_labels = "local_address,proto"
+[collector.rapl]
+enable_zone_label = true
+[collector.tapestats]
+ignored_devices = "^nst"
 [collector.netstat]
 fields = "^Tcp_.*"
 [collector.vmstat]
@@ -1149,6 +1165,9 @@ netlink = false
 [collector.netdev]
 device_include = "^eth"
 netlink = false
+address_info = false
+enable_detailed_metrics = false
+label_ifalias = false
 [collector.netclass]
 ignored_devices = "^$"
 netlink = false
@@ -1279,10 +1298,11 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// Netlink answers (network_route, tcpstat, the netlink modes of netdev, arp and netclass)
+// Netlink answers (network_route, tcpstat, the netlink modes of netdev, arp and netclass,
+// netdev's address info)
 // ---------------------------------------------------------------------------------------
 
-/// This host's rtnetlink answers (links, IPv4 neighbours, routes), serialised back to the
+/// This host's rtnetlink answers (links, addresses, IPv4 neighbours, routes), serialised back to the
 /// bytes the kernel sent: the seeds the mutations start from.
 fn rtnetlink_answers() -> &'static [Vec<u8>] {
     use monitoring_agent::collectors::netlink::route;
@@ -1296,6 +1316,12 @@ fn rtnetlink_answers() -> &'static [Vec<u8>] {
                 .expect("RTM_GETLINK")
                 .into_iter()
                 .map(M::NewLink),
+        );
+        msgs.extend(
+            route::addresses()
+                .expect("RTM_GETADDR")
+                .into_iter()
+                .map(M::NewAddress),
         );
         msgs.extend(
             route::neighbours(AddressFamily::Inet)
@@ -1321,6 +1347,16 @@ fn rtnetlink_answers() -> &'static [Vec<u8>] {
             })
             .collect()
     })
+}
+
+/// A link named `eth0` with the given index (for address answers).
+fn netdev_link(index: u32) -> netlink_packet_route::link::LinkMessage {
+    let mut m = netlink_packet_route::link::LinkMessage::default();
+    m.header.index = index;
+    m.attributes = vec![netlink_packet_route::link::LinkAttribute::IfName(
+        "eth0".into(),
+    )];
+    m
 }
 
 proptest! {
@@ -1353,10 +1389,18 @@ proptest! {
         match inner {
             M::NewLink(l) => {
                 let links = [l];
-                let (lines, nohandler) = netdev::netlink_lines(&links);
-                outputs.push(netdev::families(&lines, &nohandler));
+                for detailed in [false, true] {
+                    let devs = netdev::netlink_stats(&links, detailed);
+                    let aliases = [("lo".to_string(), "a\"\n\\".to_string())].into();
+                    outputs.push(netdev::families(&devs, Some(&aliases)));
+                }
                 let any = regex::Regex::new("^$").expect("regex");
                 outputs.push(netclass_rtnl::families(&links, &any, true, &|_, _| Some(1.0)));
+            }
+            M::NewAddress(a) => {
+                let names = [netdev_link(a.header.index)];
+                let filter = monitoring_agent::collectors::DeviceFilter::default();
+                outputs.push(vec![netdev::address_info(&names, &[a], &filter)]);
             }
             M::NewNeighbour(n) => {
                 let names = [(n.header.ifindex, "eth0".to_string())].into();

@@ -1843,6 +1843,20 @@ fn rtm_getlink_dump() -> Vec<u8> {
     v
 }
 
+/// An `RTM_GETADDR` dump request (`--collector.netdev.address-info`): `nlmsghdr` (len 24,
+/// type 22, NLM_F_REQUEST|NLM_F_DUMP, seq 1) and an empty `ifaddrmsg` (AF_UNSPEC: both
+/// families).
+fn rtm_getaddr_dump() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&24u32.to_le_bytes());
+    v.extend_from_slice(&22u16.to_le_bytes());
+    v.extend_from_slice(&0x301u16.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.resize(24, 0);
+    v
+}
+
 /// A `SOCK_DIAG_BY_FAMILY` dump request for the IPv4 TCP sockets in any state:
 /// `nlmsghdr` (len 72, type 20, NLM_F_REQUEST|NLM_F_DUMP, seq 1) and `inet_diag_req_v2`.
 fn sock_diag_tcp4_dump() -> Vec<u8> {
@@ -1895,6 +1909,50 @@ fn netlink_fragments_not_in_force(mode: Mode) {
 }
 
 all_modes!(netlink_fragments_not_in_force => netlink_fragments_not_in_force);
+
+/// netdev's node_exporter 1.12 flags other than address-info (and address-info switched off)
+/// need no fragment: with them the rtnetlink socket still kills the agent; the control shows it
+/// appear.
+fn netdev_flags_keep_netlink_route_out(mode: Mode) {
+    let dir = TestDir::new();
+    let mut agent = start_with(
+        &dir,
+        mode,
+        &[],
+        &[
+            "--collector.netdev.enable-detailed-metrics",
+            "--collector.netdev.label-ifalias",
+            "--collector.netdev.address-info=false",
+            "--collector.netdev.device-blacklist=^nothing$",
+        ],
+    );
+    if mode != Mode::Off {
+        let body = agent.scrape("/metrics");
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", "netlink-route")]
+            ),
+            0.0,
+            "({mode}) netlink-route in force without --collector.netdev.address-info"
+        );
+        assert!(body.contains("node_network_receive_errors_total{device=\"lo\",ifalias="));
+    }
+    let pid = agent.pid();
+    let before = agent_socket_inodes(pid);
+    let mut s = Script::new();
+    s.call(
+        "route",
+        libc::SYS_socket,
+        &["16", DGRAM_CLOEXEC, NETLINK_ROUTE],
+    );
+    let inj = s.run(&mut agent);
+    let escaped = new_agent_sockets(pid, &before, "NETLINK");
+    verdict(mode, &agent, &inj, &["route"], escaped);
+}
+
+all_modes!(netdev_flags_keep_netlink_route_out => netdev_flags_keep_netlink_route_out);
 
 /// Under the full sandbox, an injected dump over the fragment's socket: socket, send the
 /// request, receive the first answer, whose first message must be `answer_type` (not
@@ -1989,8 +2047,8 @@ fn still_killed(mode: Mode, args: &[&str], cases: &[(&str, &[Call])]) {
     }
 }
 
-/// With a netlink mode on (or `network_route`), the `netlink-route` fragment is in force: an
-/// rtnetlink dump works under the full sandbox. Around it, what the fragment does not allow
+/// With a netlink mode on (or `network_route`, or `--collector.netdev.address-info`), the
+/// `netlink-route` fragment is in force: an rtnetlink dump works under the full sandbox. Around it, what the fragment does not allow
 /// still kills: a NETLINK_SOCK_DIAG socket, a raw netlink socket, bind (joining multicast
 /// groups), sendto with a destination address.
 fn netlink_route_fragment_in_force(mode: Mode) {
@@ -2001,9 +2059,19 @@ fn netlink_route_fragment_in_force(mode: Mode) {
         &["--collector.network_route"],
         // With the `dbus` fragment too: both add `socket` rules, which must add up (OR-ed).
         &["--collector.network_route", "--collector.systemd"],
+        // netdev's address info in its default procfs mode: RTM_GETLINK and RTM_GETADDR.
+        &["--collector.netdev.address-info"],
     ] {
         dump_works(mode, args, NETLINK_ROUTE, &rtm_getlink_dump(), 16);
     }
+    // The address dump (`RTM_NEWADDR` answers, type 20) of --collector.netdev.address-info.
+    dump_works(
+        mode,
+        &["--collector.netdev.address-info"],
+        NETLINK_ROUTE,
+        &rtm_getaddr_dump(),
+        20,
+    );
     let sock = r("socket");
     let addr = at(ADDR);
     still_killed(

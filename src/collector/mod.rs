@@ -344,6 +344,24 @@ impl DeviceFilter {
         }
     }
 
+    /// node_exporter's `newDeviceFilter(exclude, include)` itself: an empty pattern is no
+    /// pattern, and both apply when both are set (collectors whose flags 1.12 does not make
+    /// exclusive: infiniband, interrupts).
+    pub fn both(
+        include: &Option<options::Pattern>,
+        exclude: &Option<options::Pattern>,
+    ) -> DeviceFilter {
+        let set = |p: &Option<options::Pattern>| {
+            p.as_ref()
+                .filter(|p| !p.0.as_str().is_empty())
+                .map(|p| p.0.clone())
+        };
+        DeviceFilter {
+            include: set(include),
+            exclude: set(exclude),
+        }
+    }
+
     /// node_exporter refuses both an include and an exclude pattern.
     pub fn exclusive(
         include: &Option<options::Pattern>,

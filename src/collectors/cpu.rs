@@ -7,6 +7,9 @@
 //! - `node_cpu_core_throttles_total{core,package}` and `node_cpu_package_throttles_total{package}`
 //!   from `/sys/devices/system/cpu/cpu*/thermal_throttle/` (Intel hosts; absent elsewhere).
 //!
+//! `--collector.cpu.guest=false` (1.12; default true) leaves `node_cpu_guest_seconds_total`
+//! out; the guest counters are still guarded against going backwards.
+//!
 //! Partial output as node_exporter's: the CPU times are kept when the isolated list or the
 //! throttle listing fails after them (ARCHITECTURE.md, "Partial output").
 //!
@@ -48,6 +51,12 @@ collector_options! {
         /// Filter the `bugs` field in cpuInfo with a value that must be a regular expression.
         #[arg(id = "collector.cpu.info.bugs-include", long = "collector.cpu.info.bugs-include", value_name = "REGEX")]
         pub info_bugs_include: Option<Pattern>,
+        /// Enables metric node_cpu_guest_seconds_total (`--collector.cpu.guest=false` drops
+        /// it, as node_exporter 1.12) [default: true].
+        #[arg(id = "collector.cpu.guest", long = "collector.cpu.guest",
+              value_name = "BOOL", num_args = 0..=1, require_equals = true,
+              default_missing_value = "true", value_parser = parse_bool)]
+        pub guest: Option<bool>,
         /// Not an option: whether the `cpufreq` collector is enabled (set from the enabled
         /// set; `node_cpu_frequency_hertz` depends on it, as in node_exporter 1.12).
         #[arg(skip)]
@@ -59,6 +68,8 @@ collector_options! {
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     Box::new(Cpu {
         info: cpu_settings(opts),
+        // node_exporter 1.12's `--collector.cpu.guest` defaults to true.
+        no_guest: !opts.cpu.guest.unwrap_or(true),
     })
 }
 
@@ -470,10 +481,12 @@ fn read_isolated(path: &Path) -> Result<Vec<u32>, CollectError> {
     }
 }
 
-/// The cpu collector; `info` set by `--collector.cpu.info`.
+/// The cpu collector; `info` set by `--collector.cpu.info`, `no_guest` by
+/// `--collector.cpu.guest=false`.
 #[derive(Default)]
 pub struct Cpu {
     pub info: Option<InfoSettings>,
+    pub no_guest: bool,
 }
 
 impl Collector for Cpu {
@@ -500,7 +513,13 @@ impl Collector for Cpu {
             Err(e) => return Err(CollectError::partial(done(sent), e)),
         };
         let cpus = guard(&paths.procfs, &stat.cpus);
-        sent.extend(time_families(&cpus));
+        let [guest, seconds] = time_families(&cpus);
+        // 1.12's `--collector.cpu.guest=false`: no node_cpu_guest_seconds_total (the guard
+        // above still follows the guest counters, as 1.12's does).
+        if !self.no_guest {
+            sent.push(guest);
+        }
+        sent.push(seconds);
         // Partial output as node_exporter's: the CPU times are sent before the isolated CPUs
         // and the throttles; an error there keeps what was read before it.
         match read_isolated(&paths.sys("devices/system/cpu/isolated")) {
@@ -829,6 +848,50 @@ mod tests {
         assert_eq!(sample(&c, &[("core", "1"), ("package", "0")]), Some(5.0));
         assert_eq!(sample(&p, &[("package", "0")]), Some(12.0));
         assert_eq!(c.help, "Number of times this CPU core has been throttled.");
+    }
+
+    /// `--collector.cpu.guest` (node_exporter 1.12, default true) on 1.12's `/proc/stat`
+    /// fixture: `=false` drops node_cpu_guest_seconds_total and nothing else.
+    #[test]
+    fn guest_flag_node_exporter_112() {
+        use clap::Parser;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node_exporter_1.12");
+        let paths = Paths {
+            procfs: root.join("proc"),
+            sysfs: root.join("no-sys"),
+            ..Paths::default()
+        };
+        let run = |args: &[&str]| -> Vec<MetricFamily> {
+            let mut argv = vec!["monitoring-agent"];
+            argv.extend_from_slice(args);
+            let cli = crate::cli::Cli::try_parse_from(argv).expect("parses");
+            collector(&cli.collector).collect(&paths).expect("collects")
+        };
+        let with = run(&[]);
+        assert_eq!(
+            crate::collectors::testutil::names(&with),
+            ["node_cpu_guest_seconds_total", "node_cpu_seconds_total"]
+        );
+        // 1.12's e2e output has 8 CPUs x 2 guest modes.
+        assert_eq!(with[0].samples.len(), 16);
+        assert_eq!(run(&["--collector.cpu.guest"]), with);
+        assert_eq!(run(&["--collector.cpu.guest=true"]), with);
+        let without = run(&["--collector.cpu.guest=false"]);
+        assert_eq!(
+            crate::collectors::testutil::names(&without),
+            ["node_cpu_seconds_total"]
+        );
+        assert_eq!(without[0], with[1]);
+        // The file's key.
+        let o = Options {
+            cpu: toml::from_str("guest = false\n").expect("toml"),
+            ..Options::default()
+        };
+        let fams = collector(&o).collect(&paths).expect("collects");
+        assert_eq!(
+            crate::collectors::testutil::names(&fams),
+            ["node_cpu_seconds_total"]
+        );
     }
 
     #[test]

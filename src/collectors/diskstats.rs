@@ -2,7 +2,9 @@
 //!
 //! - `/proc/diskstats`, as prometheus/procfs 0.8 reads it: up to 20 fields a line, lines with
 //!   fewer than 14 (2.6-era partition lines) skipped; devices filtered by
-//!   `--collector.diskstats.device-include` / `-exclude`.
+//!   `--collector.diskstats.device-include` / `-exclude` (and 1.12's deprecated alias
+//!   `--collector.diskstats.ignored-devices`, refused with `device-exclude`; an include with
+//!   a non-empty exclude is refused; an empty pattern is none, as in 1.12).
 //! - One counter family per column the kernel prints (11 on any kernel, the four discard
 //!   columns since 4.18, the two flush columns since 5.5), under node_exporter's names:
 //!   sectors become bytes (×512), milliseconds become seconds; discarded sectors stay sectors,
@@ -33,8 +35,45 @@ collector_options! {
         /// Regexp of diskstats devices to exclude [default: node_exporter's].
         #[arg(id = "collector.diskstats.device-exclude", long = "collector.diskstats.device-exclude", value_name = "REGEX")]
         pub device_exclude: Option<Pattern>,
+        /// DEPRECATED alias of --collector.diskstats.device-exclude (as node_exporter 1.12;
+        /// mutually exclusive with it).
+        #[arg(id = "collector.diskstats.ignored-devices", long = "collector.diskstats.ignored-devices", value_name = "REGEX")]
+        pub ignored_devices: Option<Pattern>,
     }
-    check(o) { DeviceFilter::exclusive(&o.device_include, &o.device_exclude) }
+    check(o) {
+        // node_exporter 1.12's `newDiskstatsDeviceFilter`: an empty pattern is none.
+        let set = |p: &Option<Pattern>| p.as_ref().is_some_and(|p| !p.0.as_str().is_empty());
+        if set(&o.ignored_devices) && o.device_exclude.is_some() {
+            return Err("--collector.diskstats.ignored-devices and \
+                        --collector.diskstats.device-exclude are mutually exclusive".into());
+        }
+        if set(&o.device_include) && set(&o.device_exclude) {
+            return Err("device-exclude & device-include are mutually exclusive".into());
+        }
+        Ok(())
+    }
+}
+
+/// The device filter as node_exporter 1.12 builds it: `device-exclude`, else the deprecated
+/// `ignored-devices` (with 1.12's warning), else the default; an include drops the
+/// exclusion; an empty pattern is none.
+fn device_filter(o: &DiskstatsOptions) -> DeviceFilter {
+    let nonempty = |p: &Option<Pattern>| p.clone().filter(|p| !p.0.as_str().is_empty());
+    let mut exclude = o.device_exclude.clone();
+    if let (None, Some(old)) = (&exclude, nonempty(&o.ignored_devices)) {
+        log::warn!(
+            "--collector.diskstats.ignored-devices is DEPRECATED and will be removed in 2.0.0, use --collector.diskstats.device-exclude"
+        );
+        exclude = Some(old);
+    }
+    let exclude = match exclude {
+        Some(e) => Some(e),
+        None => Some(Pattern(Pattern::or_default(&None, DEFAULT_DEVICE_EXCLUDE))),
+    };
+    if nonempty(&o.device_include).is_some() {
+        return DeviceFilter::both(&o.device_include, &None);
+    }
+    DeviceFilter::both(&None, &exclude)
 }
 
 /// node_exporter's default `--collector.diskstats.device-exclude`.
@@ -43,11 +82,7 @@ pub const DEFAULT_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.diskstats;
     Box::new(Diskstats {
-        filter: DeviceFilter::new(
-            &o.device_include,
-            &o.device_exclude,
-            Some(DEFAULT_DEVICE_EXCLUDE),
-        ),
+        filter: device_filter(o),
     })
 }
 
@@ -418,6 +453,65 @@ mod tests {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// node_exporter 1.12's device flags on its `/proc/diskstats` fixture: the deprecated
+    /// `ignored-devices`, include against exclude, empty patterns.
+    #[test]
+    fn device_flags_node_exporter_112() {
+        use crate::collector::options::Merge;
+        use clap::Parser;
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/diskstats");
+        let disks = parse_diskstats(text).expect("parses");
+        let kept = |args: &[&str]| -> Result<Vec<String>, String> {
+            let mut argv = vec!["monitoring-agent"];
+            argv.extend_from_slice(args);
+            let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            cli.collector.diskstats.check()?;
+            let f = device_filter(&cli.collector.diskstats);
+            Ok(disks
+                .iter()
+                .filter(|d| !f.ignored(&d.name))
+                .map(|d| d.name.clone())
+                .collect())
+        };
+        let default = kept(&[]).expect("ok");
+        assert!(default.contains(&"sda".to_string()) && !default.contains(&"sda1".to_string()));
+        // The alias alone replaces the default exclusion.
+        let alias = kept(&["--collector.diskstats.ignored-devices=^sd"]).expect("ok");
+        assert!(alias.iter().all(|d| !d.starts_with("sd")), "{alias:?}");
+        assert!(alias.contains(&"dm-0".to_string()), "{alias:?}");
+        assert_eq!(
+            kept(&["--collector.diskstats.device-exclude=^sd"]).expect("ok"),
+            alias
+        );
+        assert!(kept(&[
+            "--collector.diskstats.ignored-devices=^sd",
+            "--collector.diskstats.device-exclude=^x"
+        ])
+        .expect_err("exclusive")
+        .contains("ignored-devices"));
+        // An include with an explicitly empty exclude is accepted; with a non-empty one not.
+        assert_eq!(
+            kept(&[
+                "--collector.diskstats.device-include=^sda$",
+                "--collector.diskstats.device-exclude="
+            ])
+            .expect("ok"),
+            ["sda"]
+        );
+        assert!(kept(&[
+            "--collector.diskstats.device-include=^sda$",
+            "--collector.diskstats.device-exclude=^x"
+        ])
+        .is_err());
+        // An empty exclude excludes nothing (1.12's empty pattern), not everything.
+        assert_eq!(
+            kept(&["--collector.diskstats.device-exclude="])
+                .expect("ok")
+                .len(),
+            disks.len()
+        );
     }
 
     #[test]

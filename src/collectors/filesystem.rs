@@ -21,7 +21,12 @@
 //! - Mount points matching `--collector.filesystem.mount-points-exclude` and file system types
 //!   matching `--collector.filesystem.fs-types-exclude` are skipped (node_exporter 1.12's
 //!   deprecated alias `--collector.filesystem.ignored-mount-points` is accepted, with a warning,
-//!   and refused together with the new name); the rootfs prefix is
+//!   and refused together with the new name; so is `--collector.filesystem.ignored-fs-types`
+//!   for `fs-types-exclude`). 1.12's `--collector.filesystem.mount-points-include` and
+//!   `--collector.filesystem.fs-types-include` keep only what they match; given without its
+//!   exclude flag, an include drops the default exclusion, and with a non-empty exclude flag
+//!   it is refused (mutually exclusive, as 1.12); an empty pattern is none (an explicitly
+//!   empty exclude excludes nothing). The rootfs prefix is
 //!   stripped from mount points as node_exporter's `rootfsStripPrefix` does (a plain string
 //!   prefix), and each mount is `statfs`ed below the rootfs.
 //! - Families (labels `device`, `fstype`, `mountpoint`): `node_filesystem_size_bytes`
@@ -39,6 +44,15 @@
 //! helper thread takes the mount off the list. The helper threads are kept between scrapes,
 //! so a scrape normally starts none.
 //!
+//! `--collector.filesystem.stat-workers` (node_exporter 1.12, default 4): how many `statfs`
+//! calls run at once. The mounts are split into that many lanes (fewer with fewer mounts),
+//! each stat'ed in order by one helper thread; the wait per mount is counted from its lane's
+//! previous answer, and a stuck mount moves the rest of its lane to a new one, so the other
+//! lanes go on. 0 and negative values mean one worker, as 1.12's `max(n, 1)`; above
+//! [`MAX_STAT_WORKERS`] (64) the count is capped, node_exporter's workers being goroutines and
+//! these OS threads. The whole still runs within the collector's deadline
+//! (`--collector.deadline`).
+//!
 //! Syscalls: `statfs`, `statx` (the mount check), `pread64` (the kept mount table), plus
 //! `clone3`/`futex` for the helper threads.
 
@@ -51,10 +65,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
-use regex::Regex;
-
 use super::options::{collector_options, GoDurationOpt, Pattern};
-use super::{CollectError, Collector, Options, Paths};
+use super::{CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// How long a scrape waits for one mount's `statfs` before marking the mount stuck.
@@ -63,8 +75,23 @@ use crate::exposition::MetricFamily;
 /// stuck mount still leaves time to serve the others.
 pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Idle helper threads kept for the next scrape (one suffices when no mount hangs).
+/// Idle helper threads kept for the next scrape at least (one lane suffices when no mount
+/// hangs); with more `stat-workers`, one per worker.
 const MAX_IDLE_WORKERS: usize = 2;
+
+/// node_exporter 1.12's default `--collector.filesystem.stat-workers`.
+pub const DEFAULT_STAT_WORKERS: i64 = 4;
+
+/// The most `statfs` calls run at once, whatever `--collector.filesystem.stat-workers` asks:
+/// node_exporter's workers are goroutines, here each is an OS thread kept for the next scrape.
+pub const MAX_STAT_WORKERS: usize = 64;
+
+/// The effective worker count for `--collector.filesystem.stat-workers=n`: 1.12's
+/// `max(n, 1)` (0 and negative values mean one worker, as in 1.12: not refused), capped at
+/// [`MAX_STAT_WORKERS`].
+pub fn stat_workers(n: i64) -> usize {
+    usize::try_from(n.max(1)).map_or(MAX_STAT_WORKERS, |n| n.min(MAX_STAT_WORKERS))
+}
 
 collector_options! {
     /// Options of the filesystem collector (`[collector.filesystem]` in the file).
@@ -81,17 +108,32 @@ collector_options! {
         /// 1.12; mutually exclusive with it).
         #[arg(id = "collector.filesystem.ignored-mount-points", long = "collector.filesystem.ignored-mount-points", value_name = "REGEX")]
         pub ignored_mount_points: Option<Pattern>,
+        /// Regexp of mount points to include for the filesystem collector (mutually exclusive
+        /// to a non-empty mount-points-exclude; without it, the default exclusion is dropped).
+        #[arg(id = "collector.filesystem.mount-points-include", long = "collector.filesystem.mount-points-include", value_name = "REGEX")]
+        pub mount_points_include: Option<Pattern>,
+        /// Regexp of filesystem types to include for the filesystem collector (mutually
+        /// exclusive to a non-empty fs-types-exclude; without it, the default exclusion is
+        /// dropped).
+        #[arg(id = "collector.filesystem.fs-types-include", long = "collector.filesystem.fs-types-include", value_name = "REGEX")]
+        pub fs_types_include: Option<Pattern>,
+        /// DEPRECATED alias of --collector.filesystem.fs-types-exclude (as node_exporter 1.12;
+        /// mutually exclusive with it).
+        #[arg(id = "collector.filesystem.ignored-fs-types", long = "collector.filesystem.ignored-fs-types", value_name = "REGEX")]
+        pub ignored_fs_types: Option<Pattern>,
         /// How long to wait for a mount's statfs before marking it stale (Go duration, e.g.
         /// 500ms) [default: 1s; node_exporter's is 5s, see the collector's docs].
         #[arg(id = "collector.filesystem.mount-timeout", long = "collector.filesystem.mount-timeout", value_name = "DURATION")]
         pub mount_timeout: Option<GoDurationOpt>,
+        /// How many stat calls to process simultaneously (as node_exporter 1.12: 0 or less
+        /// means 1; here at most 64) [default: 4].
+        #[arg(id = "collector.filesystem.stat-workers", long = "collector.filesystem.stat-workers",
+              value_name = "N", allow_negative_numbers = true)]
+        pub stat_workers: Option<i64>,
     }
     check(o) {
-        if o.ignored_mount_points.is_some() && o.mount_points_exclude.is_some() {
-            return Err("--collector.filesystem.ignored-mount-points and \
-                --collector.filesystem.mount-points-exclude are mutually exclusive"
-                .into());
-        }
+        mount_points(o).check()?;
+        fs_types(o).check()?;
         if o.mount_timeout.is_some_and(|d| d.0.is_zero()) {
             return Err("--collector.filesystem.mount-timeout must be more than 0".into());
         }
@@ -105,28 +147,98 @@ pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 
-/// The mount points to exclude: `mount-points-exclude`, else the deprecated alias
-/// `ignored-mount-points` (with node_exporter 1.12's warning; the check makes the two
-/// exclusive), else the default.
-fn mount_points_exclude(o: &FilesystemOptions) -> Regex {
-    let exclude = match (&o.mount_points_exclude, &o.ignored_mount_points) {
-        (None, Some(old)) => {
-            log::warn!(
-                "--collector.filesystem.ignored-mount-points is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem.mount-points-exclude"
-            );
-            Some(old.clone())
+/// One of node_exporter 1.12's two filter flag sets of this collector (mount points, file
+/// system types): `--collector.filesystem.<what>-exclude` (with a default), its deprecated
+/// alias `--collector.filesystem.<old>` and `--collector.filesystem.<what>-include`.
+struct FilterFlags<'a> {
+    what: &'static str,
+    old: &'static str,
+    exclude: &'a Option<Pattern>,
+    alias: &'a Option<Pattern>,
+    include: &'a Option<Pattern>,
+    default: &'static str,
+}
+
+fn mount_points(o: &FilesystemOptions) -> FilterFlags<'_> {
+    FilterFlags {
+        what: "mount-points",
+        old: "ignored-mount-points",
+        exclude: &o.mount_points_exclude,
+        alias: &o.ignored_mount_points,
+        include: &o.mount_points_include,
+        default: DEFAULT_MOUNT_POINTS_EXCLUDE,
+    }
+}
+
+fn fs_types(o: &FilesystemOptions) -> FilterFlags<'_> {
+    FilterFlags {
+        what: "fs-types",
+        old: "ignored-fs-types",
+        exclude: &o.fs_types_exclude,
+        alias: &o.ignored_fs_types,
+        include: &o.fs_types_include,
+        default: DEFAULT_FS_TYPES_EXCLUDE,
+    }
+}
+
+/// The pattern, unless it is empty (node_exporter's flags: an empty string is no pattern).
+fn nonempty(p: &Option<Pattern>) -> Option<&Pattern> {
+    p.as_ref().filter(|p| !p.0.as_str().is_empty())
+}
+
+impl FilterFlags<'_> {
+    /// node_exporter 1.12's refusals (`newMountPointsFilter`, `newFSTypeFilter`): the alias
+    /// with the exclude flag, and an include with a non-empty exclude flag given.
+    fn check(&self) -> Result<(), String> {
+        let (what, old) = (self.what, self.old);
+        if nonempty(self.alias).is_some() && self.exclude.is_some() {
+            return Err(format!(
+                "--collector.filesystem.{old} and --collector.filesystem.{what}-exclude are \
+                 mutually exclusive"
+            ));
         }
-        (new, _) => new.clone(),
-    };
-    Pattern::or_default(&exclude, DEFAULT_MOUNT_POINTS_EXCLUDE)
+        if nonempty(self.include).is_some() && nonempty(self.exclude).is_some() {
+            return Err(format!(
+                "--collector.filesystem.{what}-exclude and --collector.filesystem.{what}-include \
+                 are mutually exclusive"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The filter, as 1.12 builds it: the exclude flag, else the alias (warning that it is
+    /// deprecated), else the default; an include flag drops the exclusion unless the
+    /// exclude flag was given; an empty pattern is none.
+    fn filter(&self) -> DeviceFilter {
+        let given = self.exclude.is_some();
+        let mut exclude = match self.exclude {
+            Some(p) => Some(p.clone()),
+            None => Some(Pattern(Pattern::or_default(&None, self.default))),
+        };
+        if let Some(old) = nonempty(self.alias) {
+            if !given {
+                log::warn!(
+                    "--collector.filesystem.{} is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem.{}-exclude",
+                    self.old,
+                    self.what
+                );
+                exclude = Some(old.clone());
+            }
+        }
+        if nonempty(self.include).is_some() && !given {
+            exclude = None;
+        }
+        DeviceFilter::both(self.include, &exclude)
+    }
 }
 
 pub fn collector(opts: &Options) -> Box<dyn Collector> {
     let o = &opts.filesystem;
     STATTER.set_timeout(o.mount_timeout.map_or(MOUNT_TIMEOUT, |d| d.0));
+    STATTER.set_workers(o.stat_workers.unwrap_or(DEFAULT_STAT_WORKERS));
     Box::new(Filesystem {
-        mount_points_exclude: mount_points_exclude(o),
-        fs_types_exclude: Pattern::or_default(&o.fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
+        mount_points: mount_points(o).filter(),
+        fs_types: fs_types(o).filter(),
     })
 }
 
@@ -369,6 +481,8 @@ pub struct Statter {
     idle: Mutex<Vec<mpsc::Sender<Batch>>>,
     /// Helper threads started so far (for tests and curiosity).
     spawned: AtomicUsize,
+    /// How many `statfs` calls run at once (`--collector.filesystem.stat-workers`).
+    workers: AtomicUsize,
 }
 
 /// Work for one helper thread: stat these mounts in order, report each result, stop when
@@ -396,7 +510,18 @@ impl Statter {
             stuck: Mutex::new(HashSet::new()),
             idle: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
+            workers: AtomicUsize::new(1),
         }
+    }
+
+    /// Sets how many `statfs` calls run at once: node_exporter's `max(n, 1)`, at most
+    /// [`MAX_STAT_WORKERS`] (the collector is built again on reload).
+    pub fn set_workers(&self, n: i64) {
+        self.workers.store(stat_workers(n), Ordering::Relaxed);
+    }
+
+    fn workers(&self) -> usize {
+        self.workers.load(Ordering::Relaxed).max(1)
     }
 
     /// Sets the wait per mount (the collector is built again on reload).
@@ -414,8 +539,12 @@ impl Statter {
         lock(&self.stuck).contains(mount_point)
     }
 
-    /// `statfs` of each `(mount point, target)`, in order. Never waits more than the timeout
-    /// for any one call; mounts already stuck are answered [`StatOutcome::Stuck`] at once.
+    /// `statfs` of each `(mount point, target)`, in order, on up to `workers` helper threads
+    /// at once (`--collector.filesystem.stat-workers`): the mounts are split into that many
+    /// lanes, each stat'ed in order by one thread. Never waits more than the timeout for any
+    /// one call (counted from the lane's previous answer); a call that takes longer marks its
+    /// mount stuck and the rest of its lane goes on in a new lane. Mounts already stuck are
+    /// answered [`StatOutcome::Stuck`] at once.
     pub fn stat_all(
         &'static self,
         mounts: &[(&str, Target)],
@@ -433,59 +562,78 @@ impl Statter {
                 }
             }
         }
-        while !pending.is_empty() {
-            let (tx, rx) = mpsc::channel();
-            let abandoned = Arc::new(AtomicBool::new(false));
-            let order: Vec<(usize, String)> =
-                pending.iter().map(|(i, mp, _)| (*i, mp.clone())).collect();
-            self.dispatch(Batch {
-                items: std::mem::take(&mut pending),
-                results: tx,
-                abandoned: abandoned.clone(),
-            })?;
-            for (pos, (i, mp)) in order.iter().enumerate() {
-                let got = match rx.recv_timeout(self.timeout()) {
-                    Ok(r) => Some(r),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
+        let (tx, rx) = mpsc::channel();
+        let mut lanes: Vec<Lane> = Vec::new();
+        // Which lane stats mount `i` now.
+        let mut lane_of: Vec<usize> = vec![0; mounts.len()];
+        let workers = self.workers().min(pending.len()).max(1);
+        let per_lane = pending.len().div_ceil(workers).max(1);
+        let mut chunks: Vec<Vec<(usize, String, Target)>> = Vec::new();
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(per_lane).collect());
+        }
+        // One thread per lane: the idle helpers are taken for the lanes all at once, so that
+        // a helper finishing its lane early does not take another (the lanes run side by
+        // side, and the scrape leaves one helper per worker behind).
+        let mut idle = {
+            let mut pool = lock(&self.idle);
+            let keep = pool.len().saturating_sub(chunks.len());
+            pool.split_off(keep)
+        };
+        for chunk in chunks {
+            // No idle helper left for this lane: a new one (not one that finished an earlier
+            // lane of this scrape meanwhile).
+            let worker = Worker::Given(idle.pop());
+            self.open_lane(chunk, worker, &tx, &mut lanes, &mut lane_of)?;
+        }
+        let timeout = self.timeout();
+        while let Some(next) = lanes
+            .iter()
+            .filter(|l| !l.order.is_empty())
+            .map(|l| l.deadline)
+            .min()
+        {
+            let wait = next.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok((j, r)) => accept(&mut lanes, &lane_of, &mut out, j, r, timeout),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let mut requeued = Vec::new();
+                    {
                         let mut stuck = lock(&self.stuck);
-                        // The helper sends under this lock: either its answer is in the
-                        // channel now, or it will see `abandoned` and unmark the mount.
-                        match rx.try_recv() {
-                            Ok(r) => Some(r),
-                            Err(_) => {
-                                abandoned.store(true, Ordering::SeqCst);
+                        // Helpers send under this lock: every answer given so far is in the
+                        // channel now; a lane abandoned below sends nothing more (its helper
+                        // sees `abandoned` and unmarks the mount when its call returns).
+                        while let Ok((j, r)) = rx.try_recv() {
+                            accept(&mut lanes, &lane_of, &mut out, j, r, timeout);
+                        }
+                        let now = std::time::Instant::now();
+                        for lane in lanes.iter_mut().filter(|l| !l.order.is_empty()) {
+                            if lane.deadline > now {
+                                continue;
+                            }
+                            lane.abandoned.store(true, Ordering::SeqCst);
+                            let mut order = std::mem::take(&mut lane.order).into_iter();
+                            if let Some((i, mp)) = order.next() {
                                 if stuck.insert(mp.clone()) {
                                     log::warn!(
                                         "mount point {mp}: statfs timed out, skipping until it answers"
                                     );
                                 }
-                                None
+                                set(&mut out, i, StatOutcome::Stuck);
+                            }
+                            let rest: Vec<(usize, String)> = order.collect();
+                            if !rest.is_empty() {
+                                requeued.push(requeue(mounts, &rest));
                             }
                         }
                     }
-                    // The helper died (a panicking statfs): count this mount as failed.
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        abandoned.store(true, Ordering::SeqCst);
-                        let died = io::Error::other("statfs helper thread died");
-                        set(&mut out, *i, StatOutcome::Failed(died));
-                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
-                        break;
-                    }
-                };
-                match got {
-                    Some((j, r)) => {
-                        let outcome = match r {
-                            Ok(s) => StatOutcome::Ok(s),
-                            Err(e) => StatOutcome::Failed(e),
-                        };
-                        set(&mut out, j, outcome);
-                    }
-                    None => {
-                        set(&mut out, *i, StatOutcome::Stuck);
-                        pending = requeue(mounts, order.get(pos + 1..).unwrap_or_default());
-                        break;
+                    for chunk in requeued {
+                        self.open_lane(chunk, Worker::Any, &tx, &mut lanes, &mut lane_of)?;
                     }
                 }
+                // Not while `tx` is held here.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
         Ok(out
@@ -494,9 +642,46 @@ impl Statter {
             .collect())
     }
 
-    /// Hands a batch to an idle helper thread, or to a new one.
-    fn dispatch(&'static self, batch: Batch) -> Result<(), CollectError> {
-        let idle = lock(&self.idle).pop();
+    /// Starts a lane: hands `items` to the helper thread `worker` names; answers come on
+    /// `tx`.
+    fn open_lane(
+        &'static self,
+        items: Vec<(usize, String, Target)>,
+        worker: Worker,
+        tx: &mpsc::Sender<(usize, io::Result<FsStats>)>,
+        lanes: &mut Vec<Lane>,
+        lane_of: &mut [usize],
+    ) -> Result<(), CollectError> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let order: std::collections::VecDeque<(usize, String)> =
+            items.iter().map(|(i, mp, _)| (*i, mp.clone())).collect();
+        for (i, _) in &order {
+            if let Some(slot) = lane_of.get_mut(*i) {
+                *slot = lanes.len();
+            }
+        }
+        self.dispatch(
+            Batch {
+                items,
+                results: tx.clone(),
+                abandoned: abandoned.clone(),
+            },
+            worker,
+        )?;
+        lanes.push(Lane {
+            order,
+            abandoned,
+            deadline: std::time::Instant::now() + self.timeout(),
+        });
+        Ok(())
+    }
+
+    /// Hands a batch to the helper thread `worker` names, or to a new one.
+    fn dispatch(&'static self, batch: Batch, worker: Worker) -> Result<(), CollectError> {
+        let idle = match worker {
+            Worker::Given(w) => w,
+            Worker::Any => lock(&self.idle).pop(),
+        };
         let batch = match idle {
             Some(worker) => match worker.send(batch) {
                 Ok(()) => return Ok(()),
@@ -522,10 +707,15 @@ impl Statter {
             let mut parked = false;
             for (k, (i, mp, target)) in batch.items.into_iter().enumerate() {
                 // The check's statx runs here too: on a dead NFS server it can hang as well.
-                let r = match &target.check {
-                    None => (self.statfs)(&target.path),
-                    Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
-                };
+                // A panicking statfs (tests only: release builds abort) counts as failed and
+                // leaves the thread serving.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    match &target.check {
+                        None => (self.statfs)(&target.path),
+                        Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
+                    }
+                }))
+                .unwrap_or_else(|_| Err(io::Error::other("statfs panicked")));
                 let mut stuck = lock(&self.stuck);
                 if batch.abandoned.load(Ordering::SeqCst) {
                     // The scrape gave up on this call: it marked the mount stuck, and the
@@ -552,11 +742,52 @@ impl Statter {
     /// Puts a helper thread back in the idle pool, unless the pool is full.
     fn park(&self, me: &mpsc::Sender<Batch>) -> bool {
         let mut idle = lock(&self.idle);
-        if idle.len() >= MAX_IDLE_WORKERS {
+        if idle.len() >= self.workers().max(MAX_IDLE_WORKERS) {
             return false;
         }
         idle.push(me.clone());
         true
+    }
+}
+
+/// Which helper thread takes a lane.
+enum Worker {
+    /// This idle one (taken from the pool), or a new one.
+    Given(Option<mpsc::Sender<Batch>>),
+    /// Any idle one, or a new one.
+    Any,
+}
+
+/// One lane of a scrape's `statfs` calls: the mounts its helper has still to answer, in
+/// order, and when the first of them times out.
+struct Lane {
+    order: std::collections::VecDeque<(usize, String)>,
+    abandoned: Arc<AtomicBool>,
+    deadline: std::time::Instant,
+}
+
+/// Records an answer for mount `j` and restarts its lane's clock (the lane's next call starts
+/// now).
+fn accept(
+    lanes: &mut [Lane],
+    lane_of: &[usize],
+    out: &mut [Option<StatOutcome>],
+    j: usize,
+    r: io::Result<FsStats>,
+    timeout: Duration,
+) {
+    let outcome = match r {
+        Ok(s) => StatOutcome::Ok(s),
+        Err(e) => StatOutcome::Failed(e),
+    };
+    set(out, j, outcome);
+    if let Some(lane) = lane_of.get(j).and_then(|l| lanes.get_mut(*l)) {
+        if lane.order.front().is_some_and(|(i, _)| *i == j) {
+            lane.order.pop_front();
+        } else {
+            lane.order.retain(|(i, _)| *i != j);
+        }
+        lane.deadline = std::time::Instant::now() + timeout;
     }
 }
 
@@ -579,8 +810,8 @@ static STATTER: LazyLock<Statter> =
     LazyLock::new(|| Statter::new(Box::new(real_statfs), MOUNT_TIMEOUT));
 
 struct Filesystem {
-    mount_points_exclude: Regex,
-    fs_types_exclude: Regex,
+    mount_points: DeviceFilter,
+    fs_types: DeviceFilter,
 }
 
 /// PID 1's `mountinfo`, opened by [`warm_up`] while the agent may still see PID 1.
@@ -762,15 +993,15 @@ fn same_fs(m: &Mount, path: &Path, own: &OwnNamespace) -> Option<Arc<SameFs>> {
 /// node_exporter's registry keeps the first of duplicate series).
 fn select<'a>(
     mounts: &'a [Mount],
-    mount_points_exclude: &Regex,
-    fs_types_exclude: &Regex,
+    mount_points: &DeviceFilter,
+    fs_types: &DeviceFilter,
 ) -> Vec<&'a Mount> {
     let mut seen: HashSet<(&str, &str, &str)> = HashSet::with_capacity(mounts.len());
     mounts
         .iter()
         .filter(|m| {
-            !mount_points_exclude.is_match(&m.mount_point)
-                && !fs_types_exclude.is_match(&m.fs_type)
+            !mount_points.ignored(&m.mount_point)
+                && !fs_types.ignored(&m.fs_type)
                 && seen.insert((&m.device, &m.mount_point, &m.fs_type))
         })
         .collect()
@@ -836,7 +1067,7 @@ impl Filesystem {
         let table = read_table(paths)?;
         let rootfs = paths.rootfs.to_string_lossy();
         let mounts = table.parse(&rootfs)?;
-        let selected = select(&mounts, &self.mount_points_exclude, &self.fs_types_exclude);
+        let selected = select(&mounts, &self.mount_points, &self.fs_types);
         let own = if table.host && table.mountinfo {
             own_namespace(paths, &mounts)
         } else {
@@ -885,10 +1116,16 @@ mod tests {
             ..FilesystemOptions::default()
         };
         assert_eq!(alias.check(), Ok(()));
-        assert_eq!(mount_points_exclude(&alias).as_str(), "^/only$");
+        let exclude = |o: &FilesystemOptions| {
+            mount_points(o)
+                .filter()
+                .exclude
+                .map(|r| r.as_str().to_string())
+        };
+        assert_eq!(exclude(&alias).as_deref(), Some("^/only$"));
         assert_eq!(
-            mount_points_exclude(&FilesystemOptions::default()).as_str(),
-            DEFAULT_MOUNT_POINTS_EXCLUDE
+            exclude(&FilesystemOptions::default()).as_deref(),
+            Some(DEFAULT_MOUNT_POINTS_EXCLUDE)
         );
         let both = FilesystemOptions {
             mount_points_exclude: p("^/x$"),
@@ -921,6 +1158,259 @@ mod tests {
         assert_eq!(STATTER.timeout(), Duration::from_millis(1500));
         let _ = collector(&Options::default());
         assert_eq!(STATTER.timeout(), MOUNT_TIMEOUT);
+        // The same for --collector.filesystem.stat-workers (default 1.12's 4). Here, in the
+        // one test that builds the collector: the statter is the process's.
+        assert_eq!(STATTER.workers(), 4);
+        opts.filesystem.stat_workers = Some(-1);
+        let _ = collector(&opts);
+        assert_eq!(STATTER.workers(), 1);
+        opts.filesystem.stat_workers = Some(7);
+        let _ = collector(&opts);
+        assert_eq!(STATTER.workers(), 7);
+        let _ = collector(&Options::default());
+        assert_eq!(STATTER.workers(), 4);
+    }
+
+    /// node_exporter 1.12's include flags and deprecated aliases on its fixture's mount
+    /// table (`proc/1/mountinfo`): `mount-points-include`, `fs-types-include`,
+    /// `ignored-fs-types`, and an explicitly empty exclude (no exclusion).
+    #[test]
+    fn include_flags_node_exporter_112() {
+        use crate::collector::options::Merge;
+        let text = include_str!("../../tests/fixtures/node_exporter_1.12/proc/1/mountinfo");
+        let mounts = parse_mountinfo(text, "/").expect("parses");
+        let selected = |args: &[&str]| -> Result<Vec<String>, String> {
+            use clap::Parser;
+            let mut argv = vec!["monitoring-agent"];
+            argv.extend_from_slice(args);
+            let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let o = &cli.collector.filesystem;
+            o.check()?;
+            let sel = select(&mounts, &mount_points(o).filter(), &fs_types(o).filter());
+            Ok(sel.iter().map(|m| m.mount_point.clone()).collect())
+        };
+        let default = selected(&[]).expect("default");
+        assert_eq!(default.len(), 8, "{default:?}");
+        assert!(default.contains(&"/".to_string()) && !default.contains(&"/sys".to_string()));
+        // An include without the exclude flag drops the default mount point exclusion (the
+        // default type exclusion stays): /run and below, tmpfs and fuse.
+        let run = selected(&["--collector.filesystem.mount-points-include=^/run"]).expect("ok");
+        assert_eq!(
+            run,
+            ["/run", "/run/lock", "/run/user/1000", "/run/user/1000/gvfs"],
+            "{run:?}"
+        );
+        // With an explicitly empty exclude too: the same.
+        assert_eq!(
+            selected(&[
+                "--collector.filesystem.mount-points-include=^/run",
+                "--collector.filesystem.mount-points-exclude="
+            ])
+            .expect("ok"),
+            run
+        );
+        // With a non-empty exclude: refused, as 1.12.
+        let err = selected(&[
+            "--collector.filesystem.mount-points-include=^/run",
+            "--collector.filesystem.mount-points-exclude=^/x",
+        ])
+        .expect_err("exclusive");
+        assert!(err.contains("mount-points-include"), "{err}");
+        // fs-types-include: only ext*, and the default exclusion of /sys, /proc... stays.
+        let ext = selected(&["--collector.filesystem.fs-types-include=^ext"]).expect("ok");
+        assert_eq!(ext.len(), 4, "{ext:?}");
+        assert!(ext.contains(&"/boot".to_string()));
+        // An explicitly empty exclude is no exclusion (not "everything"): sysfs, proc, ...
+        let all = selected(&[
+            "--collector.filesystem.mount-points-exclude=",
+            "--collector.filesystem.fs-types-exclude=",
+        ])
+        .expect("ok");
+        assert_eq!(all.len(), mounts.len(), "{all:?}");
+        // The deprecated ignored-fs-types: alone it is the exclusion; with fs-types-exclude
+        // it is refused.
+        let no_tmpfs = selected(&["--collector.filesystem.ignored-fs-types=^(tmpfs|sysfs|proc)$"])
+            .expect("ok");
+        for tmpfs in ["/run", "/run/lock", "/run/user/1000"] {
+            assert!(!no_tmpfs.contains(&tmpfs.to_string()), "{no_tmpfs:?}");
+        }
+        // The alias replaces the default exclusion: rpc_pipefs (in the default) is back.
+        assert!(
+            no_tmpfs.contains(&"/run/rpc_pipefs".to_string()),
+            "{no_tmpfs:?}"
+        );
+        assert!(no_tmpfs.contains(&"/".to_string()));
+        assert!(selected(&[
+            "--collector.filesystem.ignored-fs-types=^tmpfs$",
+            "--collector.filesystem.fs-types-exclude=^x$"
+        ])
+        .expect_err("exclusive")
+        .contains("ignored-fs-types"));
+        // The file's keys.
+        let file: FilesystemOptions =
+            toml::from_str("mount_points_include = \"^/boot$\"\nfs_types_include = \"^ext2$\"\n")
+                .expect("toml");
+        let sel = select(
+            &mounts,
+            &mount_points(&file).filter(),
+            &fs_types(&file).filter(),
+        );
+        assert_eq!(sel.len(), 1);
+    }
+
+    /// `--collector.filesystem.stat-workers`: node_exporter 1.12's `max(n, 1)` (0 and
+    /// negative values are accepted and mean 1), capped here; the flag and the file's key
+    /// reach the scrape's statter, the default being 1.12's 4.
+    #[test]
+    fn stat_workers_option() {
+        use clap::Parser;
+        assert_eq!(stat_workers(4), 4);
+        assert_eq!(stat_workers(1), 1);
+        assert_eq!(stat_workers(0), 1);
+        assert_eq!(stat_workers(-3), 1);
+        assert_eq!(stat_workers(i64::MIN), 1);
+        assert_eq!(stat_workers(1000), MAX_STAT_WORKERS);
+        assert_eq!(stat_workers(i64::MAX), MAX_STAT_WORKERS);
+        for (arg, want) in [("8", 8), ("0", 1), ("-2", 1)] {
+            let cli = crate::cli::Cli::try_parse_from([
+                "monitoring-agent".to_string(),
+                format!("--collector.filesystem.stat-workers={arg}"),
+            ])
+            .expect("parses");
+            assert_eq!(cli.collector.check(), Ok(()));
+            let o = cli.collector.filesystem.stat_workers;
+            assert_eq!(
+                stat_workers(o.unwrap_or(DEFAULT_STAT_WORKERS)),
+                want,
+                "{arg}"
+            );
+        }
+        // `--flag -2` (a separate word) parses too, as kingpin's.
+        let cli = crate::cli::Cli::try_parse_from([
+            "monitoring-agent",
+            "--collector.filesystem.stat-workers",
+            "-2",
+        ])
+        .expect("parses");
+        assert_eq!(cli.collector.filesystem.stat_workers, Some(-2));
+        assert!(crate::cli::Cli::try_parse_from([
+            "monitoring-agent",
+            "--collector.filesystem.stat-workers=four",
+        ])
+        .is_err());
+        let file: FilesystemOptions = toml::from_str("stat_workers = 2\n").expect("toml");
+        assert_eq!(file.stat_workers, Some(2));
+    }
+
+    /// A statfs that holds every call until `want` calls are in flight at once (or a liveness
+    /// bound passes), recording the most seen at once.
+    fn concurrent_statfs(want: usize) -> (Box<StatfsFn>, Arc<AtomicUsize>) {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let most2 = most.clone();
+        let f = move |_: &Path| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most2.fetch_max(now, Ordering::SeqCst);
+            // Liveness bound only (two seconds of polling); the assertion is on `most`.
+            for _ in 0..2000 {
+                if most2.load(Ordering::SeqCst) >= want {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(fixed(1.0))
+        };
+        (Box::new(f), most)
+    }
+
+    #[test]
+    fn stat_workers_run_calls_concurrently() {
+        let names: Vec<String> = (0..9).map(|i| format!("/m{i}")).collect();
+        let targets: Vec<(&str, Target)> = names
+            .iter()
+            .map(|m| (m.as_str(), PathBuf::from(m).into()))
+            .collect();
+        for workers in [1, 3] {
+            let (f, most) = concurrent_statfs(workers);
+            let statter = leak(Statter::new(f, Duration::from_secs(30)));
+            statter.set_workers(workers as i64);
+            let out = statter.stat_all(&targets).expect("runs");
+            assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+            // Exactly `workers` calls at once: never more, and with 9 mounts, that many.
+            assert_eq!(most.load(Ordering::SeqCst), workers, "workers {workers}");
+            assert_eq!(statter.spawned.load(Ordering::Relaxed), workers);
+            // The threads are kept: the next scrape starts none.
+            let out = statter.stat_all(&targets).expect("runs");
+            assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+            assert_eq!(statter.spawned.load(Ordering::Relaxed), workers);
+        }
+        // Fewer mounts than workers: one lane per mount.
+        let (f, most) = concurrent_statfs(2);
+        let statter = leak(Statter::new(f, Duration::from_secs(30)));
+        statter.set_workers(8);
+        let out = statter
+            .stat_all(targets.get(..2).expect("two"))
+            .expect("runs");
+        assert_eq!(out.len(), 2);
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 2);
+    }
+
+    /// With several workers a hung mount is isolated as with one: its lane's later mounts go
+    /// on in a new lane, the other lanes are not held, the mount is remembered as stuck and
+    /// answered again once its call returns.
+    #[test]
+    fn stuck_mount_with_several_workers() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let statter = leak(Statter::new(
+            Box::new(move |p: &Path| {
+                if p == Path::new("/m1") {
+                    let _ = lock(&release_rx).recv();
+                }
+                Ok(fixed(p.to_string_lossy().len() as f64))
+            }),
+            Duration::from_millis(200),
+        ));
+        statter.set_workers(2);
+        let names = ["/m0", "/m1", "/m22", "/m333", "/m4444", "/m55555"];
+        let targets: Vec<(&str, Target)> = names
+            .iter()
+            .map(|m| (*m, PathBuf::from(m).into()))
+            .collect();
+        // Lanes [/m0 /m1 /m22] and [/m333 /m4444 /m55555]: /m1 hangs, /m22 is requeued.
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(matches!(out[1], StatOutcome::Stuck));
+        for (i, o) in out.iter().enumerate().filter(|(i, _)| *i != 1) {
+            assert!(
+                matches!(o, StatOutcome::Ok(s) if s.size == names[i].len() as f64),
+                "{i}: {o:?}"
+            );
+        }
+        assert!(statter.is_stuck("/m1"));
+        // Next scrape: /m1 skipped without a call, the rest served.
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(matches!(out[1], StatOutcome::Stuck));
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, StatOutcome::Ok(_)))
+                .count(),
+            5
+        );
+        drop(release_tx);
+        let mut polls = 0u32;
+        while statter.is_stuck("/m1") {
+            // A liveness bound (a minute of polling), not a speed requirement.
+            polls += 1;
+            assert!(
+                polls < 60_000,
+                "never unmarked after the blocked call returned"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
     }
 
     const DEBIAN12: &str =
@@ -932,8 +1422,8 @@ mod tests {
 
     fn default_collector() -> Filesystem {
         Filesystem {
-            mount_points_exclude: Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).expect("re"),
-            fs_types_exclude: Regex::new(DEFAULT_FS_TYPES_EXCLUDE).expect("re"),
+            mount_points: DeviceFilter::new(&None, &None, Some(DEFAULT_MOUNT_POINTS_EXCLUDE)),
+            fs_types: DeviceFilter::new(&None, &None, Some(DEFAULT_FS_TYPES_EXCLUDE)),
         }
     }
 
@@ -983,11 +1473,8 @@ mod tests {
                 info: None,
             }
         );
-        let sel = select(
-            &mounts,
-            &Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).expect("re"),
-            &Regex::new(DEFAULT_FS_TYPES_EXCLUDE).expect("re"),
-        );
+        let c = default_collector();
+        let sel = select(&mounts, &c.mount_points, &c.fs_types);
         let mps: Vec<&str> = sel.iter().map(|m| m.mount_point.as_str()).collect();
         assert_eq!(mps, ["/", "/mnt/sandboxing/model_tools_env/v1/python"]);
         assert!(sel[1].read_only());
@@ -1139,8 +1626,8 @@ mod tests {
             "/",
         )
         .expect("parses");
-        let re_none = Regex::new("^$").expect("re");
-        let sel = select(&m, &re_none, &re_none);
+        let none = DeviceFilter::default();
+        let sel = select(&m, &none, &none);
         assert_eq!(sel.len(), 2);
         assert_eq!(sel[0].options, "rw");
     }
@@ -1418,7 +1905,7 @@ mod tests {
         let table = read_table(&paths).expect("reads the live mount table");
         assert!(table.host && table.mountinfo, "PID 1's mountinfo, as root");
         let mounts = table.parse("/").expect("parses the live mount table");
-        let selected = select(&mounts, &c.mount_points_exclude, &c.fs_types_exclude);
+        let selected = select(&mounts, &c.mount_points, &c.fs_types);
         let mut want: Vec<String> = selected
             .iter()
             .map(|m| {

@@ -10,10 +10,19 @@
 //! (`success 0`), and so does this collector (an error). A counter reading `N/A (no PMA)` or
 //! failing with ENOENT/EACCES/EINVAL/EOPNOTSUPP is skipped; a port without a `counters`
 //! directory (Intel `irdma`) has only its state and rate; any other error fails the collector.
+//!
+//! node_exporter 1.12's `--collector.infiniband.device-include` /
+//! `--collector.infiniband.device-exclude`: regexps on the device name (`mlx4_0`); a device
+//! matching the exclude pattern or not matching the include pattern is left out entirely
+//! (its `_info` too). As in 1.12 every device is still read first (procfs'
+//! `InfiniBandClass`: an unreadable excluded device fails the collector), both patterns apply
+//! when both are given (its help calls them mutually exclusive, nothing enforces it), and an
+//! empty pattern is none.
 
 use std::path::Path;
 
-use super::{read_to_string, sorted_names, CollectError, Collector, Options, Paths};
+use super::options::{collector_options, Pattern};
+use super::{read_to_string, sorted_names, CollectError, Collector, DeviceFilter, Options, Paths};
 use crate::exposition::nonempty_sorted;
 use crate::exposition::MetricFamily;
 
@@ -261,21 +270,56 @@ pub fn families(devices: &[Device]) -> Vec<MetricFamily> {
     nonempty_sorted(out)
 }
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(InfiniBand)
+collector_options! {
+    /// Options of the infiniband collector (`[collector.infiniband]` in the file).
+    pub struct InfinibandOptions {
+        /// Regexp of infiniband devices to include (mutually exclusive to device-exclude in
+        /// node_exporter's words; both apply when both are given).
+        #[arg(id = "collector.infiniband.device-include", long = "collector.infiniband.device-include", value_name = "REGEX")]
+        pub device_include: Option<Pattern>,
+        /// Regexp of infiniband devices to exclude (mutually exclusive to device-include in
+        /// node_exporter's words; both apply when both are given).
+        #[arg(id = "collector.infiniband.device-exclude", long = "collector.infiniband.device-exclude", value_name = "REGEX")]
+        pub device_exclude: Option<Pattern>,
+    }
 }
 
-pub struct InfiniBand;
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    let o = &opts.infiniband;
+    if let Some(p) = o
+        .device_include
+        .as_ref()
+        .filter(|p| !p.0.as_str().is_empty())
+    {
+        log::info!("Parsed flag --collector.infiniband.device-include: {}", p.0);
+    }
+    if let Some(p) = o
+        .device_exclude
+        .as_ref()
+        .filter(|p| !p.0.as_str().is_empty())
+    {
+        log::info!("Parsed flag --collector.infiniband.device-exclude: {}", p.0);
+    }
+    Box::new(InfiniBand {
+        filter: DeviceFilter::both(&o.device_include, &o.device_exclude),
+    })
+}
+
+/// The collector, with the device filter of its flags (none by default).
+#[derive(Default)]
+pub struct InfiniBand {
+    pub filter: DeviceFilter,
+}
 
 impl Collector for InfiniBand {
     fn name(&self) -> &'static str {
         "infiniband"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        Ok(families(
-            &read_devices(&paths.sys("class/infiniband"))
-                .map_err(CollectError::absent_is_no_data)?,
-        ))
+        let mut devices = read_devices(&paths.sys("class/infiniband"))
+            .map_err(CollectError::absent_is_no_data)?;
+        devices.retain(|d| !self.filter.ignored(&d.name));
+        Ok(families(&devices))
     }
 }
 
@@ -293,9 +337,71 @@ mod tests {
             .map(|s| s.value)
     }
 
+    /// node_exporter 1.12's `--collector.infiniband.device-include`/`-exclude` on its fixture
+    /// devices (`i40iw0`, `mlx4_0`): a left-out device has no sample at all, not even `_info`.
+    #[test]
+    fn device_include_exclude() {
+        use clap::Parser;
+        let paths = sysfs("net", "node_exporter-fixture/sys");
+        let devices = |args: &[&str]| -> Vec<String> {
+            let mut argv = vec!["monitoring-agent"];
+            argv.extend_from_slice(args);
+            let cli = crate::cli::Cli::try_parse_from(argv).expect("parses");
+            let fams = collector(&cli.collector).collect(&paths).expect("collects");
+            let mut d: Vec<String> = fams
+                .iter()
+                .flat_map(|f| f.samples.iter())
+                .filter_map(|s| s.labels.iter().find(|(k, _)| k == "device"))
+                .map(|(_, v)| v.clone())
+                .collect();
+            d.sort();
+            d.dedup();
+            d
+        };
+        assert_eq!(devices(&[]), ["i40iw0", "mlx4_0"]);
+        assert_eq!(
+            devices(&["--collector.infiniband.device-include=^mlx"]),
+            ["mlx4_0"]
+        );
+        assert_eq!(
+            devices(&["--collector.infiniband.device-exclude=mlx4_0"]),
+            ["i40iw0"]
+        );
+        // Unanchored, as node_exporter's regexp.MatchString.
+        assert_eq!(
+            devices(&["--collector.infiniband.device-exclude=iw"]),
+            ["mlx4_0"]
+        );
+        // Both apply (1.12 does not refuse the pair); an empty pattern is none.
+        assert_eq!(
+            devices(&[
+                "--collector.infiniband.device-include=_0$",
+                "--collector.infiniband.device-exclude=^i40"
+            ]),
+            ["mlx4_0"]
+        );
+        assert_eq!(
+            devices(&["--collector.infiniband.device-exclude="]),
+            ["i40iw0", "mlx4_0"]
+        );
+        // Everything left out: success, no samples.
+        assert!(devices(&["--collector.infiniband.device-include=^none$"]).is_empty());
+        // The file's keys.
+        let o = Options {
+            infiniband: toml::from_str("device_exclude = \"^i40\"\n").expect("toml"),
+            ..Options::default()
+        };
+        let fams = collector(&o).collect(&paths).expect("collects");
+        let info = fams
+            .iter()
+            .find(|f| f.name == "node_infiniband_info")
+            .expect("info");
+        assert_eq!(info.samples.len(), 1);
+    }
+
     #[test]
     fn node_exporter_fixture() {
-        let fams = InfiniBand
+        let fams = InfiniBand::default()
             .collect(&sysfs("net", "node_exporter-fixture/sys"))
             .expect("collects");
         let info = fams
@@ -379,7 +485,7 @@ mod tests {
 
     #[test]
     fn absent() {
-        assert!(InfiniBand
+        assert!(InfiniBand::default()
             .collect(&sysfs("net", "debian12-vm-6.18/sys"))
             .is_err());
     }
@@ -387,6 +493,9 @@ mod tests {
     #[test]
     fn live() {
         let present = Path::new("/sys/class/infiniband").exists();
-        assert_eq!(InfiniBand.collect(&Paths::default()).is_ok(), present);
+        assert_eq!(
+            InfiniBand::default().collect(&Paths::default()).is_ok(),
+            present
+        );
     }
 }

@@ -182,17 +182,20 @@ pub fn collector_files(
 }
 
 /// The modes of a collector that need a policy fragment of their own (fragments name them as
-/// their users, beside collector names): the netlink modes, off by default, and `wifi`'s live
+/// their users, beside collector names): the netlink modes, off by default, `netdev`'s
+/// `--collector.netdev.address-info` (an `RTM_GETADDR` dump, off by default) and `wifi`'s live
 /// nl80211 mode (`wifi` without `--collector.wifi.fixtures`).
 pub const MODES: &[&str] = &[
     "arp.netlink",
     "netclass.netlink",
+    "netdev.address-info",
     "netdev.netlink",
     "wifi.nl80211",
 ];
 
 /// Who needs which sandbox policy fragment (`policy/fragments/`): the enabled collectors'
-/// names, `<name>.netlink` for a collector in its netlink mode (`netlink-route`), and
+/// names, `<name>.netlink` for a collector in its netlink mode (`netlink-route`),
+/// `netdev.address-info` for `--collector.netdev.address-info` (`netlink-route`), and
 /// `wifi.nl80211` for `wifi` without fixtures (`netlink-generic`).
 pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> {
     let mut v = enabled.to_vec();
@@ -205,6 +208,9 @@ pub fn policy_users(enabled: &[&'static str], o: &Options) -> Vec<&'static str> 
             _ => continue,
         };
         v.push(mode);
+    }
+    if enabled.contains(&"netdev") && netdev::uses_address_info(&o.netdev) {
+        v.push("netdev.address-info");
     }
     v
 }
@@ -220,16 +226,21 @@ crate::collector::options::options_table! {
     ethtool: ethtool::EthtoolOptions,
     filesystem: filesystem::FilesystemOptions,
     hwmon: hwmon::HwmonOptions,
+    infiniband: infiniband::InfinibandOptions,
+    interrupts: interrupts::InterruptsOptions,
+    ipvs: ipvs::IpvsOptions,
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     netstat: netstat::NetstatOptions,
     pcidevice: pcidevice::PcideviceOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     qdisc: qdisc::QdiscOptions,
+    rapl: rapl::RaplOptions,
     slabinfo: slabinfo::SlabinfoOptions,
     stat: stat::StatOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
+    tapestats: tapestats::TapestatsOptions,
     textfile: textfile::TextfileOptions,
     vmstat: vmstat::VmstatOptions,
     wifi: wifi::WifiOptions,

@@ -169,8 +169,8 @@ pub fn families(ifaces: &[Iface], ignore_invalid_speed: bool) -> Vec<MetricFamil
 }
 
 /// Reads a small sysfs file into `buf`. `Ok(false)` for the errors procfs treats as "attribute
-/// not available".
-fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
+/// not available" (also netdev's `--collector.netdev.label-ifalias`).
+pub(crate) fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
     buf.clear();
     match super::fsio::read_to_string(path) {
         Ok(text) => {

@@ -5,7 +5,7 @@
 //! rtnetlink, `netlink-packet-sock-diag` for sock_diag, over `netlink-packet-core`); the socket
 //! is `netlink-sys`'s. Why these and not neli: they are the crates `rtnetlink`/`iproute2`-style
 //! Rust tools use, maintained together by the rust-netlink organisation, with typed
-//! `RTM_GETLINK`/`RTM_GETNEIGH`/`RTM_GETROUTE` and `SOCK_DIAG_BY_FAMILY` messages (neli would
+//! `RTM_GETLINK`/`RTM_GETADDR`/`RTM_GETNEIGH`/`RTM_GETROUTE` and `SOCK_DIAG_BY_FAMILY` messages (neli would
 //! have us declare the rtnetlink attribute layouts ourselves), and their socket does exactly
 //! what the policy fragments allow and nothing more.
 //!
@@ -26,7 +26,7 @@ use netlink_sys::Socket;
 
 use super::CollectError;
 
-/// `NETLINK_ROUTE`: links, neighbours, routes (fragment `netlink_route`).
+/// `NETLINK_ROUTE`: links, addresses, neighbours, routes (fragment `netlink_route`).
 pub const NETLINK_ROUTE: isize = netlink_sys::protocols::NETLINK_ROUTE;
 /// `NETLINK_SOCK_DIAG` (`NETLINK_INET_DIAG`): socket dumps (fragment `netlink_sock_diag`).
 pub const NETLINK_SOCK_DIAG: isize = netlink_sys::protocols::NETLINK_SOCK_DIAG;
@@ -179,6 +179,7 @@ pub fn stats64_of(s: &netlink_packet_route::link::Stats) -> netlink_packet_route
 
 /// rtnetlink dumps (`NETLINK_ROUTE`, fragment `netlink_route`).
 pub mod route {
+    use netlink_packet_route::address::AddressMessage;
     use netlink_packet_route::link::LinkMessage;
     use netlink_packet_route::neighbour::NeighbourMessage;
     use netlink_packet_route::route::RouteMessage;
@@ -232,6 +233,23 @@ pub mod route {
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// `RTM_GETADDR` dump: every address of both families (netdev's
+    /// `--collector.netdev.address-info`, as Go's `Interface.Addrs()`).
+    pub fn addresses() -> Result<Vec<AddressMessage>, CollectError> {
+        let answer = dump(
+            NETLINK_ROUTE,
+            "RTM_GETADDR",
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        )?;
+        Ok(answer
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => Some(a),
                 _ => None,
             })
             .collect())

@@ -14,19 +14,38 @@
 //! a value that is not an unsigned number (Go's `ParseUint(s, 0, 64)`: decimal, `0x`, `0o`,
 //! `0b` or a leading-`0` octal) fails the collector, as in procfs.
 //!
-//! `--collector.tapestats.ignored-devices` (default `^$`, which never matches an `st<N>` name)
-//! is not an [`Options`] field yet: [`Tapestats::ignoring`] takes the pattern once it is.
+//! `--collector.tapestats.ignored-devices` (node_exporter 1.12; default `^$`, which never
+//! matches an `st<N>` name): a regexp, unanchored, on the device name; matching devices are
+//! left out after every device was read (procfs reads the whole class first). As 1.12 it is a
+//! plain regexp, not a device filter: an empty value matches every device.
 
 use std::path::Path;
 
 use regex::Regex;
 
 use super::nvme::sys_read_file;
+use super::options::{collector_options, Pattern};
 use super::{CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
-pub fn collector(_opts: &Options) -> Box<dyn Collector> {
-    Box::new(Tapestats { ignored: None })
+/// node_exporter's default `--collector.tapestats.ignored-devices`.
+pub const DEFAULT_IGNORED_DEVICES: &str = "^$";
+
+collector_options! {
+    /// Options of the tapestats collector (`[collector.tapestats]` in the file).
+    pub struct TapestatsOptions {
+        /// Regexp of devices to ignore for tapestats [default: ^$].
+        #[arg(id = "collector.tapestats.ignored-devices", long = "collector.tapestats.ignored-devices", value_name = "REGEX")]
+        pub ignored_devices: Option<Pattern>,
+    }
+}
+
+pub fn collector(opts: &Options) -> Box<dyn Collector> {
+    match &opts.tapestats.ignored_devices {
+        Some(p) => Box::new(Tapestats::ignoring(p.0.clone())),
+        // The default `^$` never matches a device name: no pattern to run.
+        None => Box::new(Tapestats { ignored: None }),
+    }
 }
 
 /// The collector, with node_exporter's `--collector.tapestats.ignored-devices` pattern.
@@ -237,6 +256,36 @@ mod tests {
             .collect(&sysfs("storage2", "tapestats/sys"))
             .expect("collects");
         assert!(fams.iter().all(|f| f.samples.is_empty()));
+    }
+
+    /// The flag and the file's key reach the collector: `st0` (the only rewinding device of
+    /// node_exporter's fixture) is left out, `^$` and other names keep it, an empty pattern
+    /// (a regexp matching everything, as in 1.12) drops it.
+    #[test]
+    fn ignored_devices_option() {
+        use clap::Parser;
+        let count = |o: &Options| -> usize {
+            collector(o)
+                .collect(&sysfs("storage2", "tapestats/sys"))
+                .expect("collects")
+                .iter()
+                .map(|f| f.samples.len())
+                .sum()
+        };
+        let mut o = Options::default();
+        assert_eq!(count(&o), 10);
+        let cli = crate::cli::Cli::try_parse_from([
+            "monitoring-agent",
+            "--collector.tapestats.ignored-devices=^st0$",
+        ])
+        .expect("parses");
+        assert_eq!(count(&cli.collector), 0);
+        o.tapestats = toml::from_str("ignored_devices = \"^st1\"\n").expect("toml");
+        assert_eq!(count(&o), 10);
+        o.tapestats.ignored_devices = Some(DEFAULT_IGNORED_DEVICES.parse().expect("re"));
+        assert_eq!(count(&o), 10);
+        o.tapestats.ignored_devices = Some("".parse().expect("re"));
+        assert_eq!(count(&o), 0);
     }
 
     #[test]
