@@ -375,7 +375,7 @@ mod tests {
         std::fs::rename(&tmp, &f).expect("rename");
         assert_eq!(read_to_string(&f).expect("read"), "two\n");
 
-        let own = PathBuf::from(format!("/proc/{}/stat", std::process::id()));
+        let own = std::path::PathBuf::from(format!("/proc/{}/stat", std::process::id()));
         read_to_string(&own).expect("read");
         assert!(cached(&own).is_none());
         read_to_string(Path::new("/proc/self/stat")).expect("read");
@@ -456,7 +456,7 @@ mod tests {
             read_to_string(p).expect_err("still missing").kind(),
             io::ErrorKind::NotFound
         );
-        let own = PathBuf::from(format!("/proc/{}/no-such", std::process::id()));
+        let own = std::path::PathBuf::from(format!("/proc/{}/no-such", std::process::id()));
         assert!(read_to_string(&own).is_err());
         assert!(!known_missing(&own), "per-process paths are not remembered");
         // A regular tree: a file that appears after a miss is read at once.

@@ -352,7 +352,7 @@ mod tests {
                 .iter()
                 .flat_map(|f| f.samples.iter())
                 .filter_map(|s| s.labels.iter().find(|(k, _)| k == "device"))
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.to_string())
                 .collect();
             d.sort();
             d.dedup();

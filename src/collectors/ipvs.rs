@@ -486,7 +486,7 @@ TCP  [2620:0000:0000:0000:0000:0000:0000:0001]:0050 sh
                         (
                             s.labels
                                 .iter()
-                                .map(|(k, v)| (k.to_string(), v.clone()))
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
                                 .collect(),
                             s.value,
                         )

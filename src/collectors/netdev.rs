@@ -230,7 +230,7 @@ pub(crate) fn read_u64(path: &Path) -> Option<u64> {
 /// trimmed; the errors procfs ignores leave it empty).
 pub fn ifaliases(paths: &Paths) -> Result<HashMap<String, String>, CollectError> {
     let class = paths.sys("class/net");
-    let entries = std::fs::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
+    let entries = crate::collector::read_dir(&class).map_err(|e| CollectError::io(&class, e))?;
     let mut out = HashMap::new();
     let mut buf = String::new();
     for entry in entries {
@@ -1165,7 +1165,7 @@ mod tests {
                 .map(|s| {
                     s.labels
                         .iter()
-                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect()
                 })
                 .collect()
