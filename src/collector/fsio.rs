@@ -464,6 +464,11 @@ mod tests {
         let f = dir.path().join("later");
         assert!(read_to_string(&f).is_err());
         assert!(!known_missing(&f));
+        assert_eq!(
+            with_cache(|c| c.foreign.contains(key(dir.path()))),
+            Some(true),
+            "its directory is remembered as off procfs and sysfs (no statfs walk next time)"
+        );
         std::fs::write(&f, "now\n").expect("write");
         assert_eq!(read_to_string(&f).expect("read"), "now\n");
     }

@@ -450,6 +450,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn probes_share_the_negative_cache() {
+        let absent = Path::new("/sys/devices/system/cpu/no-such-cpu/cpufreq");
+        assert!(!is_dir(absent));
+        assert!(
+            fsio::known_missing(absent),
+            "a sysfs probe's miss is remembered"
+        );
+        assert_eq!(
+            metadata(absent).expect_err("absent").kind(),
+            std::io::ErrorKind::NotFound
+        );
+        assert!(is_dir("/sys/devices/system/cpu"));
+        assert!(!fsio::known_missing(Path::new("/sys/devices/system/cpu")));
+        assert!(read_dir("/sys/devices/system/cpu/no-such-cpu").is_err());
+        assert!(fsio::known_missing(Path::new(
+            "/sys/devices/system/cpu/no-such-cpu"
+        )));
+    }
+
+    #[test]
     fn memo_regex_gives_the_regex_verdicts() {
         let m = MemoRegex::new("^(pg.*fault|oom_kill)").expect("pattern");
         for _ in 0..2 {
