@@ -760,6 +760,27 @@ mod tests {
         );
     }
 
+    /// node_exporter 1.12's deprecated runit collector and its flag are carried over.
+    #[test]
+    fn runit_flags_are_carried_over() {
+        let flags = [
+            "--collector.runit",
+            "--collector.runit.servicedir=/etc/service",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(m.args.get(..flags.len()), Some(&words(&flags)[..]), "{m:?}");
+        // `--flag value` becomes `--flag=value`.
+        let m = migrate(
+            &words(&["--collector.runit.servicedir", "/var/service"]),
+            HOST,
+        );
+        assert_eq!(
+            m.args.first().map(String::as_str),
+            Some("--collector.runit.servicedir=/var/service")
+        );
+    }
+
     /// node_exporter 1.12's last netdev flags are carried over; the deprecated filter names
     /// are renamed; the detailed names keep node_exporter's default netlink mode.
     #[test]

@@ -57,6 +57,11 @@ pub struct CollectorFiles {
     pub qdisc_fixtures: Option<PathBuf>,
     /// wifi: `--collector.wifi.fixtures` (the directory, granted whole).
     pub wifi_fixtures: Option<PathBuf>,
+    /// runit: `--collector.runit.servicedir` (default `/etc/service`), granted whole.
+    pub runit_servicedir: Option<PathBuf>,
+    /// runit: the `supervise` directories of the services in that directory at start-up
+    /// whose real location lies outside it (canonical paths), each granted alone.
+    pub runit_supervise: Vec<PathBuf>,
 }
 
 impl CollectorFiles {
@@ -67,6 +72,8 @@ impl CollectorFiles {
         v.extend(self.pci_ids.clone());
         v.extend(self.qdisc_fixtures.as_ref().map(|d| d.join("results.json")));
         v.extend(self.wifi_fixtures.clone());
+        v.extend(self.runit_servicedir.clone());
+        v.extend(self.runit_supervise.iter().cloned());
         v
     }
 }

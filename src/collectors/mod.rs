@@ -91,6 +91,7 @@ pub const KNOWN: &[Known] = known! {
     processes: false => processes::collector,
     qdisc: false => qdisc::collector,
     rapl: true => rapl::collector,
+    runit: false => runit::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
     slabinfo: false => slabinfo::collector,
@@ -159,7 +160,8 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
 }
 
 /// The files outside procfs and sysfs that the enabled collectors read, each granted by
-/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`.
+/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`,
+/// `runit`'s service directory.
 /// The fixture options move out of `options` (start-up settings, as the textfile directory).
 pub fn collector_files(
     enabled: &std::collections::BTreeSet<&'static str>,
@@ -168,6 +170,8 @@ pub fn collector_files(
     let nonempty = |p: Option<std::path::PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
     let qdisc = nonempty(options.qdisc.fixtures.take());
     let wifi = nonempty(options.wifi.fixtures.take());
+    let runit_dir = runit::service_dir(&options.runit.servicedir.take());
+    let runit_dir = enabled.contains("runit").then_some(runit_dir);
     // What stays in the options: whether wifi reads fixtures or asks nl80211 (the
     // `netlink-generic` policy fragment, [`policy_users`]).
     options.wifi.with_fixtures = Some(wifi.is_some());
@@ -178,6 +182,11 @@ pub fn collector_files(
             .flatten(),
         qdisc_fixtures: qdisc.filter(|_| enabled.contains("qdisc")),
         wifi_fixtures: wifi.filter(|_| enabled.contains("wifi")),
+        runit_supervise: runit_dir
+            .as_deref()
+            .map(runit::outside_supervise_dirs)
+            .unwrap_or_default(),
+        runit_servicedir: runit_dir,
     }
 }
 
@@ -236,6 +245,7 @@ crate::collector::options::options_table! {
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     qdisc: qdisc::QdiscOptions,
     rapl: rapl::RaplOptions,
+    runit: runit::RunitOptions,
     slabinfo: slabinfo::SlabinfoOptions,
     stat: stat::StatOptions,
     sysctl: sysctl::SysctlOptions,
@@ -302,6 +312,7 @@ pub mod process;
 pub mod processes;
 pub mod qdisc;
 pub mod rapl;
+pub mod runit;
 pub mod schedstat;
 pub mod selinux;
 pub mod slabinfo;
