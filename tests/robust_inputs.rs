@@ -210,6 +210,10 @@ fn paths_of(dir: &Path) -> Paths {
             // and the service directory its symlink points into, as the grants would be.
             runit_servicedir: Some(dir.join("service")),
             runit_supervise: some_dir("symlink-service").into_iter().collect(),
+            // supervisord's default URL: `localhost` is not resolved here (no warm-up), so the
+            // collector fails at once, without touching the network.
+            supervisord_url: None,
+            supervisord_tcp_port: None,
         },
     }
 }
@@ -1018,7 +1022,9 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
     // ethtool collector lists /sys/class/net but reads the kernel's SIOCETHTOOL answers (of
     // this host's devices of the same names): its parsing of hostile driver answers is
     // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs.
-    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "systemd"];
+    // The supervisord collector reads an XML-RPC answer from a socket: its parser is
+    // `supervisord_answers_never_panic` below, its real input tests/supervisord_collector.rs.
+    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "supervisord", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)
@@ -1306,6 +1312,45 @@ proptest! {
             let _ = ids.vendor_name(&class);
             let _ = ids.device_name(&class, &class);
             let _ = ids.subsystem_name(&class, &class, &class, &class);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// supervisord's XML-RPC answers (and the HTTP answer around them)
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+    #[test]
+    fn supervisord_answers_never_panic(
+        muts in prop::collection::vec(mutation(), 1..6),
+        arbitrary in "(<[a-zA-Z0-9/]{0,12}>|[^<]{0,6}|&[a-z#0-9]{0,5};){0,40}",
+        head in "HTTP/1\\.[01] [0-9]{3} [A-Za-z ]{0,8}\r\n([A-Za-z-]{1,16}: [ -~]{0,12}\r\n){0,4}\r\n",
+    ) {
+        use collectors::supervisord;
+        static FILE: OnceLock<Vec<u8>> = OnceLock::new();
+        let file = FILE.get_or_init(|| {
+            fs::read(fixtures().join("supervisord/getAllProcessInfo.xml")).expect("fixture")
+        });
+        let mut b = file.clone();
+        for m in &muts {
+            b = apply(m, &b, 1 << 20);
+        }
+        for xml in [b.clone(), arbitrary.clone().into_bytes()] {
+            if let Ok(v) = supervisord::parse_response(&xml) {
+                if let Ok(p) = supervisord::processes(&v) {
+                    // Two processes may share a name and group (or carry them over, as
+                    // 1.12): the scrape's merge drops the repeated series, as node_exporter's
+                    // registry does.
+                    let mut fams = supervisord::families(&p);
+                    exposition::merge_families(&mut fams, |_| {});
+                    check_expositions(&fams).map_err(TestCaseError::fail)?;
+                }
+            }
+            let mut answer = head.clone().into_bytes();
+            answer.extend_from_slice(&xml);
+            let _ = supervisord::http_body(&answer);
         }
     }
 }

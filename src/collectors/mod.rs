@@ -99,6 +99,7 @@ pub const KNOWN: &[Known] = known! {
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
     stat: true => stat::collector,
+    supervisord: false => supervisord::collector,
     swap: false => swap::collector,
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
@@ -137,6 +138,10 @@ pub fn warm_up(paths: &Paths) {
     // PID 1's mount table: hidden from the agent's user under hidepid (systemd's
     // ProtectProc=invisible), and the agent's own is the unit's namespace, not the host's.
     filesystem::warm_up(paths);
+    // supervisord's host name: no name service under the sandbox.
+    if let Some(u) = &paths.collector_files.supervisord_url {
+        supervisord::warm_up(&supervisord::parse_url(u));
+    }
 }
 
 /// Start-up, after the privilege drop and before the sandbox (on the single start-up thread):
@@ -161,7 +166,7 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
 
 /// The files outside procfs and sysfs that the enabled collectors read, each granted by
 /// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`,
-/// `runit`'s service directory.
+/// `runit`'s service directory; and `supervisord`'s URL (its TCP port granted by Landlock).
 /// The fixture options move out of `options` (start-up settings, as the textfile directory).
 pub fn collector_files(
     enabled: &std::collections::BTreeSet<&'static str>,
@@ -172,6 +177,12 @@ pub fn collector_files(
     let wifi = nonempty(options.wifi.fixtures.take());
     let runit_dir = runit::service_dir(&options.runit.servicedir.take());
     let runit_dir = enabled.contains("runit").then_some(runit_dir);
+    // A start-up setting (Landlock's TCP port, the name resolved before the sandbox): it
+    // moves out of the options, as the fixtures.
+    let supervisord_url = enabled
+        .contains("supervisord")
+        .then(|| supervisord::url(&options.supervisord));
+    options.supervisord.url = None;
     // What stays in the options: whether wifi reads fixtures or asks nl80211 (the
     // `netlink-generic` policy fragment, [`policy_users`]).
     options.wifi.with_fixtures = Some(wifi.is_some());
@@ -187,6 +198,10 @@ pub fn collector_files(
             .map(runit::outside_supervise_dirs)
             .unwrap_or_default(),
         runit_servicedir: runit_dir,
+        supervisord_tcp_port: supervisord_url
+            .as_deref()
+            .and_then(|u| supervisord::parse_url(u).tcp_port()),
+        supervisord_url,
     }
 }
 
@@ -248,6 +263,7 @@ crate::collector::options::options_table! {
     runit: runit::RunitOptions,
     slabinfo: slabinfo::SlabinfoOptions,
     stat: stat::StatOptions,
+    supervisord: supervisord::SupervisordOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     tapestats: tapestats::TapestatsOptions,
@@ -320,6 +336,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod supervisord;
 pub mod swap;
 pub mod sysctl;
 pub mod systemd;
