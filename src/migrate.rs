@@ -672,7 +672,7 @@ mod tests {
             "--collector.systemd",
             "--collector.systemd.unit-include=(ssh|cron)\\.service",
             "--collector.systemd.enable-restarts-metrics",
-            "--no-collector.supervisord",
+            "--no-collector.perf",
             "--collector.processes",
             "--no-collector.zfs",
             "--collector.filesystem.ignored-mount-points=^/(sys|proc|dev)($|/)",
@@ -709,13 +709,9 @@ mod tests {
         let dropped: Vec<&str> = m.dropped.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             dropped,
-            [
-                "--no-collector.supervisord",
-                "--web.systemd-socket",
-                "stray",
-            ]
+            ["--no-collector.perf", "--web.systemd-socket", "stray",]
         );
-        assert!(m.dropped[0].1.contains("no supervisord collector"), "{m:?}");
+        assert!(m.dropped[0].1.contains("no perf collector"), "{m:?}");
         // Every kept or renamed old flag is accounted for in the comments.
         assert_eq!(m.kept.len(), 13, "{m:?}");
     }
@@ -757,6 +753,30 @@ mod tests {
         assert!(
             m.dropped[0].1.contains("unknown IPVS backend labels"),
             "{m:?}"
+        );
+    }
+
+    /// node_exporter 1.12's deprecated runit and supervisord collectors and their flags are
+    /// carried over.
+    #[test]
+    fn runit_flags_are_carried_over() {
+        let flags = [
+            "--collector.runit",
+            "--collector.runit.servicedir=/etc/service",
+            "--collector.supervisord",
+            "--collector.supervisord.url=unix:///run/supervisor.sock",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        assert_eq!(m.args.get(..flags.len()), Some(&words(&flags)[..]), "{m:?}");
+        // `--flag value` becomes `--flag=value`.
+        let m = migrate(
+            &words(&["--collector.runit.servicedir", "/var/service"]),
+            HOST,
+        );
+        assert_eq!(
+            m.args.first().map(String::as_str),
+            Some("--collector.runit.servicedir=/var/service")
         );
     }
 
@@ -923,11 +943,11 @@ mod tests {
     #[test]
     fn rendered_file_is_read_back() {
         let m = migrate(
-            &words(&["--collector.supervisord", "--web.listen-address=:9100"]),
+            &words(&["--collector.perf", "--web.listen-address=:9100"]),
             HOST,
         );
         let text = render(&m, Path::new(NODE_EXPORTER_DEFAULTS));
-        assert!(text.contains("--collector.supervisord: this agent has no supervisord collector"));
+        assert!(text.contains("--collector.perf: this agent has no perf collector"));
         let back = split_words(&args_value(&text).expect("ARGS")).expect("split");
         assert_eq!(back, m.args);
     }

@@ -389,6 +389,8 @@ fn lock_down(
     let spec = sandbox::Spec {
         read_only,
         remove_file_dirs,
+        // The supervisord collector's TCP port (an `http://` URL), when it is enabled.
+        connect_tcp_ports: startup.paths.collector_files.connect_tcp_ports(),
         max_abi: landlock_max_abi.unwrap_or(sandbox::landlock::PINNED_ABI_NUMBER),
     };
     let enforcement = sandbox::apply_with(&spec, startup.fragments, mode, &privileges)?;

@@ -15,7 +15,8 @@
 //! - `sample_of_mutated_expositions_passes_promtool`: the same on fewer cases, each exposition
 //!   also checked by `promtool check metrics` (a second, independent oracle).
 //! - `every_collector_succeeds_on_an_unmutated_tree`: the tree set gives each collector input it
-//!   parses, so the mutations reach its parser and not only its "file missing" path.
+//!   parses, so the mutations reach its parser and not only its "file missing" path (runit's
+//!   tree, `tests/fixtures/runit/`, is a service directory: its status files are mutated too).
 //! - `mutated_rtnetlink_answers_never_panic`: this host's rtnetlink answers, mutated, through
 //!   netlink-packet-route and every collector function that reads them.
 //! - `ethtool_answers_never_panic`: arbitrary driver answers (statistic names and values,
@@ -105,6 +106,8 @@ fn trees() -> &'static [Tree] {
                         .chain(roots.collector_files.pci_ids.as_ref())
                         .chain(roots.collector_files.qdisc_fixtures.as_ref())
                         .chain(roots.collector_files.wifi_fixtures.as_ref())
+                        .chain(roots.collector_files.runit_servicedir.as_ref())
+                        .chain(roots.collector_files.runit_supervise.iter())
                         .any(|r| abs.starts_with(r))
                 });
                 files.sort();
@@ -117,7 +120,8 @@ fn trees() -> &'static [Tree] {
 /// A tree may hold further trees beside its own roots (`tests/fixtures/ne112/` has `proc/` and
 /// `sys/` and the trees `swap/`, `drm/`, `kernel-stats/`): its roots are not searched again.
 fn find_tree_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let is_tree = dir.join("proc").is_dir() || dir.join("sys").is_dir();
+    // runit's fixture tree has only a service directory (`service/`).
+    let is_tree = dir.join("proc").is_dir() || dir.join("sys").is_dir() || is_runit_tree(dir);
     if is_tree {
         out.push(dir.to_path_buf());
     }
@@ -134,6 +138,11 @@ fn find_tree_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
             find_tree_dirs(&p, depth + 1, out);
         }
     }
+}
+
+/// runit's fixture tree (`tests/fixtures/runit/`): a service directory, `service/`.
+fn is_runit_tree(dir: &Path) -> bool {
+    dir.join("service").is_dir() && !dir.join("textfile").exists()
 }
 
 fn regular_files(base: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
@@ -178,7 +187,7 @@ fn paths_of(dir: &Path) -> Paths {
     let textfile = dir.join("textfile");
     let textfile_directory = if textfile.is_dir() {
         Some(textfile)
-    } else if dir.join("proc").is_dir() || dir.join("sys").is_dir() {
+    } else if dir.join("proc").is_dir() || dir.join("sys").is_dir() || is_runit_tree(dir) {
         None
     } else {
         // A textfile directory of the procmisc group: the tree is the directory itself.
@@ -197,6 +206,14 @@ fn paths_of(dir: &Path) -> Paths {
             pci_ids: Some(dir.join("pci.ids")).filter(|p| p.is_file()),
             qdisc_fixtures: some_dir("qdisc"),
             wifi_fixtures: some_dir("wifi"),
+            // runit's service directory (absent but for runit's tree: the collector fails),
+            // and the service directory its symlink points into, as the grants would be.
+            runit_servicedir: Some(dir.join("service")),
+            runit_supervise: some_dir("symlink-service").into_iter().collect(),
+            // supervisord's default URL: `localhost` is not resolved here (no warm-up), so the
+            // collector fails at once, without touching the network.
+            supervisord_url: None,
+            supervisord_tcp_port: None,
         },
     }
 }
@@ -1005,7 +1022,9 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
     // ethtool collector lists /sys/class/net but reads the kernel's SIOCETHTOOL answers (of
     // this host's devices of the same names): its parsing of hostile driver answers is
     // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs.
-    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "systemd"];
+    // The supervisord collector reads an XML-RPC answer from a socket: its parser is
+    // `supervisord_answers_never_panic` below, its real input tests/supervisord_collector.rs.
+    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "supervisord", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)
@@ -1293,6 +1312,45 @@ proptest! {
             let _ = ids.vendor_name(&class);
             let _ = ids.device_name(&class, &class);
             let _ = ids.subsystem_name(&class, &class, &class, &class);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// supervisord's XML-RPC answers (and the HTTP answer around them)
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+    #[test]
+    fn supervisord_answers_never_panic(
+        muts in prop::collection::vec(mutation(), 1..6),
+        arbitrary in "(<[a-zA-Z0-9/]{0,12}>|[^<]{0,6}|&[a-z#0-9]{0,5};){0,40}",
+        head in "HTTP/1\\.[01] [0-9]{3} [A-Za-z ]{0,8}\r\n([A-Za-z-]{1,16}: [ -~]{0,12}\r\n){0,4}\r\n",
+    ) {
+        use collectors::supervisord;
+        static FILE: OnceLock<Vec<u8>> = OnceLock::new();
+        let file = FILE.get_or_init(|| {
+            fs::read(fixtures().join("supervisord/getAllProcessInfo.xml")).expect("fixture")
+        });
+        let mut b = file.clone();
+        for m in &muts {
+            b = apply(m, &b, 1 << 20);
+        }
+        for xml in [b.clone(), arbitrary.clone().into_bytes()] {
+            if let Ok(v) = supervisord::parse_response(&xml) {
+                if let Ok(p) = supervisord::processes(&v) {
+                    // Two processes may share a name and group (or carry them over, as
+                    // 1.12): the scrape's merge drops the repeated series, as node_exporter's
+                    // registry does.
+                    let mut fams = supervisord::families(&p);
+                    exposition::merge_families(&mut fams, |_| {});
+                    check_expositions(&fams).map_err(TestCaseError::fail)?;
+                }
+            }
+            let mut answer = head.clone().into_bytes();
+            answer.extend_from_slice(&xml);
+            let _ = supervisord::http_body(&answer);
         }
     }
 }

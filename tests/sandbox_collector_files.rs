@@ -11,6 +11,15 @@
 //!   Landlock rules in a forked child: the pci.ids file and `results.json` are readable, their
 //!   neighbours and directories are not; the wifi fixture directory is readable, its parent
 //!   is not; a disabled collector's file is not granted at all.
+//! - `runit_under_the_real_sandbox`: node_exporter 1.12's runit collector on a temporary
+//!   service directory laid out as Debian's runit does (a service directory of its own, one
+//!   symlinked to a directory outside whose `supervise` is a symlink further out): the real
+//!   binary, sandboxed, reads both status files, logs 1.12's deprecation warning; a service
+//!   added after start-up whose `supervise` lies outside is skipped (not granted), the
+//!   collector still succeeding; a SIGHUP then (the configuration re-read under the sandbox
+//!   resolves the services again) logs that the change waits for a restart and the agent lives
+//!   on. `collector_files_are_granted_alone` checks its grants too:
+//!   the service directory and the outside `supervise` directory, not the directories beside.
 //! - `qdisc_live_mode_under_the_real_sandbox`: qdisc without fixtures dumps the host's qdiscs
 //!   over the rtnetlink socket it opened before the sandbox: success, the same root qdiscs as
 //!   `tc -j qdisc show`, on several scrapes, and the agent holds exactly one netlink socket;
@@ -116,6 +125,119 @@ fn collector_files_work_under_the_real_sandbox() {
     );
 }
 
+/// runsv's 20-byte status: TAI64N label, pid (little-endian), paused, want, term, state.
+fn runit_status(unix: i64, pid: u32, want: u8, state: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(unix + 4611686018427387914).to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&pid.to_le_bytes());
+    b.extend_from_slice(&[0, want, 0, state]);
+    b
+}
+
+/// A runit layout under `t`: `service/inside` (a directory), `service/linked` -> `sv/linked`,
+/// whose `supervise` -> `run/linked`; `run/other/status` beside it, not a service.
+fn runit_layout(t: &Path) {
+    for d in [
+        "service/inside/supervise",
+        "sv/linked",
+        "run/linked",
+        "run/other",
+    ] {
+        fs::create_dir_all(t.join(d)).expect("mkdir");
+    }
+    std::os::unix::fs::symlink(t.join("run/linked"), t.join("sv/linked/supervise")).expect("ln");
+    std::os::unix::fs::symlink(t.join("sv/linked"), t.join("service/linked")).expect("ln");
+    fs::write(t.join("sv/linked/run"), "#!/bin/sh\n").expect("run script");
+    fs::write(
+        t.join("service/inside/supervise/status"),
+        runit_status(1_600_000_000, 10, b'u', 1),
+    )
+    .expect("status");
+    fs::write(t.join("service/inside/supervise/down"), "").expect("down");
+    fs::write(
+        t.join("run/linked/status"),
+        runit_status(1_700_000_000, 11, b'd', 0),
+    )
+    .expect("status");
+    fs::write(t.join("run/other/status"), runit_status(1, 1, b'u', 1)).expect("status");
+}
+
+#[test]
+fn runit_under_the_real_sandbox() {
+    let dir = TestDir::new();
+    let t = dir.path().join("runit");
+    runit_layout(&t);
+    let agent = Start::new(&dir)
+        .args([
+            "--collector.disable-defaults".to_string(),
+            "--collector.runit".into(),
+            format!(
+                "--collector.runit.servicedir={}",
+                t.join("service").display()
+            ),
+        ])
+        .spawn();
+    let body = agent.scrape("/metrics");
+    assert_sandbox_enforced(&body, "runit", || agent.diagnostics());
+    assert_eq!(
+        collector_success(&body).get("runit"),
+        Some(&1.0),
+        "{}",
+        agent.diagnostics()
+    );
+    let v = |name: &str, svc: &str| {
+        must_value(&body, name, &[("service", svc), ("supervisor", "runit")])
+    };
+    assert_eq!(v("node_service_state", "inside"), 1.0);
+    assert_eq!(v("node_service_desired_state", "inside"), 1.0);
+    assert_eq!(v("node_service_normal_state", "inside"), 0.0);
+    assert_eq!(
+        v("node_service_state_last_change_timestamp_seconds", "inside"),
+        1_600_000_000.0
+    );
+    assert_eq!(v("node_service_state", "linked"), 0.0);
+    assert_eq!(v("node_service_desired_state", "linked"), 0.0);
+    assert_eq!(v("node_service_normal_state", "linked"), 1.0);
+    assert_eq!(
+        v("node_service_state_last_change_timestamp_seconds", "linked"),
+        1_700_000_000.0
+    );
+    assert!(
+        agent.diagnostics().contains(
+            "This collector is deprecated and will be removed in the next major version release."
+        ),
+        "no deprecation warning:\n{}",
+        agent.diagnostics()
+    );
+    // A service linked in after start-up, its supervise directory outside: not granted, so
+    // skipped; the others are still read and the collector succeeds.
+    std::os::unix::fs::symlink(t.join("run/other"), t.join("sv/other")).expect("ln");
+    fs::create_dir(t.join("service/other")).expect("mkdir");
+    std::os::unix::fs::symlink(t.join("run/other"), t.join("service/other/supervise")).expect("ln");
+    let body = agent.scrape("/metrics");
+    assert_eq!(collector_success(&body).get("runit"), Some(&1.0));
+    assert!(body.contains(r#"node_service_state{service="linked",supervisor="runit"} 0"#));
+    assert!(
+        !body.contains(r#"service="other""#),
+        "a supervise directory outside the grants was read:\n{body}"
+    );
+    // SIGHUP re-reads the configuration under the sandbox, which lists the service directory
+    // and resolves the `supervise` links again: the new grant it would need waits for a
+    // restart (logged), the agent lives on and still reads the granted services.
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.wait_log("takes effect only after a restart");
+    let body = agent.scrape("/metrics");
+    assert_eq!(
+        collector_success(&body).get("runit"),
+        Some(&1.0),
+        "{}",
+        agent.diagnostics()
+    );
+    assert!(body.contains(r#"node_service_state{service="inside",supervisor="runit"} 1"#));
+    assert!(!body.contains(r#"service="other""#));
+}
+
 /// Runs `body` in a forked child; returns its exit code.
 fn in_child(body: impl FnOnce() -> i32) -> i32 {
     // SAFETY: the child only runs `body` and then `_exit`s.
@@ -174,19 +296,24 @@ fn collector_files_are_granted_alone() {
     ] {
         fs::write(t.join(f), "x").expect("write");
     }
+    runit_layout(&t.join("runit"));
     let mut o = Options::default();
+    o.runit.servicedir = Some(t.join("runit/service"));
     o.pcidevice.names = Some(true);
     o.pcidevice.idsfile = Some(t.join("ids/pci.ids"));
     o.qdisc.fixtures = Some(t.join("qdisc"));
     o.wifi.fixtures = Some(t.join("wifi"));
-    let enabled: BTreeSet<&'static str> = ["pcidevice", "qdisc", "wifi"].into();
+    let enabled: BTreeSet<&'static str> = ["pcidevice", "qdisc", "wifi", "runit"].into();
     let files = collectors::collector_files(&enabled, &mut o.clone());
+    let real = |p: PathBuf| fs::canonicalize(p).expect("canonical");
     assert_eq!(
         files.grants(),
         [
             t.join("ids/pci.ids"),
             t.join("qdisc/results.json"),
-            t.join("wifi")
+            t.join("wifi"),
+            t.join("runit/service"),
+            real(t.join("runit/run/linked")),
         ]
     );
     // Disabled collectors (and pcidevice without names) are granted nothing.
@@ -237,6 +364,32 @@ fn collector_files_are_granted_alone() {
                 read(&p("wifi/wlan0/bss.json")),
             ),
             check("read outside", false, read(&p("outside"))),
+            check(
+                "read runit service/inside's status",
+                true,
+                read(&p("runit/service/inside/supervise/status")),
+            ),
+            check(
+                "list the runit service directory",
+                true,
+                fs::read_dir(p("runit/service")),
+            ),
+            check(
+                "read runit service/linked's status (outside, granted)",
+                true,
+                read(&p("runit/service/linked/supervise/status")),
+            ),
+            check(
+                "read runit service/linked's run script (sv/, not granted)",
+                false,
+                read(&p("runit/service/linked/run")),
+            ),
+            check(
+                "read run/other/status (beside the granted supervise)",
+                false,
+                read(&p("runit/run/other/status")),
+            ),
+            check("list runit's run/", false, fs::read_dir(p("runit/run"))),
             check("list the fixtures' parent", false, fs::read_dir(t)),
         ];
         if checks.iter().all(|ok| *ok) {

@@ -2471,3 +2471,179 @@ fn netlink_generic_fragment_in_force(mode: Mode) {
 }
 
 sandboxed_modes!(netlink_generic_fragment_in_force => netlink_generic_fragment_in_force);
+
+// ---------------------------------------------------------------------------------------
+// Policy fragment `supervisord` (the supervisord collector)
+// ---------------------------------------------------------------------------------------
+
+/// The supervisord collector is not enabled, so its fragment is not in force: exactly the
+/// calls it would allow (an AF_INET SOCK_STREAM|SOCK_CLOEXEC socket, connect with
+/// `sizeof(struct sockaddr_in)`) kill the agent.
+fn supervisord_fragment_not_in_force(mode: Mode) {
+    let dir = TestDir::new();
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind listener");
+    l.set_nonblocking(true).expect("nonblocking");
+    let mut agent = start(&dir, mode, &[]);
+    let sa = sockaddr_inet(l.local_addr().expect("addr"));
+    let mut s = Script::new();
+    s.put(ADDR, &sa)
+        .call("socket", libc::SYS_socket, &["2", STREAM_CLOEXEC, "0"])
+        .call(
+            "connect",
+            libc::SYS_connect,
+            &[&r("socket"), &at(ADDR), &sa.len().to_string()],
+        );
+    let inj = s.run(&mut agent);
+    verdict(mode, &agent, &inj, &["socket", "connect"], tcp_accepted(&l));
+}
+
+all_modes!(supervisord_fragment_not_in_force => supervisord_fragment_not_in_force);
+
+/// With `--collector.supervisord` (an `http://` URL on a port the test listens on) the
+/// `supervisord` fragment is in force: a TCP connect to that port works under the full
+/// sandbox, and so does its unix-socket form. A connect to another TCP port is refused by
+/// Landlock at the kernel's ABI (EACCES, the agent lives); with Landlock capped at ABI 1 it
+/// succeeds: the documented cost on kernels without Landlock's network rules (SECURITY.md).
+/// What the fragment does not allow still kills: a datagram socket, connect with another
+/// address length, setsockopt other than SO_RCVTIMEO/SO_SNDTIMEO.
+fn supervisord_fragment_in_force(mode: Mode) {
+    let allowed = TcpListener::bind("127.0.0.1:0").expect("bind listener");
+    allowed.set_nonblocking(true).expect("nonblocking");
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind listener");
+    other.set_nonblocking(true).expect("nonblocking");
+    let port = allowed.local_addr().expect("addr").port();
+    let url = format!("--collector.supervisord.url=http://127.0.0.1:{port}/RPC2");
+    // With Landlock capped, `start_with` scrapes once to check the cap: the collector then
+    // connects to the URL's listener, which never answers (a short deadline keeps that scrape
+    // short). That connection is accepted and dropped by `start_sup`, so every connection the
+    // listeners see afterwards is an injected one.
+    let args = [
+        "--collector.supervisord",
+        url.as_str(),
+        "--collector.deadline",
+        "1",
+    ];
+    let start_sup = |dir: &TestDir| {
+        let agent = start_with(dir, mode, &[], &args);
+        while tcp_accepted(&allowed).is_some() {}
+        agent
+    };
+    let (_sdir, path, ul) = stream_listener();
+    let unix_sa = sockaddr_unix_full(&path);
+    for (target, want_ok) in [
+        (&allowed, true),
+        (&other, matches!(mode, Mode::MaxAbi(n) if n < 4)),
+    ] {
+        let dir = TestDir::new();
+        let mut agent = start_sup(&dir);
+        let sa = sockaddr_inet(target.local_addr().expect("addr"));
+        let mut s = Script::new();
+        s.put(ADDR, &sa)
+            .call("socket", libc::SYS_socket, &["2", STREAM_CLOEXEC, "0"])
+            .call(
+                "connect",
+                libc::SYS_connect,
+                &[&r("socket"), &at(ADDR), &sa.len().to_string()],
+            )
+            .call("close", libc::SYS_close, &[&r("socket")]);
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_none() && inj.ret("socket").is_some_and(|fd| fd >= 0),
+            "({mode}) the supervisord fragment's socket() failed\n{}",
+            inj.report()
+        );
+        let accepted = tcp_accepted(target).is_some();
+        if want_ok {
+            assert_eq!(
+                inj.ret("connect"),
+                Some(0),
+                "({mode}) connect to the URL's port failed\n{}",
+                inj.report()
+            );
+            assert!(accepted, "({mode}) no connection reached the listener");
+        } else {
+            assert!(
+                inj.died.is_none() && inj.ret("connect") == Some(-1),
+                "({mode}) connect to a port other than the URL's was not refused (Landlock)\n{}",
+                inj.report()
+            );
+            assert!(!accepted, "({mode}) a connection reached the other port");
+        }
+        assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+    }
+    {
+        let dir = TestDir::new();
+        let mut agent = start_sup(&dir);
+        let mut s = Script::new();
+        s.put(ADDR, &unix_sa)
+            .call("socket", libc::SYS_socket, &["1", STREAM_CLOEXEC, "0"])
+            .call(
+                "connect",
+                libc::SYS_connect,
+                &[&r("socket"), &at(ADDR), &unix_sa.len().to_string()],
+            )
+            .call("close", libc::SYS_close, &[&r("socket")]);
+        let inj = s.run(&mut agent);
+        assert_eq!(
+            inj.ret("connect"),
+            Some(0),
+            "({mode}) the supervisord fragment's unix connect failed\n{}",
+            inj.report()
+        );
+        assert!(
+            accepted(&ul),
+            "({mode}) no connection reached the unix listener"
+        );
+        assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+    }
+    let sa = sockaddr_inet(allowed.local_addr().expect("addr"));
+    let sock = r("socket");
+    let addr = at(ADDR);
+    let len17 = (sa.len() + 1).to_string();
+    let cases: [(&str, &[Call]); 3] = [
+        (
+            "socket_dgram",
+            &[("dgram", libc::SYS_socket, &["2", "0x80002", "0"])],
+        ),
+        (
+            "connect_other_length",
+            &[
+                ("socket", libc::SYS_socket, &["2", STREAM_CLOEXEC, "0"]),
+                ("connect", libc::SYS_connect, &[&sock, &addr, &len17]),
+            ],
+        ),
+        (
+            "setsockopt_rcvbuf",
+            &[
+                ("socket", libc::SYS_socket, &["2", STREAM_CLOEXEC, "0"]),
+                // SOL_SOCKET, SO_RCVBUF
+                (
+                    "setsockopt",
+                    libc::SYS_setsockopt,
+                    &[&sock, "1", "8", &addr, "4"],
+                ),
+            ],
+        ),
+    ];
+    for (case, calls) in cases {
+        let dir = TestDir::new();
+        let mut agent = start_sup(&dir);
+        let mut s = Script::new();
+        s.put(ADDR, &sa);
+        for (name, nr, a) in calls {
+            s.call(name, *nr, a);
+        }
+        let inj = s.run(&mut agent);
+        let last = calls.last().map(|c| c.0).unwrap_or_default();
+        assert_eq!(
+            inj.killer(),
+            Some(last),
+            "({mode}) {case}: not killed by the call under test\n{}",
+            inj.report()
+        );
+        let escaped = tcp_accepted(&allowed).map(|c| format!("{case}: {c}"));
+        verdict(mode, &agent, &inj, &[last], escaped);
+    }
+}
+
+sandboxed_modes!(supervisord_fragment_in_force => supervisord_fragment_in_force);

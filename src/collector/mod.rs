@@ -57,9 +57,25 @@ pub struct CollectorFiles {
     pub qdisc_fixtures: Option<PathBuf>,
     /// wifi: `--collector.wifi.fixtures` (the directory, granted whole).
     pub wifi_fixtures: Option<PathBuf>,
+    /// runit: `--collector.runit.servicedir` (default `/etc/service`), granted whole.
+    pub runit_servicedir: Option<PathBuf>,
+    /// runit: the `supervise` directories of the services in that directory at start-up
+    /// whose real location lies outside it (canonical paths), each granted alone.
+    pub runit_supervise: Vec<PathBuf>,
+    /// supervisord: `--collector.supervisord.url` (or `$SUPERVISORD_URL`, or the default); a
+    /// host name in it is resolved once, before the sandbox, by `collectors::warm_up`.
+    pub supervisord_url: Option<String>,
+    /// supervisord: the TCP port of an `http://` URL, the one Landlock lets the agent connect to.
+    pub supervisord_tcp_port: Option<u16>,
 }
 
 impl CollectorFiles {
+    /// The TCP ports Landlock lets the agent connect to: the supervisord collector's, for an
+    /// `http://` URL.
+    pub fn connect_tcp_ports(&self) -> Vec<u16> {
+        self.supervisord_tcp_port.into_iter().collect()
+    }
+
     /// What Landlock must grant for these files: exactly the files read (a directory for the
     /// wifi fixtures, which are a tree of per-interface files).
     pub fn grants(&self) -> Vec<PathBuf> {
@@ -67,6 +83,8 @@ impl CollectorFiles {
         v.extend(self.pci_ids.clone());
         v.extend(self.qdisc_fixtures.as_ref().map(|d| d.join("results.json")));
         v.extend(self.wifi_fixtures.clone());
+        v.extend(self.runit_servicedir.clone());
+        v.extend(self.runit_supervise.iter().cloned());
         v
     }
 }

@@ -91,6 +91,7 @@ pub const KNOWN: &[Known] = known! {
     processes: false => processes::collector,
     qdisc: false => qdisc::collector,
     rapl: true => rapl::collector,
+    runit: false => runit::collector,
     schedstat: true => schedstat::collector,
     selinux: true => selinux::collector,
     slabinfo: false => slabinfo::collector,
@@ -98,6 +99,7 @@ pub const KNOWN: &[Known] = known! {
     softirqs: false => softirqs::collector,
     softnet: true => softnet::collector,
     stat: true => stat::collector,
+    supervisord: false => supervisord::collector,
     swap: false => swap::collector,
     sysctl: false => sysctl::collector,
     systemd: false => systemd::collector,
@@ -136,6 +138,10 @@ pub fn warm_up(paths: &Paths) {
     // PID 1's mount table: hidden from the agent's user under hidepid (systemd's
     // ProtectProc=invisible), and the agent's own is the unit's namespace, not the host's.
     filesystem::warm_up(paths);
+    // supervisord's host name: no name service under the sandbox.
+    if let Some(u) = &paths.collector_files.supervisord_url {
+        supervisord::warm_up(&supervisord::parse_url(u));
+    }
 }
 
 /// Start-up, after the privilege drop and before the sandbox (on the single start-up thread):
@@ -159,7 +165,8 @@ pub fn connect_before_sandbox(enabled: &[&str]) {
 }
 
 /// The files outside procfs and sysfs that the enabled collectors read, each granted by
-/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`.
+/// Landlock: the pci.ids file of `pcidevice` with names, the fixtures of `qdisc` and `wifi`,
+/// `runit`'s service directory; and `supervisord`'s URL (its TCP port granted by Landlock).
 /// The fixture options move out of `options` (start-up settings, as the textfile directory).
 pub fn collector_files(
     enabled: &std::collections::BTreeSet<&'static str>,
@@ -168,6 +175,14 @@ pub fn collector_files(
     let nonempty = |p: Option<std::path::PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
     let qdisc = nonempty(options.qdisc.fixtures.take());
     let wifi = nonempty(options.wifi.fixtures.take());
+    let runit_dir = runit::service_dir(&options.runit.servicedir.take());
+    let runit_dir = enabled.contains("runit").then_some(runit_dir);
+    // A start-up setting (Landlock's TCP port, the name resolved before the sandbox): it
+    // moves out of the options, as the fixtures.
+    let supervisord_url = enabled
+        .contains("supervisord")
+        .then(|| supervisord::url(&options.supervisord));
+    options.supervisord.url = None;
     // What stays in the options: whether wifi reads fixtures or asks nl80211 (the
     // `netlink-generic` policy fragment, [`policy_users`]).
     options.wifi.with_fixtures = Some(wifi.is_some());
@@ -178,6 +193,15 @@ pub fn collector_files(
             .flatten(),
         qdisc_fixtures: qdisc.filter(|_| enabled.contains("qdisc")),
         wifi_fixtures: wifi.filter(|_| enabled.contains("wifi")),
+        runit_supervise: runit_dir
+            .as_deref()
+            .map(runit::outside_supervise_dirs)
+            .unwrap_or_default(),
+        runit_servicedir: runit_dir,
+        supervisord_tcp_port: supervisord_url
+            .as_deref()
+            .and_then(|u| supervisord::parse_url(u).tcp_port()),
+        supervisord_url,
     }
 }
 
@@ -236,8 +260,10 @@ crate::collector::options::options_table! {
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     qdisc: qdisc::QdiscOptions,
     rapl: rapl::RaplOptions,
+    runit: runit::RunitOptions,
     slabinfo: slabinfo::SlabinfoOptions,
     stat: stat::StatOptions,
+    supervisord: supervisord::SupervisordOptions,
     sysctl: sysctl::SysctlOptions,
     systemd: systemd::SystemdOptions,
     tapestats: tapestats::TapestatsOptions,
@@ -302,6 +328,7 @@ pub mod process;
 pub mod processes;
 pub mod qdisc;
 pub mod rapl;
+pub mod runit;
 pub mod schedstat;
 pub mod selinux;
 pub mod slabinfo;
@@ -309,6 +336,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod supervisord;
 pub mod swap;
 pub mod sysctl;
 pub mod systemd;

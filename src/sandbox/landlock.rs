@@ -1,5 +1,6 @@
 //! Landlock: read-only access to the configured paths, remove-file in the PID file's directory,
-//! no TCP bind or connect at all, and scoped abstract unix sockets and signals.
+//! no TCP bind, TCP connect only to the supervisord collector's port when it is enabled, and
+//! scoped abstract unix sockets and signals.
 //!
 //! The requested ABI is pinned to [`PINNED_ABI`] (6). The crate's "latest" grows with every
 //! release, and ABI 9 adds `LANDLOCK_ACCESS_FS_RESOLVE_UNIX`, which would deny connecting to
@@ -21,8 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 /// The Landlock ABI the agent requests, whatever the kernel offers beyond it.
@@ -49,6 +50,10 @@ pub struct Rules {
     /// Directories in which files may be removed: the PID file's directory, only when the
     /// agent's user owns it (see [`crate::privilege::prepare_owned_dir`]).
     pub remove_file_dirs: Vec<PathBuf>,
+    /// TCP ports the agent may connect to (from ABI 4): the supervisord collector's
+    /// `--collector.supervisord.url` port when it is enabled with an `http://` URL. Empty: no
+    /// TCP connect at all.
+    pub connect_tcp_ports: Vec<u16>,
     /// The highest ABI to request, at most [`PINNED_ABI_NUMBER`]: lower only to reproduce an
     /// older kernel's Landlock on a newer one (`--landlock-max-abi`, for tests).
     pub max_abi: i32,
@@ -59,6 +64,7 @@ impl Default for Rules {
         Rules {
             read_only: Vec::new(),
             remove_file_dirs: Vec::new(),
+            connect_tcp_ports: Vec::new(),
             max_abi: PINNED_ABI_NUMBER,
         }
     }
@@ -215,8 +221,8 @@ pub fn restrict(rules: &Rules, strict: bool) -> Result<Outcome, LandlockError> {
         .set_compatibility(level)
         .handle_access(AccessFs::from_all(want))
         .map_err(fs_err)?;
-    // Handled and never granted: no TCP bind and no TCP connect at all. The listeners are
-    // bound before the sandbox; an address change needs a restart.
+    // Handled: no TCP bind at all (the listeners are bound before the sandbox; an address
+    // change needs a restart), and TCP connect only to `connect_tcp_ports` (supervisord).
     let net = AccessNet::from_all(want);
     if !net.is_empty() {
         ruleset = ruleset.handle_access(net).map_err(net_err)?;
@@ -275,6 +281,13 @@ pub fn restrict(rules: &Rules, strict: bool) -> Result<Outcome, LandlockError> {
                 "landlock: remove-file directory {} skipped ({e})",
                 dir.display()
             ),
+        }
+    }
+    if !net.is_empty() {
+        for port in &rules.connect_tcp_ports {
+            created = created
+                .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                .map_err(net_err)?;
         }
     }
     let status = created.restrict_self().map_err(fs_err)?;
