@@ -20,6 +20,9 @@
 //!   netlink-packet-route and every collector function that reads them.
 //! - `ethtool_answers_never_panic`: arbitrary driver answers (statistic names and values,
 //!   driver info strings, link mode masks) through the ethtool collector's exposition.
+//! - `ntp_replies_never_panic`: arbitrary bytes and mutated server packets as an NTP reply,
+//!   through the ntp collector's parsing, checks, arithmetic and exposition, and sent by a
+//!   loopback server to its real query.
 //! - the textfile parser, `Accept`/`Accept-Encoding` negotiation, the TOML configuration and
 //!   udev's database format on mutated and arbitrary input (the query string and the scrape
 //!   timeout header are tested where they are parsed, in `src/server.rs`).
@@ -1004,8 +1007,11 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
     // still run on every mutated tree above, where they must fail cleanly, not panic. The
     // ethtool collector lists /sys/class/net but reads the kernel's SIOCETHTOOL answers (of
     // this host's devices of the same names): its parsing of hostile driver answers is
-    // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs.
-    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "systemd"];
+    // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs. The ntp
+    // collector asks an NTP server over UDP (here 127.0.0.1:123, where nothing need answer:
+    // it fails cleanly); hostile replies are `ntp_replies_never_panic` below, a real server
+    // tests/ntp_collector.rs.
+    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "ntp", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)
@@ -1459,5 +1465,114 @@ proptest! {
         let mut fams = families(&[d.clone(), Device { name: "eth1".into(), ..d }], &re);
         exposition::merge_families(&mut fams, |_| {});
         check_expositions(&fams).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ntp replies: what a hostile or broken NTP server may send
+// ---------------------------------------------------------------------------------------
+
+/// A well-formed server reply (mode 4, stratum 2) to the query whose transmit time is `sent`.
+fn ntp_reply(sent: u64) -> Vec<u8> {
+    let mut r = vec![0u8; 48];
+    r[0] = 0x24;
+    r[1] = 2;
+    r[4..8].copy_from_slice(&0x0000_8000u32.to_be_bytes());
+    r[16..24].copy_from_slice(&0xe8f0_1200_0000_0000u64.to_be_bytes());
+    r[24..32].copy_from_slice(&sent.to_be_bytes());
+    r[32..40].copy_from_slice(&0xe8f0_1234_0000_0000u64.to_be_bytes());
+    r[40..48].copy_from_slice(&0xe8f0_1234_0001_0000u64.to_be_bytes());
+    r
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any reply bytes (arbitrary, or a valid reply with bytes overwritten, cut or extended),
+    /// any local send and receive times, any flags: parsing, checking, the computation,
+    /// sanity and the exposition never panic; every reply of 48 bytes or more parses.
+    #[test]
+    fn ntp_replies_never_panic(
+        arbitrary in proptest::collection::vec(any::<u8>(), 0..120),
+        patches in proptest::collection::vec((0usize..64, any::<u8>()), 0..16),
+        cut in 0usize..80,
+        sent in any::<u64>(),
+        org in any::<u64>(),
+        dst in any::<u64>(),
+        tolerance_ns in any::<u64>(),
+        distance_ns in any::<u64>(),
+    ) {
+        use monitoring_agent::collectors::ntp::{
+            check_reply, families, sanity, Header, NtpOptions, Response, Settings,
+        };
+        let mut mutated = ntp_reply(sent);
+        mutated.resize(64, 0);
+        for (at, b) in &patches {
+            mutated[*at] = *b;
+        }
+        mutated.truncate(cut);
+        let mut settings = Settings::of(&NtpOptions::default());
+        settings.offset_tolerance = std::time::Duration::from_nanos(tolerance_ns);
+        settings.max_distance = std::time::Duration::from_nanos(distance_ns);
+        let mut leap = None;
+        for bytes in [&arbitrary, &mutated] {
+            match Header::parse(bytes) {
+                Ok(h) => {
+                    prop_assert!(bytes.len() >= 48);
+                    let _ = check_reply(&h, sent);
+                    let r = Response::from_reply(&h, org, dst);
+                    let sane = sanity(&r, &settings, &mut leap);
+                    let _ = r.validate();
+                    let fams = families(&r, sane);
+                    prop_assert_eq!(fams.len(), 8);
+                    check_expositions(&fams).map_err(TestCaseError::fail)?;
+                }
+                Err(_) => prop_assert!(bytes.len() < 48),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// A loopback server answering the collector's real query with hostile bytes (arbitrary,
+    /// or a reply echoing the query with bytes overwritten, cut or extended to 8 KiB and
+    /// more): the query returns a reply or an error, never panics.
+    #[test]
+    fn ntp_query_against_hostile_replies_never_panics(
+        arbitrary in proptest::collection::vec(any::<u8>(), 0..100),
+        patches in proptest::collection::vec((0usize..48, any::<u8>()), 0..8),
+        len in prop_oneof![Just(0usize), 1usize..48, Just(48usize), 49usize..200, Just(9000usize)],
+        echo in any::<bool>(),
+    ) {
+        use monitoring_agent::collectors::ntp::{query, Header, Response};
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 128];
+            let (n, from) = server.recv_from(&mut buf).expect("the query");
+            assert_eq!(n, 48);
+            let mut r = if echo {
+                let sent = u64::from_be_bytes(buf[40..48].try_into().expect("8 bytes"));
+                ntp_reply(sent)
+            } else {
+                arbitrary
+            };
+            for (at, b) in &patches {
+                if let Some(x) = r.get_mut(*at) {
+                    *x = *b;
+                }
+            }
+            r.resize(len, 0xa5);
+            server.send_to(&r, from).expect("reply");
+        });
+        let got = query(addr, 4, 1, std::time::Duration::from_secs(5));
+        t.join().expect("server thread");
+        if let Ok((h, org, dst)) = got {
+            prop_assert!(len >= 48);
+            let _ = Response::from_reply(&h, org, dst);
+            let _: Header = h;
+        }
     }
 }

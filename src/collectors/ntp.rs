@@ -50,8 +50,14 @@ collector_options! {
         /// Certify that collector.ntp.server address is not a public ntp server. [default: false]
         #[arg(id = "collector.ntp.server-is-local", long = "collector.ntp.server-is-local",
               value_name = "BOOL", num_args = 0..=1, require_equals = true,
-              default_missing_value = "true", value_parser = parse_bool)]
+              default_missing_value = "true", value_parser = parse_bool,
+              overrides_with = "collector.ntp.no-server-is-local")]
         pub server_is_local: Option<bool>,
+        /// node_exporter's negation of --collector.ntp.server-is-local (the default).
+        #[arg(id = "collector.ntp.no-server-is-local", long = "no-collector.ntp.server-is-local",
+              value_name = "BOOL", num_args = 0, default_missing_value = "true",
+              value_parser = parse_bool, hide = true, overrides_with = "collector.ntp.server-is-local")]
+        pub no_server_is_local: Option<bool>,
         /// IP TTL to use while sending NTP query. [default: 1]
         #[arg(id = "collector.ntp.ip-ttl", long = "collector.ntp.ip-ttl", value_name = "TTL",
               allow_negative_numbers = true)]
@@ -84,7 +90,7 @@ impl Settings {
             server: o.server.clone().unwrap_or_else(|| "127.0.0.1".into()),
             port: o.server_port.unwrap_or(123),
             version: o.protocol_version.unwrap_or(4),
-            server_is_local: o.server_is_local.unwrap_or(false),
+            server_is_local: super::netlink::flag(o.server_is_local, o.no_server_is_local),
             ttl: o.ip_ttl.unwrap_or(1),
             // 3.46608s ~ 1.5s + PHI * (1 << maxPoll) (1.12's comment).
             max_distance: o
@@ -209,8 +215,8 @@ impl Header {
         Ok(Header {
             li_vn_mode: byte(0)?,
             stratum: byte(1)?,
-            poll: byte(2)?.cast_signed(),
-            precision: byte(3)?.cast_signed(),
+            poll: byte(2)? as i8,
+            precision: byte(3)? as i8,
             root_delay: w32(4)?,
             root_dispersion: w32(8)?,
             reference_id: w32(12)?,
@@ -272,7 +278,7 @@ pub fn ntp_duration(t: u64) -> i64 {
     if (frac as u32) >= 0x8000_0000 {
         nsec += 1;
     }
-    sec.wrapping_add(nsec).cast_signed()
+    sec.wrapping_add(nsec) as i64
 }
 
 /// `ntpTimeShort.Duration()`: a 16.16 fixed point interval as nanoseconds.
@@ -283,7 +289,7 @@ pub fn short_duration(t: u32) -> i64 {
     if (frac as u16) >= 0x8000 {
         nsec += 1;
     }
-    (sec + nsec).cast_signed()
+    (sec + nsec) as i64
 }
 
 /// `ntpTime.Time()` as Unix nanoseconds: era 0 (1900) unless before 1970 in it, then era 1
@@ -314,28 +320,28 @@ pub fn to_ntp_time(unix_nanos: i128) -> u64 {
 
 /// `rtt(org, rec, xmt, dst)`.
 fn rtt(org: u64, rec: u64, xmt: u64, dst: u64) -> i64 {
-    let a = dst.wrapping_sub(org).cast_signed();
-    let b = xmt.wrapping_sub(rec).cast_signed();
+    let a = dst.wrapping_sub(org) as i64;
+    let b = xmt.wrapping_sub(rec) as i64;
     let rtt = a.wrapping_sub(b).max(0);
-    ntp_duration(rtt.cast_unsigned())
+    ntp_duration(rtt as u64)
 }
 
 /// `offset(org, rec, xmt, dst)`.
 fn offset(org: u64, rec: u64, xmt: u64, dst: u64) -> i64 {
-    let a = rec.wrapping_sub(org).cast_signed();
-    let b = xmt.wrapping_sub(dst).cast_signed();
+    let a = rec.wrapping_sub(org) as i64;
+    let b = xmt.wrapping_sub(dst) as i64;
     let offset = a.wrapping_add(b.wrapping_sub(a) / 2);
     if offset < 0 {
-        -ntp_duration(offset.wrapping_neg().cast_unsigned())
+        -ntp_duration(offset.wrapping_neg() as u64)
     } else {
-        ntp_duration(offset.cast_unsigned())
+        ntp_duration(offset as u64)
     }
 }
 
 /// `minError(org, rec, xmt, dst)`.
 fn min_error(org: u64, rec: u64, xmt: u64, dst: u64) -> i64 {
-    let e0 = if org >= rec { org - rec } else { 0 };
-    let e1 = if xmt >= dst { xmt - dst } else { 0 };
+    let e0 = org.saturating_sub(rec);
+    let e1 = xmt.saturating_sub(dst);
     ntp_duration(e0.max(e1))
 }
 
@@ -516,7 +522,7 @@ pub fn query(
         .map_err(|e| io_err("socket for", addr, e))?;
     if ttl != 0 {
         // The kernel reads an int: -1 is its default, 1..=255 a TTL, anything else EINVAL.
-        let ttl = i32::try_from(ttl).unwrap_or(i32::MAX).cast_unsigned();
+        let ttl = i32::try_from(ttl).unwrap_or(i32::MAX) as u32;
         sock.set_ttl_v4(ttl)
             .map_err(|e| io_err("setting IP_TTL for", addr, e))?;
     }
@@ -766,8 +772,8 @@ mod tests {
                 for xmt in rec..=10 {
                     for dst in org..=10 {
                         let t = |x: i64| at(i128::from(x));
-                        let e0 = if org >= rec { org - rec } else { 0 };
-                        let e1 = if xmt >= dst { xmt - dst } else { 0 };
+                        let e0 = org.saturating_sub(rec);
+                        let e1 = xmt.saturating_sub(dst);
                         assert_eq!(min_error(t(org), t(rec), t(xmt), t(dst)), e0.max(e1) * S);
                     }
                 }
@@ -946,6 +952,22 @@ mod tests {
             check_enabled(&o(&[
                 "--collector.ntp.server=192.0.2.1",
                 "--collector.ntp.server-is-local"
+            ])),
+            Ok(())
+        );
+        assert_eq!(
+            check_enabled(&o(&[
+                "--collector.ntp.server=192.0.2.1",
+                "--collector.ntp.server-is-local",
+                "--no-collector.ntp.server-is-local"
+            ])),
+            Err(local.into())
+        );
+        assert_eq!(
+            check_enabled(&o(&[
+                "--no-collector.ntp.server-is-local",
+                "--collector.ntp.server=192.0.2.1",
+                "--collector.ntp.server-is-local=true"
             ])),
             Ok(())
         );
