@@ -185,6 +185,30 @@ fn ntp_under_the_sandbox_against_a_loopback_server() {
             "{fragment}"
         );
     }
+    // The fragment in force in the start-up line and in --check-sandbox (which reads the
+    // running agent's report).
+    assert!(
+        agent.log().contains("policy fragments: ntp"),
+        "{}",
+        agent.diagnostics()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitoring-agent"))
+        .args([
+            "--check-sandbox",
+            "--pid-file",
+            &dir.pid_file().display().to_string(),
+            "--web.listen-address",
+            &agent.addr().to_string(),
+        ])
+        .output()
+        .expect("--check-sandbox runs");
+    let check = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        check
+            .lines()
+            .any(|l| l.trim() == "policy fragments    ntp (for ntp)"),
+        "--check-sandbox does not list the ntp fragment:\n{check}"
+    );
     // 1.12's query: version 4, mode 3 (client), IP TTL 1.
     let seen = server.last_seen();
     assert_eq!(seen.li_vn_mode, 0x23, "{seen:?}");
