@@ -1135,7 +1135,7 @@ rootfs = "/"
 udev_data = "/run/udev/data"
 
 [collectors]
-enable = ["processes", "interrupts"]
+enable = ["processes", "interrupts", "ntp"]
 disable = ["zfs"]
 disable_defaults = false
 deadline_seconds = 5.0
@@ -1188,6 +1188,14 @@ include = ["vm.swappiness", "net.ipv4.tcp_rmem:min,default,max"]
 include_info = ["kernel.ostype"]
 [collector.textfile]
 directory = "/var/lib/monitoring-agent/textfile"
+[collector.ntp]
+server = "127.0.0.1"
+server_port = 123
+protocol_version = 4
+server_is_local = false
+ip_ttl = 1
+max_distance = "3.46608s"
+local_offset_tolerance = "1ms"
 "#;
 
 fn load_config(text: &[u8]) {
@@ -1228,6 +1236,8 @@ proptest! {
             "web.idle_timeout_seconds", "web.shutdown_timeout_seconds", "web.max_header_bytes",
             "collectors.deadline_seconds", "web.listen_addresses", "web.telemetry_path",
             "log_level", "sandbox", "paths.procfs", "collector.diskstats.device_exclude",
+            "collector.ntp.server", "collector.ntp.server_port", "collector.ntp.ip_ttl",
+            "collector.ntp.max_distance",
         ][..]),
         value in prop::sample::select(&[
             "-1", "0", "1e309", "-1e309", "nan", "inf", "-inf", "18446744073709551616",
