@@ -621,6 +621,10 @@ fn collector_settings(
     // The flags over the file's `[collector.<name>]` tables, then each collector's check.
     let mut options = cli.collector.clone().merge(file_options);
     options.check()?;
+    // What node_exporter 1.12 checks only when the collector is built (enabled).
+    if enabled.contains("ntp") {
+        crate::collectors::ntp::check_enabled(&options.ntp).map_err(|e| format!("ntp: {e}"))?;
+    }
     // node_exporter 1.12's cpu collector asks whether cpufreq is on (node_cpu_frequency_hertz).
     options.cpu.cpufreq_enabled = Some(enabled.contains("cpufreq"));
     // Start-up only: the directory moves into `Paths` (Landlock grants it), and the reloadable

@@ -780,6 +780,31 @@ mod tests {
         );
     }
 
+    /// The deprecated ntp collector's flags are carried over as written (node_exporter 1.12's
+    /// kingpin negation of its boolean too).
+    #[test]
+    fn ntp_flags_are_carried_over() {
+        let flags = [
+            "--collector.ntp",
+            "--collector.ntp.server=192.0.2.10",
+            "--collector.ntp.server-port=1123",
+            "--collector.ntp.protocol-version=3",
+            "--collector.ntp.server-is-local",
+            "--collector.ntp.ip-ttl=2",
+            "--collector.ntp.max-distance=2s",
+            "--collector.ntp.local-offset-tolerance=5ms",
+            "--no-collector.ntp.server-is-local",
+            "--collector.ntp.server-is-local=true",
+        ];
+        let m = migrate(&words(&flags), HOST);
+        assert!(m.dropped.is_empty(), "{m:?}");
+        let mut want = words(&flags);
+        want.push("--collector.textfile.directory=/var/lib/prometheus/node-exporter".into());
+        // Debian enables systemd by default: the migration says so unless ARGS disabled it.
+        want.push("--collector.systemd".into());
+        assert_eq!(m.args, want);
+    }
+
     /// node_exporter 1.12's last netdev flags are carried over; the deprecated filter names
     /// are renamed; the detailed names keep node_exporter's default netlink mode.
     #[test]

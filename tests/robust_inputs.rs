@@ -21,6 +21,9 @@
 //!   netlink-packet-route and every collector function that reads them.
 //! - `ethtool_answers_never_panic`: arbitrary driver answers (statistic names and values,
 //!   driver info strings, link mode masks) through the ethtool collector's exposition.
+//! - `ntp_replies_never_panic`: arbitrary bytes and mutated server packets as an NTP reply,
+//!   through the ntp collector's parsing, checks, arithmetic and exposition, and sent by a
+//!   loopback server to its real query.
 //! - the textfile parser, `Accept`/`Accept-Encoding` negotiation, the TOML configuration and
 //!   udev's database format on mutated and arbitrary input (the query string and the scrape
 //!   timeout header are tested where they are parsed, in `src/server.rs`).
@@ -1024,7 +1027,10 @@ fn every_collector_succeeds_on_an_unmutated_tree() {
     // `ethtool_answers_never_panic` below, its real input tests/ethtool_collector.rs.
     // The supervisord collector reads an XML-RPC answer from a socket: its parser is
     // `supervisord_answers_never_panic` below, its real input tests/supervisord_collector.rs.
-    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "supervisord", "systemd"];
+    // The ntp collector asks an NTP server over UDP (here 127.0.0.1:123, where nothing need
+    // answer: it fails cleanly); hostile replies are `ntp_replies_never_panic` below, a real
+    // server tests/ntp_collector.rs.
+    const NOT_FROM_FILES: &[&str] = &["ethtool", "logind", "ntp", "supervisord", "systemd"];
     let missing: Vec<&str> = KNOWN
         .iter()
         .map(|k| k.name)
@@ -1148,7 +1154,7 @@ rootfs = "/"
 udev_data = "/run/udev/data"
 
 [collectors]
-enable = ["processes", "interrupts"]
+enable = ["processes", "interrupts", "ntp"]
 disable = ["zfs"]
 disable_defaults = false
 deadline_seconds = 5.0
@@ -1201,6 +1207,14 @@ include = ["vm.swappiness", "net.ipv4.tcp_rmem:min,default,max"]
 include_info = ["kernel.ostype"]
 [collector.textfile]
 directory = "/var/lib/monitoring-agent/textfile"
+[collector.ntp]
+server = "127.0.0.1"
+server_port = 123
+protocol_version = 4
+server_is_local = false
+ip_ttl = 1
+max_distance = "3.46608s"
+local_offset_tolerance = "1ms"
 "#;
 
 fn load_config(text: &[u8]) {
@@ -1241,6 +1255,8 @@ proptest! {
             "web.idle_timeout_seconds", "web.shutdown_timeout_seconds", "web.max_header_bytes",
             "collectors.deadline_seconds", "web.listen_addresses", "web.telemetry_path",
             "log_level", "sandbox", "paths.procfs", "collector.diskstats.device_exclude",
+            "collector.ntp.server", "collector.ntp.server_port", "collector.ntp.ip_ttl",
+            "collector.ntp.max_distance",
         ][..]),
         value in prop::sample::select(&[
             "-1", "0", "1e309", "-1e309", "nan", "inf", "-inf", "18446744073709551616",
@@ -1517,5 +1533,114 @@ proptest! {
         let mut fams = families(&[d.clone(), Device { name: "eth1".into(), ..d }], &re);
         exposition::merge_families(&mut fams, |_| {});
         check_expositions(&fams).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ntp replies: what a hostile or broken NTP server may send
+// ---------------------------------------------------------------------------------------
+
+/// A well-formed server reply (mode 4, stratum 2) to the query whose transmit time is `sent`.
+fn ntp_reply(sent: u64) -> Vec<u8> {
+    let mut r = vec![0u8; 48];
+    r[0] = 0x24;
+    r[1] = 2;
+    r[4..8].copy_from_slice(&0x0000_8000u32.to_be_bytes());
+    r[16..24].copy_from_slice(&0xe8f0_1200_0000_0000u64.to_be_bytes());
+    r[24..32].copy_from_slice(&sent.to_be_bytes());
+    r[32..40].copy_from_slice(&0xe8f0_1234_0000_0000u64.to_be_bytes());
+    r[40..48].copy_from_slice(&0xe8f0_1234_0001_0000u64.to_be_bytes());
+    r
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any reply bytes (arbitrary, or a valid reply with bytes overwritten, cut or extended),
+    /// any local send and receive times, any flags: parsing, checking, the computation,
+    /// sanity and the exposition never panic; every reply of 48 bytes or more parses.
+    #[test]
+    fn ntp_replies_never_panic(
+        arbitrary in proptest::collection::vec(any::<u8>(), 0..120),
+        patches in proptest::collection::vec((0usize..64, any::<u8>()), 0..16),
+        cut in 0usize..80,
+        sent in any::<u64>(),
+        org in any::<u64>(),
+        dst in any::<u64>(),
+        tolerance_ns in any::<u64>(),
+        distance_ns in any::<u64>(),
+    ) {
+        use monitoring_agent::collectors::ntp::{
+            check_reply, families, sanity, Header, NtpOptions, Response, Settings,
+        };
+        let mut mutated = ntp_reply(sent);
+        mutated.resize(64, 0);
+        for (at, b) in &patches {
+            mutated[*at] = *b;
+        }
+        mutated.truncate(cut);
+        let mut settings = Settings::of(&NtpOptions::default());
+        settings.offset_tolerance = std::time::Duration::from_nanos(tolerance_ns);
+        settings.max_distance = std::time::Duration::from_nanos(distance_ns);
+        let mut leap = None;
+        for bytes in [&arbitrary, &mutated] {
+            match Header::parse(bytes) {
+                Ok(h) => {
+                    prop_assert!(bytes.len() >= 48);
+                    let _ = check_reply(&h, sent);
+                    let r = Response::from_reply(&h, org, dst);
+                    let sane = sanity(&r, &settings, &mut leap);
+                    let _ = r.validate();
+                    let fams = families(&r, sane);
+                    prop_assert_eq!(fams.len(), 8);
+                    check_expositions(&fams).map_err(TestCaseError::fail)?;
+                }
+                Err(_) => prop_assert!(bytes.len() < 48),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// A loopback server answering the collector's real query with hostile bytes (arbitrary,
+    /// or a reply echoing the query with bytes overwritten, cut or extended to 8 KiB and
+    /// more): the query returns a reply or an error, never panics.
+    #[test]
+    fn ntp_query_against_hostile_replies_never_panics(
+        arbitrary in proptest::collection::vec(any::<u8>(), 0..100),
+        patches in proptest::collection::vec((0usize..48, any::<u8>()), 0..8),
+        len in prop_oneof![Just(0usize), 1usize..48, Just(48usize), 49usize..200, Just(9000usize)],
+        echo in any::<bool>(),
+    ) {
+        use monitoring_agent::collectors::ntp::{query, Header, Response};
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 128];
+            let (n, from) = server.recv_from(&mut buf).expect("the query");
+            assert_eq!(n, 48);
+            let mut r = if echo {
+                let sent = u64::from_be_bytes(buf[40..48].try_into().expect("8 bytes"));
+                ntp_reply(sent)
+            } else {
+                arbitrary
+            };
+            for (at, b) in &patches {
+                if let Some(x) = r.get_mut(*at) {
+                    *x = *b;
+                }
+            }
+            r.resize(len, 0xa5);
+            server.send_to(&r, from).expect("reply");
+        });
+        let got = query(addr, 4, 1, std::time::Duration::from_secs(5));
+        t.join().expect("server thread");
+        if let Ok((h, org, dst)) = got {
+            prop_assert!(len >= 48);
+            let _ = Response::from_reply(&h, org, dst);
+            let _: Header = h;
+        }
     }
 }

@@ -2647,3 +2647,185 @@ fn supervisord_fragment_in_force(mode: Mode) {
 }
 
 sandboxed_modes!(supervisord_fragment_in_force => supervisord_fragment_in_force);
+
+// ---------------------------------------------------------------------------------------
+// Policy fragment `ntp` (the ntp collector): socket(AF_INET or AF_INET6,
+// SOCK_DGRAM|SOCK_CLOEXEC, 0), connect with addrlen 128, setsockopt IP_TTL and SO_RCVTIMEO
+// ---------------------------------------------------------------------------------------
+
+/// `sizeof(struct sockaddr_storage)`: the only connect length the `ntp` fragment allows.
+const SOCKADDR_STORAGE: &str = "128";
+
+/// A `struct sockaddr_storage` holding `addr` (zero-padded to 128 bytes).
+fn sockaddr_storage(addr: SocketAddr) -> Vec<u8> {
+    let mut v = sockaddr_inet(addr);
+    v.resize(128, 0);
+    v
+}
+
+/// The ntp collector is not enabled, so its fragment is not in force: exactly the sockets the
+/// fragment would allow kill the agent (IPv4 and IPv6). The controls show each socket appearing
+/// in an unsandboxed agent.
+fn ntp_fragment_not_in_force(mode: Mode) {
+    for (family, proto) in [("2", "UDP"), ("10", "UDPv6")] {
+        let dir = TestDir::new();
+        let mut agent = start(&dir, mode, &[]);
+        if mode != Mode::Off {
+            let body = agent.scrape("/metrics");
+            assert_eq!(
+                must_value(
+                    &body,
+                    "monitoring_agent_sandbox_fragment",
+                    &[("fragment", "ntp")]
+                ),
+                0.0,
+                "({mode}) the ntp fragment is in force with the default collectors"
+            );
+        }
+        let pid = agent.pid();
+        let before = agent_socket_inodes(pid);
+        let mut s = Script::new();
+        s.call("socket", libc::SYS_socket, &[family, DGRAM_CLOEXEC, "0"]);
+        let inj = s.run(&mut agent);
+        let escaped = new_agent_sockets(pid, &before, proto);
+        verdict(mode, &agent, &inj, &["socket"], escaped);
+    }
+}
+
+all_modes!(ntp_fragment_not_in_force => ntp_fragment_not_in_force);
+
+/// With `--collector.ntp` the `ntp` fragment is in force: its socket, connect (to a UDP
+/// socket of the test, with the length of a `sockaddr_storage`), IP_TTL and an address-less
+/// send work under the full sandbox (the datagram arrives), for IPv4 and IPv6, and the agent
+/// lives on. The same connect length on a unix socket is refused by the kernel (EINVAL), so
+/// the fragment reaches no unix socket name. What the fragment does not allow still kills: a
+/// TCP (stream) socket, connect with `sizeof(struct sockaddr_in)`, sendto with an address,
+/// bind, another socket option.
+fn ntp_fragment_in_force(mode: Mode) {
+    let args = ["--collector.ntp"];
+    for (family, bind) in [("2", "127.0.0.1:0"), ("10", "[::1]:0")] {
+        let dir = TestDir::new();
+        let mut agent = start_with(&dir, mode, &[], &args);
+        let body = agent.scrape("/metrics");
+        assert_eq!(
+            must_value(
+                &body,
+                "monitoring_agent_sandbox_fragment",
+                &[("fragment", "ntp")]
+            ),
+            1.0,
+            "({mode}) the ntp fragment is not in force with --collector.ntp"
+        );
+        let u = UdpSocket::bind(bind).expect("bind udp");
+        u.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut s = Script::new();
+        s.put(ADDR, &sockaddr_storage(u.local_addr().expect("addr")))
+            .put(DATA, b"NTP-FRAGMENT")
+            .put(AUX, &1i32.to_ne_bytes())
+            .call("socket", libc::SYS_socket, &[family, DGRAM_CLOEXEC, "0"])
+            .call(
+                "connect",
+                libc::SYS_connect,
+                &[&r("socket"), &at(ADDR), SOCKADDR_STORAGE],
+            )
+            .call(
+                "ttl",
+                libc::SYS_setsockopt,
+                &[&r("socket"), "0", "2", &at(AUX), "4"],
+            )
+            .call(
+                "send",
+                libc::SYS_sendto,
+                &[&r("socket"), &at(DATA), "12", "0", "0", "0"],
+            )
+            .call("close", libc::SYS_close, &[&r("socket")])
+            // The same connect length on a unix socket (the base policy's socketpair).
+            .call(
+                "pair",
+                libc::SYS_socketpair,
+                &["1", STREAM_CLOEXEC, "0", &at(PAIR)],
+            )
+            .load_int("unix", PAIR)
+            .put(MSG, &sockaddr_unix(b"monitoring-agent-ntp", true))
+            .call(
+                "unix_connect",
+                libc::SYS_connect,
+                &[&r("unix"), &at(MSG), SOCKADDR_STORAGE],
+            );
+        let inj = s.run(&mut agent);
+        assert!(
+            inj.died.is_none() && inj.ret("socket").is_some_and(|fd| fd >= 0),
+            "({mode}) the fragment's socket() failed\n{}",
+            inj.report()
+        );
+        for call in ["connect", "ttl", "close"] {
+            assert_eq!(inj.ret(call), Some(0), "({mode}) {call}\n{}", inj.report());
+        }
+        assert_eq!(inj.ret("send"), Some(12), "({mode})\n{}", inj.report());
+        let mut buf = [0u8; 64];
+        let (n, from) = u.recv_from(&mut buf).expect("the agent's datagram");
+        assert_eq!(&buf[..n], b"NTP-FRAGMENT", "from {from}");
+        assert_eq!(inj.ret("unix_connect"), Some(-1), "{}", inj.report());
+        assert_eq!(
+            inj.results.get("unix_connect").map(|(_, e)| *e),
+            Some(libc::EINVAL),
+            "({mode}) connect(128) on a unix socket\n{}",
+            inj.report()
+        );
+        assert_eq!(agent.get("/").status, 200, "the agent stopped serving");
+    }
+    let sock = r("socket");
+    let addr = at(ADDR);
+    let inet = ("socket", libc::SYS_socket, &["2", DGRAM_CLOEXEC, "0"][..]);
+    still_killed(
+        mode,
+        &args,
+        &[
+            (
+                "tcp_socket",
+                &[("stream", libc::SYS_socket, &["2", STREAM_CLOEXEC, "0"])],
+            ),
+            (
+                "tcp6_socket",
+                &[("stream6", libc::SYS_socket, &["10", STREAM_CLOEXEC, "0"])],
+            ),
+            (
+                "no_cloexec_socket",
+                &[("plain", libc::SYS_socket, &["2", "2", "0"])],
+            ),
+            (
+                "connect_sockaddr_in_length",
+                &[inet, ("connect", libc::SYS_connect, &[&sock, &addr, "16"])],
+            ),
+            (
+                "sendto_with_address",
+                &[
+                    inet,
+                    (
+                        "sendto",
+                        libc::SYS_sendto,
+                        &[&sock, &addr, "12", "0", &addr, "16"],
+                    ),
+                ],
+            ),
+            (
+                "bind",
+                &[inet, ("bind", libc::SYS_bind, &[&sock, &addr, "16"])],
+            ),
+            (
+                "setsockopt_so_broadcast",
+                &[
+                    inet,
+                    (
+                        "setsockopt",
+                        libc::SYS_setsockopt,
+                        &[&sock, "1", "6", &addr, "4"],
+                    ),
+                ],
+            ),
+        ],
+    );
+}
+
+sandboxed_modes!(ntp_fragment_in_force => ntp_fragment_in_force);

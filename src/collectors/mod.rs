@@ -82,6 +82,7 @@ pub const KNOWN: &[Known] = known! {
     network_route: false => network_route::collector,
     nfs: true => nfs::collector,
     nfsd: true => nfsd::collector,
+    ntp: false => ntp::collector,
     nvme: true => nvme::collector,
     nvmesubsystem: false => nvmesubsystem::collector,
     os: true => os::collector,
@@ -256,6 +257,7 @@ crate::collector::options::options_table! {
     netclass: netclass::NetclassOptions,
     netdev: netdev::NetdevOptions,
     netstat: netstat::NetstatOptions,
+    ntp: ntp::NtpOptions,
     pcidevice: pcidevice::PcideviceOptions,
     powersupplyclass: powersupplyclass::PowersupplyOptions,
     qdisc: qdisc::QdiscOptions,
@@ -318,6 +320,7 @@ pub mod netstat;
 pub mod network_route;
 pub mod nfs;
 pub mod nfsd;
+pub mod ntp;
 pub mod nvme;
 pub mod nvmesubsystem;
 pub mod os;
