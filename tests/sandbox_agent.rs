@@ -240,7 +240,11 @@ fn older_landlock_abi_starts_in_enforce_mode_with_compensated_layers() {
         }
         let out = check_sandbox(&dir, &agent);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "ABI {abi}: {text}");
+        assert!(
+            out.status.success(),
+            "ABI {abi}: {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let compensated: &[&str] = if net == "seccomp" {
             &["landlock_fs", "landlock_net", "landlock_scope"]
         } else {
@@ -305,7 +309,12 @@ fn check_sandbox_reports_missing_layers() {
     let agent = Start::new(&dir).arg("--sandbox=off").spawn();
     let out = check_sandbox(&dir, &agent);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for layer in ["seccomp", "landlock_fs", "landlock_net", "landlock_scope"] {
         assert!(
             text.lines()

@@ -109,8 +109,15 @@ pub fn threads(proc_root: &Path, pid: i32) -> Result<Vec<ThreadStatus>, VerifyEr
         let path = entry.path().join("status");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            // A thread that exited between readdir and open.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // A thread that exited between readdir and open (ENOENT), or between open and
+            // read (ESRCH: procfs finds no task behind the open file). Seen in CI as
+            // `--check-sandbox` exiting 2 while a runtime thread ended.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                continue
+            }
             Err(e) => return Err(io(&path)(e)),
         };
         let tid = entry.file_name().to_string_lossy().into_owned();
