@@ -687,25 +687,13 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let scrape_timeout = scrape_timeout(header_str(HeaderName::from_static(
         "x-prometheus-scrape-timeout-seconds",
     )));
-    let body = agent.scrape(format, &selection, scrape_timeout).await;
+    let answer = agent.answer(format, gzip, selection, scrape_timeout).await;
     agent.count_handler_response(200);
-    let mut resp = if gzip {
-        match exposition::gzip(body.as_bytes()) {
-            Ok(z) => {
-                exposition::recycle(body);
-                let mut r = Response::new(Full::new(Bytes::from(z)));
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r
-            }
-            Err(e) => {
-                log::warn!("gzip failed, sending uncompressed: {e}");
-                Response::new(Full::new(Bytes::from(body)))
-            }
-        }
-    } else {
-        Response::new(Full::new(Bytes::from(body)))
-    };
+    let mut resp = Response::new(Full::new(answer.body.clone()));
+    if answer.gzipped {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -146,11 +146,15 @@ fn concurrent_scrapes_get_200_or_503_and_the_agent_stays_up() {
 }
 
 /// Concurrent scrapes share one run per collector (an HA Prometheus pair scrapes at the same
-/// moment): eight scrapes started together each report exactly the per-collector success a
-/// lone scrape reports, with every default collector on the real `/proc` and `/sys`, under
-/// the real sandbox. Rounds repeat until the agent has counted joined runs
-/// (`monitoring_agent_collector_runs_joined_total`), so the comparison is known to have
-/// covered scrapes that joined another's run; every round is checked.
+/// moment), and identical concurrent scrapes share one answer: eight scrapes started together,
+/// half asking for the text format and half for OpenMetrics, each report exactly the
+/// per-collector success a lone scrape reports, with every default collector on the real
+/// `/proc` and `/sys`, under the real sandbox. Rounds repeat until the agent has counted both
+/// joined runs (`monitoring_agent_collector_runs_joined_total`: the two formats are different
+/// answers, built from shared runs) and shared answers
+/// (`monitoring_agent_scrape_answers_shared_total`: the scrapes of one format that arrived
+/// while another built its answer), so the comparison is known to have covered both; every
+/// round is checked.
 #[test]
 fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
     let dir = TestDir::new();
@@ -163,14 +167,21 @@ fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
     assert_eq!(collector_success(&agent.scrape("/metrics")), lone);
     let addr = agent.addr();
     let mut joined = 0.0;
+    let mut shared = 0.0;
     for round in 0..20 {
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
         let bodies: Vec<String> = (0..8)
-            .map(|_| {
+            .map(|i| {
                 let b = barrier.clone();
+                let accept = if i % 2 == 0 {
+                    "text/plain;version=0.0.4"
+                } else {
+                    "application/openmetrics-text;version=1.0.0"
+                };
                 std::thread::spawn(move || {
                     b.wait();
-                    common::http(addr, "GET", "/metrics", &[]).map(|r| (r.status, r.text()))
+                    common::http(addr, "GET", "/metrics", &[("Accept", accept)])
+                        .map(|r| (r.status, r.text()))
                 })
             })
             .collect::<Vec<_>>()
@@ -185,6 +196,12 @@ fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
             })
             .collect();
         for (i, body) in bodies.iter().enumerate() {
+            // A shared answer is never one of the other format.
+            assert_eq!(
+                body.ends_with("# EOF\n"),
+                i % 2 == 1,
+                "round {round}, scrape {i}: the answer is not in the format it asked for"
+            );
             let seen = collector_success(body);
             assert_eq!(
                 seen,
@@ -193,19 +210,24 @@ fn eight_simultaneous_scrapes_see_what_a_lone_scrape_sees() {
                 agent.diagnostics()
             );
         }
-        joined = must_value(
-            &agent.scrape("/metrics"),
-            "monitoring_agent_collector_runs_joined_total",
-            &[],
-        );
-        if joined > 0.0 {
-            eprintln!("{joined} joined runs after {} rounds", round + 1);
+        let after = agent.scrape("/metrics");
+        joined = must_value(&after, "monitoring_agent_collector_runs_joined_total", &[]);
+        shared = must_value(&after, "monitoring_agent_scrape_answers_shared_total", &[]);
+        if joined > 0.0 && shared > 0.0 {
+            eprintln!(
+                "{joined} joined runs and {shared} shared answers after {} rounds",
+                round + 1
+            );
             break;
         }
     }
     assert!(
         joined > 0.0,
         "twenty rounds of eight simultaneous scrapes and no scrape ever joined another's run"
+    );
+    assert!(
+        shared > 0.0,
+        "twenty rounds of eight simultaneous scrapes and no scrape ever shared another's answer"
     );
     assert!(
         !agent.log().contains("still running"),

@@ -5,6 +5,7 @@
 
 pub mod scheduler;
 pub mod self_metrics;
+pub mod share;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use crate::daemon::logging::{client_event, collector_event};
 use crate::exposition::{self, Format, MetricFamily};
 use crate::{collector, collectors};
 use scheduler::Entry;
+use share::{Flights, Seat};
 
 /// Which of the enabled collectors a scrape runs (`collect[]` / `exclude[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,37 @@ pub enum Selection {
     Only(Vec<String>),
     Except(Vec<String>),
 }
+
+/// A scrape's answer: the encoded body, gzipped when the client accepts it (and compressing
+/// worked). Shared by the concurrent identical scrapes that waited for it ([`share`]).
+#[derive(Debug)]
+pub struct Answer {
+    pub body: bytes::Bytes,
+    pub gzipped: bool,
+}
+
+/// What makes two scrapes' answers the same bytes: the configuration in force, the format,
+/// the encoding and the collector selection.
+#[derive(Clone)]
+struct AnswerKey {
+    current: Arc<Current>,
+    format: Format,
+    gzip: bool,
+    selection: Selection,
+}
+
+impl PartialEq for AnswerKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.current, &other.current)
+            && self.format == other.format
+            && self.gzip == other.gzip
+            && self.selection == other.selection
+    }
+}
+
+/// How long past its own deadline a scrape waits for the answer it joined: the leader is due
+/// no later than the follower, and then encodes and compresses.
+const FOLLOW_GRACE: Duration = Duration::from_secs(2);
 
 /// The reloadable settings and the collectors built from them, swapped together.
 struct Current {
@@ -58,6 +91,9 @@ pub struct Agent {
     edge: Option<Arc<crate::web::Edge>>,
     /// Scrapes building their answer at once (collect, merge, encode): see [`BUILDS`].
     builds: tokio::sync::Semaphore,
+    /// Answers being built, which concurrent identical scrapes wait for ([`share`]).
+    answers: Flights<AnswerKey, Arc<Answer>>,
+    answers_shared: AtomicU64,
 }
 
 /// At most this many scrapes collect and encode at once; more wait for a turn (at most a
@@ -95,6 +131,8 @@ impl Agent {
             started: Instant::now(),
             edge: None,
             builds: tokio::sync::Semaphore::new(BUILDS),
+            answers: Flights::default(),
+            answers_shared: AtomicU64::new(0),
         }
     }
 
@@ -187,16 +225,93 @@ impl Agent {
         })
     }
 
-    /// One scrape: the selected collectors in parallel, each within the deadline (shortened
-    /// to Prometheus' own scrape timeout when it sends one), then the meta metrics and the
-    /// agent's own, sorted by family name (as node_exporter's registry does) and encoded.
-    pub async fn scrape(
+    /// A scrape's answer. A scrape that arrives while an identical one (same configuration,
+    /// format, encoding and selection, due no later than this one) is being built waits for
+    /// that answer and serves the same bytes ([`share`]); otherwise it builds its own, which
+    /// the identical scrapes arriving meanwhile then share.
+    pub async fn answer(
         &self,
         format: Format,
-        selection: &Selection,
+        gzip: bool,
+        selection: Selection,
         scrape_timeout: Option<Duration>,
-    ) -> String {
+    ) -> Arc<Answer> {
         let current = self.current();
+        let mut budget = current.settings.collectors.deadline;
+        if let Some(t) = scrape_timeout {
+            // Leave Prometheus time to receive the answer.
+            budget = budget.min(t.mul_f64(0.9));
+        }
+        let due = tokio::time::Instant::now() + budget;
+        let key = AnswerKey {
+            current,
+            format,
+            gzip,
+            selection,
+        };
+        loop {
+            match self.answers.seat(key.clone(), due) {
+                Seat::Lead(lead) => {
+                    let answer = Arc::new(self.build(&key, due).await);
+                    lead.land(answer.clone());
+                    return answer;
+                }
+                Seat::Follow(follow) => {
+                    if let Some(answer) = follow.answer(due + FOLLOW_GRACE).await {
+                        self.answers_shared.fetch_add(1, Ordering::Relaxed);
+                        self.scrapes.fetch_add(1, Ordering::Relaxed);
+                        return answer;
+                    }
+                    if tokio::time::Instant::now() >= due {
+                        // Waited out (never seen: the leader is due first): answer alone.
+                        return Arc::new(self.build(&key, due).await);
+                    }
+                    // The leader's client went away and its build with it: seat again.
+                }
+            }
+        }
+    }
+
+    /// Builds an answer: collects, encodes, and compresses when the client accepts gzip.
+    async fn build(&self, key: &AnswerKey, due: tokio::time::Instant) -> Answer {
+        let body = self
+            .scrape(&key.current, key.format, &key.selection, due)
+            .await;
+        if !key.gzip {
+            return Answer {
+                body: bytes::Bytes::from(body),
+                gzipped: false,
+            };
+        }
+        match exposition::gzip(body.as_bytes()) {
+            Ok(z) => {
+                exposition::recycle(body);
+                Answer {
+                    body: bytes::Bytes::from(z),
+                    gzipped: true,
+                }
+            }
+            Err(e) => {
+                log::warn!("gzip failed, sending uncompressed: {e}");
+                Answer {
+                    body: bytes::Bytes::from(body),
+                    gzipped: false,
+                }
+            }
+        }
+    }
+
+    /// One scrape: the selected collectors in parallel, each within the deadline `due`
+    /// (shortened to Prometheus' own scrape timeout when it sends one), then the meta metrics
+    /// and the agent's own, sorted by family name (as node_exporter's registry does) and
+    /// encoded.
+    async fn scrape(
+        &self,
+        current: &Current,
+        format: Format,
+        selection: &Selection,
+        due: tokio::time::Instant,
+    ) -> String {
         let selected: Vec<Entry> = current
             .entries
             .iter()
@@ -207,11 +322,7 @@ impl Agent {
             })
             .cloned()
             .collect();
-        let mut budget = current.settings.collectors.deadline;
-        if let Some(t) = scrape_timeout {
-            // Leave Prometheus time to receive the answer.
-            budget = budget.min(t.mul_f64(0.9));
-        }
+        let budget = due.saturating_duration_since(tokio::time::Instant::now());
         // The wait for a turn counts against the deadline, and lasts at most a tenth of it:
         // scrapes that hold their turn for long are waiting for hung collectors (which they
         // join), and a scrape must not lose every collector to them; past that wait it goes

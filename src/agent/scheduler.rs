@@ -23,14 +23,23 @@ use crate::daemon::logging::client_event;
 /// scrape.
 const RUNNERS: usize = 4;
 
-/// A scrape starts one runner, which normally runs every collector of the scrape in turn: one
-/// thread handoff per scrape instead of one per runner, and no wake-up of the scrape until
-/// the last collector is done (issue 12: the futex calls and context switches of four runners
-/// reporting collector by collector were most of a scrape's system time). Whenever this long
+/// A scrape starts [`first_runners`] runners, which normally run every collector of the scrape
+/// between them: a thread handoff per runner, not per collector, and no wake-up of the scrape
+/// until the last collector is done (issue 12: the futex calls and context switches of four
+/// runners reporting collector by collector were most of a scrape's system time). Whenever this long
 /// passes with collectors still waiting in the queue (the running ones are slow or hung), one
 /// more runner starts, up to [`RUNNERS`]: a hung collector delays the ones queued behind it
 /// by this much, never past their deadline.
 const STAGGER: Duration = Duration::from_millis(20);
+
+/// Runners a scrape starts at once: two where there are two CPUs or more, so that a lone
+/// scrape's collectors run on two cores and its answer comes in about half the time (one
+/// more thread wake-up per scrape); one on a single CPU, where a second runner would only
+/// take turns with the first.
+fn first_runners() -> usize {
+    static FIRST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 2)))
+}
 
 /// What the scrapes that joined a run receive when it ends.
 type Published = Option<Arc<collector::Outcome>>;
@@ -208,8 +217,8 @@ impl Scrape {
     }
 }
 
-/// Runs `entries` on blocking threads (one, and up to [`RUNNERS`] when collectors are slow:
-/// [`STAGGER`]) and waits for them until `budget` has passed. A collector already running for
+/// Runs `entries` on blocking threads ([`first_runners`], and up to [`RUNNERS`] when
+/// collectors are slow: [`STAGGER`]) and waits for them until `budget` has passed. A collector already running for
 /// another scrape is joined: this scrape waits for that run (within its own budget) and
 /// reports its outcome. A collector that has not answered by the deadline is reported failed;
 /// the others are served.
@@ -232,10 +241,13 @@ pub async fn run_collectors(
     let mut runners = 0;
     // No collector selected: nothing to wait for.
     while scrape.remaining.load(Ordering::Acquire) > 0 {
-        if runners < RUNNERS && scrape.queued() {
-            let s = scrape.clone();
-            tokio::task::spawn_blocking(move || s.run());
-            runners += 1;
+        let start = if runners == 0 { first_runners() } else { 1 };
+        for _ in 0..start {
+            if runners < RUNNERS && scrape.queued() {
+                let s = scrape.clone();
+                tokio::task::spawn_blocking(move || s.run());
+                runners += 1;
+            }
         }
         let more = runners < RUNNERS;
         let wake = if more {

@@ -84,6 +84,13 @@ impl Agent {
                 &[],
                 self.collector_runs_joined.load(Ordering::Relaxed) as f64,
             ),
+            MetricFamily::counter(
+                "monitoring_agent_scrape_answers_shared_total",
+                "Scrapes answered with the body an identical concurrent scrape had just built \
+                 (same format, encoding and collectors), instead of building it again, since \
+                 the agent started.",
+            )
+            .with(&[], self.answers_shared.load(Ordering::Relaxed) as f64),
             MetricFamily::gauge(
                 "monitoring_agent_config_last_reload_successful",
                 "Whether the last configuration reload attempt was successful.",
