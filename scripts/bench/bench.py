@@ -198,7 +198,9 @@ def wrk(exp, threads, conns, duration):
     p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(bad.group(1)) if bad else 0}
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(bad.group(1)) if bad else 0,
+            "requests": total}
 
 
 def strace_attach(pid, out, extra):
@@ -424,10 +426,20 @@ def main():
         for e in (ag, ne):
             R[e.kind + ".gz_bytes"] = e.client.scrapes(1)
             R[e.kind + ".bytes"] = e.client.scrapes(1, headers={})
+        def shared(e):
+            # The agent's count of answers it shared between concurrent identical scrapes.
+            st, body = e.client.get("/metrics", {})
+            for line in body.decode("utf-8", "replace").splitlines():
+                if line.startswith("monitoring_agent_scrape_answers_shared_total "):
+                    return float(line.split()[1])
+            raise RuntimeError("no monitoring_agent_scrape_answers_shared_total")
         for e in (ag, ne):
             log("%s: wrk 1 and 8 clients" % e.name)
             R[e.kind + ".w1"] = wrk(e, 1, 1, DUR)
+            before = shared(e) if e is ag else 0
             R[e.kind + ".w8"] = wrk(e, 2, 8, DUR)
+            if e is ag:
+                R["agent.w8_shared"] = shared(e) - before
         # 4. Syscalls per scrape (strace -c on the running agent).
         R["agent.sys"] = syscalls_per_scrape(b, ag, 20 if q else 50)
         # 5. Per collector: collect[]=NAME, sequential gzip scrapes.
@@ -589,6 +601,10 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
         row("  latency p50 / p99 (ms)", "%.2f / %.2f" % (R["ne." + k]["p50"], R["ne." + k]["p99"]),
             "%.2f / %.2f" % (R["agent." + k]["p50"], R["agent." + k]["p99"]), "")
         row("  non-2xx", R["ne." + k]["non2xx"], R["agent." + k]["non2xx"], "")
+        if k == "w8":
+            row("  answers shared between concurrent identical scrapes "
+                "(`monitoring_agent_scrape_answers_shared_total`)", "n/a",
+                "%.0f of %d" % (R["agent.w8_shared"], R["agent.w8"]["requests"]), "")
     row("bytes per scrape, plain / gzip", "%d / %d" % (R["ne.bytes"], R["ne.gz_bytes"]),
         "%d / %d" % (R["agent.bytes"], R["agent.gz_bytes"]), "")
     L.append("")
@@ -689,7 +705,11 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
              "`wrk -t2 -c64 -d%s` on fresh instances. After start-up the agent unmaps (`MADV_DONTNEED`) "
              "the read-only file pages that only start-up touched (`runtime::release_startup_pages`); "
              "what a scrape touches again comes back from the page cache and counts." % DUR)
-    L.append("- Throughput: `wrk -t1 -c1` and `wrk -t2 -c8`, %s each, with `Accept-Encoding: gzip`." % DUR)
+    L.append("- Throughput: `wrk -t1 -c1` and `wrk -t2 -c8`, %s each, with `Accept-Encoding: gzip`. "
+             "The agent's concurrent identical scrapes share one answer (built once, served to every "
+             "scrape that arrived while it was being built; never cached past that): with 8 clients "
+             "most answers are shared, and the table says how many. node_exporter builds every "
+             "answer." % DUR)
     L.append("- The machine may be shared: compare the ratios of one run, not figures across runs.\n")
     body = "\n".join(L) + "\n"
     kept = ""
