@@ -468,8 +468,129 @@ pub(crate) fn write_value(out: &mut String, v: f64) {
         write_integer(out, v);
         return;
     }
-    // Anything else: Rust's shortest round-trip digits, rewritten into Go's form in place
-    // (no temporary string).
+    write_shortest(out, v);
+}
+
+/// [`write_value`] for a finite nonzero `v` that is not an integer below 2^53: its shortest
+/// round-trip digits (zmij, Schubfach: the same digits as Go's and Rust's shortest, the
+/// nearest to `v` among the shortest) computed once and laid out in Go's `'g', -1` form.
+/// Formatting through `core::fmt` twice (`{v:e}` for the exponent, then `{v}`) was about
+/// 1,300 instructions a value (issue 12).
+fn write_shortest(out: &mut String, v: f64) {
+    let mut buf = zmij::Buffer::new();
+    // Whatever layout zmij picks (`1.5e300`, `1e-7`, `123.456`, `0.0001`, `1e16`), read back
+    // the significant digits and the decimal exponent of the first one.
+    let mut digits = [0u8; 24];
+    let mut n = 0usize; // significant digits kept, leading zeros skipped
+    let mut int_digits: Option<i32> = None; // digits before the point, once it is seen
+    let mut seen = 0i32; // digits seen, leading zeros included
+    let mut leading_zeros = 0i32;
+    let mut exp = 0i32;
+    let mut bytes = buf.format_finite(v).bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'0'..=b'9' => {
+                seen += 1;
+                if n == 0 && b == b'0' {
+                    leading_zeros += 1;
+                } else if let Some(d) = digits.get_mut(n) {
+                    *d = b;
+                    n += 1;
+                }
+            }
+            b'.' => int_digits = Some(seen),
+            b'e' | b'E' => {
+                let mut neg = false;
+                for b in bytes.by_ref() {
+                    match b {
+                        b'-' => neg = true,
+                        b'0'..=b'9' => exp = exp * 10 + i32::from(b - b'0'),
+                        _ => {}
+                    }
+                }
+                if neg {
+                    exp = -exp;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Digits past the 24th can only be zeros of a long integer part: they count in `seen`.
+    while n > 1 && digits.get(n - 1) == Some(&b'0') {
+        n -= 1;
+    }
+    if is_tie(v, n) {
+        write_shortest_fmt(out, v);
+        return;
+    }
+    let digits = digits.get(..n).unwrap_or_default();
+    let exp = int_digits.unwrap_or(seen) - 1 - leading_zeros + exp;
+    if v.is_sign_negative() {
+        out.push('-');
+    }
+    let mut push = |d: &[u8]| out.push_str(std::str::from_utf8(d).unwrap_or_default());
+    if !(-4..6).contains(&exp) {
+        // d[.ddd]e±XX
+        let (first, rest) = digits.split_at(n.min(1));
+        push(first);
+        if !rest.is_empty() {
+            push(b".");
+            push(rest);
+        }
+        push(if exp < 0 { b"e-" } else { b"e+" });
+        let a = exp.unsigned_abs();
+        if a < 10 {
+            push(b"0");
+        }
+        push(itoa::Buffer::new().format(a).as_bytes());
+    } else if exp < 0 {
+        // 0.000ddd
+        push(b"0.");
+        push(b"000".get(..(-exp - 1) as usize).unwrap_or_default());
+        push(digits);
+    } else {
+        // ddd.ddd or ddd000 (exp < 6, so at most 5 zeros)
+        let int_len = exp as usize + 1;
+        if n <= int_len {
+            push(digits);
+            push(b"00000".get(..int_len - n).unwrap_or_default());
+        } else {
+            let (int, frac) = digits.split_at(int_len);
+            push(int);
+            push(b".");
+            push(frac);
+        }
+    }
+}
+
+/// Whether `v`'s exact value lies halfway between the two `n`-digit numbers nearest to it,
+/// both of which read back as `v`. zmij (like Go's strconv) then keeps the one with an even
+/// last digit; `core::fmt`, which this writer always matched, takes the larger magnitude.
+/// Only a value whose exact decimal form has `n + 1` significant digits can be such a tie:
+/// `m * 2^-k` (m odd) is `m * 5^k` units of `10^-k`, which ends in 5.
+fn is_tie(v: f64, n: usize) -> bool {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // Subnormal: hundreds of exact digits.
+        return false;
+    }
+    let mant = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let tz = mant.trailing_zeros();
+    let k = 1075 - biased - tz as i32;
+    // An integer (k <= 0) has no fractional 5 to round; 5^26 alone has 19 digits.
+    if !(1..=25).contains(&k) {
+        return false;
+    }
+    (mant >> tz)
+        .checked_mul(5u64.pow(k.unsigned_abs()))
+        .is_some_and(|exact| exact.ilog10() as usize == n)
+}
+
+/// The `core::fmt` path for the rare ties [`is_tie`] finds: shortest digits with `{v:e}`
+/// (rounding half away from zero), laid out as in [`write_shortest`].
+#[cold]
+fn write_shortest_fmt(out: &mut String, v: f64) {
     let start = out.len();
     let _ = write!(out, "{v:e}");
     let tail = out.get(start..).unwrap_or_default();
@@ -684,6 +805,139 @@ mod tests {
              -1.234567e+06 1e+06 100 9.007199254740991e+15 9.007199254740992e+15 1e+21 -0.5 \
              123.456 1.0000000000000005e+15 "
         );
+    }
+
+    /// The value writer before issue 12's rewrite (Rust's `{v:e}` for the exponent, then
+    /// `{v}`), kept as the reference the new one must match byte for byte.
+    fn write_value_reference(out: &mut String, v: f64) {
+        use std::fmt::Write as _;
+        if v.is_nan() {
+            out.push_str("NaN");
+            return;
+        }
+        if v.is_infinite() {
+            out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+            return;
+        }
+        if v == 0.0 {
+            out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+            return;
+        }
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        if v.fract() == 0.0 && v.abs() < EXACT {
+            write_integer(out, v);
+            return;
+        }
+        let start = out.len();
+        let _ = write!(out, "{v:e}");
+        let tail = out.get(start..).unwrap_or_default();
+        let Some(e_at) = tail.find('e') else { return };
+        let exp: i32 = tail
+            .get(e_at + 1..)
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        if !(-4..6).contains(&exp) {
+            out.truncate(start + e_at);
+            out.push('e');
+            out.push(if exp < 0 { '-' } else { '+' });
+            let a = exp.unsigned_abs();
+            if a < 10 {
+                out.push('0');
+            }
+            let _ = write!(out, "{a}");
+        } else {
+            out.truncate(start);
+            let _ = write!(out, "{v}");
+        }
+    }
+
+    /// The single-pass value writer gives exactly the old writer's bytes: random bit
+    /// patterns (every exponent, subnormals, NaN payloads), random values of every magnitude,
+    /// integers around 2^53, the -4..6 exponent borders and their neighbours, negatives.
+    #[test]
+    fn write_value_matches_the_reference() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut values: Vec<f64> = vec![
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            f64::from_bits(1),
+            f64::from_bits(0x000f_ffff_ffff_ffff),
+            5e-324,
+            2.2250738585072014e-308,
+            1e-4,
+            9.999999999999999e-5,
+            1e6,
+            999999.9999999999,
+            999999.5,
+            0.1,
+            0.2,
+            0.30000000000000004,
+            1.0 / 3.0,
+            123.456,
+            1e15 + 0.5,
+            // Ties between two shortest candidates (core::fmt rounds them up).
+            1.5e15 + 0.25,
+            8_388_608.0 + 1.0 / 1024.0,
+            0.000_976_562_5,
+            1e16,
+            1e21,
+            1e22,
+            1e23,
+            -0.0,
+            0.0,
+        ];
+        let two53 = 9_007_199_254_740_992.0f64;
+        for d in -64i64..=64 {
+            values.push(two53 + d as f64);
+            values.push(2.0 * two53 + 2.0 * d as f64);
+        }
+        for e in -325..=309 {
+            let p: f64 = format!("1e{e}").parse().expect("float");
+            for x in [
+                p,
+                p * 1.5,
+                p * 9.999,
+                p * 0.9999999999999999,
+                p * 1.0000000000000002,
+            ] {
+                values.push(x);
+                values.push(f64::from_bits(x.to_bits().wrapping_add(1)));
+                values.push(f64::from_bits(x.to_bits().wrapping_sub(1)));
+            }
+        }
+        for _ in 0..300_000 {
+            values.push(f64::from_bits(next()));
+        }
+        for _ in 0..100_000 {
+            // Uniform in [0, 1) scaled across the plain-form range and beyond.
+            let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            let scale = 10f64.powi((next() % 30) as i32 - 12);
+            values.push(unit * scale);
+            // Few digits, as counters divided by 10^n are (kB -> bytes, ms -> s).
+            values.push((next() % 100_000) as f64 / 10f64.powi((next() % 12) as i32));
+        }
+        // The tie path is exercised: 1500000000000000.25 sits halfway between the 17-digit
+        // ...0002 and ...0003 (core::fmt, and so this writer, picks ...0003).
+        assert!(is_tie(1.5e15 + 0.25, 17));
+        assert!(!is_tie(0.25, 2));
+        let (mut ours, mut reference) = (String::new(), String::new());
+        for v in values.iter().flat_map(|&v| [v, -v]) {
+            ours.clear();
+            reference.clear();
+            write_value(&mut ours, v);
+            write_value_reference(&mut reference, v);
+            assert_eq!(ours, reference, "bits {:#018x}", v.to_bits());
+        }
     }
 
     #[test]
