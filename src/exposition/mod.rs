@@ -630,15 +630,46 @@ pub(crate) fn write_value(out: &mut String, v: f64) {
 /// 1,300 instructions a value (issue 12).
 fn write_shortest(out: &mut String, v: f64) {
     let mut buf = zmij::Buffer::new();
-    // Whatever layout zmij picks (`1.5e300`, `1e-7`, `123.456`, `0.0001`, `1e16`), read back
-    // the significant digits and the decimal exponent of the first one.
+    let text = buf.format_finite(v);
+    // Most values: no tie possible, and zmij's layout is Go's but for the exponent's width.
+    // zmij writes `1.5e+300`, `1e-7` from an exponent of 16 or -6 on (Go's form there, with
+    // the exponent widened to two digits) and plain decimals in between, which are Go's
+    // form for exponents -4 to 5.
+    if exact_decimal(v).is_none() {
+        if let Some((mantissa, exp)) = text.split_once('e') {
+            out.push_str(mantissa);
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ("e-", d),
+                None => ("e+", exp.strip_prefix('+').unwrap_or(exp)),
+            };
+            out.push_str(sign);
+            if digits.len() < 2 {
+                out.push('0');
+            }
+            out.push_str(digits);
+            return;
+        }
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        let go_plain = match unsigned.strip_prefix("0.") {
+            // 0.000d (exponent -4) at most.
+            Some(fraction) => !fraction.starts_with("0000"),
+            // d to dddddd before the point (exponent 0 to 5).
+            None => unsigned.find('.').is_some_and(|point| point <= 6),
+        };
+        if go_plain {
+            out.push_str(text);
+            return;
+        }
+    }
+    // Otherwise, whatever layout zmij picked (`1.5e+300`, `1e-7`, `123.456`, `0.00001`,
+    // `1234567.5`), read back the significant digits and the decimal exponent of the first.
     let mut digits = [0u8; 24];
     let mut n = 0usize; // significant digits kept, leading zeros skipped
     let mut int_digits: Option<i32> = None; // digits before the point, once it is seen
     let mut seen = 0i32; // digits seen, leading zeros included
     let mut leading_zeros = 0i32;
     let mut exp = 0i32;
-    let mut bytes = buf.format_finite(v).bytes();
+    let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
         match b {
             b'0'..=b'9' => {
@@ -723,22 +754,27 @@ fn write_shortest(out: &mut String, v: f64) {
 /// Only a value whose exact decimal form has `n + 1` significant digits can be such a tie:
 /// `m * 2^-k` (m odd) is `m * 5^k` units of `10^-k`, which ends in 5.
 fn is_tie(v: f64, n: usize) -> bool {
+    exact_decimal(v).is_some_and(|exact| exact.ilog10() as usize == n)
+}
+
+/// `v`'s exact value as an integer count of `10^-k` (`m * 5^k` for `v = m * 2^-k`, m odd)
+/// when `v` is not an integer and that count fits in 64 bits; `None` otherwise (then no tie
+/// is possible: a tie needs an exact form of at most 18 digits).
+fn exact_decimal(v: f64) -> Option<u64> {
     let bits = v.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     if biased == 0 {
         // Subnormal: hundreds of exact digits.
-        return false;
+        return None;
     }
     let mant = (bits & ((1 << 52) - 1)) | (1 << 52);
     let tz = mant.trailing_zeros();
     let k = 1075 - biased - tz as i32;
     // An integer (k <= 0) has no fractional 5 to round; 5^26 alone has 19 digits.
     if !(1..=25).contains(&k) {
-        return false;
+        return None;
     }
-    (mant >> tz)
-        .checked_mul(5u64.pow(k.unsigned_abs()))
-        .is_some_and(|exact| exact.ilog10() as usize == n)
+    (mant >> tz).checked_mul(5u64.pow(k.unsigned_abs()))
 }
 
 /// The `core::fmt` path for the rare ties [`is_tie`] finds: shortest digits with `{v:e}`
