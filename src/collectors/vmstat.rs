@@ -6,7 +6,7 @@
 //! even on a field not exported), and a missing file fails it.
 
 use super::options::{collector_options, Pattern};
-use super::MemoRegex;
+use super::{is_f64, lines, parse_f64, MemoRegex};
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -29,33 +29,53 @@ pub fn collector(opts: &Options) -> Box<dyn Collector> {
     })
 }
 
-/// The selected `(field, value)` pairs in file order.
+/// The selected `(field, value)` pairs in file order (every value checked, only the selected
+/// ones converted).
 pub fn parse_vmstat<'a>(text: &'a str, fields: &MemoRegex) -> Result<Vec<(&'a str, f64)>, String> {
     let mut out = Vec::with_capacity(8);
-    for line in text.lines() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
-            return Err(format!("invalid line {line:?}"));
+    let mut scan = fields.scan();
+    for line in lines(text) {
+        // The kernel prints `name value`; anything else goes the general way.
+        let (name, value) = match line.split_once(' ') {
+            Some((n, v)) if is_word(n) && is_word(v) => (n, v),
+            _ => {
+                let mut parts = line.split_ascii_whitespace();
+                let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                    return Err(format!("invalid line {line:?}"));
+                };
+                (name, value)
+            }
         };
-        let value: f64 = value
-            .parse()
-            .map_err(|_| format!("bad value in line {line:?}"))?;
-        if fields.is_match(name) {
+        if scan.is_match(name) {
+            let value = parse_f64(value).map_err(|_| format!("bad value in line {line:?}"))?;
             out.push((name, value));
+        } else if !is_f64(value) {
+            return Err(format!("bad value in line {line:?}"));
         }
     }
     Ok(out)
 }
 
+/// Non-empty, without ASCII whitespace.
+fn is_word(s: &str) -> bool {
+    !s.is_empty() && !s.bytes().any(|b| b.is_ascii_whitespace())
+}
+
+const PREFIX: &str = "node_vmstat_";
+const HELP: &str = "/proc/vmstat information field ";
+
 pub fn families(fields: &[(&str, f64)]) -> Vec<MetricFamily> {
     fields
         .iter()
         .map(|(name, v)| {
-            MetricFamily::untyped(
-                format!("node_vmstat_{name}"),
-                format!("/proc/vmstat information field {name}."),
-            )
-            .with(&[], *v)
+            let mut full = String::with_capacity(PREFIX.len() + name.len());
+            full.push_str(PREFIX);
+            full.push_str(name);
+            let mut help = String::with_capacity(HELP.len() + name.len() + 1);
+            help.push_str(HELP);
+            help.push_str(name);
+            help.push('.');
+            MetricFamily::untyped(full, help).with(&[], *v)
         })
         .collect()
 }
