@@ -391,6 +391,79 @@ impl MemoScan<'_> {
     }
 }
 
+/// Family names and HELP texts made from a key (a file's field name, a counter's key), built
+/// on first use and kept for the life of the process, so a scrape hands out borrowed
+/// `&'static str`s instead of formatting two strings per family. Process-wide (a collector
+/// rebuilt on reload finds its names there) and bounded: past [`NameCache::MAX`] keys, names
+/// are built on every call instead.
+pub struct NameCache {
+    names: std::sync::Mutex<Option<rustc_hash::FxHashMap<&'static str, Names>>>,
+}
+
+type Names = (&'static str, &'static str);
+
+/// A family's name and HELP text.
+pub type FamilyNames = (
+    std::borrow::Cow<'static, str>,
+    std::borrow::Cow<'static, str>,
+);
+
+impl NameCache {
+    /// Keys remembered at most.
+    pub const MAX: usize = 4096;
+
+    pub const fn new() -> NameCache {
+        NameCache {
+            names: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The name and HELP text for `key`, `build` called for a key not seen before.
+    pub fn get(&self, key: &str, build: impl FnOnce(&str) -> (String, String)) -> FamilyNames {
+        use std::borrow::Cow;
+        let Ok(mut guard) = self.names.lock() else {
+            let (n, h) = build(key);
+            return (Cow::Owned(n), Cow::Owned(h));
+        };
+        let map = guard.get_or_insert_with(Default::default);
+        if let Some((n, h)) = map.get(key) {
+            return (Cow::Borrowed(*n), Cow::Borrowed(*h));
+        }
+        let (n, h) = build(key);
+        if map.len() >= Self::MAX {
+            return (Cow::Owned(n), Cow::Owned(h));
+        }
+        // Kept for the life of the process, at most `MAX` keys (see above).
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let (n, h) = (leak(n), leak(h));
+        map.insert(leak(key.to_string()), (n, h));
+        (Cow::Borrowed(n), Cow::Borrowed(h))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.names
+            .lock()
+            .map(|m| m.as_ref().map_or(0, |m| m.len()))
+            .unwrap_or(0)
+    }
+}
+
+impl Default for NameCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `parts` concatenated, without the formatting machinery.
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 /// `s.parse::<f64>()`, faster for the plain integers procfs and sysfs print: a run of ASCII
 /// digits (optionally after `-`) that fits a `u64` is converted exactly as the parser would
 /// (both round to nearest, ties to even); anything else goes to the parser.
@@ -651,6 +724,27 @@ mod tests {
         let memo = m.memo.lock().expect("lock");
         assert_eq!(memo.seen.len(), MemoRegex::MAX);
         assert_eq!(memo.by_position.len(), MemoRegex::MAX);
+    }
+
+    #[test]
+    fn name_cache_builds_once_and_is_bounded() {
+        let cache = NameCache::new();
+        let mut built = 0;
+        for _ in 0..3 {
+            let (n, h) = cache.get("pgfault", |k| {
+                built += 1;
+                (concat(&["node_vmstat_", k]), concat(&["field ", k, "."]))
+            });
+            assert_eq!((&*n, &*h), ("node_vmstat_pgfault", "field pgfault."));
+            assert!(matches!(n, std::borrow::Cow::Borrowed(_)));
+        }
+        assert_eq!(built, 1);
+        for i in 0..NameCache::MAX + 5 {
+            let k = format!("k{i}");
+            let (n, _) = cache.get(&k, |k| (concat(&["n_", k]), String::new()));
+            assert_eq!(n, format!("n_k{i}"));
+        }
+        assert_eq!(cache.len(), NameCache::MAX);
     }
 
     #[test]

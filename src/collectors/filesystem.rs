@@ -292,7 +292,7 @@ fn decode(mp: &str) -> String {
 /// error, as a short `/proc/mounts` line is.
 pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
     let mut out = Vec::with_capacity(32);
-    for line in text.lines() {
+    for line in super::lines(text) {
         let bad = || format!("malformed mountinfo line: {line:?}");
         let mut f = line.split_ascii_whitespace();
         let (Some(id), Some(parent), Some(dev), Some(_root), Some(mp), Some(options)) =
@@ -337,7 +337,7 @@ pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
 /// node_exporter.
 pub fn parse_mounts(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
     let mut out = Vec::with_capacity(32);
-    for line in text.lines() {
+    for line in super::lines(text) {
         let mut f = line.split_ascii_whitespace();
         let (Some(device), Some(mp), Some(fs_type), Some(options)) =
             (f.next(), f.next(), f.next(), f.next())

@@ -9,25 +9,31 @@
 //! (`MemAvailable` since 3.14, `Zswap`, `SecPageTables`, `Unaccepted`, …) appear exactly where
 //! the kernel has them.
 
-use super::{lines, parse_f64, read_parsed, CollectError, Collector, Paths};
+use std::borrow::Cow;
+
+use super::{concat, lines, parse_f64, read_parsed, CollectError, Collector, NameCache, Paths};
 use crate::exposition::MetricFamily;
 
-/// One field: its family name (`node_memory_MemTotal_bytes`, `node_memory_HugePages_Total`)
-/// and value (bytes for `kB` fields).
+/// One field: its family name (`node_memory_MemTotal_bytes`, `node_memory_HugePages_Total`),
+/// HELP text and value (bytes for `kB` fields).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
-    pub name: String,
+    pub name: Cow<'static, str>,
+    pub help: Cow<'static, str>,
     pub value: f64,
 }
 
 const PREFIX: &str = "node_memory_";
-const HELP: &str = "Memory information field ";
+
+/// Names and HELP texts by key (with ` kB` when the value has a unit).
+static NAMES: NameCache = NameCache::new();
 
 /// Parses `/proc/meminfo` into fields in file order. Blank lines are skipped (some CentOS 6
 /// kernels print one); a line that is not `Key: value [unit]`, a non-numeric value or a key
 /// that cannot form a metric name is an error.
 pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
     let mut out = Vec::with_capacity(64);
+    let mut cache_key = String::with_capacity(64);
     for line in lines(text) {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
@@ -39,18 +45,28 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
             .ok_or_else(|| format!("no ':' after the key in line {line:?}"))?;
         let mut value: f64 =
             parse_f64(value).map_err(|_| format!("bad value {value:?} in line {line:?}"))?;
-        let mut name = String::with_capacity(PREFIX.len() + key.len() + 6);
-        name.push_str(PREFIX);
-        push_metric_key(&mut name, key);
+        cache_key.clear();
+        cache_key.push_str(key);
         if unit.is_some() {
             // node_exporter presumes kB for every unit; the kernel prints no other.
             value *= 1024.0;
-            name.push_str("_bytes");
+            cache_key.push_str(" kB");
         }
+        let (name, help) = NAMES.get(&cache_key, |_| {
+            let mut name = String::with_capacity(PREFIX.len() + key.len() + 6);
+            name.push_str(PREFIX);
+            push_metric_key(&mut name, key);
+            if unit.is_some() {
+                name.push_str("_bytes");
+            }
+            let suffix = name.get(PREFIX.len()..).unwrap_or("");
+            let help = concat(&["Memory information field ", suffix, "."]);
+            (name, help)
+        });
         if !name.get(PREFIX.len()..).is_some_and(is_metric_name) {
             return Err(format!("key {key:?} makes no valid metric name"));
         }
-        out.push(Field { name, value });
+        out.push(Field { name, help, value });
     }
     Ok(out)
 }
@@ -97,7 +113,7 @@ pub fn families(fields: Vec<Field>) -> Vec<MetricFamily> {
     // Stable sort keeps file order among equal names, so the last of a run is the last printed.
     fields.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out: Vec<MetricFamily> = Vec::with_capacity(fields.len());
-    for Field { name, value } in fields {
+    for Field { name, help, value } in fields {
         if let Some(last) = out.last_mut() {
             if last.name == name {
                 if let Some(s) = last.samples.first_mut() {
@@ -106,11 +122,6 @@ pub fn families(fields: Vec<Field>) -> Vec<MetricFamily> {
                 continue;
             }
         }
-        let suffix = name.get(PREFIX.len()..).unwrap_or("");
-        let mut help = String::with_capacity(HELP.len() + suffix.len() + 1);
-        help.push_str(HELP);
-        help.push_str(suffix);
-        help.push('.');
         // node_exporter types a field ending in `_total` as a counter (none does today).
         let fam = if name.ends_with("_total") {
             MetricFamily::counter(name, help)
@@ -152,6 +163,7 @@ mod tests {
             fields[0],
             Field {
                 name: "node_memory_MemTotal_bytes".into(),
+                help: "Memory information field MemTotal_bytes.".into(),
                 value: 24_683_656.0 * 1024.0
             }
         );

@@ -188,6 +188,9 @@ pub fn proc_stats(line: &NetDevLine, nohandler: Option<u64>, detailed: bool) -> 
     }
 }
 
+/// Names and HELP texts by counter key.
+static NAMES: super::NameCache = super::NameCache::new();
+
 /// The families of the given devices (already filtered), one per key any device has, in key
 /// order; samples sorted by device, as node_exporter's registry sorts them. With `ifalias`
 /// (`--collector.netdev.label-ifalias`), a device found there gets its `ifalias` label.
@@ -200,10 +203,13 @@ pub fn families(devs: &[DevStats], ifalias: Option<&HashMap<String, String>>) ->
         .collect();
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let mut fam = MetricFamily::counter(
-            format!("node_network_{key}_total"),
-            format!("Network device statistic {key}."),
-        );
+        let (name, help) = NAMES.get(key, |key| {
+            (
+                super::concat(&["node_network_", key, "_total"]),
+                super::concat(&["Network device statistic ", key, "."]),
+            )
+        });
+        let mut fam = MetricFamily::counter(name, help);
         fam.samples.reserve(order.len());
         for d in &order {
             let Some(v) = d.counters.get(key) else {

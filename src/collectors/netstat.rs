@@ -10,7 +10,8 @@
 //! number fails the collector, whatever its field, as in node_exporter.
 
 use super::options::{collector_options, Pattern};
-use super::{is_f64, lines, parse_f64, MemoRegex};
+use super::{concat, is_f64, lines, parse_f64, MemoRegex, NameCache};
+use crate::collector::FamilyNames;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -100,14 +101,14 @@ pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
     Ok(out)
 }
 
-const PREFIX: &str = "node_netstat_";
+/// Names and HELP texts by `<protocol> <name>` (a space is in neither).
+static NAMES: NameCache = NameCache::new();
 
 /// The families for the fields matching `pattern`, one per `<protocol>_<name>` (the last
 /// occurrence wins, as node_exporter's maps do). `stats` in file order (the pattern's memo
 /// answers by position).
 pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
-    // The family name `node_netstat_<protocol>_<name>`, built once per exported field.
-    let mut picked: Vec<(String, &Stat<'_>)> = Vec::with_capacity(64);
+    let mut picked: Vec<(FamilyNames, &Stat<'_>)> = Vec::with_capacity(64);
     let mut key = String::with_capacity(64);
     let mut scan = pattern.scan();
     for s in stats {
@@ -116,16 +117,23 @@ pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
         key.push('_');
         key.push_str(s.name);
         if scan.is_match(&key) {
-            let mut name = String::with_capacity(PREFIX.len() + key.len());
-            name.push_str(PREFIX);
-            name.push_str(&key);
-            picked.push((name, s));
+            key.clear();
+            key.push_str(s.protocol);
+            key.push(' ');
+            key.push_str(s.name);
+            let names = NAMES.get(&key, |_| {
+                (
+                    concat(&["node_netstat_", s.protocol, "_", s.name]),
+                    concat(&["Statistic ", s.protocol, s.name, "."]),
+                )
+            });
+            picked.push((names, s));
         }
     }
     drop(scan);
-    picked.sort_by(|a, b| a.0.cmp(&b.0));
+    picked.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
     let mut out: Vec<MetricFamily> = Vec::with_capacity(picked.len());
-    for (name, s) in picked {
+    for ((name, help), s) in picked {
         if let Some(last) = out.last_mut() {
             if last.name == name {
                 if let Some(sample) = last.samples.first_mut() {
@@ -134,11 +142,6 @@ pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
                 continue;
             }
         }
-        let mut help = String::with_capacity(12 + s.protocol.len() + s.name.len());
-        help.push_str("Statistic ");
-        help.push_str(s.protocol);
-        help.push_str(s.name);
-        help.push('.');
         out.push(MetricFamily::untyped(name, help).with(&[], s.value()));
     }
     out

@@ -6,7 +6,7 @@
 //! even on a field not exported), and a missing file fails it.
 
 use super::options::{collector_options, Pattern};
-use super::{is_f64, lines, parse_f64, MemoRegex};
+use super::{concat, is_f64, lines, parse_f64, MemoRegex, NameCache};
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -61,20 +61,19 @@ fn is_word(s: &str) -> bool {
     !s.is_empty() && !s.bytes().any(|b| b.is_ascii_whitespace())
 }
 
-const PREFIX: &str = "node_vmstat_";
-const HELP: &str = "/proc/vmstat information field ";
+/// Names and HELP texts by field.
+static NAMES: NameCache = NameCache::new();
 
 pub fn families(fields: &[(&str, f64)]) -> Vec<MetricFamily> {
     fields
         .iter()
         .map(|(name, v)| {
-            let mut full = String::with_capacity(PREFIX.len() + name.len());
-            full.push_str(PREFIX);
-            full.push_str(name);
-            let mut help = String::with_capacity(HELP.len() + name.len() + 1);
-            help.push_str(HELP);
-            help.push_str(name);
-            help.push('.');
+            let (full, help) = NAMES.get(name, |name| {
+                (
+                    concat(&["node_vmstat_", name]),
+                    concat(&["/proc/vmstat information field ", name, "."]),
+                )
+            });
             MetricFamily::untyped(full, help).with(&[], *v)
         })
         .collect()
@@ -141,6 +140,18 @@ mod tests {
         // A bad value on any line fails, as node_exporter's ParseFloat before the filter.
         assert!(parse_vmstat("nr_free_pages x\npgfault 1\n", &fields()).is_err());
         assert!(parse_vmstat("pgfault\n", &fields()).is_err());
+        // Lines that are not `name value` go the general (whitespace-split) way.
+        let odd = "pgfault\t7\n  pgmajfault   8 9\npgpgin 1.5e3\r\noom_kill -2\n";
+        assert_eq!(
+            parse_vmstat(odd, &fields()).expect("parses"),
+            [
+                ("pgfault", 7.0),
+                ("pgmajfault", 8.0),
+                ("pgpgin", 1500.0),
+                ("oom_kill", -2.0)
+            ]
+        );
+        assert!(parse_vmstat("pgfault 1x\n", &fields()).is_err());
     }
 
     #[test]
