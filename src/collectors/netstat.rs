@@ -10,7 +10,7 @@
 //! number fails the collector, whatever its field, as in node_exporter.
 
 use super::options::{collector_options, Pattern};
-use super::{concat, is_f64, lines, parse_f64, MemoRegex, NameCache};
+use super::{concat, is_f64, lines, parse_f64, split_byte, MemoRegex, NameCache};
 use crate::collector::FamilyNames;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
@@ -43,8 +43,8 @@ pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
     let mut lines = lines(text);
     while let Some(names) = lines.next() {
         let values = lines.next().unwrap_or("");
-        let mut np = names.split(' ');
-        let mut vp = values.split(' ');
+        let mut np = split_byte(names, b' ');
+        let mut vp = split_byte(values, b' ');
         let (proto, vproto) = (np.next().unwrap_or(""), vp.next().unwrap_or(""));
         let protocol = proto
             .strip_suffix(':')

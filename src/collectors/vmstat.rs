@@ -6,7 +6,7 @@
 //! even on a field not exported), and a missing file fails it.
 
 use super::options::{collector_options, Pattern};
-use super::{concat, is_f64, lines, parse_f64, MemoRegex, NameCache};
+use super::{concat, is_f64, lines, parse_f64, split_once_byte, MemoRegex, NameCache};
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -36,7 +36,7 @@ pub fn parse_vmstat<'a>(text: &'a str, fields: &MemoRegex) -> Result<Vec<(&'a st
     let mut scan = fields.scan();
     for line in lines(text) {
         // The kernel prints `name value`; anything else goes the general way.
-        let (name, value) = match line.split_once(' ') {
+        let (name, value) = match split_once_byte(line, b' ') {
             Some((n, v)) if is_word(n) && is_word(v) => (n, v),
             _ => {
                 let mut parts = line.split_ascii_whitespace();
