@@ -371,6 +371,29 @@ impl MemoScan<'_> {
         v
     }
 
+    /// [`MemoScan::is_match`] of `<a>_<b>`, compared in parts with the name remembered at
+    /// this position (built in `buf` only when it differs).
+    pub fn is_match_joined(&mut self, a: &str, b: &str, buf: &mut String) -> bool {
+        if let Some(memo) = self.memo.as_deref() {
+            if let Some((n, v)) = memo.by_position.get(self.pos) {
+                let n = n.as_bytes();
+                if n.len() == a.len() + 1 + b.len()
+                    && n.starts_with(a.as_bytes())
+                    && n.get(a.len()) == Some(&b'_')
+                    && n.ends_with(b.as_bytes())
+                {
+                    self.pos += 1;
+                    return *v;
+                }
+            }
+        }
+        buf.clear();
+        buf.push_str(a);
+        buf.push('_');
+        buf.push_str(b);
+        self.is_match(buf)
+    }
+
     /// A name out of the scan's order (the memo by name only).
     fn lookup(&mut self, name: &str) -> bool {
         match self.memo.as_deref_mut() {
@@ -513,6 +536,24 @@ pub fn split_byte(s: &str, b: u8) -> impl Iterator<Item = &str> {
             None => rest.take(),
         }
     })
+}
+
+/// The first two items of `s.split_ascii_whitespace()`, by a plain byte loop.
+pub fn two_words(s: &str) -> (Option<&str>, Option<&str>) {
+    fn word(s: &str) -> Option<(&str, &str)> {
+        let start = s.bytes().position(|b| !b.is_ascii_whitespace())?;
+        let rest = s.get(start..)?;
+        let end = rest
+            .bytes()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        // ASCII whitespace bytes: `start` and `end` are boundaries.
+        Some((rest.get(..end)?, rest.get(end..)?))
+    }
+    match word(s) {
+        Some((a, rest)) => (Some(a), word(rest).map(|(b, _)| b)),
+        None => (None, None),
+    }
 }
 
 /// `text.lines()` (split at `\n`, the `\r` of a `\r\n` removed, no empty last line), through
@@ -736,6 +777,40 @@ mod tests {
     }
 
     #[test]
+    fn memo_scan_joined_names() {
+        let m = MemoRegex::new("^(pg.*_fault|oom_kill)$").expect("pattern");
+        let layouts: [&[(&str, &str)]; 3] = [
+            &[
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("oom", "kil"),
+                ("pgm", "fault"),
+            ],
+            &[
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("oom", "kil"),
+                ("pgm", "fault"),
+            ],
+            &[
+                ("oo", "m_kill"),
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("p", "gm_fault"),
+            ],
+        ];
+        let mut buf = String::new();
+        for layout in layouts {
+            let mut scan = m.scan();
+            for (a, b) in layout {
+                let joined = format!("{a}_{b}");
+                let expect = m.re.is_match(&joined);
+                assert_eq!(scan.is_match_joined(a, b, &mut buf), expect, "{joined}");
+            }
+        }
+    }
+
+    #[test]
     fn memo_is_bounded() {
         let m = MemoRegex::new("^a").expect("pattern");
         for round in 0..2 {
@@ -837,6 +912,24 @@ mod tests {
                     "{t:?} {c:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn two_words_is_split_ascii_whitespace() {
+        for t in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a b",
+            "Ip6InReceives \t 178",
+            "a  b c",
+            "\té\x0cü x",
+            "a\u{a0}b c",
+        ] {
+            let mut w = t.split_ascii_whitespace();
+            assert_eq!(two_words(t), (w.next(), w.next()), "{t:?}");
         }
     }
 

@@ -10,7 +10,7 @@
 //! number fails the collector, whatever its field, as in node_exporter.
 
 use super::options::{collector_options, Pattern};
-use super::{concat, is_f64, lines, parse_f64, split_byte, MemoRegex, NameCache};
+use super::{concat, is_f64, lines, parse_f64, split_byte, two_words, MemoRegex, NameCache};
 use crate::collector::FamilyNames;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
@@ -80,8 +80,7 @@ pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
 pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
     let mut out = Vec::with_capacity(128);
     for line in lines(text) {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(key), Some(value)) = (f.next(), f.next()) else {
+        let (Some(key), Some(value)) = two_words(line) else {
             continue;
         };
         let Some((protocol, name)) =
@@ -112,11 +111,7 @@ pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
     let mut key = String::with_capacity(64);
     let mut scan = pattern.scan();
     for s in stats {
-        key.clear();
-        key.push_str(s.protocol);
-        key.push('_');
-        key.push_str(s.name);
-        if scan.is_match(&key) {
+        if scan.is_match_joined(s.protocol, s.name, &mut key) {
             key.clear();
             key.push_str(s.protocol);
             key.push(' ');
