@@ -128,6 +128,20 @@ fn root_start_below_1024_is_hardened_and_reloads_on_the_same_port() {
         body.contains("monitoring_agent_landlock_abi "),
         "landlock ABI reported"
     );
+    // process_open_fds under the filter and Landlock (statx of /proc/self/fd on Linux 6.2+,
+    // a listing before): as many as the agent holds (the scrape's connection may come and go).
+    let open_fds: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("process_open_fds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no process_open_fds in\n{body}"));
+    let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the agent's descriptors")
+        .count() as f64;
+    assert!(
+        (open_fds - listed).abs() <= 2.0 && open_fds >= 3.0,
+        "process_open_fds {open_fds}, /proc/{pid}/fd lists {listed}"
+    );
 
     // Signals that exercise logging and the summary under the filter.
     agent.signal(Signal::SIGUSR1);

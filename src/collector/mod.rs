@@ -293,17 +293,27 @@ impl PartialEq for DeviceFilter {
 #[derive(Debug)]
 pub struct MemoRegex {
     re: Regex,
-    seen: std::sync::Mutex<rustc_hash::FxHashMap<String, bool>>,
+    memo: std::sync::Mutex<Memo>,
+}
+
+/// What a [`MemoRegex`] remembers: the verdict by name, and the name and verdict at each
+/// position of the last scan (a file keeps its layout from scrape to scrape, so a scan mostly
+/// compares its name with the one at the same position, without hashing).
+#[derive(Debug, Default)]
+struct Memo {
+    seen: rustc_hash::FxHashMap<Box<str>, bool>,
+    by_position: Vec<(Box<str>, bool)>,
 }
 
 impl MemoRegex {
-    /// Names remembered at most; past that the automaton runs every time.
+    /// Names remembered at most (by name, and by position); past that the automaton runs
+    /// every time.
     const MAX: usize = 4096;
 
     pub fn new(pattern: &str) -> Result<MemoRegex, regex::Error> {
         Ok(MemoRegex {
             re: Regex::new(pattern)?,
-            seen: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
+            memo: std::sync::Mutex::new(Memo::default()),
         })
     }
 
@@ -311,23 +321,260 @@ impl MemoRegex {
     pub fn from_option(p: &Option<options::Pattern>, default: &str) -> MemoRegex {
         MemoRegex {
             re: options::Pattern::or_default(p, default),
-            seen: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
+            memo: std::sync::Mutex::new(Memo::default()),
         }
     }
 
+    /// One name, out of any scan (the memo by name only).
     pub fn is_match(&self, name: &str) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
+        let mut scan = self.scan();
+        scan.lookup(name)
+    }
+
+    /// A scan of the names of one file in file order: one lock for the whole scan, and a
+    /// name found at the same position as in the last scan is answered by one comparison.
+    pub fn scan(&self) -> MemoScan<'_> {
+        MemoScan {
+            re: &self.re,
+            memo: self.memo.lock().ok(),
+            pos: 0,
+        }
+    }
+}
+
+/// A scan in progress (see [`MemoRegex::scan`]); holds the memo's lock until dropped.
+pub struct MemoScan<'a> {
+    re: &'a Regex,
+    memo: Option<std::sync::MutexGuard<'a, Memo>>,
+    pos: usize,
+}
+
+impl MemoScan<'_> {
+    /// Whether the next name of the scan matches.
+    pub fn is_match(&mut self, name: &str) -> bool {
+        let Some(memo) = self.memo.as_deref_mut() else {
             return self.re.is_match(name);
         };
-        if let Some(v) = seen.get(name) {
-            return *v;
+        let pos = self.pos;
+        self.pos += 1;
+        if let Some((n, v)) = memo.by_position.get(pos) {
+            if **n == *name {
+                return *v;
+            }
         }
-        let v = self.re.is_match(name);
-        if seen.len() < Self::MAX {
-            seen.insert(name.to_string(), v);
+        let v = Self::by_name(self.re, memo, name);
+        if let Some(slot) = memo.by_position.get_mut(pos) {
+            *slot = (name.into(), v);
+        } else if pos == memo.by_position.len() && pos < MemoRegex::MAX {
+            memo.by_position.push((name.into(), v));
         }
         v
     }
+
+    /// [`MemoScan::is_match`] of `<a>_<b>`, compared in parts with the name remembered at
+    /// this position (built in `buf` only when it differs).
+    pub fn is_match_joined(&mut self, a: &str, b: &str, buf: &mut String) -> bool {
+        if let Some(memo) = self.memo.as_deref() {
+            if let Some((n, v)) = memo.by_position.get(self.pos) {
+                let n = n.as_bytes();
+                if n.len() == a.len() + 1 + b.len()
+                    && n.starts_with(a.as_bytes())
+                    && n.get(a.len()) == Some(&b'_')
+                    && n.ends_with(b.as_bytes())
+                {
+                    self.pos += 1;
+                    return *v;
+                }
+            }
+        }
+        buf.clear();
+        buf.push_str(a);
+        buf.push('_');
+        buf.push_str(b);
+        self.is_match(buf)
+    }
+
+    /// A name out of the scan's order (the memo by name only).
+    fn lookup(&mut self, name: &str) -> bool {
+        match self.memo.as_deref_mut() {
+            Some(memo) => Self::by_name(self.re, memo, name),
+            None => self.re.is_match(name),
+        }
+    }
+
+    fn by_name(re: &Regex, memo: &mut Memo, name: &str) -> bool {
+        if let Some(v) = memo.seen.get(name) {
+            return *v;
+        }
+        let v = re.is_match(name);
+        if memo.seen.len() < MemoRegex::MAX {
+            memo.seen.insert(name.into(), v);
+        }
+        v
+    }
+}
+
+/// Family names and HELP texts made from a key (a file's field name, a counter's key), built
+/// on first use and kept for the life of the process, so a scrape hands out borrowed
+/// `&'static str`s instead of formatting two strings per family. Process-wide (a collector
+/// rebuilt on reload finds its names there) and bounded: past [`NameCache::MAX`] keys, names
+/// are built on every call instead.
+pub struct NameCache {
+    names: std::sync::Mutex<Option<rustc_hash::FxHashMap<&'static str, Names>>>,
+}
+
+type Names = (&'static str, &'static str);
+
+/// A family's name and HELP text.
+pub type FamilyNames = (
+    std::borrow::Cow<'static, str>,
+    std::borrow::Cow<'static, str>,
+);
+
+impl NameCache {
+    /// Keys remembered at most.
+    pub const MAX: usize = 4096;
+
+    pub const fn new() -> NameCache {
+        NameCache {
+            names: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The name and HELP text for `key`, `build` called for a key not seen before.
+    pub fn get(&self, key: &str, build: impl FnOnce(&str) -> (String, String)) -> FamilyNames {
+        use std::borrow::Cow;
+        let Ok(mut guard) = self.names.lock() else {
+            let (n, h) = build(key);
+            return (Cow::Owned(n), Cow::Owned(h));
+        };
+        let map = guard.get_or_insert_with(Default::default);
+        if let Some((n, h)) = map.get(key) {
+            return (Cow::Borrowed(*n), Cow::Borrowed(*h));
+        }
+        let (n, h) = build(key);
+        if map.len() >= Self::MAX {
+            return (Cow::Owned(n), Cow::Owned(h));
+        }
+        // Kept for the life of the process, at most `MAX` keys (see above).
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let (n, h) = (leak(n), leak(h));
+        map.insert(leak(key.to_string()), (n, h));
+        (Cow::Borrowed(n), Cow::Borrowed(h))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.names
+            .lock()
+            .map(|m| m.as_ref().map_or(0, |m| m.len()))
+            .unwrap_or(0)
+    }
+}
+
+impl Default for NameCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `parts` concatenated, without the formatting machinery.
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// `s.parse::<f64>()`, faster for the plain integers procfs and sysfs print: a run of ASCII
+/// digits (optionally after `-`) that fits a `u64` is converted exactly as the parser would
+/// (both round to nearest, ties to even); anything else goes to the parser.
+pub fn parse_f64(s: &str) -> Result<f64, std::num::ParseFloatError> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if !digits.is_empty() && digits.len() <= 19 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // At most 19 digits: below 10^19 < 2^64, no overflow.
+        let n = digits
+            .bytes()
+            .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        let v = n as f64;
+        return Ok(if neg { -v } else { v });
+    }
+    s.parse()
+}
+
+/// Whether `s.parse::<f64>()` would succeed, without building the value when `s` is a plain
+/// integer (the kernel's counters).
+pub fn is_f64(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())) || s.parse::<f64>().is_ok()
+}
+
+/// `s.split_once(b)` for an ASCII byte, by a plain byte loop: the standard library's char
+/// searcher costs ~150 instructions a call, too much for the short fields of procfs lines.
+pub fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    debug_assert!(b.is_ascii());
+    let i = s.bytes().position(|c| c == b)?;
+    // `b` is ASCII: `i` and `i + 1` are boundaries.
+    let (head, tail) = s.split_at_checked(i)?;
+    Some((head, tail.get(1..)?))
+}
+
+/// `s.split(b)` for an ASCII byte (every piece, empty ones too), as [`split_once_byte`].
+pub fn split_byte(s: &str, b: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match split_once_byte(r, b) {
+            Some((head, tail)) => {
+                rest = Some(tail);
+                Some(head)
+            }
+            None => rest.take(),
+        }
+    })
+}
+
+/// The first two items of `s.split_ascii_whitespace()`, by a plain byte loop.
+pub fn two_words(s: &str) -> (Option<&str>, Option<&str>) {
+    fn word(s: &str) -> Option<(&str, &str)> {
+        let start = s.bytes().position(|b| !b.is_ascii_whitespace())?;
+        let rest = s.get(start..)?;
+        let end = rest
+            .bytes()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        // ASCII whitespace bytes: `start` and `end` are boundaries.
+        Some((rest.get(..end)?, rest.get(end..)?))
+    }
+    match word(s) {
+        Some((a, rest)) => (Some(a), word(rest).map(|(b, _)| b)),
+        None => (None, None),
+    }
+}
+
+/// `text.lines()` (split at `\n`, the `\r` of a `\r\n` removed, no empty last line), through
+/// `memchr` rather than the standard library's char searcher (a scrape splits thousands of
+/// short lines).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(i) => {
+                // `\n` is ASCII: `i` and `i + 1` are boundaries.
+                let (line, tail) = rest.split_at_checked(i)?;
+                rest = tail.get(1..)?;
+                Some(line.strip_suffix('\r').unwrap_or(line))
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
 }
 
 /// A device include/exclude pair as node_exporter's `deviceFilter`: with an include pattern,
@@ -495,6 +742,216 @@ mod tests {
             assert!(m.is_match("oom_kill"));
             assert!(!m.is_match("nr_free_pages"));
         }
-        assert_eq!(m.seen.lock().expect("lock").len(), 3);
+        assert_eq!(m.memo.lock().expect("lock").seen.len(), 3);
+    }
+
+    #[test]
+    fn memo_scan_gives_the_regex_verdicts_whatever_the_order() {
+        let m = MemoRegex::new("^(pg.*fault|oom_kill)").expect("pattern");
+        let names = ["pgmajfault", "nr_free_pages", "oom_kill", "pgfault"];
+        let expect = |n: &str| n.starts_with("pg") && n.contains("fault") || n == "oom_kill";
+        // Same layout twice, then a shifted one, one longer, one shorter.
+        let layouts: [&[&str]; 5] = [
+            &names,
+            &names,
+            &names[1..],
+            &[
+                "x",
+                "pgmajfault",
+                "nr_free_pages",
+                "oom_kill",
+                "pgfault",
+                "oom_kill",
+            ],
+            &names[..2],
+        ];
+        for layout in layouts {
+            let mut scan = m.scan();
+            for n in layout {
+                assert_eq!(scan.is_match(n), expect(n), "{n} in {layout:?}");
+            }
+        }
+        let memo = m.memo.lock().expect("lock");
+        assert_eq!(memo.seen.len(), 5);
+        assert_eq!(memo.by_position.len(), 6);
+    }
+
+    #[test]
+    fn memo_scan_joined_names() {
+        let m = MemoRegex::new("^(pg.*_fault|oom_kill)$").expect("pattern");
+        let layouts: [&[(&str, &str)]; 3] = [
+            &[
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("oom", "kil"),
+                ("pgm", "fault"),
+            ],
+            &[
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("oom", "kil"),
+                ("pgm", "fault"),
+            ],
+            &[
+                ("oo", "m_kill"),
+                ("pg", "fault"),
+                ("oom", "kill"),
+                ("p", "gm_fault"),
+            ],
+        ];
+        let mut buf = String::new();
+        for layout in layouts {
+            let mut scan = m.scan();
+            for (a, b) in layout {
+                let joined = format!("{a}_{b}");
+                let expect = m.re.is_match(&joined);
+                assert_eq!(scan.is_match_joined(a, b, &mut buf), expect, "{joined}");
+            }
+        }
+    }
+
+    #[test]
+    fn memo_is_bounded() {
+        let m = MemoRegex::new("^a").expect("pattern");
+        for round in 0..2 {
+            let mut scan = m.scan();
+            for i in 0..MemoRegex::MAX + 10 {
+                assert!(scan.is_match(&format!("a{round}_{i}")));
+                assert!(!scan.is_match(&format!("{round}_{i}")));
+            }
+        }
+        let memo = m.memo.lock().expect("lock");
+        assert_eq!(memo.seen.len(), MemoRegex::MAX);
+        assert_eq!(memo.by_position.len(), MemoRegex::MAX);
+    }
+
+    #[test]
+    fn name_cache_builds_once_and_is_bounded() {
+        let cache = NameCache::new();
+        let mut built = 0;
+        for _ in 0..3 {
+            let (n, h) = cache.get("pgfault", |k| {
+                built += 1;
+                (concat(&["node_vmstat_", k]), concat(&["field ", k, "."]))
+            });
+            assert_eq!((&*n, &*h), ("node_vmstat_pgfault", "field pgfault."));
+            assert!(matches!(n, std::borrow::Cow::Borrowed(_)));
+        }
+        assert_eq!(built, 1);
+        for i in 0..NameCache::MAX + 5 {
+            let k = format!("k{i}");
+            let (n, _) = cache.get(&k, |k| (concat(&["n_", k]), String::new()));
+            assert_eq!(n, format!("n_k{i}"));
+        }
+        assert_eq!(cache.len(), NameCache::MAX);
+    }
+
+    #[test]
+    fn parse_f64_is_the_standard_parser() {
+        let cases = [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "007",
+            "123456789",
+            "9007199254740993",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "9999999999999999999",
+            "-9223372036854775809",
+            "1.5",
+            "1e3",
+            "+5",
+            "",
+            "-",
+            "x",
+            " 1",
+            "1 ",
+            "NaN",
+            "inf",
+            "--1",
+            "0x10",
+            "4294967295",
+            "12345678901234567",
+        ];
+        for c in cases {
+            let ours = parse_f64(c);
+            let std = c.parse::<f64>();
+            assert_eq!(ours.is_ok(), std.is_ok(), "{c:?}");
+            assert_eq!(is_f64(c), std.is_ok(), "{c:?}");
+            if let (Ok(a), Ok(b)) = (ours, std) {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn byte_splits_are_str_splits() {
+        for t in [
+            "",
+            " ",
+            "a",
+            "a b",
+            " a  b ",
+            "Tcp: 1 2 3",
+            "é ü",
+            "a:b:c",
+            "::",
+        ] {
+            for b in [b' ', b':'] {
+                let c = char::from(b);
+                assert_eq!(split_once_byte(t, b), t.split_once(c), "{t:?} {c:?}");
+                assert_eq!(
+                    split_byte(t, b).collect::<Vec<_>>(),
+                    t.split(c).collect::<Vec<_>>(),
+                    "{t:?} {c:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn two_words_is_split_ascii_whitespace() {
+        for t in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a b",
+            "Ip6InReceives \t 178",
+            "a  b c",
+            "\té\x0cü x",
+            "a\u{a0}b c",
+        ] {
+            let mut w = t.split_ascii_whitespace();
+            assert_eq!(two_words(t), (w.next(), w.next()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn lines_is_str_lines() {
+        for t in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "\n\na\n\n",
+            "a\r",
+            "\r\n",
+            "é\nü\r\n",
+        ] {
+            assert_eq!(
+                lines(t).collect::<Vec<_>>(),
+                t.lines().collect::<Vec<_>>(),
+                "{t:?}"
+            );
+        }
     }
 }

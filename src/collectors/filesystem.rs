@@ -274,13 +274,13 @@ pub struct MountInfo {
 impl Mount {
     /// `ro` as `/proc/mounts` shows it: the mount's flag or its file system's.
     fn read_only(&self) -> bool {
-        self.super_read_only || self.options.split(',').any(|o| o == "ro")
+        self.super_read_only || super::split_byte(&self.options, b',').any(|o| o == "ro")
     }
 }
 
 /// node_exporter's decoding of mount points: `\040` and `\011` only.
 fn decode(mp: &str) -> String {
-    if mp.contains('\\') {
+    if memchr::memchr(b'\\', mp.as_bytes()).is_some() {
         mp.replace("\\040", " ").replace("\\011", "\t")
     } else {
         mp.to_string()
@@ -292,7 +292,7 @@ fn decode(mp: &str) -> String {
 /// error, as a short `/proc/mounts` line is.
 pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
     let mut out = Vec::with_capacity(32);
-    for line in text.lines() {
+    for line in super::lines(text) {
         let bad = || format!("malformed mountinfo line: {line:?}");
         let mut f = line.split_ascii_whitespace();
         let (Some(id), Some(parent), Some(dev), Some(_root), Some(mp), Some(options)) =
@@ -311,8 +311,7 @@ pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
         let (Ok(id), Ok(parent)) = (id.parse::<u64>(), parent.parse::<u64>()) else {
             return Err(bad());
         };
-        let dev = dev
-            .split_once(':')
+        let dev = super::split_once_byte(dev, b':')
             .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
             .ok_or_else(bad)?;
         let path = decode(mp);
@@ -321,7 +320,7 @@ pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
             mount_point: strip_rootfs(path.clone(), rootfs),
             fs_type: fs_type.to_string(),
             options: options.to_string(),
-            super_read_only: super_options.split(',').any(|o| o == "ro"),
+            super_read_only: super::split_byte(super_options, b',').any(|o| o == "ro"),
             info: Some(MountInfo {
                 id,
                 parent,
@@ -337,7 +336,7 @@ pub fn parse_mountinfo(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
 /// node_exporter.
 pub fn parse_mounts(text: &str, rootfs: &str) -> Result<Vec<Mount>, String> {
     let mut out = Vec::with_capacity(32);
-    for line in text.lines() {
+    for line in super::lines(text) {
         let mut f = line.split_ascii_whitespace();
         let (Some(device), Some(mp), Some(fs_type), Some(options)) =
             (f.next(), f.next(), f.next(), f.next())
@@ -941,7 +940,21 @@ type OwnNamespace = (Arc<HashMap<u64, Dev>>, Vec<Mount>);
 /// table cannot be read (then paths are used as they are, as node_exporter does).
 fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
     let path = paths.proc("self/mountinfo");
-    let own = match super::fsio::read_to_string(&path)
+    let text = super::fsio::read_to_string(&path);
+    // The usual case, the same namespace, told from the mount ids alone (the first field of
+    // each line) without parsing the whole table.
+    if let Ok(t) = &text {
+        if let Some(ids) = mount_ids(t) {
+            if host.iter().all(|m| {
+                m.info
+                    .as_ref()
+                    .is_some_and(|i| ids.binary_search(&i.id).is_ok())
+            }) {
+                return None;
+            }
+        }
+    }
+    let own = match text
         .map_err(|e| e.to_string())
         .and_then(|t| parse_mountinfo(&t, "/"))
     {
@@ -966,6 +979,20 @@ fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
         .filter_map(|m| m.info.as_ref().map(|i| (i.id, i.dev)))
         .collect();
     Some((Arc::new(by_id), own))
+}
+
+/// The mount ids of a mountinfo table (its lines' first fields), sorted; `None` when a line
+/// has none.
+fn mount_ids(text: &str) -> Option<Vec<u64>> {
+    let mut ids = super::lines(text)
+        .map(|l| {
+            let l = l.trim_start_matches(|c: char| c.is_ascii_whitespace());
+            let end = l.bytes().position(|b| b.is_ascii_whitespace())?;
+            l.get(..end)?.parse::<u64>().ok()
+        })
+        .collect::<Option<Vec<u64>>>()?;
+    ids.sort_unstable();
+    Some(ids)
 }
 
 /// Most other paths tried for one hidden file system.
@@ -1556,6 +1583,23 @@ mod tests {
     /// The mount check on the live namespace: `/` reaches the file system mounted there; a
     /// file system this namespace does not have is refused rather than replaced by whatever
     /// the path leads to.
+    #[test]
+    fn mount_ids_are_the_first_fields() {
+        let text = "30 1 8:1 / / rw - ext4 /dev/sda1 rw\n7 30 0:5 / /dev rw - devtmpfs udev rw\n";
+        assert_eq!(mount_ids(text), Some(vec![7, 30]));
+        assert_eq!(mount_ids(""), Some(vec![]));
+        assert_eq!(mount_ids("x 1 8:1 / / rw - ext4 /dev/sda1 rw\n"), None);
+        assert_eq!(mount_ids("30\n"), None);
+        let live = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let mut parsed: Vec<u64> = parse_mountinfo(&live, "/")
+            .expect("parses")
+            .iter()
+            .filter_map(|m| m.info.as_ref().map(|i| i.id))
+            .collect();
+        parsed.sort_unstable();
+        assert_eq!(mount_ids(&live), Some(parsed));
+    }
+
     #[test]
     fn same_fs_check_on_the_live_namespace() {
         let own = parse_mountinfo(

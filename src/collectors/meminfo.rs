@@ -9,23 +9,32 @@
 //! (`MemAvailable` since 3.14, `Zswap`, `SecPageTables`, `Unaccepted`, …) appear exactly where
 //! the kernel has them.
 
-use super::{read_parsed, CollectError, Collector, Paths};
+use std::borrow::Cow;
+
+use super::{concat, lines, parse_f64, read_parsed, CollectError, Collector, NameCache, Paths};
 use crate::exposition::MetricFamily;
 
-/// One field: its metric-name suffix (`MemTotal_bytes`, `HugePages_Total`) and value (bytes for
-/// `kB` fields).
+/// One field: its family name (`node_memory_MemTotal_bytes`, `node_memory_HugePages_Total`),
+/// HELP text and value (bytes for `kB` fields).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
-    pub name: String,
+    pub name: Cow<'static, str>,
+    pub help: Cow<'static, str>,
     pub value: f64,
 }
+
+const PREFIX: &str = "node_memory_";
+
+/// Names and HELP texts by key (with ` kB` when the value has a unit).
+static NAMES: NameCache = NameCache::new();
 
 /// Parses `/proc/meminfo` into fields in file order. Blank lines are skipped (some CentOS 6
 /// kernels print one); a line that is not `Key: value [unit]`, a non-numeric value or a key
 /// that cannot form a metric name is an error.
 pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
     let mut out = Vec::with_capacity(64);
-    for line in text.lines() {
+    let mut cache_key = String::with_capacity(64);
+    for line in lines(text) {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
         let (Some(value), unit, None) = (parts.next(), parts.next(), parts.next()) else {
@@ -34,19 +43,30 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
         let key = key
             .strip_suffix(':')
             .ok_or_else(|| format!("no ':' after the key in line {line:?}"))?;
-        let mut value: f64 = value
-            .parse()
-            .map_err(|_| format!("bad value {value:?} in line {line:?}"))?;
-        let mut name = metric_key(key);
+        let mut value: f64 =
+            parse_f64(value).map_err(|_| format!("bad value {value:?} in line {line:?}"))?;
+        cache_key.clear();
+        cache_key.push_str(key);
         if unit.is_some() {
             // node_exporter presumes kB for every unit; the kernel prints no other.
             value *= 1024.0;
-            name.push_str("_bytes");
+            cache_key.push_str(" kB");
         }
-        if !is_metric_name(&name) {
+        let (name, help) = NAMES.get(&cache_key, |_| {
+            let mut name = String::with_capacity(PREFIX.len() + key.len() + 6);
+            name.push_str(PREFIX);
+            push_metric_key(&mut name, key);
+            if unit.is_some() {
+                name.push_str("_bytes");
+            }
+            let suffix = name.get(PREFIX.len()..).unwrap_or("");
+            let help = concat(&["Memory information field ", suffix, "."]);
+            (name, help)
+        });
+        if !name.get(PREFIX.len()..).is_some_and(is_metric_name) {
             return Err(format!("key {key:?} makes no valid metric name"));
         }
-        out.push(Field { name, value });
+        out.push(Field { name, help, value });
     }
     Ok(out)
 }
@@ -54,6 +74,13 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<Field>, String> {
 /// `Active(anon)` → `Active_anon`: node_exporter's `\((.*)\)` → `_${1}` (greedy, so from the
 /// first `(` to the last `)`), without a regex.
 pub(super) fn metric_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    push_metric_key(&mut out, key);
+    out
+}
+
+/// [`metric_key`], appended to `out`.
+fn push_metric_key(out: &mut String, key: &str) {
     if let (Some(open), Some(close)) = (key.find('('), key.rfind(')')) {
         // `(` and `)` are ASCII: these offsets are boundaries, `get` only satisfies the lint.
         if let (Some(a), Some(b), Some(c)) = (
@@ -61,10 +88,14 @@ pub(super) fn metric_key(key: &str) -> String {
             key.get(open + 1..close),
             key.get(close + 1..),
         ) {
-            return format!("{a}_{b}{c}");
+            out.push_str(a);
+            out.push('_');
+            out.push_str(b);
+            out.push_str(c);
+            return;
         }
     }
-    key.to_string()
+    out.push_str(key);
 }
 
 fn is_metric_name(s: &str) -> bool {
@@ -82,22 +113,20 @@ pub fn families(fields: Vec<Field>) -> Vec<MetricFamily> {
     // Stable sort keeps file order among equal names, so the last of a run is the last printed.
     fields.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out: Vec<MetricFamily> = Vec::with_capacity(fields.len());
-    for Field { name, value } in fields {
+    for Field { name, help, value } in fields {
         if let Some(last) = out.last_mut() {
-            if last.name.strip_prefix("node_memory_") == Some(&*name) {
+            if last.name == name {
                 if let Some(s) = last.samples.first_mut() {
                     s.value = value;
                 }
                 continue;
             }
         }
-        let help = format!("Memory information field {name}.");
-        let full = format!("node_memory_{name}");
         // node_exporter types a field ending in `_total` as a counter (none does today).
         let fam = if name.ends_with("_total") {
-            MetricFamily::counter(full, help)
+            MetricFamily::counter(name, help)
         } else {
-            MetricFamily::gauge(full, help)
+            MetricFamily::gauge(name, help)
         };
         out.push(fam.with(&[], value));
     }
@@ -133,7 +162,8 @@ mod tests {
         assert_eq!(
             fields[0],
             Field {
-                name: "MemTotal_bytes".into(),
+                name: "node_memory_MemTotal_bytes".into(),
+                help: "Memory information field MemTotal_bytes.".into(),
                 value: 24_683_656.0 * 1024.0
             }
         );

@@ -20,8 +20,9 @@
 #[cfg(test)]
 pub(crate) use crate::collector::testutil;
 pub use crate::collector::{
-    fsio, glob_names, options, read_parsed, read_to_string, sorted_names, CollectError, Collector,
-    DeviceFilter, MemoRegex, Paths,
+    concat, fsio, glob_names, is_f64, lines, options, parse_f64, read_parsed, read_to_string,
+    sorted_names, split_byte, split_once_byte, two_words, CollectError, Collector, DeviceFilter,
+    MemoRegex, NameCache, Paths,
 };
 pub use filesystem::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
 

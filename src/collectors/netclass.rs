@@ -105,6 +105,9 @@ pub fn parse_int(text: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// Names and HELP texts of the numeric attributes.
+static NAMES: super::NameCache = super::NameCache::new();
+
 /// Builds the families from parsed interfaces (samples sorted by device); negative speeds are
 /// left out when `ignore_invalid_speed`.
 pub fn families(ifaces: &[Iface], ignore_invalid_speed: bool) -> Vec<MetricFamily> {
@@ -119,8 +122,12 @@ pub fn families(ifaces: &[Iface], ignore_invalid_speed: bool) -> Vec<MetricFamil
     let mut numeric: Vec<MetricFamily> = NUMERIC
         .iter()
         .map(|n| {
-            let name = format!("node_network_{}", n.metric);
-            let help = format!("Network device property: {}", n.metric);
+            let (name, help) = NAMES.get(n.metric, |m| {
+                (
+                    super::concat(&["node_network_", m]),
+                    super::concat(&["Network device property: ", m]),
+                )
+            });
             if n.counter {
                 MetricFamily::counter(name, help)
             } else {
@@ -171,13 +178,17 @@ pub fn families(ifaces: &[Iface], ignore_invalid_speed: bool) -> Vec<MetricFamil
 /// Reads a small sysfs file into `buf`. `Ok(false)` for the errors procfs treats as "attribute
 /// not available" (also netdev's `--collector.netdev.label-ifalias`).
 pub(crate) fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectError> {
-    buf.clear();
-    match super::fsio::read_to_string(path) {
-        Ok(text) => {
-            buf.push_str(&text);
-            Ok(true)
-        }
+    // Read straight into `buf`'s bytes (no new buffer per attribute).
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let read = super::fsio::read_into(path, &mut bytes);
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    match read {
+        Ok(()) => Ok(true),
         Err(e) => {
+            buf.clear();
             // ENOENT, EACCES, EINVAL, EOPNOTSUPP.
             let skip = matches!(
                 e.kind(),
@@ -197,17 +208,22 @@ pub(crate) fn read_attr(path: &Path, buf: &mut String) -> Result<bool, CollectEr
 
 /// Reads one interface directory.
 pub fn read_iface(dir: &mut PathBuf, name: &str) -> Result<Iface, CollectError> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let mut iface = Iface {
         name: name.to_string(),
         ..Iface::default()
     };
     let mut buf = String::with_capacity(64);
-    let text = |dir: &mut PathBuf, file: &str, buf: &mut String| {
-        dir.push(file);
-        let r = read_attr(dir, buf);
-        dir.pop();
-        r
+    // `dir/file` built by truncating a byte buffer (`PathBuf::pop` parses components).
+    let mut path = std::mem::take(dir).into_os_string().into_vec();
+    let base = path.len();
+    let mut text = |file: &str, buf: &mut String| {
+        path.truncate(base);
+        path.push(b'/');
+        path.extend_from_slice(file.as_bytes());
+        read_attr(Path::new(std::ffi::OsStr::from_bytes(&path)), buf)
     };
+    let mut result = Ok(());
     for (slot, file) in [
         (&mut iface.address, "address"),
         (&mut iface.broadcast, "broadcast"),
@@ -215,16 +231,30 @@ pub fn read_iface(dir: &mut PathBuf, name: &str) -> Result<Iface, CollectError> 
         (&mut iface.ifalias, "ifalias"),
         (&mut iface.operstate, "operstate"),
     ] {
-        if text(dir, file, &mut buf)? {
-            *slot = buf.trim().to_string();
+        match text(file, &mut buf) {
+            Ok(true) => *slot = buf.trim().to_string(),
+            Ok(false) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
-    for (slot, n) in iface.numbers.iter_mut().zip(NUMERIC.iter()) {
-        if text(dir, n.file, &mut buf)? {
-            *slot = parse_int(&buf);
+    if result.is_ok() {
+        for (slot, n) in iface.numbers.iter_mut().zip(NUMERIC.iter()) {
+            match text(n.file, &mut buf) {
+                Ok(true) => *slot = parse_int(&buf),
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
     }
-    Ok(iface)
+    path.truncate(base);
+    *dir = PathBuf::from(std::ffi::OsString::from_vec(path));
+    result.map(|()| iface)
 }
 
 collector_options! {

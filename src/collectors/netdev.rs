@@ -188,25 +188,50 @@ pub fn proc_stats(line: &NetDevLine, nohandler: Option<u64>, detailed: bool) -> 
     }
 }
 
+/// Names and HELP texts by counter key.
+static NAMES: super::NameCache = super::NameCache::new();
+
 /// The families of the given devices (already filtered), one per key any device has, in key
 /// order; samples sorted by device, as node_exporter's registry sorts them. With `ifalias`
 /// (`--collector.netdev.label-ifalias`), a device found there gets its `ifalias` label.
 pub fn families(devs: &[DevStats], ifalias: Option<&HashMap<String, String>>) -> Vec<MetricFamily> {
     let mut order: Vec<&DevStats> = devs.iter().collect();
     order.sort_by(|a, b| a.name.cmp(&b.name));
-    let keys: BTreeSet<&'static str> = devs
-        .iter()
-        .flat_map(|d| d.counters.keys().copied())
-        .collect();
+    // Every device has the same keys (the same literals), but in general the union.
+    let same = |a: &&'static str, b: &&'static str| std::ptr::eq(*a, *b) || a == b;
+    let keys: Vec<&'static str> = match devs.split_first() {
+        Some((first, rest))
+            if rest.iter().all(|d| {
+                d.counters.len() == first.counters.len()
+                    && d.counters
+                        .keys()
+                        .zip(first.counters.keys())
+                        .all(|(a, b)| same(a, b))
+            }) =>
+        {
+            first.counters.keys().copied().collect()
+        }
+        _ => devs
+            .iter()
+            .flat_map(|d| d.counters.keys().copied())
+            .collect::<BTreeSet<&'static str>>()
+            .into_iter()
+            .collect(),
+    };
+    // Each device's counters walked once, in key order alongside `keys`.
+    let mut walks: Vec<_> = order.iter().map(|d| d.counters.iter().peekable()).collect();
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let mut fam = MetricFamily::counter(
-            format!("node_network_{key}_total"),
-            format!("Network device statistic {key}."),
-        );
+        let (name, help) = NAMES.get(key, |key| {
+            (
+                super::concat(&["node_network_", key, "_total"]),
+                super::concat(&["Network device statistic ", key, "."]),
+            )
+        });
+        let mut fam = MetricFamily::counter(name, help);
         fam.samples.reserve(order.len());
-        for d in &order {
-            let Some(v) = d.counters.get(key) else {
+        for (d, walk) in order.iter().zip(walks.iter_mut()) {
+            let Some((_, v)) = walk.next_if(|(k, _)| same(k, &key)) else {
                 continue;
             };
             match ifalias.and_then(|a| a.get(&d.name)) {

@@ -10,7 +10,8 @@
 //! number fails the collector, whatever its field, as in node_exporter.
 
 use super::options::{collector_options, Pattern};
-use super::MemoRegex;
+use super::{concat, is_f64, lines, parse_f64, split_byte, two_words, MemoRegex, NameCache};
+use crate::collector::FamilyNames;
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -19,23 +20,31 @@ use crate::exposition::MetricFamily;
 /// and `TcpExt_TCPRcvQDrop`).
 pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
-/// One field: protocol (`TcpExt`, `Ip6`), field name (`ListenDrops`) and value.
+/// One field: protocol (`TcpExt`, `Ip6`), field name (`ListenDrops`) and value, checked to be
+/// a number but converted only when the field is exported (most are not).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stat<'a> {
     pub protocol: &'a str,
     pub name: &'a str,
-    pub value: f64,
+    pub value: &'a str,
+}
+
+impl Stat<'_> {
+    /// The value (checked by the parser, so never the NaN fallback).
+    pub fn value(&self) -> f64 {
+        parse_f64(self.value).unwrap_or(f64::NAN)
+    }
 }
 
 /// Parses the two-line-per-protocol format of `/proc/net/netstat` and `/proc/net/snmp`
 /// (`Proto: Name1 Name2` then `Proto: v1 v2`), fields separated by single spaces.
 pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
     let mut out = Vec::with_capacity(256);
-    let mut lines = text.lines();
+    let mut lines = lines(text);
     while let Some(names) = lines.next() {
         let values = lines.next().unwrap_or("");
-        let mut np = names.split(' ');
-        let mut vp = values.split(' ');
+        let mut np = split_byte(names, b' ');
+        let mut vp = split_byte(values, b' ');
         let (proto, vproto) = (np.next().unwrap_or(""), vp.next().unwrap_or(""));
         let protocol = proto
             .strip_suffix(':')
@@ -48,10 +57,10 @@ pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
         }
         loop {
             match (np.next(), vp.next()) {
-                (Some(name), Some(v)) => {
-                    let value = v
-                        .parse()
-                        .map_err(|_| format!("invalid value {v:?} for {protocol} {name}"))?;
+                (Some(name), Some(value)) => {
+                    if !is_f64(value) {
+                        return Err(format!("invalid value {value:?} for {protocol} {name}"));
+                    }
                     out.push(Stat {
                         protocol,
                         name,
@@ -70,18 +79,18 @@ pub fn parse_netstat(text: &str) -> Result<Vec<Stat<'_>>, String> {
 /// `6`. Lines with fewer than two fields or no `6` in the name are skipped.
 pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
     let mut out = Vec::with_capacity(128);
-    for line in text.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(key), Some(v)) = (f.next(), f.next()) else {
+    for line in lines(text) {
+        let (Some(key), Some(value)) = two_words(line) else {
             continue;
         };
-        let Some((protocol, name)) = key.find('6').and_then(|six| key.split_at_checked(six + 1))
+        let Some((protocol, name)) =
+            memchr::memchr(b'6', key.as_bytes()).and_then(|six| key.split_at_checked(six + 1))
         else {
             continue;
         };
-        let value = v
-            .parse()
-            .map_err(|_| format!("invalid value {v:?} for {key}"))?;
+        if !is_f64(value) {
+            return Err(format!("invalid value {value:?} for {key}"));
+        }
         out.push(Stat {
             protocol,
             name,
@@ -91,36 +100,44 @@ pub fn parse_snmp6(text: &str) -> Result<Vec<Stat<'_>>, String> {
     Ok(out)
 }
 
+/// Names and HELP texts by `<protocol> <name>` (a space is in neither).
+static NAMES: NameCache = NameCache::new();
+
 /// The families for the fields matching `pattern`, one per `<protocol>_<name>` (the last
-/// occurrence wins, as node_exporter's maps do).
+/// occurrence wins, as node_exporter's maps do). `stats` in file order (the pattern's memo
+/// answers by position).
 pub fn families(stats: &[Stat<'_>], pattern: &MemoRegex) -> Vec<MetricFamily> {
-    let mut picked: Vec<(String, &Stat<'_>)> = Vec::with_capacity(64);
+    let mut picked: Vec<(FamilyNames, &Stat<'_>)> = Vec::with_capacity(64);
     let mut key = String::with_capacity(64);
+    let mut scan = pattern.scan();
     for s in stats {
-        key.clear();
-        key.push_str(s.protocol);
-        key.push('_');
-        key.push_str(s.name);
-        if pattern.is_match(&key) {
-            picked.push((key.clone(), s));
+        if scan.is_match_joined(s.protocol, s.name, &mut key) {
+            key.clear();
+            key.push_str(s.protocol);
+            key.push(' ');
+            key.push_str(s.name);
+            let names = NAMES.get(&key, |_| {
+                (
+                    concat(&["node_netstat_", s.protocol, "_", s.name]),
+                    concat(&["Statistic ", s.protocol, s.name, "."]),
+                )
+            });
+            picked.push((names, s));
         }
     }
-    picked.sort_by(|a, b| a.0.cmp(&b.0));
+    drop(scan);
+    picked.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
     let mut out: Vec<MetricFamily> = Vec::with_capacity(picked.len());
-    for (key, s) in picked {
-        let name = format!("node_netstat_{key}");
+    for ((name, help), s) in picked {
         if let Some(last) = out.last_mut() {
             if last.name == name {
                 if let Some(sample) = last.samples.first_mut() {
-                    sample.value = s.value;
+                    sample.value = s.value();
                 }
                 continue;
             }
         }
-        out.push(
-            MetricFamily::untyped(name, format!("Statistic {}{}.", s.protocol, s.name))
-                .with(&[], s.value),
-        );
+        out.push(MetricFamily::untyped(name, help).with(&[], s.value()));
     }
     out
 }

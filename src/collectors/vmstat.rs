@@ -6,7 +6,7 @@
 //! even on a field not exported), and a missing file fails it.
 
 use super::options::{collector_options, Pattern};
-use super::MemoRegex;
+use super::{concat, is_f64, lines, parse_f64, split_once_byte, MemoRegex, NameCache};
 
 use super::{read_to_string, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
@@ -29,33 +29,52 @@ pub fn collector(opts: &Options) -> Box<dyn Collector> {
     })
 }
 
-/// The selected `(field, value)` pairs in file order.
+/// The selected `(field, value)` pairs in file order (every value checked, only the selected
+/// ones converted).
 pub fn parse_vmstat<'a>(text: &'a str, fields: &MemoRegex) -> Result<Vec<(&'a str, f64)>, String> {
     let mut out = Vec::with_capacity(8);
-    for line in text.lines() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
-            return Err(format!("invalid line {line:?}"));
+    let mut scan = fields.scan();
+    for line in lines(text) {
+        // The kernel prints `name value`; anything else goes the general way.
+        let (name, value) = match split_once_byte(line, b' ') {
+            Some((n, v)) if is_word(n) && is_word(v) => (n, v),
+            _ => {
+                let mut parts = line.split_ascii_whitespace();
+                let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                    return Err(format!("invalid line {line:?}"));
+                };
+                (name, value)
+            }
         };
-        let value: f64 = value
-            .parse()
-            .map_err(|_| format!("bad value in line {line:?}"))?;
-        if fields.is_match(name) {
+        if scan.is_match(name) {
+            let value = parse_f64(value).map_err(|_| format!("bad value in line {line:?}"))?;
             out.push((name, value));
+        } else if !is_f64(value) {
+            return Err(format!("bad value in line {line:?}"));
         }
     }
     Ok(out)
 }
 
+/// Non-empty, without ASCII whitespace.
+fn is_word(s: &str) -> bool {
+    !s.is_empty() && !s.bytes().any(|b| b.is_ascii_whitespace())
+}
+
+/// Names and HELP texts by field.
+static NAMES: NameCache = NameCache::new();
+
 pub fn families(fields: &[(&str, f64)]) -> Vec<MetricFamily> {
     fields
         .iter()
         .map(|(name, v)| {
-            MetricFamily::untyped(
-                format!("node_vmstat_{name}"),
-                format!("/proc/vmstat information field {name}."),
-            )
-            .with(&[], *v)
+            let (full, help) = NAMES.get(name, |name| {
+                (
+                    concat(&["node_vmstat_", name]),
+                    concat(&["/proc/vmstat information field ", name, "."]),
+                )
+            });
+            MetricFamily::untyped(full, help).with(&[], *v)
         })
         .collect()
 }
@@ -121,6 +140,18 @@ mod tests {
         // A bad value on any line fails, as node_exporter's ParseFloat before the filter.
         assert!(parse_vmstat("nr_free_pages x\npgfault 1\n", &fields()).is_err());
         assert!(parse_vmstat("pgfault\n", &fields()).is_err());
+        // Lines that are not `name value` go the general (whitespace-split) way.
+        let odd = "pgfault\t7\n  pgmajfault   8 9\npgpgin 1.5e3\r\noom_kill -2\n";
+        assert_eq!(
+            parse_vmstat(odd, &fields()).expect("parses"),
+            [
+                ("pgfault", 7.0),
+                ("pgmajfault", 8.0),
+                ("pgpgin", 1500.0),
+                ("oom_kill", -2.0)
+            ]
+        );
+        assert!(parse_vmstat("pgfault 1x\n", &fields()).is_err());
     }
 
     #[test]
