@@ -7,7 +7,7 @@
 //! deadlines; a new run starts only once the hung one has returned.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ type Published = Option<Arc<collector::Outcome>>;
 #[derive(Default)]
 pub struct RunSlot {
     running: Mutex<Option<watch::Sender<Published>>>,
+    /// How long the last run took, in microseconds: a scrape queues its slowest collectors
+    /// first, so that its runners finish together (longest first).
+    last_micros: AtomicU64,
 }
 
 /// The slots of every known collector, by name.
@@ -102,6 +105,9 @@ impl RunGuard {
     /// the scrapes that joined it. Without joiners nothing is copied.
     fn publish(mut self, outcome: &collector::Outcome) {
         self.done = true;
+        self.slot
+            .last_micros
+            .store((outcome.seconds * 1e6) as u64, Ordering::Relaxed);
         let tx = self.slot.lock().take();
         if let Some(tx) = tx {
             if tx.receiver_count() > 0 {
@@ -166,6 +172,8 @@ enum Report {
 /// One scrape's queue of collectors, shared by its runners, and what they report.
 struct Scrape {
     queue: Vec<Entry>,
+    /// Queue indices in the order runners take them: the slowest last time first.
+    order: Vec<usize>,
     paths: collector::Paths,
     /// The next queue index to take.
     next: AtomicUsize,
@@ -195,7 +203,8 @@ impl Scrape {
     /// A runner: takes collectors from the queue until it is empty or the scrape gave up.
     fn run(&self) {
         while !self.abandoned.load(Ordering::Relaxed) {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = self.order.get(k) else { break };
             let Some(e) = self.queue.get(i) else { break };
             // Claimed when a runner takes it, not when the scrape starts: a collector this
             // scrape never reaches (its runners all stuck) is never marked running.
@@ -217,6 +226,22 @@ impl Scrape {
     }
 }
 
+/// The order runners take a scrape's collectors in: the slowest of their last runs first
+/// (longest processing time first: the runners end close together, and a lone scrape waits
+/// for the slowest collector, not for the slowest plus whatever was queued behind it); ties,
+/// and collectors never run, keep their configured order.
+fn queue_order(entries: &[Entry]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| {
+        std::cmp::Reverse(
+            entries
+                .get(i)
+                .map_or(0, |e| e.slot.last_micros.load(Ordering::Relaxed)),
+        )
+    });
+    order
+}
+
 /// Runs `entries` on blocking threads ([`first_runners`], and up to [`RUNNERS`] when
 /// collectors are slow: [`STAGGER`]) and waits for them until `budget` has passed. A collector already running for
 /// another scrape is joined: this scrape waits for that run (within its own budget) and
@@ -229,8 +254,10 @@ pub async fn run_collectors(
 ) -> Vec<collector::Outcome> {
     let n = entries.len();
     let deadline = tokio::time::Instant::now() + budget;
+    let order = queue_order(&entries);
     let scrape = Arc::new(Scrape {
         queue: entries,
+        order,
         paths,
         next: AtomicUsize::new(0),
         remaining: AtomicUsize::new(n),
@@ -479,6 +506,30 @@ mod tests {
         assert!(o[0].error.is_none());
         assert_eq!(value(&o[0]), Some(1.0));
         assert_eq!(g.runs(), 1);
+    }
+
+    #[test]
+    fn the_slowest_collectors_are_queued_first() {
+        let slot = |micros: u64| {
+            let s = Arc::new(RunSlot::default());
+            s.last_micros.store(micros, Ordering::Relaxed);
+            s
+        };
+        let es = vec![
+            Entry::new("a", Arc::new(Quick), slot(10)),
+            Entry::new("b", Arc::new(Quick), slot(900)),
+            Entry::new("c", Arc::new(Quick), slot(0)),
+            Entry::new("d", Arc::new(Quick), slot(300)),
+            Entry::new("e", Arc::new(Quick), slot(0)),
+        ];
+        assert_eq!(queue_order(&es), [1, 3, 0, 2, 4]);
+        // A run records its duration for the next scrape's order.
+        let s = Arc::new(RunSlot::default());
+        let Claim::Mine(guard) = s.claim() else {
+            panic!("a free slot is claimed")
+        };
+        guard.publish(&collector::Outcome::failed("x", "test", 0.25));
+        assert_eq!(s.last_micros.load(Ordering::Relaxed), 250_000);
     }
 
     #[test]
