@@ -11,7 +11,10 @@
 //! (`eth0` → `eth1`) a kept `/sys/class/net/eth0/...` descriptor would read the renamed
 //! device. Every kept descriptor is dropped when it fails (the object went away) and the
 //! whole cache is dropped every [`MAX_AGE`], which bounds how long such a rename can show.
-//! Per-process files (`/proc/<pid>/...`) are never kept: processes come and go.
+//! Per-process files (`/proc/<pid>/...`) are never kept: processes come and go, and a number
+//! can name another process later. The agent's own (`/proc/self/...`: the process collector's
+//! `stat` and `limits`, the filesystem collector's `mountinfo`) are kept like any other: the
+//! process they name is the one holding the descriptor.
 //!
 //! A read that fails with an error the attribute itself gives while its object exists
 //! (`EINVAL`, `EOPNOTSUPP`, `ENODATA`, `EBUSY`, `EAGAIN`: the `speed` of an interface that is
@@ -236,14 +239,15 @@ fn attribute_error(e: &io::Error) -> bool {
     )
 }
 
-/// A path of one process (`/proc/<pid>/...`, `/proc/self/...`): never cached.
+/// A path of another process (`/proc/<pid>/...`): never cached. `/proc/self/...` is the
+/// agent's own and is kept: it cannot come to name another process.
 fn per_process(path: &Path) -> bool {
     path.components().any(|c| match c {
         Component::Normal(s) => s
             .to_str()
             .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())),
         _ => false,
-    }) || path.components().any(|c| c.as_os_str() == "self")
+    })
 }
 
 fn proc_or_sys(st: &nix::sys::statfs::Statfs) -> bool {
@@ -377,9 +381,33 @@ mod tests {
 
         let own = std::path::PathBuf::from(format!("/proc/{}/stat", std::process::id()));
         read_to_string(&own).expect("read");
-        assert!(cached(&own).is_none());
-        read_to_string(Path::new("/proc/self/stat")).expect("read");
-        assert!(cached(Path::new("/proc/self/stat")).is_none());
+        assert!(
+            cached(&own).is_none(),
+            "a numbered process path is never kept"
+        );
+    }
+
+    #[test]
+    fn the_agents_own_process_files_are_kept_and_fresh() {
+        // `syscr` counts this process's read system calls: every read through the kept
+        // descriptor is one more, so a fresh answer is always larger than the one before.
+        let p = Path::new("/proc/self/io");
+        let syscr = || {
+            read_to_string(p)
+                .expect("read")
+                .lines()
+                .find_map(|l| l.strip_prefix("syscr:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("syscr: line")
+        };
+        let first = syscr();
+        assert!(cached(p).is_some(), "/proc/self/... is kept");
+        let second = syscr();
+        assert!(cached(p).is_some());
+        assert!(
+            second > first,
+            "re-read through the kept descriptor: {second} after {first}"
+        );
     }
 
     #[test]

@@ -418,7 +418,7 @@ impl MemoScan<'_> {
 /// on first use and kept for the life of the process, so a scrape hands out borrowed
 /// `&'static str`s instead of formatting two strings per family. Process-wide (a collector
 /// rebuilt on reload finds its names there) and bounded: past [`NameCache::MAX`] keys, names
-/// are built on every call instead.
+/// are built on every call instead. Only valid metric names are kept (see [`NameCache::get`]).
 pub struct NameCache {
     names: std::sync::Mutex<Option<rustc_hash::FxHashMap<&'static str, Names>>>,
 }
@@ -453,7 +453,10 @@ impl NameCache {
             return (Cow::Borrowed(*n), Cow::Borrowed(*h));
         }
         let (n, h) = build(key);
-        if map.len() >= Self::MAX {
+        // A borrowed name is taken as valid by the exposition without a scan (it stands for
+        // a literal): a name that a file made invalid is handed out owned, never kept, so
+        // the merge checks it and drops it.
+        if map.len() >= Self::MAX || !crate::exposition::valid_metric_name(&n) {
             return (Cow::Owned(n), Cow::Owned(h));
         }
         // Kept for the life of the process, at most `MAX` keys (see above).
@@ -844,6 +847,20 @@ mod tests {
             assert_eq!(n, format!("n_k{i}"));
         }
         assert_eq!(cache.len(), NameCache::MAX);
+    }
+
+    #[test]
+    fn name_cache_hands_invalid_names_out_owned_and_keeps_none() {
+        // The exposition scans owned names only: one a hostile file made invalid must stay
+        // owned so that the merge drops it.
+        let cache = NameCache::new();
+        for _ in 0..2 {
+            let (n, _) = cache.get("I\u{2028}mp6_InErrors", |k| {
+                (concat(&["node_netstat_", k]), String::new())
+            });
+            assert!(matches!(n, std::borrow::Cow::Owned(_)), "{n:?}");
+        }
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
