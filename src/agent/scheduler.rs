@@ -1,5 +1,5 @@
-//! The collector scheduler: runs the collectors of one scrape on a blocking thread (a few when
-//! some are slow or hung), each within the scrape's deadline. Concurrent scrapes share runs: a scrape that finds a collector
+//! The collector scheduler: runs the collectors of one scrape on blocking threads (two, one on
+//! a single CPU; a few more when some are slow or hung), each within the scrape's deadline. Concurrent scrapes share runs: a scrape that finds a collector
 //! already running (for another scrape) joins that run and gets its samples, waiting for it
 //! within its own deadline, instead of starting a second one or reporting the collector
 //! failed. The same rule keeps a collector that hangs (a stale NFS mount's `statfs`) from
