@@ -367,6 +367,8 @@ fn lock_down(
     }
     // What the collectors must read before the sandbox closes the filesystem.
     collectors::warm_up(&startup.paths);
+    // The runners a scrape starts, from the CPU count (cgroup files included).
+    agent::scheduler::first_runners();
 
     // Step 6: drop privileges.
     // Socket activation: systemd binds, so not even CAP_NET_BIND_SERVICE is kept.

@@ -35,8 +35,9 @@ const STAGGER: Duration = Duration::from_millis(20);
 /// Runners a scrape starts at once: two where there are two CPUs or more, so that a lone
 /// scrape's collectors run on two cores and its answer comes in about half the time (one
 /// more thread wake-up per scrape); one on a single CPU, where a second runner would only
-/// take turns with the first.
-fn first_runners() -> usize {
+/// take turns with the first. Computed once, at start-up ([`crate::startup`], before the
+/// sandbox: the CPU count comes from the affinity mask and the cgroup's `cpu.max`).
+pub fn first_runners() -> usize {
     static FIRST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *FIRST.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 2)))
 }

@@ -64,7 +64,7 @@ impl<K, V> Default for Flights<K, V> {
     }
 }
 
-impl<K: PartialEq, V: Clone> Flights<K, V> {
+impl<K, V> Flights<K, V> {
     fn state(&self) -> MutexGuard<'_, State<K, V>> {
         match self.state.lock() {
             Ok(g) => g,
@@ -72,6 +72,21 @@ impl<K: PartialEq, V: Clone> Flights<K, V> {
         }
     }
 
+    /// Removes flight `id`, if still flying.
+    fn take(&self, id: u64) -> Option<Flight<K, V>> {
+        let mut st = self.state();
+        let i = st.flying.iter().position(|f| f.id == id)?;
+        Some(st.flying.swap_remove(i))
+    }
+
+    /// Answers being built now (for tests).
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.state().flying.len()
+    }
+}
+
+impl<K: PartialEq, V: Clone> Flights<K, V> {
     /// Joins the answer being built for `key` if it is due by `due`, or takes the duty of
     /// building it.
     pub fn seat(&self, key: K, due: Instant) -> Seat<'_, K, V> {
@@ -86,17 +101,6 @@ impl<K: PartialEq, V: Clone> Flights<K, V> {
         let (tx, _) = watch::channel(None);
         st.flying.push(Flight { id, key, due, tx });
         Seat::Lead(Lead { flights: self, id })
-    }
-
-    /// Answers being built now (for tests and diagnostics).
-    pub fn in_flight(&self) -> usize {
-        self.state().flying.len()
-    }
-
-    fn take(&self, id: u64) -> Option<Flight<K, V>> {
-        let mut st = self.state();
-        let i = st.flying.iter().position(|f| f.id == id)?;
-        Some(st.flying.swap_remove(i))
     }
 }
 
@@ -120,13 +124,7 @@ impl<K, V> Drop for Lead<'_, K, V> {
     fn drop(&mut self) {
         // After `land` the flight is gone and this finds nothing. Otherwise the sender is
         // dropped with it and the followers see the flight end without an answer.
-        let mut st = match self.flights.state.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(i) = st.flying.iter().position(|f| f.id == self.id) {
-            st.flying.swap_remove(i);
-        }
+        drop(self.flights.take(self.id));
     }
 }
 
