@@ -232,15 +232,21 @@ impl Scrape {
 /// for the slowest collector, not for the slowest plus whatever was queued behind it); ties,
 /// and collectors never run, keep their configured order.
 fn queue_order(entries: &[Entry]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by_key(|&i| {
-        std::cmp::Reverse(
-            entries
-                .get(i)
-                .map_or(0, |e| e.slot.last_micros.load(Ordering::Relaxed)),
-        )
-    });
-    order
+    // The durations are read once, before sorting: other scrapes' runs update them
+    // concurrently, and a key that changes during the sort breaks its total order (the
+    // standard sort panics on that: the soak test's concurrent scrapes hit it).
+    let mut keyed: Vec<(std::cmp::Reverse<u64>, usize)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                std::cmp::Reverse(e.slot.last_micros.load(Ordering::Relaxed)),
+                i,
+            )
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Runs `entries` on blocking threads ([`first_runners`], and up to [`RUNNERS`] when
