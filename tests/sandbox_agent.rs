@@ -143,6 +143,27 @@ fn root_start_below_1024_is_hardened_and_reloads_on_the_same_port() {
         "process_open_fds {open_fds}, /proc/{pid}/fd lists {listed}"
     );
 
+    // Directory listings under the filter and Landlock: the first scrape opened
+    // /sys/class/net and kept it, this one rewinds it (lseek to 0, getdents64:
+    // collector::fsio::list_dir); both list every interface.
+    let interfaces = std::fs::read_dir("/sys/class/net")
+        .expect("list /sys/class/net")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .count();
+    assert!(interfaces >= 1, "no interface in /sys/class/net");
+    for body in [body.clone(), agent.scrape("/metrics")] {
+        assert!(
+            body.contains("node_scrape_collector_success{collector=\"netclass\"} 1"),
+            "{body}"
+        );
+        let listed = body
+            .lines()
+            .filter(|l| l.starts_with("node_network_info{"))
+            .count();
+        assert_eq!(listed, interfaces, "node_network_info lines:\n{body}");
+    }
+
     // Signals that exercise logging and the summary under the filter.
     agent.signal(Signal::SIGUSR1);
     agent.wait_log("SIGUSR1: debug logging on");

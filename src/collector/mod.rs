@@ -209,18 +209,31 @@ pub fn read_parsed<T, E: Into<String>>(
     parse(&read_to_string(path)?).map_err(|m| CollectError::parse(path, m))
 }
 
-/// `std::fs::read_dir`, answering a procfs or sysfs directory found absent before from
-/// [`fsio`]'s negative cache, without a system call.
-pub fn read_dir(dir: impl AsRef<Path>) -> std::io::Result<std::fs::ReadDir> {
+/// What [`read_dir`] returns: an iterator like `std::fs::ReadDir`.
+pub type DirEntries = std::iter::Map<
+    std::vec::IntoIter<fsio::DirEntry>,
+    fn(fsio::DirEntry) -> std::io::Result<fsio::DirEntry>,
+>;
+
+/// A directory's entries, as `std::fs::read_dir` gives them (`.` and `..` left out), through
+/// [`fsio::list_dir`] (procfs and sysfs directories kept open and rewound), answering a
+/// procfs or sysfs directory found absent before from [`fsio`]'s negative cache, without a
+/// system call.
+pub fn read_dir(dir: impl AsRef<Path>) -> std::io::Result<DirEntries> {
     let dir = dir.as_ref();
     if fsio::known_missing(dir) {
         return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
     }
-    std::fs::read_dir(dir).inspect_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            fsio::note_missing(dir);
-        }
-    })
+    fsio::list_dir(dir)
+        .map(|v| {
+            v.into_iter()
+                .map(Ok as fn(fsio::DirEntry) -> std::io::Result<fsio::DirEntry>)
+        })
+        .inspect_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                fsio::note_missing(dir);
+            }
+        })
 }
 
 /// `std::fs::metadata` (symlinks followed), answering a procfs or sysfs path found absent

@@ -144,7 +144,7 @@ fn read_host(dir: &Path, name: &str) -> Result<Host, CollectError> {
     }
     let stats = dir.join("statistics");
     // procfs lists the directory: a host without one fails.
-    crate::collector::read_dir(&stats).map_err(|e| CollectError::io(&stats, e))?;
+    let _listed = crate::collector::read_dir(&stats).map_err(|e| CollectError::io(&stats, e))?;
     let mut counters = [0u64; 14];
     for (slot, (file, _, _)) in counters.iter_mut().zip(COUNTERS.iter()) {
         let p = stats.join(file);

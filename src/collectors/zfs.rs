@@ -230,7 +230,7 @@ impl Collector for Zfs {
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let base = paths.proc("spl/kstat/zfs");
-        crate::collector::read_dir(&base)
+        let _listed = crate::collector::read_dir(&base)
             .map_err(|e| CollectError::io(&base, e).absent_is_no_data())?;
         let mut fams = Families::default();
         // Partial output as node_exporter's: it sends every row as it parses it, so an error
