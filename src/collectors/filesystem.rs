@@ -34,8 +34,9 @@
 //!   `_files_free`, `_readonly` (the `ro` mount option) and `_device_error`. A mount whose
 //!   `statfs` failed gets `device_error 1` and nothing else, as in 1.5.
 //!
-//! A `statfs` that hangs (stale NFS, dead FUSE daemon) never hangs the scrape: the calls run
-//! on helper threads and the scrape waits at most `--collector.filesystem.mount-timeout`
+//! A `statfs` that hangs (stale NFS, dead FUSE daemon) never hangs the scrape: the calls that
+//! can hang run on helper threads and the scrape waits at most
+//! `--collector.filesystem.mount-timeout`
 //! (default [`MOUNT_TIMEOUT`], 1 s; node_exporter's default is 5 s, which equals the whole
 //! collector's deadline here: a value that long lets one stuck mount fail the collector for
 //! that scrape) for each. A mount that
@@ -44,8 +45,20 @@
 //! helper thread takes the mount off the list. The helper threads are kept between scrapes,
 //! so a scrape normally starts none.
 //!
+//! The calls that cannot hang run on the collector's own thread instead, in mount order,
+//! without waking a helper (two thread wake-ups per mount and scrape otherwise): a mount of a
+//! type of [`INLINE_STATFS_TYPES`] (ext2/3/4, xfs, btrfs, f2fs, tmpfs, ramfs: the kernel's
+//! `->statfs` reads in-memory counters), not in the stuck set, whose path is resolved through
+//! mounts of those types only ([`LocalWalk`]: not below, nor under a stack of, an NFS, FUSE,
+//! autofs or unknown mount, whose directories can wait on a server or daemon; in the agent's
+//! own namespace when it has another one, for every path the mount check may try), and only
+//! when the namespace's mountinfo is known. Every other mount (network and cluster file
+//! systems, FUSE, virtiofs, overlay, autofs, vfat/exfat, zfs, any unknown type) goes
+//! through the helpers as described here; when a scrape has none, no helper is woken.
+//!
 //! `--collector.filesystem.stat-workers` (node_exporter 1.12, default 4): how many `statfs`
-//! calls run at once. The mounts are split into that many lanes (fewer with fewer mounts),
+//! calls run at once on the helpers (the inline ones run beside them, on the collector's
+//! thread). The helpers' mounts are split into that many lanes (fewer with fewer mounts),
 //! each stat'ed in order by one helper thread; the wait per mount is counted from its lane's
 //! previous answer, and a stuck mount moves the rest of its lane to a new one, so the other
 //! lanes go on. 0 and negative values mean one worker, as 1.12's `max(n, 1)`; above
@@ -391,6 +404,79 @@ fn real_statfs(path: &Path) -> io::Result<FsStats> {
 
 type StatfsFn = dyn Fn(&Path) -> io::Result<FsStats> + Send + Sync;
 
+/// File system types whose `statfs` runs on the scrape's own thread, without a helper thread
+/// or a timeout: their `->statfs` reads counters the kernel keeps in memory, and cannot wait
+/// for a network peer or a user-space daemon (kernel sources, `fs/*/super.c`):
+/// - `ext2` (`ext2_statfs`: in-memory group descriptors and per-CPU counters under a
+///   spinlock), `ext3` and `ext4` (both `ext4_statfs`: per-CPU counters and the in-memory
+///   superblock), `f2fs` (`f2fs_statfs`: in-memory counters), `xfs` (`xfs_fs_statfs`:
+///   per-CPU counters and the in-memory superblock), `btrfs` (`btrfs_statfs`: the in-memory
+///   space infos and device list, under spinlocks and RCU);
+/// - `tmpfs` (`shmem_statfs`) and `ramfs` (`simple_statfs`): memory only.
+///
+/// The one disk read left: on ext4, f2fs and xfs, a mount whose root directory inherits a
+/// project quota with limits enabled reports that quota, whose record is read from the file
+/// system's own device the first time (then cached). A device, not a network file system or
+/// a daemon: the same wait any local read has.
+///
+/// Everything else keeps its helper thread and its timeout: network and cluster file systems
+/// (`nfs`, `nfs4`, `cifs`, `smb3`, `ceph`, `glusterfs`, `lustre`, `afs`, `9p`, ...), FUSE
+/// (`fuse`, `fuseblk`, `fuse.*`: a daemon answers) and `virtiofs`, `overlay` (its `statfs`
+/// is its upper layer's, which may be any of those), `autofs` (walking into it can wait for
+/// the automount daemon), `vfat`/`exfat` (the first `statfs` may scan the allocation table
+/// on the device), out-of-tree ones (`zfs`) and any type not named here.
+pub const INLINE_STATFS_TYPES: &[&str] = &[
+    "btrfs", "ext2", "ext3", "ext4", "f2fs", "ramfs", "tmpfs", "xfs",
+];
+
+/// Whether a mount of this file system type is `statfs`ed on the scrape's own thread
+/// ([`INLINE_STATFS_TYPES`], exact names: `fuse.sshfs` is FUSE); anything else, unknown types
+/// included, goes through the helper threads.
+pub fn inline_statfs(fs_type: &str) -> bool {
+    INLINE_STATFS_TYPES.contains(&fs_type)
+}
+
+/// The mount points of the namespace the agent walks (its own, where each `statfs` path is
+/// resolved) whose file system is not in [`INLINE_STATFS_TYPES`]. Resolving a path that
+/// crosses one of them, or ends on one (a mount stacked on top), can wait on it (an NFS
+/// directory revalidated, an automount triggered): such a path never runs inline, whatever
+/// the type of the mount it leads to. The path components between mounts are pinned in the
+/// dentry cache (a mount point holds its dentry, which holds its parents), so a walk through
+/// local file systems reads no disk. The table is the one read at the start of the scrape: a
+/// mount made on such a path in the microseconds before its call is met as any file read
+/// would meet it.
+pub struct LocalWalk<'a> {
+    not_local: Vec<&'a str>,
+}
+
+impl<'a> LocalWalk<'a> {
+    /// From that namespace's mountinfo; `None` when a mount has no path there (a `mounts`
+    /// table), as nothing can be known of the walks then.
+    pub fn new(walked: &'a [Mount]) -> Option<Self> {
+        let mut not_local = Vec::new();
+        for m in walked {
+            let info = m.info.as_ref()?;
+            if !inline_statfs(&m.fs_type) {
+                not_local.push(info.path.as_str());
+            }
+        }
+        Some(LocalWalk { not_local })
+    }
+
+    /// Whether resolving `path` (absolute) meets only mounts of [`INLINE_STATFS_TYPES`]: no
+    /// other mount has `path` or one of its ancestors as its mount point.
+    pub fn is_local(&self, path: &Path) -> bool {
+        let Some(p) = path.to_str().filter(|p| p.starts_with('/')) else {
+            return false;
+        };
+        !self.not_local.iter().any(|m| {
+            *m == "/"
+                || p.strip_prefix(m)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
 /// What to `statfs` for one mount: its path, and, when the agent runs in another mount
 /// namespace than the table it reports, how to make sure that path reaches the same file
 /// system.
@@ -398,11 +484,19 @@ type StatfsFn = dyn Fn(&Path) -> io::Result<FsStats> + Send + Sync;
 pub struct Target {
     pub path: PathBuf,
     pub check: Option<Arc<SameFs>>,
+    /// The `statfs` (and the check's `statx`) runs on the scrape's own thread: a file system
+    /// of [`INLINE_STATFS_TYPES`] reached through such file systems only ([`LocalWalk`]).
+    /// Else a helper thread runs it, bounded by the timeout.
+    pub inline: bool,
 }
 
 impl From<PathBuf> for Target {
     fn from(path: PathBuf) -> Self {
-        Target { path, check: None }
+        Target {
+            path,
+            check: None,
+            inline: false,
+        }
     }
 }
 
@@ -538,28 +632,40 @@ impl Statter {
         lock(&self.stuck).contains(mount_point)
     }
 
-    /// `statfs` of each `(mount point, target)`, in order, on up to `workers` helper threads
-    /// at once (`--collector.filesystem.stat-workers`): the mounts are split into that many
-    /// lanes, each stat'ed in order by one thread. Never waits more than the timeout for any
-    /// one call (counted from the lane's previous answer); a call that takes longer marks its
-    /// mount stuck and the rest of its lane goes on in a new lane. Mounts already stuck are
-    /// answered [`StatOutcome::Stuck`] at once.
+    /// `statfs` of each `(mount point, target)`. Mounts already stuck are answered
+    /// [`StatOutcome::Stuck`] at once, without a call. The [`Target::inline`] ones are then
+    /// stat'ed on the calling thread, in order. The others on up to `workers` helper threads
+    /// at once (`--collector.filesystem.stat-workers`): they are split into that many lanes,
+    /// each stat'ed in order by one thread, started before the inline calls so that both run
+    /// side by side. Never waits more than the timeout for any one of those calls (counted
+    /// from the lane's previous answer); a call that takes longer marks its mount stuck and
+    /// the rest of its lane goes on in a new lane. Without such mounts no helper thread is
+    /// woken or started.
     pub fn stat_all(
         &'static self,
         mounts: &[(&str, Target)],
     ) -> Result<Vec<StatOutcome>, CollectError> {
         let mut out: Vec<Option<StatOutcome>> = (0..mounts.len()).map(|_| None).collect();
-        let mut pending: Vec<(usize, String, Target)> = Vec::with_capacity(mounts.len());
+        let mut pending: Vec<(usize, String, Target)> = Vec::new();
+        let mut inline: Vec<usize> = Vec::with_capacity(mounts.len());
         {
             let stuck = lock(&self.stuck);
-            for (i, (mp, path)) in mounts.iter().enumerate() {
-                if stuck.contains(*mp) {
+            for (i, (mp, target)) in mounts.iter().enumerate() {
+                if !stuck.is_empty() && stuck.contains(*mp) {
+                    // Before the type: a mount point stuck under an earlier (remote) mount is
+                    // never stat'ed on this thread.
                     log::debug!("mount point {mp}: still not answering, skipped");
                     set(&mut out, i, StatOutcome::Stuck);
+                } else if target.inline {
+                    inline.push(i);
                 } else {
-                    pending.push((i, (*mp).to_string(), path.clone()));
+                    pending.push((i, (*mp).to_string(), target.clone()));
                 }
             }
+        }
+        if pending.is_empty() {
+            self.stat_inline(mounts, &inline, &mut out);
+            return Ok(finish(out));
         }
         let (tx, rx) = mpsc::channel();
         let mut lanes: Vec<Lane> = Vec::new();
@@ -586,6 +692,7 @@ impl Statter {
             let worker = Worker::Given(idle.pop());
             self.open_lane(chunk, worker, &tx, &mut lanes, &mut lane_of)?;
         }
+        self.stat_inline(mounts, &inline, &mut out);
         let timeout = self.timeout();
         while let Some(next) = lanes
             .iter()
@@ -635,10 +742,35 @@ impl Statter {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|o| o.unwrap_or(StatOutcome::Stuck))
-            .collect())
+        Ok(finish(out))
+    }
+
+    /// The `statfs` of the mounts `which` (indexes of `mounts`), in order, on this thread.
+    fn stat_inline(
+        &self,
+        mounts: &[(&str, Target)],
+        which: &[usize],
+        out: &mut [Option<StatOutcome>],
+    ) {
+        for &i in which {
+            if let Some((_, target)) = mounts.get(i) {
+                let outcome = match self.stat_one(target) {
+                    Ok(s) => StatOutcome::Ok(s),
+                    Err(e) => StatOutcome::Failed(e),
+                };
+                set(out, i, outcome);
+            }
+        }
+    }
+
+    /// One mount's `statfs`, after the check's `statx` when it has one. A panicking statfs
+    /// (tests only: release builds abort) counts as failed.
+    fn stat_one(&self, target: &Target) -> io::Result<FsStats> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &target.check {
+            None => (self.statfs)(&target.path),
+            Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("statfs panicked")))
     }
 
     /// Starts a lane: hands `items` to the helper thread `worker` names; answers come on
@@ -706,15 +838,8 @@ impl Statter {
             let mut parked = false;
             for (k, (i, mp, target)) in batch.items.into_iter().enumerate() {
                 // The check's statx runs here too: on a dead NFS server it can hang as well.
-                // A panicking statfs (tests only: release builds abort) counts as failed and
-                // leaves the thread serving.
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    match &target.check {
-                        None => (self.statfs)(&target.path),
-                        Some(same) => same.path_for(&target.path).and_then(|p| (self.statfs)(p)),
-                    }
-                }))
-                .unwrap_or_else(|_| Err(io::Error::other("statfs panicked")));
+                // A panic leaves the thread serving.
+                let r = self.stat_one(&target);
                 let mut stuck = lock(&self.stuck);
                 if batch.abandoned.load(Ordering::SeqCst) {
                     // The scrape gave up on this call: it marked the mount stuck, and the
@@ -788,6 +913,14 @@ fn accept(
         }
         lane.deadline = std::time::Instant::now() + timeout;
     }
+}
+
+/// The outcomes in mount order; a mount without one (never: every index is answered) counts
+/// as stuck.
+fn finish(out: Vec<Option<StatOutcome>>) -> Vec<StatOutcome> {
+    out.into_iter()
+        .map(|o| o.unwrap_or(StatOutcome::Stuck))
+        .collect()
 }
 
 /// Records mount `i`'s outcome (`i` is always an index of `out`; `get_mut` keeps that from
@@ -934,11 +1067,21 @@ fn read_table(paths: &Paths) -> Result<Table, CollectError> {
 /// The agent's own mounts: by mount id, and as listed.
 type OwnNamespace = (Arc<HashMap<u64, Dev>>, Vec<Mount>);
 
-/// The agent's own mount namespace, when it is not the reported table's: what each mount's
-/// path must be checked against ([`SameFs`]). `None` in the same namespace (the same mount
-/// ids: they are unique system-wide, a new namespace has new ones), or when the agent's own
-/// table cannot be read (then paths are used as they are, as node_exporter does).
-fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
+/// The mount namespace the agent resolves `statfs` paths in, compared with the reported
+/// table's.
+enum AgentNamespace {
+    /// The reported table's.
+    Same,
+    /// Another one: what each mount's path must be checked against ([`SameFs`]).
+    Other(OwnNamespace),
+    /// Not known (its table unreadable): paths are used as they are, as node_exporter does.
+    Unknown,
+}
+
+/// The agent's own mount namespace, compared with the reported (host's mountinfo) table's:
+/// the same when it has the same mount ids (they are unique system-wide, a new namespace
+/// has new ones).
+fn own_namespace(paths: &Paths, host: &[Mount]) -> AgentNamespace {
     let path = paths.proc("self/mountinfo");
     let text = super::fsio::read_to_string(&path);
     // The usual case, the same namespace, told from the mount ids alone (the first field of
@@ -950,7 +1093,7 @@ fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
                     .as_ref()
                     .is_some_and(|i| ids.binary_search(&i.id).is_ok())
             }) {
-                return None;
+                return AgentNamespace::Same;
             }
         }
     }
@@ -961,7 +1104,7 @@ fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
         Ok(own) => own,
         Err(e) => {
             log::debug!("{}: {e}; mount points are not checked", path.display());
-            return None;
+            return AgentNamespace::Unknown;
         }
     };
     let ids: HashSet<u64> = own
@@ -972,13 +1115,13 @@ fn own_namespace(paths: &Paths, host: &[Mount]) -> Option<OwnNamespace> {
         .iter()
         .all(|m| m.info.as_ref().is_some_and(|i| ids.contains(&i.id)))
     {
-        return None;
+        return AgentNamespace::Same;
     }
     let by_id = own
         .iter()
         .filter_map(|m| m.info.as_ref().map(|i| (i.id, i.dev)))
         .collect();
-    Some((Arc::new(by_id), own))
+    AgentNamespace::Other((Arc::new(by_id), own))
 }
 
 /// The mount ids of a mountinfo table (its lines' first fields), sorted; `None` when a line
@@ -1095,17 +1238,45 @@ impl Filesystem {
         let rootfs = paths.rootfs.to_string_lossy();
         let mounts = table.parse(&rootfs)?;
         let selected = select(&mounts, &self.mount_points, &self.fs_types);
-        let own = if table.host && table.mountinfo {
+        let ns = if table.host && table.mountinfo {
             own_namespace(paths, &mounts)
+        } else if table.mountinfo {
+            // The agent's own table: the namespace it walks.
+            AgentNamespace::Same
         } else {
-            None
+            AgentNamespace::Unknown
+        };
+        // The mounts of the namespace the paths are resolved in: which of them run inline.
+        let walk = match &ns {
+            AgentNamespace::Same => LocalWalk::new(&mounts),
+            AgentNamespace::Other(own) => LocalWalk::new(&own.1),
+            AgentNamespace::Unknown => None,
+        };
+        let own = match &ns {
+            AgentNamespace::Other(own) => Some(own),
+            _ => None,
         };
         let targets: Vec<(&str, Target)> = selected
             .iter()
             .map(|m| {
                 let path = paths.root(&m.mount_point);
-                let check = own.as_ref().and_then(|own| same_fs(m, &path, own));
-                (m.mount_point.as_str(), Target { path, check })
+                let check = own.and_then(|own| same_fs(m, &path, own));
+                let inline = inline_statfs(&m.fs_type)
+                    && walk.as_ref().is_some_and(|w| {
+                        // Every path the check may try is resolved here too.
+                        w.is_local(&path)
+                            && check
+                                .as_ref()
+                                .is_none_or(|c| c.others.iter().all(|o| w.is_local(o)))
+                    });
+                (
+                    m.mount_point.as_str(),
+                    Target {
+                        path,
+                        check,
+                        inline,
+                    },
+                )
             })
             .collect();
         let outcomes = statter.stat_all(&targets)?;
@@ -1438,6 +1609,399 @@ mod tests {
         }
         let out = statter.stat_all(&targets).expect("runs");
         assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+    }
+
+    /// A target of a local type (as `collect_with` marks it).
+    fn inline_target(p: &str) -> Target {
+        Target {
+            inline: true,
+            ..PathBuf::from(p).into()
+        }
+    }
+
+    /// A statfs recording the thread each path was stat'ed on.
+    type Threads = Arc<Mutex<Vec<(String, std::thread::ThreadId)>>>;
+
+    fn recording_statfs() -> (Box<StatfsFn>, Threads) {
+        let seen: Threads = Arc::default();
+        let seen2 = seen.clone();
+        let f = move |p: &Path| {
+            lock(&seen2).push((
+                p.to_string_lossy().into_owned(),
+                std::thread::current().id(),
+            ));
+            Ok(fixed(p.to_string_lossy().len() as f64))
+        };
+        (Box::new(f), seen)
+    }
+
+    /// Mounts of local types are stat'ed on the calling thread, in order: no helper thread is
+    /// started (nor woken: the pool stays empty), whatever the worker count. A mount already
+    /// stuck is never stat'ed inline.
+    #[test]
+    fn local_types_are_statted_on_the_calling_thread() {
+        let (f, seen) = recording_statfs();
+        let statter = leak(Statter::new(f, Duration::from_secs(30)));
+        statter.set_workers(4);
+        let targets: Vec<(&str, Target)> = ["/", "/run", "/data", "/stuck"]
+            .iter()
+            .map(|m| (*m, inline_target(m)))
+            .collect();
+        lock(&statter.stuck).insert("/stuck".to_string());
+        let me = std::thread::current().id();
+        for _ in 0..3 {
+            lock(&seen).clear();
+            let out = statter.stat_all(&targets).expect("runs");
+            assert!(matches!(out[0], StatOutcome::Ok(s) if s.size == 1.0));
+            assert!(matches!(out[1], StatOutcome::Ok(s) if s.size == 4.0));
+            assert!(matches!(out[2], StatOutcome::Ok(s) if s.size == 5.0));
+            assert!(matches!(out[3], StatOutcome::Stuck));
+            assert_eq!(
+                *lock(&seen),
+                [
+                    ("/".to_string(), me),
+                    ("/run".to_string(), me),
+                    ("/data".to_string(), me)
+                ],
+                "in order, on this thread, the stuck one not asked"
+            );
+        }
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 0);
+        assert!(lock(&statter.idle).is_empty());
+        // A failing inline statfs is a failed mount, as on a helper.
+        let statter = leak(Statter::new(
+            Box::new(|_: &Path| Err(io::Error::from_raw_os_error(libc::EACCES))),
+            Duration::from_secs(30),
+        ));
+        let out = statter.stat_all(&targets[..1]).expect("runs");
+        assert!(
+            matches!(&out[0], StatOutcome::Failed(e) if e.raw_os_error() == Some(libc::EACCES))
+        );
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 0);
+    }
+
+    /// Local and remote mounts in one scrape with several workers: the remote ones still run
+    /// side by side on the helpers (as many at once as workers), the local ones on the calling
+    /// thread.
+    #[test]
+    fn mixed_mounts_run_remote_ones_concurrently() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (in_flight2, most2) = (in_flight.clone(), most.clone());
+        let seen: Threads = Arc::default();
+        let seen2 = seen.clone();
+        let want = 3;
+        let f = move |p: &Path| {
+            let key = p.to_string_lossy().into_owned();
+            lock(&seen2).push((key.clone(), std::thread::current().id()));
+            if key.starts_with("/remote") {
+                let now = in_flight2.fetch_add(1, Ordering::SeqCst) + 1;
+                most2.fetch_max(now, Ordering::SeqCst);
+                // Liveness bound only (two seconds of polling); the assertion is on `most`.
+                for _ in 0..2000 {
+                    if most2.load(Ordering::SeqCst) >= want {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                in_flight2.fetch_sub(1, Ordering::SeqCst);
+            }
+            Ok(fixed(1.0))
+        };
+        let statter = leak(Statter::new(Box::new(f), Duration::from_secs(30)));
+        statter.set_workers(want as i64);
+        let targets: Vec<(&str, Target)> = vec![
+            ("/", inline_target("/")),
+            ("/remote0", PathBuf::from("/remote0").into()),
+            ("/run", inline_target("/run")),
+            ("/remote1", PathBuf::from("/remote1").into()),
+            ("/remote2", PathBuf::from("/remote2").into()),
+            ("/data", inline_target("/data")),
+        ];
+        let out = statter.stat_all(&targets).expect("runs");
+        assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            want,
+            "the remote calls at once"
+        );
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), want);
+        let me = std::thread::current().id();
+        let seen = lock(&seen).clone();
+        for (p, t) in &seen {
+            assert_eq!(*t == me, !p.starts_with("/remote"), "{p}: {seen:?}");
+        }
+        assert_eq!(seen.len(), targets.len());
+    }
+
+    #[test]
+    fn statfs_inline_by_type() {
+        for t in [
+            "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "tmpfs", "ramfs",
+        ] {
+            assert!(inline_statfs(t), "{t}");
+        }
+        for t in [
+            "nfs",
+            "nfs4",
+            "cifs",
+            "smb3",
+            "ceph",
+            "9p",
+            "virtiofs",
+            "glusterfs",
+            "lustre",
+            "afs",
+            "fuse",
+            "fuseblk",
+            "fuse.sshfs",
+            "fuse.ext4",
+            "ext4.fuse",
+            "overlay",
+            "autofs",
+            "zfs",
+            "vfat",
+            "exfat",
+            "EXT4",
+            "ext4 ",
+            "",
+            "some-new-fs",
+        ] {
+            assert!(!inline_statfs(t), "{t}");
+        }
+    }
+
+    /// A path is resolved inline only through mounts of local types: not below (nor on) a
+    /// network, FUSE, autofs or unknown mount, nor where such a mount is stacked.
+    #[test]
+    fn local_walk_crosses_only_local_mounts() {
+        let text = "20 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                    21 20 0:30 / /run rw - tmpfs tmpfs rw\n\
+                    22 20 0:40 / /nfs rw - nfs4 srv:/x rw\n\
+                    23 22 8:2 / /nfs/disk rw - ext4 /dev/vdb rw\n\
+                    24 20 8:3 / /data rw - xfs /dev/vdc rw\n\
+                    25 24 0:41 / /data rw - fuse.sshfs u@h: rw\n\
+                    26 20 0:42 / /auto rw - autofs map rw\n\
+                    27 26 8:4 / /auto/disk rw - ext4 /dev/vdd rw\n\
+                    28 20 8:5 / /srv rw - btrfs /dev/vde rw\n";
+        let mounts = parse_mountinfo(text, "/").expect("parses");
+        let w = LocalWalk::new(&mounts).expect("mountinfo");
+        for p in ["/", "/run", "/srv", "/srv/x", "/nfsx", "/datax", "/run/nfs"] {
+            assert!(w.is_local(Path::new(p)), "{p}");
+        }
+        for p in [
+            "/nfs",
+            "/nfs/disk",
+            "/data",
+            "/data/",
+            "/data/x",
+            "/auto",
+            "/auto/disk",
+            "run",
+            "",
+        ] {
+            assert!(!w.is_local(Path::new(p)), "{p}");
+        }
+        // Not local at the root: nothing is.
+        let root = parse_mountinfo("1 0 0:1 / / rw - overlay overlay rw\n", "/").expect("parses");
+        let w = LocalWalk::new(&root).expect("mountinfo");
+        assert!(!w.is_local(Path::new("/")));
+        assert!(!w.is_local(Path::new("/anything")));
+        // A table without paths (`/proc/mounts`): nothing is known, nothing is inline.
+        let fstab = parse_mounts("/dev/vda / ext4 rw 0 0\n", "/").expect("parses");
+        assert!(LocalWalk::new(&fstab).is_none());
+    }
+
+    /// The collector on a mount table mixing local and remote types, with two workers: local
+    /// mounts reached through local ones only are stat'ed on the scrape's thread; NFS, FUSE,
+    /// an ext4 below the NFS mount, an xfs under a stacked FUSE mount and an overlay go
+    /// through the helpers. The NFS mount hangs: it is reported `device_error 1` and stuck,
+    /// every other mount (local and remote) is served, the next scrape skips it without a
+    /// call, and it is served again once its call returns.
+    #[test]
+    fn hung_remote_mount_is_isolated_beside_inline_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = "20 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                     21 20 0:30 / /run rw - tmpfs tmpfs rw\n\
+                     22 20 0:40 / /nfs rw - nfs4 srv:/x rw\n\
+                     23 22 8:2 / /nfs/disk rw - ext4 /dev/vdb rw\n\
+                     24 20 0:41 / /sshfs rw - fuse.sshfs u@h: rw\n\
+                     25 20 8:3 / /data rw - xfs /dev/vdc rw\n\
+                     26 20 0:42 / /stacked rw - xfs /dev/vdd rw\n\
+                     27 26 0:43 / /stacked rw - fuse.sshfs v@h: rw\n\
+                     28 20 0:44 / /ovl rw - overlay overlay rw\n";
+        for d in ["1", "self"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+            std::fs::write(dir.path().join(d).join("mountinfo"), table).expect("write");
+        }
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let seen: Threads = Arc::default();
+        let seen2 = seen.clone();
+        let statter = leak(Statter::new(
+            Box::new(move |p: &Path| {
+                let key = p.to_string_lossy().into_owned();
+                lock(&seen2).push((key.clone(), std::thread::current().id()));
+                if key == "/nfs" {
+                    let _ = lock(&release_rx).recv();
+                }
+                Ok(fixed(key.len() as f64))
+            }),
+            Duration::from_millis(200),
+        ));
+        statter.set_workers(2);
+        let c = Filesystem {
+            mount_points: DeviceFilter::default(),
+            fs_types: DeviceFilter::default(),
+        };
+        let me = std::thread::current().id();
+        let device_error = |fams: &[MetricFamily]| -> Vec<(String, f64)> {
+            samples(fams, "node_filesystem_device_error")
+                .into_iter()
+                .map(|(l, v)| {
+                    let mp = l.rsplit("mountpoint=").next().unwrap_or("").to_string();
+                    (mp, v)
+                })
+                .collect()
+        };
+        let all = [
+            "/",
+            "/run",
+            "/nfs",
+            "/nfs/disk",
+            "/sshfs",
+            "/data",
+            "/stacked",
+            "/stacked",
+            "/ovl",
+        ];
+        let served = |hung: f64| -> Vec<(String, f64)> {
+            let mut want: Vec<(String, f64)> = all
+                .iter()
+                .map(|m| (m.to_string(), if *m == "/nfs" { hung } else { 0.0 }))
+                .collect();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            want
+        };
+        let sorted = |mut v: Vec<(String, f64)>| {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+
+        // 1st scrape: /nfs hangs; everything else is served.
+        let fams = c.collect_with(&paths, statter).expect("collects");
+        assert_eq!(sorted(device_error(&fams)), served(1.0));
+        assert!(statter.is_stuck("/nfs"));
+        let on = |seen: &[(String, std::thread::ThreadId)], p: &str| -> Vec<bool> {
+            seen.iter()
+                .filter(|(k, _)| k == p)
+                .map(|(_, t)| *t == me)
+                .collect()
+        };
+        {
+            let seen = lock(&seen);
+            for p in ["/", "/run", "/data"] {
+                assert_eq!(on(&seen, p), [true], "{p} inline: {seen:?}");
+            }
+            for p in ["/nfs", "/nfs/disk", "/sshfs", "/ovl"] {
+                assert_eq!(on(&seen, p), [false], "{p} on a helper: {seen:?}");
+            }
+            assert_eq!(on(&seen, "/stacked"), [false, false], "{seen:?}");
+        }
+        // Two lanes; the rest of the hung one goes to an idle helper or a new one.
+        let spawned = statter.spawned.load(Ordering::Relaxed);
+        assert!((2..=3).contains(&spawned), "{spawned}");
+
+        // 2nd scrape: /nfs skipped without a call, the rest served (the local ones still on
+        // this thread; the remote ones on the helpers, a new one for a lane if the hung
+        // helper was the pool's second).
+        lock(&seen).clear();
+        let fams = c.collect_with(&paths, statter).expect("collects");
+        assert_eq!(sorted(device_error(&fams)), served(1.0));
+        {
+            let seen = lock(&seen);
+            assert!(on(&seen, "/nfs").is_empty(), "{seen:?}");
+            assert_eq!(on(&seen, "/"), [true]);
+            assert_eq!(on(&seen, "/nfs/disk"), [false]);
+        }
+
+        // The hung call returns: the mount is unmarked and served again.
+        drop(release_tx);
+        let mut polls = 0u32;
+        while statter.is_stuck("/nfs") {
+            // A liveness bound (a minute of polling), not a speed requirement.
+            polls += 1;
+            assert!(
+                polls < 60_000,
+                "never unmarked after the blocked call returned"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let fams = c.collect_with(&paths, statter).expect("collects");
+        assert_eq!(sorted(device_error(&fams)), served(0.0));
+    }
+
+    /// When every selected mount is local, a scrape wakes no helper: the collector on a
+    /// table of ext4 and tmpfs mounts starts none (the agent's own namespace being another
+    /// one whose paths reach them: the check runs inline too).
+    #[test]
+    fn local_only_scrape_starts_no_helper() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = "20 1 8:1 / / rw - ext4 /dev/vda rw\n21 20 0:30 / /run rw - tmpfs tmpfs rw\n";
+        // Another namespace (other mount ids): each path is checked with statx there. `/`
+        // gets the live root's mount id, so the check passes for it; `/run` has no mount
+        // there of its file system: device_error 1 without a statfs.
+        let root_id = mount_id(Path::new("/")).expect("statx mnt id");
+        let own = format!(
+            "{root_id} 1 8:1 / / rw - ext4 /dev/vda rw\n{} {root_id} 0:99 / /other rw - tmpfs tmpfs rw\n",
+            root_id + 1000
+        );
+        for (d, t) in [("1", host), ("self", own.as_str())] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+            std::fs::write(dir.path().join(d).join("mountinfo"), t).expect("write");
+        }
+        let paths = Paths {
+            procfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let (f, seen) = recording_statfs();
+        let statter = leak(Statter::new(f, Duration::from_secs(30)));
+        statter.set_workers(4);
+        let fams = default_collector()
+            .collect_with(&paths, statter)
+            .expect("collects");
+        assert_eq!(
+            samples(&fams, "node_filesystem_device_error"),
+            [
+                ("device=/dev/vda,fstype=ext4,mountpoint=/".to_string(), 0.0),
+                ("device=tmpfs,fstype=tmpfs,mountpoint=/run".to_string(), 1.0),
+            ]
+        );
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 0);
+        let me = std::thread::current().id();
+        assert_eq!(*lock(&seen), [("/".to_string(), me)]);
+        // The same table in the agent's own namespace: both statted, on this thread.
+        std::fs::write(dir.path().join("self/mountinfo"), host).expect("write");
+        lock(&seen).clear();
+        let fams = default_collector()
+            .collect_with(&paths, statter)
+            .expect("collects");
+        assert_eq!(
+            samples(&fams, "node_filesystem_device_error"),
+            [
+                ("device=/dev/vda,fstype=ext4,mountpoint=/".to_string(), 0.0),
+                ("device=tmpfs,fstype=tmpfs,mountpoint=/run".to_string(), 0.0),
+            ]
+        );
+        assert_eq!(
+            *lock(&seen),
+            [("/".to_string(), me), ("/run".to_string(), me)]
+        );
+        assert_eq!(statter.spawned.load(Ordering::Relaxed), 0);
     }
 
     const DEBIAN12: &str =
