@@ -206,7 +206,9 @@ pub fn read_parsed<T, E: Into<String>>(
     path: &Path,
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, CollectError> {
-    parse(&read_to_string(path)?).map_err(|m| CollectError::parse(path, m))
+    fsio::read_str_with(path, parse)
+        .map_err(|e| CollectError::io(path, e))?
+        .map_err(|m| CollectError::parse(path, m))
 }
 
 /// What [`read_dir`] returns: an iterator like `std::fs::ReadDir`.
