@@ -118,7 +118,7 @@ where
 /// with one arena: not worth serialising the allocator), at the same throughput.
 ///
 /// An arena also keeps up to 128 KiB free at its top (glibc's default trim threshold) after
-/// every scrape. At 16 KiB: idle RSS after 20 scrapes 0.2 MiB lower (anonymous 2.62 to 2.42
+/// every scrape. At 16 KiB: idle RSS after 20 scrapes 0.2 MiB lower (anonymous 2.56 to 2.36
 /// MiB, 4 fresh instances each, issue 12), the peak under 64 clients unchanged, and about
 /// one page fault, 0.24 `madvise` and 0.04 `brk` more per scrape (strace, 100 scrapes).
 /// Setting it also fixes the mmap threshold at 128 KiB (no per-scrape `mmap` seen).
