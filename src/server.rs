@@ -578,7 +578,12 @@ async fn serve_http(
             max_header_bytes: web.max_header_bytes,
         };
         let io = IdleTimeout::new(stream, web.idle_timeout);
-        crate::web::serve_tls(edge, io, service, params, peer, shutdown).await;
+        // Boxed: the TLS state machine made every plain connection's future 8,168 bytes
+        // (1,976 with it boxed; issue 12, memory under 64 keep-alive clients).
+        Box::pin(crate::web::serve_tls(
+            edge, io, service, params, peer, shutdown,
+        ))
+        .await;
         return;
     }
     let io = TokioIo::new(IdleTimeout::new(stream, web.idle_timeout));
@@ -687,6 +692,10 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let scrape_timeout = scrape_timeout(header_str(HeaderName::from_static(
         "x-prometheus-scrape-timeout-seconds",
     )));
+    // The request head shares hyper's read buffer: dropped before the wait for the answer,
+    // hyper reads the connection's next bytes into that same buffer instead of a second
+    // one (issue 12: memory under many keep-alive clients).
+    drop(req);
     let answer = agent.answer(format, gzip, selection, scrape_timeout).await;
     agent.count_handler_response(200);
     let mut resp = Response::new(Full::new(answer.body.clone()));
@@ -855,6 +864,34 @@ impl AsyncWrite for IdleTimeout {
         }
     }
 
+    /// hyper queues the response body (the shared answer's `Bytes`) after the head and sends
+    /// both with one `writev` when its transport writes vectored; otherwise it copies every
+    /// body into a per-connection buffer that keeps its grown capacity for the connection's
+    /// life (issue 12: 2.06 MB of the 4.32 MB heap peak under 64 keep-alive clients,
+    /// heaptrack).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.activity();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
@@ -867,6 +904,38 @@ impl AsyncWrite for IdleTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// hyper queues a response's body (no copy into its per-connection buffer) only on a
+    /// transport that writes vectored: the idle-timeout wrapper must say it does, and its
+    /// vectored writes must deliver every slice and count as activity.
+    #[tokio::test]
+    async fn idle_timeout_writes_vectored() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let mut io = IdleTimeout::new(server, Duration::from_secs(30));
+        assert!(io.is_write_vectored());
+        let before = io.sleep.deadline();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (head, body) = (b"head ".as_slice(), b"body".as_slice());
+        let mut sent = 0;
+        while sent < head.len() + body.len() {
+            let rest: Vec<io::IoSlice<'_>> = if sent < head.len() {
+                vec![io::IoSlice::new(&head[sent..]), io::IoSlice::new(body)]
+            } else {
+                vec![io::IoSlice::new(&body[sent - head.len()..])]
+            };
+            let n = io.write_vectored(&rest).await.expect("writev");
+            assert!(n > 0, "a vectored write made no progress");
+            sent += n;
+        }
+        assert!(io.sleep.deadline() > before, "a vectored write is activity");
+        let mut got = vec![0u8; head.len() + body.len()];
+        client.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, b"head body");
+    }
 
     #[test]
     fn query_parameters() {

@@ -116,11 +116,18 @@ where
 /// keeping freed memory. Measured under 8 concurrent scrapers (wrk): peak RSS 19.5 MiB with
 /// glibc's default and 16 blocking threads, 12.9 MiB with two arenas and 8 threads (12.4 MiB
 /// with one arena: not worth serialising the allocator), at the same throughput.
+///
+/// An arena also keeps up to 128 KiB free at its top (glibc's default trim threshold) after
+/// every scrape. At 16 KiB: idle RSS after 20 scrapes 0.2 MiB lower (anonymous 2.56 to 2.36
+/// MiB, 4 fresh instances each, issue 12), the peak under 64 clients unchanged, and about
+/// one page fault, 0.24 `madvise` and 0.04 `brk` more per scrape (strace, 100 scrapes).
+/// Setting it also fixes the mmap threshold at 128 KiB (no per-scrape `mmap` seen).
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator parameters; called on the main thread before any
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 * 1024);
     }
 }
 
