@@ -188,6 +188,16 @@ class Floor:
         return float(m["cpu_per_pass"]) * n
 
 
+def evict(path):
+    """Drops a file's pages from the page cache (POSIX_FADV_DONTNEED), so the next process
+    maps it from disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def cpu_per_scrape(exps, n, rounds, path="/metrics", headers=GZIP, per_round=None):
     """CPU seconds per scrape of each exporter (or per pass of the floor): `rounds` rounds, each
     participant in turn getting n sequential scrapes or passes (interleaved so that a change of
@@ -415,7 +425,13 @@ def main():
             sc_items.append((n, scaling_point(b, {"cpus": 2, "items": n}, target)))
         R["sc_cpu"], R["sc_items"] = sc_cpu, sc_items
 
-        # 2. Memory: fresh instances; idle after 20 scrapes, peak under 64 clients.
+        # 2. Memory: fresh instances; idle after 20 scrapes, peak under 64 clients. Both
+        # binaries start from disk (their page cache evicted), as after a boot: how much of a
+        # binary a process maps depends on how its page cache was filled (a fresh copy of one
+        # binary mapped up to 1 MiB more than the original, pages read in by a build or a
+        # copy rather than by faults).
+        for binary in (a.agent, a.ne):
+            evict(binary)
         ne = b.ne("ne-mem", flags)
         ag = b.agent("agent-mem", flags)
         for e in (ne, ag):
@@ -431,17 +447,6 @@ def main():
             R[e.kind + ".peak"] = status(e.pid, "VmHWM")
             R[e.kind + ".threads"] = status(e.pid, "Threads")
         b.stop(ne, ag)
-        # The allocator: glibc with its arena limit (MALLOC_ARENA_MAX), the same measure.
-        arenas = {}
-        for limit in ("1", "2"):
-            e = b.agent("agent-arena" + limit, flags, env={"MALLOC_ARENA_MAX": limit})
-            e.client.scrapes(20)
-            time.sleep(2)
-            idle = status(e.pid, "VmRSS")
-            wrk(e, 2, 64, DUR)
-            arenas[limit] = (idle, status(e.pid, "VmHWM"))
-            b.stop(e)
-        R["arenas"] = arenas
 
         # 3. CPU per scrape (gzip), sandbox on and off, node_exporter, and the floor (the files
         # of one scrape, pread through kept descriptors) in the same rounds; then throughput.
@@ -629,10 +634,10 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
     row("bytes per scrape, plain / gzip", "%d / %d" % (R["ne.bytes"], R["ne.gz_bytes"]),
         "%d / %d" % (R["agent.bytes"], R["agent.gz_bytes"]), "")
     L.append("")
-    L.append("Allocator: the same agent with glibc's arena limit, same measures (fresh instances): "
-             + "; ".join("`MALLOC_ARENA_MAX=%s` idle %s MiB, peak %s MiB" % (k, mib(v[0]), mib(v[1]))
-                         for k, v in sorted(R["arenas"].items()))
-             + " (default: idle %s, peak %s).\n" % (mib(R["agent.idle"]), mib(R["agent.peak"])))
+    L.append("Allocator: glibc, with the limits the agent sets itself at start-up "
+             "(`startup::limit_malloc_arenas`: two arenas, a 16 KiB trim threshold; "
+             "`MALLOC_ARENA_MAX` in the environment is overridden, so it is not measured "
+             "separately).\n")
     L.append("## The floor\n")
     L.append("`scripts/bench/floor.c` (built by the script with `cc -O2`) opens the %d /proc and /sys "
              "files that the first scrape of a fresh agent opened (`strace -f -y -e trace=openat` "
@@ -734,7 +739,9 @@ def write(a, R, common, only_ne, only_ag, flags, q, N, ROUNDS, DUR):
              "target). The agent, the agent with `--sandbox off` and node_exporter take turns in "
              "each round, so that the load of the machine weighs on all alike." % HZ)
     L.append("- RSS: `VmRSS` (idle, 2 s after 20 scrapes), `RssAnon`/`RssFile`, and `VmHWM` after "
-             "`wrk -t2 -c64 -d%s` on fresh instances. After start-up the agent unmaps (`MADV_DONTNEED`) "
+             "`wrk -t2 -c64 -d%s` on fresh instances, started after both binaries' pages were "
+             "dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`: mapped from "
+             "disk, as after a boot). After start-up the agent unmaps (`MADV_DONTNEED`) "
              "the read-only file pages that only start-up touched (`runtime::release_startup_pages`); "
              "what a scrape touches again comes back from the page cache and counts." % DUR)
     L.append("- Throughput: `wrk -t1 -c1` and `wrk -t2 -c8`, %s each, with `Accept-Encoding: gzip`. "
