@@ -811,6 +811,26 @@ impl IdleTimeout {
         self.sleep.as_mut().reset(deadline);
     }
 
+    /// A write's outcome: bytes written are activity; a write that waits checks the timer.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.activity();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.sleep.as_mut().poll(cx).is_ready() {
             return Err(io::Error::new(
@@ -850,18 +870,8 @@ impl AsyncWrite for IdleTimeout {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.activity();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                self.check(cx)?;
-                Poll::Pending
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(cx, written)
     }
 
     /// hyper queues the response body (the shared answer's `Bytes`) after the head and sends
@@ -874,18 +884,8 @@ impl AsyncWrite for IdleTimeout {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.activity();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                self.check(cx)?;
-                Poll::Pending
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

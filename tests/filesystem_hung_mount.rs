@@ -14,22 +14,11 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use common::*;
-
-/// Kills unshare on drop, which (`--kill-child`) kills the namespace's PID 1 and with it
-/// every process in the namespace.
-struct Namespace(Child);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The value of `family{...mountpoint="mp"...}`, if served.
 fn value(body: &str, family: &str, mp: &str) -> Option<f64> {
@@ -46,7 +35,6 @@ fn hung_fuse_mount_is_isolated_and_skipped() {
         Path::new("/dev/fuse").exists(),
         "/dev/fuse is needed to make a hung FUSE mount (modprobe fuse)"
     );
-    let unshare = find_program("unshare").expect("unshare (util-linux) is needed");
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     fs::create_dir_all(&base).expect("target tmp dir");
     let t = tempfile::Builder::new()
@@ -73,28 +61,15 @@ wait
 "#,
     )
     .expect("write script");
-    let child = Command::new(&unshare)
-        .args([
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount",
-            "--propagation",
-            "private",
-            "--mount-proc",
-        ])
-        .arg("bash")
-        .arg(&script)
-        .arg(&t)
-        .arg(BIN)
-        .arg(port_a.to_string())
-        .arg(port_b.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the namespace");
-    let _ns = Namespace(child);
+    let _ns = Namespace::start(
+        &script,
+        &[
+            OsString::from(&t),
+            OsString::from(BIN),
+            OsString::from(port_a.to_string()),
+            OsString::from(port_b.to_string()),
+        ],
+    );
 
     let hung = t.join("m/hung");
     let data = t.join("m/data");

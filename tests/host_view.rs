@@ -21,9 +21,9 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use common::*;
 
@@ -54,21 +54,9 @@ fn device(labels: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Kills unshare on drop, which (`--kill-child`) kills the namespace's PID 1 and with it
-/// every process in the namespace.
-struct Namespace(Child);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn filesystem_samples_under_a_unit_like_namespace_match_the_hosts() {
     require_root_and_user();
-    let unshare = find_program("unshare").expect("unshare (util-linux) is needed");
     let setpriv = find_program("setpriv").expect("setpriv (util-linux) is needed");
     // Not under /tmp: B's namespace has a private /tmp, which would hide the binary and the
     // test directory from B.
@@ -127,32 +115,16 @@ wait
 "#,
     )
     .expect("write script");
-    let child = Command::new(&unshare)
-        .args([
-            "--pid",
-            "--fork",
-            // Killing unshare (Namespace's drop) must end the namespace: its PID 1 gets
-            // SIGKILL, and with it every process in the namespace (without this, both agents
-            // outlived the test).
-            "--kill-child",
-            "--mount",
-            "--propagation",
-            "private",
-            "--mount-proc",
-        ])
-        .arg("bash")
-        .arg(&script)
-        .arg(&t)
-        .arg(BIN)
-        .arg(&setpriv)
-        .arg(port_a.to_string())
-        .arg(port_b.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the namespace");
-    let _ns = Namespace(child);
+    let _ns = Namespace::start(
+        &script,
+        &[
+            OsString::from(&t),
+            OsString::from(BIN),
+            OsString::from(&setpriv),
+            OsString::from(port_a.to_string()),
+            OsString::from(port_b.to_string()),
+        ],
+    );
 
     let (a, b) = (loopback(port_a), loopback(port_b));
     for addr in [a, b] {

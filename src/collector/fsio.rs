@@ -357,13 +357,14 @@ pub fn list_dir(path: &Path) -> io::Result<Vec<DirEntry>> {
         Mode::empty(),
     )?;
     let mut d = rustix::fs::Dir::new(fd)?;
-    let keep = !per_process(path)
-        && d.statfs().is_ok_and(|st| {
-            st.f_type == nix::sys::statfs::PROC_SUPER_MAGIC.0
-                || st.f_type == nix::sys::statfs::SYSFS_MAGIC.0
-        });
     let v = entries(&mut d, &dir)?;
-    if keep && !v.is_empty() {
+    // Asked only of a listing that would be kept (an empty one is not): no `fstatfs` for the
+    // empty class directories and the textfile directory read on every scrape.
+    let keep = !v.is_empty()
+        && !per_process(path)
+        && d.fd()
+            .is_ok_and(|fd| nix::sys::statfs::fstatfs(fd).is_ok_and(|st| proc_or_sys(&st)));
+    if keep {
         with_cache(|c| {
             if c.dirs.len() < MAX_CACHED {
                 c.dirs.insert(key(path).into(), Arc::new(Mutex::new(d)));

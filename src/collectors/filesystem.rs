@@ -1685,28 +1685,18 @@ mod tests {
     /// thread.
     #[test]
     fn mixed_mounts_run_remote_ones_concurrently() {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let (in_flight2, most2) = (in_flight.clone(), most.clone());
+        let want = 3;
+        let (remote, most) = concurrent_statfs(want);
         let seen: Threads = Arc::default();
         let seen2 = seen.clone();
-        let want = 3;
         let f = move |p: &Path| {
             let key = p.to_string_lossy().into_owned();
             lock(&seen2).push((key.clone(), std::thread::current().id()));
             if key.starts_with("/remote") {
-                let now = in_flight2.fetch_add(1, Ordering::SeqCst) + 1;
-                most2.fetch_max(now, Ordering::SeqCst);
-                // Liveness bound only (two seconds of polling); the assertion is on `most`.
-                for _ in 0..2000 {
-                    if most2.load(Ordering::SeqCst) >= want {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                in_flight2.fetch_sub(1, Ordering::SeqCst);
+                remote(p)
+            } else {
+                Ok(fixed(1.0))
             }
-            Ok(fixed(1.0))
         };
         let statter = leak(Statter::new(Box::new(f), Duration::from_secs(30)));
         statter.set_workers(want as i64);

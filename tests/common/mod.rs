@@ -67,6 +67,45 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A "host" of a test's own: a PID and mount namespace (`unshare --pid --fork --kill-child
+/// --mount --propagation private --mount-proc`) whose PID 1 runs `bash SCRIPT ARGS...`.
+/// Dropping it kills unshare, which (`--kill-child`) kills the namespace's PID 1 with SIGKILL,
+/// and with it every process in the namespace (without that, agents started in it outlived
+/// the test).
+pub struct Namespace(Child);
+
+impl Namespace {
+    pub fn start<A: AsRef<std::ffi::OsStr>>(script: &Path, args: &[A]) -> Namespace {
+        let unshare = find_program("unshare").expect("unshare (util-linux) is needed");
+        let child = Command::new(unshare)
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount",
+                "--propagation",
+                "private",
+                "--mount-proc",
+                "bash",
+            ])
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the namespace");
+        Namespace(child)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Path of `promtool`; fails, never skips, when it is missing.
 pub fn promtool() -> PathBuf {
     find_program("promtool").unwrap_or_else(|| {
