@@ -164,6 +164,23 @@ fn root_start_below_1024_is_hardened_and_reloads_on_the_same_port() {
         assert_eq!(listed, interfaces, "node_network_info lines:\n{body}");
     }
 
+    // The scheduler's second runner (agent::scheduler::SecondRunner): a thread started by
+    // the first scrape, under the filter (socketpair of a connected AF_UNIX stream pair,
+    // clone3), and woken through that pair by every scrape since. With one CPU a scrape
+    // starts a single runner and the thread is never made.
+    let comms: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        comms.iter().filter(|c| *c == "agent-runner").count(),
+        usize::from(cpus >= 2),
+        "{cpus} CPUs, threads {comms:?}"
+    );
+
     // Signals that exercise logging and the summary under the filter.
     agent.signal(Signal::SIGUSR1);
     agent.wait_log("SIGUSR1: debug logging on");
