@@ -16,7 +16,7 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 
@@ -35,12 +35,7 @@ fn hung_fuse_mount_is_isolated_and_skipped() {
         Path::new("/dev/fuse").exists(),
         "/dev/fuse is needed to make a hung FUSE mount (modprobe fuse)"
     );
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    fs::create_dir_all(&base).expect("target tmp dir");
-    let t = tempfile::Builder::new()
-        .prefix("hung-mount.")
-        .tempdir_in(&base)
-        .expect("temp dir");
+    let t = target_tempdir("hung-mount.");
     let t = t.path().to_path_buf();
     let (port_a, port_b) = (free_port(), free_port());
     let script = t.join("host.sh");
@@ -87,30 +82,24 @@ wait
                 "{}",
                 ctx()
             );
-            assert_eq!(
-                value(&body, "node_filesystem_device_error", &hung),
-                Some(1.0),
-                "{}",
-                ctx()
-            );
-            assert_eq!(
-                value(&body, "node_filesystem_size_bytes", &hung),
-                None,
-                "{}",
-                ctx()
-            );
-            assert_eq!(
-                value(&body, "node_filesystem_device_error", &data),
-                Some(0.0),
-                "{}",
-                ctx()
-            );
-            assert_eq!(
-                value(&body, "node_filesystem_size_bytes", &data),
-                Some(8.0 * 1024.0 * 1024.0),
-                "{}",
-                ctx()
-            );
+            // The hung mount reports its error and no size; the tmpfs beside it its size.
+            for (metric, mount, want) in [
+                ("node_filesystem_device_error", &hung, Some(1.0)),
+                ("node_filesystem_size_bytes", &hung, None),
+                ("node_filesystem_device_error", &data, Some(0.0)),
+                (
+                    "node_filesystem_size_bytes",
+                    &data,
+                    Some(8.0 * 1024.0 * 1024.0),
+                ),
+            ] {
+                assert_eq!(
+                    value(&body, metric, mount),
+                    want,
+                    "{metric} of {mount}, {}",
+                    ctx()
+                );
+            }
         }
         // One timed-out call, then skipped: the mount is remembered as stuck.
         let text = fs::read_to_string(t.join(log)).expect("log");

@@ -69,11 +69,7 @@ fn filesystem_samples_under_a_unit_like_namespace_match_the_hosts() {
             p.display()
         );
     }
-    fs::create_dir_all(&base).expect("target tmp dir");
-    let t = tempfile::Builder::new()
-        .prefix("host-view.")
-        .tempdir_in(&base)
-        .expect("temp dir");
+    let t = target_tempdir("host-view.");
     let t = t.path().to_path_buf();
     let (port_a, port_b) = (free_port(), free_port());
     let script = t.join("host.sh");

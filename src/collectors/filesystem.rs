@@ -1597,16 +1597,7 @@ mod tests {
             5
         );
         drop(release_tx);
-        let mut polls = 0u32;
-        while statter.is_stuck("/m1") {
-            // A liveness bound (a minute of polling), not a speed requirement.
-            polls += 1;
-            assert!(
-                polls < 60_000,
-                "never unmarked after the blocked call returned"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_unstuck(statter, "/m1");
         let out = statter.stat_all(&targets).expect("runs");
         assert!(out.iter().all(|o| matches!(o, StatOutcome::Ok(_))));
     }
@@ -1921,16 +1912,7 @@ mod tests {
 
         // The hung call returns: the mount is unmarked and served again.
         drop(release_tx);
-        let mut polls = 0u32;
-        while statter.is_stuck("/nfs") {
-            // A liveness bound (a minute of polling), not a speed requirement.
-            polls += 1;
-            assert!(
-                polls < 60_000,
-                "never unmarked after the blocked call returned"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_unstuck(statter, "/nfs");
         let fams = c.collect_with(&paths, statter).expect("collects");
         assert_eq!(sorted(device_error(&fams)), served(0.0));
     }
@@ -2010,6 +1992,20 @@ mod tests {
 
     fn leak(s: Statter) -> &'static Statter {
         Box::leak(Box::new(s))
+    }
+
+    /// Waits until the helper has unmarked `mount` after its blocked call returned.
+    fn wait_unstuck(statter: &Statter, mount: &str) {
+        let mut polls = 0u32;
+        while statter.is_stuck(mount) {
+            // A liveness bound (a minute of polling), not a speed requirement.
+            polls += 1;
+            assert!(
+                polls < 60_000,
+                "{mount} never unmarked after the blocked call returned"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn fixed(size: f64) -> FsStats {
@@ -2397,16 +2393,7 @@ mod tests {
 
         // The blocked call returns: the helper unmarks the mount...
         drop(release_tx); // the blocked call returns, and later ones do not block
-        let mut polls = 0u32;
-        while statter.is_stuck("/stale") {
-            // A liveness bound (a minute of polling), not a speed requirement.
-            polls += 1;
-            assert!(
-                polls < 60_000,
-                "never unmarked after the blocked call returned"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_unstuck(statter, "/stale");
         assert!(stale_returned.load(Ordering::SeqCst));
         // ...and the next scrape serves it again (the released helper is reused).
         let out = statter.stat_all(&targets).expect("runs");

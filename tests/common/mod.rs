@@ -67,6 +67,17 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A directory for a [`Namespace`]'s files, under cargo's target tmp directory (not under /tmp,
+/// which a namespace may replace with a private one), removed when dropped.
+pub fn target_tempdir(prefix: &str) -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&base).expect("target tmp dir");
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .expect("temp dir")
+}
+
 /// A "host" of a test's own: a PID and mount namespace (`unshare --pid --fork --kill-child
 /// --mount --propagation private --mount-proc`) whose PID 1 runs `bash SCRIPT ARGS...`.
 /// Dropping it kills unshare, which (`--kill-child`) kills the namespace's PID 1 with SIGKILL,
