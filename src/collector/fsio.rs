@@ -31,11 +31,14 @@
 //! again under that name; [`MAX_AGE`] bounds the rest, as for files.
 //!
 //! Negative cache: a procfs or sysfs path that does not exist (`ENOENT`: a module not loaded,
-//! hardware absent) is remembered and answered `NotFound` without a system call until the
-//! cache is dropped ([`MAX_AGE`]), so a module loaded or a device that appears is seen within
-//! that time. Whether the path is on procfs or sysfs is asked once, of its nearest existing
-//! ancestor, when the miss is first seen; other trees (fixtures, the textfile directory) are
-//! never cached. [`known_missing`] and [`note_missing`] let directory listings share it.
+//! hardware absent; or `ENOTDIR`: a file where the path expects a directory, as
+//! `/sys/fs/xfs/stats/stats/stats` for the xfs collector's per-device pattern) is remembered
+//! and answered `NotFound` without a system call until the cache is dropped ([`MAX_AGE`]), so
+//! a module loaded or a device that appears is seen within that time. Whether the path is on
+//! procfs or sysfs is asked once, of its nearest existing ancestor, when the miss is first
+//! seen; other trees (fixtures, the textfile directory) are not cached, but for udev's
+//! database, which its reader names ([`note_missing_anywhere`]). [`known_missing`] and
+//! [`note_missing`] let directory listings share it.
 //!
 //! Hostile or broken trees: every file is opened with `O_NONBLOCK` and must be a regular file
 //! (checked with `fstat` on the open descriptor), so a FIFO, socket or device planted where a
@@ -212,7 +215,10 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     let mut file = match open_regular(path) {
         Ok(f) => f,
         Err(e) => {
-            if e.kind() == io::ErrorKind::NotFound {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) {
                 note_missing(path);
             }
             return Err(e);
@@ -470,6 +476,18 @@ pub fn note_missing(path: &Path) {
             if c.foreign.len() < MAX_CACHED {
                 c.foreign.insert(key(d).into());
             }
+        }
+    });
+}
+
+/// Remembers that `path` was found absent, whatever file system it is on: for a reader that
+/// knows a file can appear there only with a new device, so that asking again every
+/// [`MAX_AGE`] is soon enough (udev's database: a device-mapper volume that udev does not
+/// manage has no file, and node_exporter's diskstats collector tries it on every scrape).
+pub fn note_missing_anywhere(path: &Path) {
+    with_cache(|c| {
+        if c.missing.len() < MAX_CACHED {
+            c.missing.insert(key(path).into());
         }
     });
 }
@@ -760,6 +778,19 @@ mod tests {
         assert!(known_missing(p), "a sysfs miss is remembered");
         assert_eq!(
             read_to_string(p).expect_err("still missing").kind(),
+            io::ErrorKind::NotFound
+        );
+        // A file where the path wants a directory (`ENOTDIR`) is absent as well.
+        let below_a_file = Path::new("/proc/meminfo/no-such");
+        assert_eq!(
+            read_to_string(below_a_file)
+                .expect_err("not a directory")
+                .kind(),
+            io::ErrorKind::NotADirectory
+        );
+        assert!(known_missing(below_a_file), "an ENOTDIR miss is remembered");
+        assert_eq!(
+            read_to_string(below_a_file).expect_err("remembered").kind(),
             io::ErrorKind::NotFound
         );
         let own = std::path::PathBuf::from(format!("/proc/{}/no-such", std::process::id()));

@@ -396,10 +396,14 @@ impl Collector for Diskstats {
             let p = paths.udev_data.join(format!("b{major}:{minor}"));
             match super::fsio::read_to_string(&p) {
                 Ok(t) => Some(t),
+                // A device without a udev file (a volume udev does not manage) is asked
+                // again a minute later, not on every scrape (issue 12).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    super::fsio::note_missing_anywhere(&p);
+                    None
+                }
                 Err(e) => {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        log::debug!("reading {}: {e}", p.display());
-                    }
+                    log::debug!("reading {}: {e}", p.display());
                     None
                 }
             }
@@ -703,6 +707,42 @@ mod tests {
         assert!(value(&fams, "node_disk_reads_completed_total", "sda1").is_none());
         assert!(value(&fams, "node_disk_reads_completed_total", "dm-5").is_some());
         assert!(value(&fams, "node_disk_reads_completed_total", "mmcblk0p1").is_some());
+    }
+
+    /// A device without a udev file is not asked for it again at the next scrape: the miss is
+    /// remembered (for fsio's cache lifetime), even off procfs and sysfs.
+    #[test]
+    fn a_missing_udev_file_is_remembered() {
+        let udev = tempfile::tempdir().expect("tmp");
+        let paths = Paths {
+            procfs: fixture("node_exporter/proc"),
+            udev_data: udev.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let collector = Diskstats {
+            filter: DeviceFilter::new(&None, &None, Some(DEFAULT_DEVICE_EXCLUDE)),
+        };
+        let model = |fams: &[MetricFamily]| {
+            labels(fams, "node_disk_info", "sda")
+                .into_iter()
+                .find(|(k, _)| k == "model")
+                .map(|(_, v)| v)
+        };
+        let fams = collector.collect(&paths).expect("collects");
+        assert_eq!(
+            model(&fams).as_deref(),
+            Some(""),
+            "no udev file, an empty model"
+        );
+        let file = udev.path().join("b8:0");
+        assert!(crate::collector::fsio::known_missing(&file));
+        std::fs::write(&file, "E:ID_MODEL=later\n").expect("write");
+        let fams = collector.collect(&paths).expect("collects");
+        assert_eq!(
+            model(&fams).as_deref(),
+            Some(""),
+            "the miss is remembered, the file not read yet"
+        );
     }
 
     #[test]

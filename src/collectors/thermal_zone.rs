@@ -26,9 +26,10 @@ fn skippable(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENODATA) | Some(libc::EAGAIN))
 }
 
-/// Entries `<prefix><digits...>` of a directory, as (number part, path), like procfs'
-/// `filepath.Glob("<prefix>[0-9]*")`.
-fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(String, std::path::PathBuf)>, CollectError> {
+/// The entries of the thermal class directory, listed once for both of node_exporter's globs
+/// (zones and cooling devices: one `openat` and `getdents64` a scrape fewer where the
+/// directory is empty, as on most VMs). Absent: none.
+fn listing(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CollectError> {
     let entries = match crate::collector::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -37,15 +38,29 @@ fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(String, std::path::PathBuf)
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| CollectError::io(dir, e))?;
-        let name = entry.file_name();
-        if let Some(n) = name.to_str().and_then(|n| n.strip_prefix(prefix)) {
-            if n.starts_with(|c: char| c.is_ascii_digit()) {
-                out.push((n.to_string(), entry.path()));
-            }
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, entry.path()));
         }
     }
-    out.sort();
     Ok(out)
+}
+
+/// Entries `<prefix><digits...>` of a listing, as (number part, path), like procfs'
+/// `filepath.Glob("<prefix>[0-9]*")`.
+fn numbered(
+    listing: &[(String, std::path::PathBuf)],
+    prefix: &str,
+) -> Vec<(String, std::path::PathBuf)> {
+    let mut out: Vec<_> = listing
+        .iter()
+        .filter_map(|(name, path)| {
+            let n = name.strip_prefix(prefix)?;
+            n.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (n.to_string(), path.clone()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 enum Read<T> {
@@ -82,9 +97,9 @@ impl Collector for ThermalZone {
         "thermal_zone"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let class = paths.sys("class/thermal");
+        let class = listing(&paths.sys("class/thermal"))?;
         let mut temp = MetricFamily::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
-        'zones: for (zone, dir) in numbered(&class, "thermal_zone")? {
+        'zones: for (zone, dir) in numbered(&class, "thermal_zone") {
             let mut vals = Vec::with_capacity(2);
             for f in ["type", "policy"] {
                 match read_file(&dir.join(f))? {
@@ -118,11 +133,11 @@ impl Collector for ThermalZone {
 /// Every `cooling_device<N>` into `cur` and `max`; on an error, neither is complete (the
 /// caller drops both, as procfs' `ClassCoolingDeviceStats` returns nothing on an error).
 fn read_cooling_devices(
-    class: &Path,
+    class: &[(String, std::path::PathBuf)],
     cur: &mut MetricFamily,
     max: &mut MetricFamily,
 ) -> Result<(), CollectError> {
-    for (name, dir) in numbered(class, "cooling_device")? {
+    for (name, dir) in numbered(class, "cooling_device") {
         let Read::Value(kind) = read_file(&dir.join("type"))? else {
             continue;
         };
