@@ -59,9 +59,12 @@ def main():
     for c in range(a.cpus):
         sched.append("cpu%d 0 0 0 0 0 0 %d %d %d" % (c, 100000 + c, 2000 + c, 3000 + c))
     w(os.path.join(proc, "schedstat"), "\n".join(sched) + "\n")
+    # Linux 5.10+'s 13 columns: processed, dropped, time_squeezed, five zeros, cpu_collision,
+    # received_rps, flow_limit_count, backlog_len, then the CPU's index (both exporters label
+    # the line with it).
     w(os.path.join(proc, "net/softnet_stat"),
       "".join("%08x 00000000 00000001 00000000 00000000 00000000 00000000 00000000 "
-              "00000000 00000000 00000000 %08x 00000000\n" % (1000 + c, c) for c in range(a.cpus)))
+              "00000000 00000000 00000000 00000000 %08x\n" % (1000 + c, c) for c in range(a.cpus)))
     cpu_root = os.path.join(sys_, "devices/system/cpu")
     rng = "0-%d\n" % (a.cpus - 1) if a.cpus > 1 else "0\n"
     for f in ("online", "possible", "present"):
