@@ -79,7 +79,11 @@ def main():
         for f, v in (("cpuinfo_cur_freq", "2400000"), ("cpuinfo_max_freq", "3600000"),
                      ("cpuinfo_min_freq", "800000"), ("scaling_cur_freq", "2400000"),
                      ("scaling_max_freq", "3600000"), ("scaling_min_freq", "800000"),
-                     ("scaling_governor", "performance")):
+                     ("scaling_governor", "performance"),
+                     # node_exporter 1.5 (procfs 0.8) fails the collector without these.
+                     ("scaling_available_governors", "performance powersave"),
+                     ("scaling_driver", "acpi-cpufreq"), ("related_cpus", str(c)),
+                     ("scaling_setspeed", "<unsupported>")):
             w(os.path.join(d, "cpufreq", f), v + "\n")
 
     # --- disks
