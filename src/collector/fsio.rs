@@ -33,12 +33,12 @@
 //! Negative cache: a procfs or sysfs path that does not exist (`ENOENT`: a module not loaded,
 //! hardware absent; or `ENOTDIR`: a file where the path expects a directory, as
 //! `/sys/fs/xfs/stats/stats/stats` for the xfs collector's per-device pattern) is remembered
-//! and answered `NotFound` without a system call until the cache is dropped ([`MAX_AGE`]), so
-//! a module loaded or a device that appears is seen within that time. Whether the path is on
-//! procfs or sysfs is asked once, of its nearest existing ancestor, when the miss is first
-//! seen; other trees (fixtures, the textfile directory) are not cached, but for udev's
-//! database, which its reader names ([`note_missing_anywhere`]). [`known_missing`] and
-//! [`note_missing`] let directory listings share it.
+//! with its error, and answered that error without a system call until the cache is dropped
+//! ([`MAX_AGE`]), so a module loaded or a device that appears is seen within that time.
+//! Whether the path is on procfs or sysfs is asked once, of its nearest existing ancestor,
+//! when the miss is first seen; other trees (fixtures, the textfile directory) are not cached,
+//! but for udev's database, which its reader names ([`note_missing_anywhere`]).
+//! [`missing_error`] and [`note_missing`] let directory listings and `metadata` share it.
 //!
 //! Hostile or broken trees: every file is opened with `O_NONBLOCK` and must be a regular file
 //! (checked with `fstat` on the open descriptor), so a FIFO, socket or device planted where a
@@ -141,8 +141,9 @@ struct Cache {
     files: FxHashMap<Box<[u8]>, Kept>,
     /// Kept procfs and sysfs directories (see the module docs), listed under their lock.
     dirs: FxHashMap<Box<[u8]>, Arc<Mutex<rustix::fs::Dir>>>,
-    /// procfs and sysfs paths found absent (see the module docs).
-    missing: FxHashSet<Box<[u8]>>,
+    /// procfs and sysfs paths found absent (see the module docs), with the error they gave
+    /// (`ENOENT` or `ENOTDIR`), given again to whoever asks.
+    missing: FxHashMap<Box<[u8]>, i32>,
     /// Directories whose absent entries are not on procfs or sysfs (`/run/udev/data` on a
     /// host without udev): a miss under one is not cached and needs no `statfs` walk to tell.
     foreign: FxHashSet<Box<[u8]>>,
@@ -195,8 +196,8 @@ pub fn read_str_with<T>(path: &Path, f: impl FnOnce(&str) -> T) -> io::Result<T>
 pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     let (kept, missing) = lookup(path);
-    if missing {
-        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    if let Some(errno) = missing {
+        return Err(io::Error::from_raw_os_error(errno));
     }
     if let Some(kept) = kept {
         let read = match kept.lock() {
@@ -215,12 +216,7 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     let mut file = match open_regular(path) {
         Ok(f) => f,
         Err(e) => {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) {
-                note_missing(path);
-            }
+            note_missing(path, &e);
             return Err(e);
         }
     };
@@ -474,16 +470,32 @@ fn note_foreign(dir: &Path) {
     });
 }
 
-/// Whether `path` is remembered absent (a procfs or sysfs path that failed with `ENOENT`
-/// since the cache was last dropped): the caller answers `NotFound` without asking the
-/// kernel.
-pub fn known_missing(path: &Path) -> bool {
-    with_cache(|c| c.missing.contains(key(path))).unwrap_or(false)
+/// The error `path` gave when it was found absent since the cache was last dropped (a
+/// procfs or sysfs path, or one [`note_missing_anywhere`] named): the caller answers it
+/// without asking the kernel.
+pub fn missing_error(path: &Path) -> Option<io::Error> {
+    let errno = with_cache(|c| c.missing.get(key(path)).copied()).flatten()?;
+    Some(io::Error::from_raw_os_error(errno))
 }
 
-/// Remembers that `path` was found absent (`ENOENT`), if it is a procfs or sysfs path and not
-/// a per-process one: its nearest existing ancestor (at most a few levels up) tells.
-pub fn note_missing(path: &Path) {
+/// Whether `path` is remembered absent ([`missing_error`]).
+#[cfg(test)]
+pub fn known_missing(path: &Path) -> bool {
+    missing_error(path).is_some()
+}
+
+/// The errno of an error that says a path does not exist: `ENOENT`, or `ENOTDIR` (a file
+/// where the path wants a directory).
+fn absence(e: &io::Error) -> Option<i32> {
+    e.raw_os_error()
+        .filter(|&n| n == libc::ENOENT || n == libc::ENOTDIR)
+}
+
+/// Remembers that `path` is absent if `e` says so ([`absence`]) and it is a procfs or sysfs
+/// path, not a per-process one: its nearest existing ancestor (at most a few levels up)
+/// tells.
+pub fn note_missing(path: &Path, e: &io::Error) {
+    let Some(errno) = absence(e) else { return };
     if per_process(path) {
         return;
     }
@@ -504,7 +516,7 @@ pub fn note_missing(path: &Path) {
     with_cache(|c| {
         if on_proc_or_sys {
             if c.missing.len() < MAX_CACHED {
-                c.missing.insert(key(path).into());
+                c.missing.insert(key(path).into(), errno);
             }
         } else if let Some(d) = parent {
             if c.foreign.len() < MAX_CACHED {
@@ -514,14 +526,15 @@ pub fn note_missing(path: &Path) {
     });
 }
 
-/// Remembers that `path` was found absent, whatever file system it is on: for a reader that
-/// knows a file can appear there only with a new device, so that asking again every
-/// [`MAX_AGE`] is soon enough (udev's database: a device-mapper volume that udev does not
-/// manage has no file, and node_exporter's diskstats collector tries it on every scrape).
-pub fn note_missing_anywhere(path: &Path) {
+/// [`note_missing`] whatever file system `path` is on: for a reader that knows a file can
+/// appear there only with a new device, so that asking again every [`MAX_AGE`] is soon enough
+/// (udev's database: a device-mapper volume that udev does not manage has no file, and
+/// node_exporter's diskstats collector tries it on every scrape).
+pub fn note_missing_anywhere(path: &Path, e: &io::Error) {
+    let Some(errno) = absence(e) else { return };
     with_cache(|c| {
         if c.missing.len() < MAX_CACHED {
-            c.missing.insert(key(path).into());
+            c.missing.insert(key(path).into(), errno);
         }
     });
 }
@@ -531,7 +544,7 @@ fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
     let cache = guard.get_or_insert_with(|| Cache {
         files: FxHashMap::default(),
         dirs: FxHashMap::default(),
-        missing: FxHashSet::default(),
+        missing: FxHashMap::default(),
         foreign: FxHashSet::default(),
         since: Instant::now(),
     });
@@ -556,9 +569,10 @@ fn key(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
 
-fn lookup(path: &Path) -> (Option<Kept>, bool) {
+/// The kept descriptor of `path`, and the error it gave if it is remembered absent: one lock.
+fn lookup(path: &Path) -> (Option<Kept>, Option<i32>) {
     let k = key(path);
-    with_cache(|c| (c.files.get(k).cloned(), c.missing.contains(k))).unwrap_or((None, false))
+    with_cache(|c| (c.files.get(k).cloned(), c.missing.get(k).copied())).unwrap_or((None, None))
 }
 
 fn remember(path: &Path, file: File) {
@@ -825,7 +839,8 @@ mod tests {
         assert!(known_missing(below_a_file), "an ENOTDIR miss is remembered");
         assert_eq!(
             read_to_string(below_a_file).expect_err("remembered").kind(),
-            io::ErrorKind::NotFound
+            io::ErrorKind::NotADirectory,
+            "and answered with the error it gave"
         );
         let own = std::path::PathBuf::from(format!("/proc/{}/no-such", std::process::id()));
         assert!(read_to_string(&own).is_err());

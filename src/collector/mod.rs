@@ -223,19 +223,15 @@ pub type DirEntries = std::iter::Map<
 /// system call.
 pub fn read_dir(dir: impl AsRef<Path>) -> std::io::Result<DirEntries> {
     let dir = dir.as_ref();
-    if fsio::known_missing(dir) {
-        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    if let Some(e) = fsio::missing_error(dir) {
+        return Err(e);
     }
     fsio::list_dir(dir)
         .map(|v| {
             v.into_iter()
                 .map(Ok as fn(fsio::DirEntry) -> std::io::Result<fsio::DirEntry>)
         })
-        .inspect_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                fsio::note_missing(dir);
-            }
-        })
+        .inspect_err(|e| fsio::note_missing(dir, e))
 }
 
 /// `std::fs::metadata` (symlinks followed), answering a procfs or sysfs path found absent
@@ -243,14 +239,10 @@ pub fn read_dir(dir: impl AsRef<Path>) -> std::io::Result<DirEntries> {
 /// absent paths (`cpuN/cpufreq`, `cpuN/thermal_throttle`) on every scrape (issue 12).
 pub fn metadata(path: impl AsRef<Path>) -> std::io::Result<std::fs::Metadata> {
     let path = path.as_ref();
-    if fsio::known_missing(path) {
-        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    if let Some(e) = fsio::missing_error(path) {
+        return Err(e);
     }
-    std::fs::metadata(path).inspect_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            fsio::note_missing(path);
-        }
-    })
+    std::fs::metadata(path).inspect_err(|e| fsio::note_missing(path, e))
 }
 
 /// `Path::is_dir` through [`metadata`] and so through the negative cache.

@@ -399,7 +399,7 @@ impl Collector for Diskstats {
                 // A device without a udev file (a volume udev does not manage) is asked
                 // again a minute later, not on every scrape (issue 12).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    super::fsio::note_missing_anywhere(&p);
+                    super::fsio::note_missing_anywhere(&p, &e);
                     None
                 }
                 Err(e) => {

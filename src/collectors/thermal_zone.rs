@@ -28,8 +28,8 @@ fn skippable(e: &std::io::Error) -> bool {
 
 /// The entries of the thermal class directory, listed once for both of node_exporter's globs
 /// (zones and cooling devices: one `openat` and `getdents64` a scrape fewer where the
-/// directory is empty, as on most VMs). Absent: none.
-fn listing(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CollectError> {
+/// directory is empty, as on most VMs): the entries' names. Absent: none.
+fn listing(dir: &Path) -> Result<Vec<String>, CollectError> {
     let entries = match crate::collector::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -39,24 +39,21 @@ fn listing(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CollectError
     for entry in entries {
         let entry = entry.map_err(|e| CollectError::io(dir, e))?;
         if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, entry.path()));
+            out.push(name);
         }
     }
     Ok(out)
 }
 
-/// Entries `<prefix><digits...>` of a listing, as (number part, path), like procfs'
+/// Entries `<prefix><digits...>` of `dir`'s listing, as (number part, path), like procfs'
 /// `filepath.Glob("<prefix>[0-9]*")`.
-fn numbered(
-    listing: &[(String, std::path::PathBuf)],
-    prefix: &str,
-) -> Vec<(String, std::path::PathBuf)> {
+fn numbered(dir: &Path, listing: &[String], prefix: &str) -> Vec<(String, std::path::PathBuf)> {
     let mut out: Vec<_> = listing
         .iter()
-        .filter_map(|(name, path)| {
+        .filter_map(|name| {
             let n = name.strip_prefix(prefix)?;
             n.starts_with(|c: char| c.is_ascii_digit())
-                .then(|| (n.to_string(), path.clone()))
+                .then(|| (n.to_string(), dir.join(name)))
         })
         .collect();
     out.sort();
@@ -97,9 +94,10 @@ impl Collector for ThermalZone {
         "thermal_zone"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
-        let class = listing(&paths.sys("class/thermal"))?;
+        let class = paths.sys("class/thermal");
+        let names = listing(&class)?;
         let mut temp = MetricFamily::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
-        'zones: for (zone, dir) in numbered(&class, "thermal_zone") {
+        'zones: for (zone, dir) in numbered(&class, &names, "thermal_zone") {
             let mut vals = Vec::with_capacity(2);
             for f in ["type", "policy"] {
                 match read_file(&dir.join(f))? {
@@ -123,7 +121,7 @@ impl Collector for ThermalZone {
         );
         // Partial output as node_exporter's: the zone temperatures are sent before the cooling
         // devices are read (all of them, then sent), so an error there keeps the temperatures.
-        if let Err(e) = read_cooling_devices(&class, &mut cur, &mut max) {
+        if let Err(e) = read_cooling_devices(&class, &names, &mut cur, &mut max) {
             return Err(CollectError::partial(nonempty_sorted(vec![temp]), e));
         }
         Ok(nonempty_sorted(vec![temp, cur, max]))
@@ -133,11 +131,12 @@ impl Collector for ThermalZone {
 /// Every `cooling_device<N>` into `cur` and `max`; on an error, neither is complete (the
 /// caller drops both, as procfs' `ClassCoolingDeviceStats` returns nothing on an error).
 fn read_cooling_devices(
-    class: &[(String, std::path::PathBuf)],
+    class: &Path,
+    names: &[String],
     cur: &mut MetricFamily,
     max: &mut MetricFamily,
 ) -> Result<(), CollectError> {
-    for (name, dir) in numbered(class, "cooling_device") {
+    for (name, dir) in numbered(class, names, "cooling_device") {
         let Read::Value(kind) = read_file(&dir.join("type"))? else {
             continue;
         };
