@@ -32,7 +32,13 @@
 //! and Landlock check included, were about 40 µs per scrape). A listing that comes back
 //! empty is not kept: a removed directory lists empty through an old descriptor (its children
 //! are removed first), so the next listing opens the path afresh and sees a directory created
-//! again under that name; [`MAX_AGE`] bounds the rest, as for files.
+//! again under that name; [`MAX_AGE`] bounds the rest, as for files. A procfs or sysfs
+//! directory found empty that way (`/sys/class/power_supply` and `/sys/class/thermal` on a
+//! host with neither: an `openat`, two `getdents64` and a `close` each, on every scrape) is
+//! remembered empty like an absent path: it is listed again once the cache is dropped, so an
+//! entry that appears (a device, a module loaded) shows within [`MAX_AGE`], as it would had
+//! the directory itself been absent. Other directories (the textfile directory) are listed
+//! afresh every time, empty or not.
 //!
 //! Negative cache: a procfs or sysfs path that does not exist (`ENOENT`: a module not loaded,
 //! hardware absent; or `ENOTDIR`: a file where the path expects a directory, as
@@ -174,6 +180,8 @@ struct Cache {
     /// procfs and sysfs paths found absent (see the module docs), with the error they gave
     /// (`ENOENT` or `ENOTDIR`), given again to whoever asks.
     missing: FxHashMap<Box<[u8]>, i32>,
+    /// procfs and sysfs directories found empty (see the module docs).
+    empty: FxHashSet<Box<[u8]>>,
     /// Directories whose absent entries are not on procfs or sysfs (`/run/udev/data` on a
     /// host without udev): a miss under one is not cached and needs no `statfs` walk to tell.
     foreign: FxHashSet<Box<[u8]>>,
@@ -371,8 +379,15 @@ impl DirEntry {
 /// sysfs directory is kept open and rewound for the next listing (see the module docs);
 /// another (a fixture tree, the textfile directory) is opened afresh for every listing.
 pub fn list_dir(path: &Path) -> io::Result<Vec<DirEntry>> {
+    let (kept, empty) = with_cache(|c| {
+        let k = key(path);
+        (c.dirs.get(k).cloned(), c.empty.contains(k))
+    })
+    .unwrap_or((None, false));
+    if empty {
+        return Ok(Vec::new());
+    }
     let dir: Arc<Path> = Arc::from(path);
-    let kept = with_cache(|c| c.dirs.get(key(path)).cloned()).flatten();
     if let Some(kept) = kept {
         let listed = match kept.lock() {
             Ok(mut d) => entries(&mut d, &dir),
@@ -397,12 +412,10 @@ pub fn list_dir(path: &Path) -> io::Result<Vec<DirEntry>> {
     )?;
     let mut d = rustix::fs::Dir::new(fd)?;
     let v = entries(&mut d, &dir)?;
-    // Asked only of a listing that would be kept (an empty one is not): no `fstatfs` for the
-    // empty class directories read on every scrape; nor, after the first listing, for a
-    // directory off procfs and sysfs (the textfile directory, a fixture tree's). Its parent's
-    // answer does not count: procfs or sysfs can be mounted on it (`/host/proc`).
-    let keep = !v.is_empty()
-        && !per_process(path)
+    // Not asked, after the first listing, of a directory off procfs and sysfs (the textfile
+    // directory, a fixture tree's). Its parent's answer does not count: procfs or sysfs can be
+    // mounted on it (`/host/proc`).
+    let on = !per_process(path)
         && !known_foreign(path)
         && d.fd().is_ok_and(|fd| {
             let on = nix::sys::statfs::fstatfs(fd).is_ok_and(|st| proc_or_sys(&st));
@@ -411,9 +424,13 @@ pub fn list_dir(path: &Path) -> io::Result<Vec<DirEntry>> {
             }
             on
         });
-    if keep {
+    if on {
         with_cache(|c| {
-            if c.dirs.len() < MAX_CACHED {
+            if v.is_empty() {
+                if c.empty.len() < MAX_CACHED {
+                    c.empty.insert(key(path).into());
+                }
+            } else if c.dirs.len() < MAX_CACHED {
                 c.dirs.insert(key(path).into(), Arc::new(Mutex::new(d)));
             }
         });
@@ -535,6 +552,12 @@ pub fn missing_error(path: &Path) -> Option<io::Error> {
     Some(io::Error::from_raw_os_error(errno))
 }
 
+/// Whether `path` is remembered as an empty directory.
+#[cfg(test)]
+fn known_empty(path: &Path) -> bool {
+    with_cache(|c| c.empty.contains(key(path))).unwrap_or(false)
+}
+
 /// Whether `path` is remembered absent ([`missing_error`]).
 #[cfg(test)]
 pub fn known_missing(path: &Path) -> bool {
@@ -602,6 +625,7 @@ fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
         files: FxHashMap::default(),
         dirs: FxHashMap::default(),
         missing: FxHashMap::default(),
+        empty: FxHashSet::default(),
         foreign: FxHashSet::default(),
         since: Instant::now(),
     });
@@ -609,6 +633,7 @@ fn with_cache<T>(f: impl FnOnce(&mut Cache) -> T) -> Option<T> {
         cache.files.clear();
         cache.dirs.clear();
         cache.missing.clear();
+        cache.empty.clear();
         cache.foreign.clear();
         cache.since = Instant::now();
     }
@@ -848,6 +873,51 @@ mod tests {
         // The buffer is reused: a shorter file after a longer one leaves nothing behind.
         assert_eq!(read_to_string(&b).expect("read").len(), 12000);
         assert_eq!(read_to_string(&a).expect("read"), "first\u{fffd}");
+    }
+
+    #[test]
+    fn empty_procfs_and_sysfs_directories_are_remembered_other_ones_not() {
+        // A sysfs directory with nothing in it: one of these is empty on any host (a class
+        // with no device, a mount point with nothing mounted on it).
+        let candidates = [
+            "/sys/class/power_supply",
+            "/sys/class/thermal",
+            "/sys/kernel/debug",
+            "/sys/fs/pstore",
+            "/sys/fs/bpf",
+            "/sys/kernel/tracing",
+            "/sys/fs/fuse/connections",
+            "/sys/kernel/config",
+            "/sys/firmware/acpi/hotplug",
+        ];
+        let on_sysfs = |p: &Path| {
+            nix::sys::statfs::statfs(p)
+                .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
+        };
+        let empty = candidates
+            .iter()
+            .map(Path::new)
+            .find(|p| on_sysfs(p) && std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none()))
+            .unwrap_or_else(|| panic!("no empty sysfs directory among {candidates:?}"));
+        assert!(list_dir(empty).expect("list").is_empty());
+        assert!(
+            known_empty(empty),
+            "{} not remembered empty",
+            empty.display()
+        );
+        assert!(list_dir(empty).expect("list again").is_empty());
+
+        // Any other empty directory is listed afresh: a file put there is seen at once.
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert!(list_dir(tmp.path()).expect("list").is_empty());
+        assert!(!known_empty(tmp.path()));
+        std::fs::write(tmp.path().join("a.prom"), "x 1\n").expect("write");
+        let names: Vec<_> = list_dir(tmp.path())
+            .expect("list")
+            .iter()
+            .map(DirEntry::file_name)
+            .collect();
+        assert_eq!(names, ["a.prom"]);
     }
 
     #[test]
