@@ -157,9 +157,13 @@ struct KeptFile {
 /// How much of a file one read gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReadKind {
-    /// Read until a read returns 0: a seq_file hands over at most a page of records a read,
-    /// so a short read does not mean the end.
+    /// Read until a read returns 0 (a sysfs binary attribute).
     UntilEnd,
+    /// A procfs file: read until a read returns 0, but where its reader knows how long its
+    /// records can be ([`Records`]). A seq_file hands over records while they fit in its
+    /// buffer (a page at first, larger only after a record did not fit in it), so a short
+    /// read does not by itself mean the end.
+    Procfs,
     /// A sysfs attribute (`show`): sysfs gives it the size of a page (`PAGE_SIZE`; a binary
     /// attribute has its own size instead), and its whole content is made by one `show()` of
     /// less than a page, handed over in the first read when the buffer holds a page (kernel
@@ -229,9 +233,38 @@ pub fn read_str_with<T>(path: &Path, f: impl FnOnce(&str) -> T) -> io::Result<T>
     })
 }
 
+/// What a reader knows of a procfs file's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Records {
+    Unknown,
+    /// A seq_file whose records (lines) are never longer than this many bytes. A read stops
+    /// short of the buffer only at the end, or when the next record would not fit in the
+    /// seq_file's buffer (at least a page: kernel `seq_read_iter`); so a read that left room
+    /// in ours and that much room in a page was the last, and the read that would return 0
+    /// is not made. That read is not free: for `/proc/net/udp` it walks the whole UDP hash
+    /// table again (`udp_get_first`, about 2% of a scrape's CPU on the reference host).
+    AtMost(usize),
+}
+
+/// [`read_to_string`] for a procfs seq_file whose records are at most `max_record` bytes
+/// ([`Records::AtMost`]): the same content, one read fewer when it fits in a page.
+pub fn read_records_to_string(path: &Path, max_record: usize) -> io::Result<String> {
+    with_scratch(|buf| {
+        read_into_with(path, buf, Records::AtMost(max_record))?;
+        Ok(match std::str::from_utf8(buf) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(buf).into_owned(),
+        })
+    })
+}
+
 /// Reads a whole file into `buf` (cleared first): a regular file only, never blocking in
 /// `open`, at most [`MAX_FILE_BYTES`].
 pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    read_into_with(path, buf, Records::Unknown)
+}
+
+fn read_into_with(path: &Path, buf: &mut Vec<u8>, records: Records) -> io::Result<()> {
     buf.clear();
     let (kept, missing) = lookup(path);
     if let Some(errno) = missing {
@@ -239,7 +272,7 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     }
     if let Some(kept) = kept {
         let read = match kept.file.lock() {
-            Ok(file) => pread_all(&file, buf, kept.read),
+            Ok(file) => pread_all(&file, buf, kept.read, records),
             Err(_) => Err(io::Error::other("poisoned")),
         };
         match read {
@@ -259,7 +292,7 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
         }
     };
     if let Some(kind) = keepable(path, &file, size) {
-        let read = pread_all(&file, buf, kind);
+        let read = pread_all(&file, buf, kind, records);
         if read.is_ok() || read.as_ref().is_err_and(attribute_error) {
             remember(path, file, kind);
         }
@@ -274,14 +307,14 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
 /// would not keep itself, e.g. PID 1's mount table opened before the privilege drop).
 pub fn pread_to_string(file: &File) -> io::Result<String> {
     let mut buf = Vec::with_capacity(4096);
-    pread_all(file, &mut buf, ReadKind::UntilEnd)?;
+    pread_all(file, &mut buf, ReadKind::UntilEnd, Records::Unknown)?;
     Ok(match String::from_utf8(buf) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
 }
 
-fn pread_all(file: &File, buf: &mut Vec<u8>, kind: ReadKind) -> io::Result<()> {
+fn pread_all(file: &File, buf: &mut Vec<u8>, kind: ReadKind, records: Records) -> io::Result<()> {
     let start = buf.len();
     let mut offset = 0u64;
     loop {
@@ -305,7 +338,7 @@ fn pread_all(file: &File, buf: &mut Vec<u8>, kind: ReadKind) -> io::Result<()> {
         if n == 0 {
             return Ok(());
         }
-        if kind == ReadKind::OneShow && offset == 0 && n < room {
+        if last_read(kind, records, offset, n, room) {
             return Ok(());
         }
         offset += n as u64;
@@ -466,6 +499,16 @@ fn entries(d: &mut rustix::fs::Dir, dir: &Arc<Path>) -> io::Result<Vec<DirEntry>
     Ok(out)
 }
 
+/// Whether a read of `n` bytes at `offset` into `room` bytes of buffer was the file's last
+/// ([`ReadKind::OneShow`], [`Records::AtMost`]).
+fn last_read(kind: ReadKind, records: Records, offset: u64, n: usize, room: usize) -> bool {
+    match (kind, records) {
+        (ReadKind::OneShow, _) => offset == 0 && n < room,
+        (ReadKind::Procfs, Records::AtMost(r)) => n < room && n.saturating_add(r) <= page_size(),
+        _ => false,
+    }
+}
+
 /// An error a procfs or sysfs attribute gives while its object exists (see the module docs).
 fn attribute_error(e: &io::Error) -> bool {
     matches!(
@@ -511,10 +554,11 @@ fn keepable(path: &Path, file: &File, size: u64) -> Option<ReadKind> {
     if let (None, Some(d)) = (fs, dir) {
         note_foreign(d);
     }
-    let one_show = fs == Some(nix::sys::statfs::SYSFS_MAGIC) && size == page_size() as u64;
-    fs.map(|_| match one_show {
-        true => ReadKind::OneShow,
-        false => ReadKind::UntilEnd,
+    let sysfs = nix::sys::statfs::SYSFS_MAGIC;
+    fs.map(|t| match t {
+        t if t == sysfs && size == page_size() as u64 => ReadKind::OneShow,
+        t if t == sysfs => ReadKind::UntilEnd,
+        _ => ReadKind::Procfs,
     })
 }
 
@@ -772,13 +816,57 @@ mod tests {
 
         let procfs = Path::new("/proc/loadavg");
         read_to_string(procfs).expect("read");
-        assert_eq!(cached(procfs).map(|k| k.read), Some(ReadKind::UntilEnd));
+        assert_eq!(cached(procfs).map(|k| k.read), Some(ReadKind::Procfs));
         let n = reads_made_by(|| {
             read_to_string(procfs).expect("read again");
         });
         assert_eq!(
             n, 2,
             "a procfs file: its content, then the read that returns 0"
+        );
+    }
+
+    #[test]
+    fn a_seq_file_of_short_records_that_fits_in_a_page_is_read_once() {
+        let page = page_size();
+        // The rule: a read that left room in the buffer and room for one more record in a
+        // page was the last; anything else reads on.
+        let some = Records::AtMost(256);
+        assert!(last_read(ReadKind::Procfs, some, 0, 300, 8192));
+        assert!(last_read(ReadKind::Procfs, some, 4096, page - 256, 8192));
+        assert!(!last_read(ReadKind::Procfs, some, 0, page - 255, 8192));
+        assert!(!last_read(ReadKind::Procfs, some, 0, 1024, 1024));
+        assert!(!last_read(ReadKind::Procfs, Records::Unknown, 0, 300, 8192));
+        assert!(!last_read(ReadKind::UntilEnd, some, 0, 300, 8192));
+        assert!(last_read(ReadKind::OneShow, Records::Unknown, 0, 300, 8192));
+        assert!(!last_read(
+            ReadKind::OneShow,
+            Records::Unknown,
+            300,
+            300,
+            8192
+        ));
+
+        // A real one: the agent's own mount table (records well under 2 KiB here), read
+        // through the kept descriptor. It has the same content as std reads, and takes one
+        // read when it fits in a page with room for a record, two otherwise.
+        let p = Path::new("/proc/self/mountinfo");
+        let max = 2048;
+        read_records_to_string(p, max).expect("read");
+        assert_eq!(cached(p).map(|k| k.read), Some(ReadKind::Procfs));
+        let mut ours = String::new();
+        let n = reads_made_by(|| ours = read_records_to_string(p, max).expect("read again"));
+        let std = std::fs::read_to_string(p).expect("std");
+        assert_eq!(ours, std);
+        assert!(
+            std.lines().all(|l| l.len() < max),
+            "a record over {max} bytes"
+        );
+        let want = if std.len() + max <= page { 1 } else { 2 };
+        assert!(
+            n == want || (want == 2 && n > 2),
+            "{n} reads for {} bytes (a page: {page})",
+            std.len()
         );
     }
 

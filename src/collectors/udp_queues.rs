@@ -8,7 +8,7 @@
 //! the framework has no "samples and failure" outcome. A line with fewer than 10 columns or a
 //! bad queue value fails the collector.
 
-use super::{read_to_string, CollectError, Collector, Options, Paths};
+use super::{fsio, CollectError, Collector, Options, Paths};
 use crate::exposition::MetricFamily;
 
 /// Summed queue lengths of one file.
@@ -61,16 +61,23 @@ pub fn collector(_opts: &Options) -> Box<dyn Collector> {
 
 pub struct UdpQueues;
 
+/// The longest line of `/proc/net/udp` and `udp6`, with room to spare: IPv4 lines are padded
+/// to 127 characters and a newline (kernel `udp4_seq_show`), IPv6 ones are about 170
+/// (`__ip6_dgram_sock_seq_show`). With it, a table that fits in a page is read once: each
+/// read of these files walks the whole UDP hash table ([`fsio::Records`]).
+const MAX_RECORD: usize = 512;
+
 impl Collector for UdpQueues {
     fn name(&self) -> &'static str {
         "udp_queues"
     }
     fn collect(&self, paths: &Paths) -> Result<Vec<MetricFamily>, CollectError> {
         let p4 = paths.proc("net/udp");
-        let v4 = parse_udp(&read_to_string(&p4).map_err(CollectError::absent_is_no_data)?)
-            .map_err(|m| CollectError::parse(&p4, m))?;
+        let text = fsio::read_records_to_string(&p4, MAX_RECORD)
+            .map_err(|e| CollectError::io(&p4, e).absent_is_no_data())?;
+        let v4 = parse_udp(&text).map_err(|m| CollectError::parse(&p4, m))?;
         let p6 = paths.proc("net/udp6");
-        let v6 = match super::fsio::read_to_string(&p6) {
+        let v6 = match fsio::read_records_to_string(&p6, MAX_RECORD) {
             Ok(t) => Some(parse_udp(&t).map_err(|m| CollectError::parse(&p6, m))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             // Partial output as node_exporter's: v4 is sent before v6 is read.
