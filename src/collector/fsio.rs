@@ -779,10 +779,16 @@ mod tests {
         );
     }
 
-    /// This thread's count of read system calls so far (`syscr`), read with std (not kept).
+    /// This thread's count of read system calls so far (`syscr`), read with std (not kept)
+    /// in exactly one read (the file is one record, generated whole by the first read): so
+    /// what reading it adds does not depend on how long its numbers have grown.
     fn reads_so_far() -> u64 {
-        std::fs::read_to_string("/proc/thread-self/io")
-            .expect("read /proc/thread-self/io")
+        let mut buf = [0u8; 4096];
+        let n = File::open("/proc/thread-self/io")
+            .and_then(|mut f| f.read(&mut buf))
+            .expect("read /proc/thread-self/io");
+        std::str::from_utf8(&buf[..n])
+            .expect("utf-8")
             .lines()
             .find_map(|l| l.strip_prefix("syscr:"))
             .and_then(|v| v.trim().parse().ok())
