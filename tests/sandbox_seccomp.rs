@@ -278,6 +278,21 @@ fn allowed_operations_work() {
             }
         },
     );
+    assert_exits_cleanly(
+        "ppoll with a zero timeout on /proc/self/mountinfo (the filesystem collector)",
+        || {
+            use nix::poll::{ppoll, PollFd, PollFlags};
+            use std::os::fd::AsFd;
+            let Ok(f) = std::fs::File::open("/proc/self/mountinfo") else {
+                return 2;
+            };
+            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
+            match ppoll(&mut fds, Some(nix::sys::time::TimeSpec::new(0, 0)), None) {
+                Ok(_) => 0,
+                Err(_) => 2,
+            }
+        },
+    );
     assert_exits_cleanly("metadata, read_dir, statfs, uname", || {
         let ok = std::fs::metadata("/proc/meminfo").is_ok()
             && std::fs::read_dir("/sys/class")
