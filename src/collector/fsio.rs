@@ -5,7 +5,8 @@
 //! machine with perf: `open`, `close` and `statx` were about 40% of the agent's CPU per scrape.
 //!
 //! A procfs file is read until a read returns 0 (a seq_file hands over at most a page of
-//! records a read). A sysfs attribute is read once: its whole content comes in the first read
+//! records a read), unless its reader knows how long its records can be ([`Records`]). A
+//! sysfs attribute is read once: its whole content comes in the first read
 //! ([`ReadKind::OneShow`]).
 //!
 //! Other files (the textfile directory, a regular-file fixture tree) are read afresh every
@@ -223,8 +224,17 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// Reads a whole file as UTF-8 (invalid sequences replaced) into this thread's read buffer
 /// and gives it to `f`, without allocating for it.
 pub fn read_str_with<T>(path: &Path, f: impl FnOnce(&str) -> T) -> io::Result<T> {
+    read_records_str_with(path, Records::Unknown, f)
+}
+
+/// [`read_str_with`], telling the reader what is known of the file's records.
+fn read_records_str_with<T>(
+    path: &Path,
+    records: Records,
+    f: impl FnOnce(&str) -> T,
+) -> io::Result<T> {
     with_scratch(|buf| {
-        read_into(path, buf)?;
+        read_into_with(path, buf, records)?;
         // `from_utf8` first: its check is far cheaper than the lossy decoder's.
         Ok(match std::str::from_utf8(buf) {
             Ok(s) => f(s),
@@ -249,13 +259,7 @@ pub enum Records {
 /// [`read_to_string`] for a procfs seq_file whose records are at most `max_record` bytes
 /// ([`Records::AtMost`]): the same content, one read fewer when it fits in a page.
 pub fn read_records_to_string(path: &Path, max_record: usize) -> io::Result<String> {
-    with_scratch(|buf| {
-        read_into_with(path, buf, Records::AtMost(max_record))?;
-        Ok(match std::str::from_utf8(buf) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(buf).into_owned(),
-        })
-    })
+    read_records_str_with(path, Records::AtMost(max_record), str::to_owned)
 }
 
 /// Reads a whole file into `buf` (cleared first): a regular file only, never blocking in
@@ -779,21 +783,7 @@ mod tests {
         );
     }
 
-    /// This thread's count of read system calls so far (`syscr`), read with std (not kept)
-    /// in exactly one read (the file is one record, generated whole by the first read): so
-    /// what reading it adds does not depend on how long its numbers have grown.
-    fn reads_so_far() -> u64 {
-        let mut buf = [0u8; 4096];
-        let n = File::open("/proc/thread-self/io")
-            .and_then(|mut f| f.read(&mut buf))
-            .expect("read /proc/thread-self/io");
-        std::str::from_utf8(&buf[..n])
-            .expect("utf-8")
-            .lines()
-            .find_map(|l| l.strip_prefix("syscr:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("syscr: line")
-    }
+    use crate::collector::testutil::reads_so_far;
 
     /// How many read system calls `f` makes on this thread.
     fn reads_made_by(f: impl FnOnce()) -> u64 {

@@ -239,3 +239,20 @@ pub(crate) fn expected_1_12(prefix: &str) -> Vec<lines::Line> {
     }
     lines::parse(&out)
 }
+
+/// This thread's count of read system calls so far (`syscr` of `/proc/thread-self/io`), read
+/// in exactly one read (the file is one record, generated whole by the first read), so that
+/// what reading it adds does not depend on how long its numbers have grown.
+pub(crate) fn reads_so_far() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let n = std::fs::File::open("/proc/thread-self/io")
+        .and_then(|mut f| f.read(&mut buf))
+        .expect("read /proc/thread-self/io");
+    std::str::from_utf8(&buf[..n])
+        .expect("utf-8")
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("syscr: line")
+}

@@ -1378,23 +1378,9 @@ mod tests {
     use crate::collectors::{DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
     use std::collections::HashMap;
 
-    /// This thread's count of read system calls (`syscr`), read in one read.
-    fn reads_so_far() -> u64 {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        let n = File::open("/proc/thread-self/io")
-            .and_then(|mut f| f.read(&mut buf))
-            .expect("read /proc/thread-self/io");
-        std::str::from_utf8(&buf[..n])
-            .expect("utf-8")
-            .lines()
-            .find_map(|l| l.strip_prefix("syscr:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("syscr: line")
-    }
-
     #[test]
     fn the_own_mount_table_is_read_again_only_after_the_kernel_reports_a_change() {
+        use crate::collector::testutil::reads_so_far;
         // On a thread of its own with a mount namespace of its own (mounts made there are
         // seen by no other test), as root: `/proc/thread-self/mountinfo` is that namespace's.
         assert!(
