@@ -309,37 +309,24 @@ def strace_detach(p):
 
 
 def scrape_files(b, flags):
-    """The /proc and /sys files one scrape of a fresh agent opens (its first scrape: later ones
-    re-read the kept descriptors), from strace attached to the running agent."""
+    """The /proc and /sys files a scrape of a running agent reads: strace (`-y`: each
+    descriptor's path) of its `pread64` and `read` calls over one scrape after three (the
+    first scrape opens the kept descriptors; a later one reads what every scrape reads, and
+    not what only the first does, such as the agent's own mount table, read again only when it
+    changes). The agent's own /proc/PID/ paths are written /proc/self/ for the floor."""
     e = b.agent("floorlist", flags)
-    out = os.path.join(b.tmp, "open.strace")
-    st = strace_attach(e.pid, out, ["-e", "trace=openat"])
+    e.client.scrapes(3)
+    out = os.path.join(b.tmp, "read.strace")
+    st = strace_attach(e.pid, out, ["-y", "-e", "trace=pread64,read"])
     e.client.scrapes(1)
     strace_detach(st)
     b.stop(e)
-    # The path as the agent asked for it (not the descriptor's resolved path: /proc/net/dev
-    # is /proc/PID/net/dev of a process gone by now); a call another thread interrupted is
-    # "<unfinished ...>" on one line and "<... openat resumed>" on a later one of its thread.
-    files, pending = set(), {}
+    own = re.compile(r"^/proc/%d/" % e.pid)
+    files = set()
     for line in open(out):
-        tid, _, rest = line.partition(" ")
-        m = re.match(r'\s*openat\([^"]*"([^"]+)", ([^,)]*)', rest)
-        if m:
-            path, flags_ = m.group(1), m.group(2)
-            if "<unfinished" in rest:
-                pending[tid] = (path, flags_)
-                continue
-            result = rest
-        elif "<... openat resumed>" in rest and tid in pending:
-            path, flags_ = pending.pop(tid)
-            result = rest
-        else:
-            continue
-        if re.search(r"= \d+", result) and "O_DIRECTORY" not in flags_:
-            files.add(path)
-    files = sorted(f for f in files if f.startswith(("/proc/", "/sys/"))
-                   and os.path.isfile(f))
-    return files
+        for m in re.finditer(r"\b(?:pread64|read)\(\d+<([^>]+)>", line):
+            files.add(own.sub("/proc/self/", m.group(1)))
+    return sorted(f for f in files if f.startswith(("/proc/", "/sys/")) and os.path.isfile(f))
 
 
 def syscalls_per_scrape(b, exp, n):
@@ -735,10 +722,12 @@ def write(a, R, common, only_ne, only_ag, flags, q, counts, ROUNDS, DUR):
              "separately).\n")
     L.append("## The floor\n")
     L.append("`scripts/bench/floor.c` (built by the script with `cc -O2`) opens the %d /proc and /sys "
-             "files that the first scrape of a fresh agent opened (`strace -f -y -e trace=openat` "
-             "attached to it; later scrapes re-read kept descriptors), keeps them open, and "
-             "`pread()`s each whole from offset 0 (until a read returns 0) once per pass, as "
-             "`src/collector/fsio.rs` does; %d bytes per pass. It takes its turn in every round of "
+             "files that a scrape of a running agent reads (`strace -f -y -e trace=pread64,read` "
+             "attached to it over its fourth scrape; the agent's own `/proc/PID/` as "
+             "`/proc/self/`), keeps them open, and `pread()`s each whole from offset 0 once per "
+             "pass, by the rules of `src/collector/fsio.rs`: a sysfs attribute in one read, "
+             "`/proc/net/udp` and `udp6` until a read leaves room for a line in a page, any other "
+             "file until a read returns 0; %d bytes per pass. It takes its turn in every round of "
              "the CPU series, after the agent, the agent with `--sandbox off` and node_exporter: "
              "%d passes per turn (a fresh process each turn; its own getrusage counts the passes "
              "only, not the opening of the files), as many as the agent's scrapes (node_exporter "

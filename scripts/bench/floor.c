@@ -1,6 +1,13 @@
 /* The compiled floor of one scrape (issue 12): the CPU it takes merely to read the /proc and
- * /sys files one agent scrape reads, through descriptors kept open (as src/collector/fsio.rs
- * does), with pread() from offset 0 until it returns 0.
+ * /sys files one agent scrape reads, through descriptors kept open, with pread() from offset 0,
+ * by the same rules as src/collector/fsio.rs, so that the floor needs no more reads than the
+ * agent does:
+ *   - a sysfs attribute (on sysfs, sized a page by sysfs): one read, when it leaves room in the
+ *     buffer (its one show() comes whole in the first read; fsio's ReadKind::OneShow);
+ *   - /proc/net/udp and udp6 (lines of at most 512 bytes): until a read leaves 512 bytes of
+ *     room in a page (seq_read_iter stops short only at the end or when a record does not
+ *     fit its page; fsio's Records::AtMost, as the udp_queues collector reads them);
+ *   - any other file: until a read returns 0.
  *
  *   floor FILE_LIST PASSES
  *
@@ -16,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static double cpu_now(void) {
@@ -27,7 +36,31 @@ static double cpu_now(void) {
 
 static char buf[1 << 20];
 
-static long read_all(int fd) {
+enum kind { UNTIL_END, ONE_SHOW, UDP_RECORDS };
+
+#define SYSFS_MAGIC 0x62656572
+#define PROC_SUPER_MAGIC 0x9fa0
+#define UDP_MAX_RECORD 512
+
+static long page;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* How fsio reads the file open on fd (path: as listed). */
+static enum kind kind_of(int fd, const char *path) {
+    struct statfs sf;
+    struct stat st;
+    if (fstatfs(fd, &sf) != 0 || fstat(fd, &st) != 0) return UNTIL_END;
+    if (sf.f_type == SYSFS_MAGIC && st.st_size == page) return ONE_SHOW;
+    if (sf.f_type == PROC_SUPER_MAGIC && (ends_with(path, "/net/udp") || ends_with(path, "/net/udp6")))
+        return UDP_RECORDS;
+    return UNTIL_END;
+}
+
+static long read_all(int fd, enum kind k) {
     long total = 0;
     for (;;) {
         ssize_t n = pread(fd, buf, sizeof buf, total);
@@ -37,6 +70,8 @@ static long read_all(int fd) {
         }
         if (n == 0) return total;
         total += n;
+        if (k == ONE_SHOW && total == n && (size_t)n < sizeof buf) return total;
+        if (k == UDP_RECORDS && n + UDP_MAX_RECORD <= page) return total;
     }
 }
 
@@ -51,7 +86,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "floor: cannot read %s or bad PASSES\n", argv[1]);
         return 2;
     }
+    page = sysconf(_SC_PAGESIZE);
     int *fds = NULL;
+    enum kind *kinds = NULL;
     size_t nfds = 0, cap = 0, skipped = 0;
     char line[4096];
     while (fgets(line, sizeof line, list)) {
@@ -65,16 +102,18 @@ int main(int argc, char **argv) {
         if (nfds == cap) {
             cap = cap ? cap * 2 : 256;
             fds = realloc(fds, cap * sizeof *fds);
-            if (!fds) return 2;
+            kinds = realloc(kinds, cap * sizeof *kinds);
+            if (!fds || !kinds) return 2;
         }
+        kinds[nfds] = kind_of(fd, line);
         fds[nfds++] = fd;
     }
     fclose(list);
     long bytes = 0;
-    for (size_t i = 0; i < nfds; i++) bytes += read_all(fds[i]); /* warm-up pass */
+    for (size_t i = 0; i < nfds; i++) bytes += read_all(fds[i], kinds[i]); /* warm-up pass */
     double t0 = cpu_now();
     for (long p = 0; p < passes; p++)
-        for (size_t i = 0; i < nfds; i++) read_all(fds[i]);
+        for (size_t i = 0; i < nfds; i++) read_all(fds[i], kinds[i]);
     double t1 = cpu_now();
     printf("files=%zu skipped=%zu bytes=%ld cpu_per_pass=%.9f\n", nfds, skipped, bytes,
            (t1 - t0) / passes);
